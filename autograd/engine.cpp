@@ -1,0 +1,97 @@
+// The backward engine: a topological sort of the graph below the root, then one pass in
+// reverse order that sums each node's incoming gradients before running its rule.
+#include <unordered_map>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "autograd/variable.h"
+#include "core/ops/binary.h"
+
+namespace moegrad {
+namespace {
+
+Tensor run_hooks(const std::vector<GradHook>& hooks, Tensor grad) {
+  for (const GradHook& h : hooks) {
+    Tensor replaced = h(grad);
+    if (replaced.defined()) grad = std::move(replaced);
+  }
+  return grad;
+}
+
+// Out of place: a rule may return the same tensor for several inputs (add passes its
+// gradient to both sides), so summing into one of them in place would corrupt the other.
+void accumulate(Tensor& slot, const Tensor& grad) {
+  slot = slot.defined() ? add(slot, grad) : grad;
+}
+
+// A leaf's .grad is its own buffer, summed into in place across backward calls (gradient
+// accumulation over micro-batches).
+void accumulate_leaf(VariableImpl& leaf, const Tensor& grad) {
+  Tensor g = run_hooks(leaf.hooks, grad);
+  if (leaf.grad.defined()) {
+    add_(leaf.grad, g);
+  } else {
+    Tensor c = g.contiguous();
+    leaf.grad = c.shares_storage(g) ? g.clone() : c;
+  }
+}
+
+}  // namespace
+
+void Variable::backward(const Tensor& grad, bool retain_graph) const {
+  MOEGRAD_CHECK(defined() && requires_grad(),
+                "backward: variable does not require grad (no input of its graph does)");
+  Tensor root_grad = grad;
+  if (!root_grad.defined()) {
+    MOEGRAD_CHECK(numel() == 1, "backward: a gradient is needed for a non-scalar variable of shape ",
+                  shape_str(shape()));
+    root_grad = ones(shape(), dtype(), device());
+  }
+  MOEGRAD_CHECK(root_grad.shape() == shape(), "backward: gradient shape ",
+                shape_str(root_grad.shape()), " differs from variable shape ", shape_str(shape()));
+  // Backward rules are plain tensor code; recording them would only waste memory.
+  NoGradGuard no_grad;
+  if (is_leaf()) {
+    accumulate_leaf(*impl_, root_grad);
+    return;
+  }
+
+  // Count, for each node, how many edges of the graph feed gradient into it.
+  std::unordered_map<Node*, int> pending;
+  std::vector<Node*> stack{impl_->grad_fn.get()};
+  pending[impl_->grad_fn.get()] = 0;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Node::Edge& e : n->edges()) {
+      if (!e.node) continue;
+      auto [it, inserted] = pending.try_emplace(e.node.get(), 0);
+      ++it->second;
+      if (inserted) stack.push_back(e.node.get());
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> grads;
+  grads[impl_->grad_fn.get()] = root_grad;
+  std::vector<Node*> ready{impl_->grad_fn.get()};
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    Tensor g = run_hooks(n->hooks(), std::move(grads[n]));
+    grads.erase(n);
+    std::vector<Tensor> input_grads = n->apply(g);
+    if (!retain_graph) n->release();
+    const auto& edges = n->edges();
+    for (size_t i = 0; i < edges.size(); ++i) {
+      const Node::Edge& e = edges[i];
+      if (e.leaf) {
+        accumulate_leaf(*e.leaf, input_grads[i]);
+      } else if (e.node) {
+        accumulate(grads[e.node.get()], input_grads[i]);
+        if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());
+      }
+    }
+  }
+}
+
+}  // namespace moegrad

@@ -1,0 +1,27 @@
+// CUDA runtime plumbing: error checks that name the failing call, the device count, the one
+// stream per device that all moegrad work is ordered on, and host<->device copies.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "core/device.h"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace moegrad::cuda {
+
+// Throws moegrad::Error naming `call`, the file and line and the CUDA error string.
+void check(int status, const char* call, const char* file, int line);
+
+int device_count();  // 0 when no driver or no device is present (never throws)
+void set_device(int index);
+// The stream every kernel, copy and cuBLAS call of moegrad on this device runs on. One stream
+// keeps the caching allocator's reuse of freed blocks ordered after their last use.
+cudaStream_t stream(int index);
+void synchronize(int index);
+// Copies nbytes between any two devices (host included) and waits for the copy.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+
+}  // namespace moegrad::cuda
+
+#define MOEGRAD_CUDA_CHECK(call) ::moegrad::cuda::check(int(call), #call, __FILE__, __LINE__)

@@ -1,0 +1,74 @@
+// Strided indexing for CUDA elementwise kernels: maps a linear index over an output shape to
+// the element offsets of up to N operands, after the same dim coalescing as the CPU loop.
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "core/cuda/runtime.h"
+#include "core/error.h"
+#include "core/shape.h"
+
+namespace moegrad::cuda {
+
+inline constexpr int kMaxDims = 12;
+inline constexpr int kBlock = 256;
+
+template <int N>
+struct StridedIndex {
+  int ndim = 0;
+  int64_t size[kMaxDims];            // innermost first
+  int64_t stride[N][kMaxDims];
+  bool contiguous = true;            // all operands dense and in order: offset == linear index
+
+  __device__ __forceinline__ void offsets(int64_t linear, int64_t (&off)[N]) const {
+    if (contiguous) {
+#pragma unroll
+      for (int k = 0; k < N; ++k) off[k] = linear;
+      return;
+    }
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = 0; d < ndim; ++d) {
+      int64_t i = linear % size[d];
+      linear /= size[d];
+#pragma unroll
+      for (int k = 0; k < N; ++k) off[k] += i * stride[k][d];
+    }
+  }
+};
+
+template <int N>
+StridedIndex<N> make_strided_index(const Shape& shape, const std::array<Shape, N>& strides) {
+  StridedIndex<N> ix;
+  for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    if (ix.ndim > 0) {
+      bool mergeable = true;
+      for (int k = 0; k < N; ++k)
+        if (strides[k][d] != ix.stride[k][ix.ndim - 1] * ix.size[ix.ndim - 1]) mergeable = false;
+      if (mergeable) {
+        ix.size[ix.ndim - 1] *= shape[d];
+        continue;
+      }
+    }
+    MOEGRAD_CHECK(ix.ndim < kMaxDims, "CUDA kernels support at most ", kMaxDims,
+                  " non-mergeable dims, got shape ", shape_str(shape));
+    ix.size[ix.ndim] = shape[d];
+    for (int k = 0; k < N; ++k) ix.stride[k][ix.ndim] = strides[k][d];
+    ++ix.ndim;
+  }
+  ix.contiguous = ix.ndim <= 1;
+  for (int k = 0; k < N && ix.ndim == 1; ++k) ix.contiguous &= ix.stride[k][0] == 1;
+  if (ix.ndim == 0) ix.contiguous = true;
+  return ix;
+}
+
+inline unsigned grid_for(int64_t n) {
+  int64_t blocks = (n + kBlock - 1) / kBlock;
+  return unsigned(std::min<int64_t>(std::max<int64_t>(blocks, 1), 65535 * 8));
+}
+
+}  // namespace moegrad::cuda
+
+// Checks the launch itself (bad configuration, missing kernel image) right after <<<...>>>.
+#define MOEGRAD_CUDA_CHECK_LAUNCH() MOEGRAD_CUDA_CHECK(cudaGetLastError())

@@ -1,0 +1,43 @@
+#include "core/device.h"
+
+#include "core/error.h"
+
+#ifdef MOEGRAD_WITH_CUDA
+#include "core/cuda/runtime.h"
+#endif
+
+namespace moegrad {
+
+std::string Device::str() const {
+  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
+}
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return cpu();
+  if (s == "cuda") return cuda(0);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
+      s.find_first_not_of("0123456789", 5) == std::string::npos) {
+    return cuda(std::stoi(s.substr(5)));
+  }
+  throw Error("invalid device '" + s + "': expected cpu, cuda or cuda:N");
+}
+
+bool built_with_cuda() {
+#ifdef MOEGRAD_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef MOEGRAD_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+bool cuda_available() { return cuda_device_count() > 0; }
+
+}  // namespace moegrad

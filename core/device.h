@@ -1,0 +1,29 @@
+// Where a tensor's memory lives: the host or one CUDA device.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace moegrad {
+
+enum class DeviceType : uint8_t { CPU, CUDA };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;
+
+  static Device cpu() { return {DeviceType::CPU, 0}; }
+  static Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
+  bool is_cpu() const { return type == DeviceType::CPU; }
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool operator==(const Device&) const = default;
+  std::string str() const;  // "cpu", "cuda:0"
+  // Parses "cpu", "cuda", "cuda:N"; throws on anything else.
+  static Device parse(const std::string& s);
+};
+
+// True when this build has the CUDA backend and a CUDA device is present and usable.
+bool cuda_available();
+int cuda_device_count();
+bool built_with_cuda();
+
+}  // namespace moegrad

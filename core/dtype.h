@@ -1,0 +1,69 @@
+// Element types of a tensor and the compile-time dispatch from a runtime dtype to a C++ type.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/half.h"
+
+namespace moegrad {
+
+enum class DType : uint8_t { F32, F64, BF16, F16, I32, I64, Bool };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+bool is_floating(DType t);
+bool is_integral(DType t);  // i32, i64 (not bool)
+
+template <typename T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
+template <> struct dtype_of<bf16> { static constexpr DType value = DType::BF16; };
+template <> struct dtype_of<f16> { static constexpr DType value = DType::F16; };
+template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
+template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
+template <> struct dtype_of<bool> { static constexpr DType value = DType::Bool; };
+template <typename T> inline constexpr DType dtype_v = dtype_of<T>::value;
+
+template <typename T> struct type_tag { using type = T; };
+
+// Calls fn(type_tag<T>{}) for the C++ type of `t`, over every dtype.
+template <typename Fn>
+decltype(auto) dispatch_all(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::F32: return fn(type_tag<float>{});
+    case DType::F64: return fn(type_tag<double>{});
+    case DType::BF16: return fn(type_tag<bf16>{});
+    case DType::F16: return fn(type_tag<f16>{});
+    case DType::I32: return fn(type_tag<int32_t>{});
+    case DType::I64: return fn(type_tag<int64_t>{});
+    case DType::Bool: return fn(type_tag<bool>{});
+  }
+  throw Error("dispatch_all: invalid dtype");
+}
+
+// Compute kernels run in f32 (training) and f64 (gradient checks); bf16/f16 are storage
+// formats converted with .to() until the mixed-precision kernels land.
+template <typename Fn>
+decltype(auto) dispatch_float(DType t, const char* op, Fn&& fn) {
+  switch (t) {
+    case DType::F32: return fn(type_tag<float>{});
+    case DType::F64: return fn(type_tag<double>{});
+    default:
+      throw Error(std::string(op) + ": expected a float32 or float64 tensor, got " + dtype_name(t));
+  }
+}
+
+template <typename Fn>
+decltype(auto) dispatch_index(DType t, const char* op, Fn&& fn) {
+  switch (t) {
+    case DType::I32: return fn(type_tag<int32_t>{});
+    case DType::I64: return fn(type_tag<int64_t>{});
+    default:
+      throw Error(std::string(op) + ": expected an int32 or int64 index tensor, got " + dtype_name(t));
+  }
+}
+
+}  // namespace moegrad

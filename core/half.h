@@ -1,0 +1,84 @@
+// bf16 and f16 storage types with round-to-nearest-even conversion from f32.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define MOEGRAD_HD __host__ __device__ inline
+#else
+#define MOEGRAD_HD inline
+#endif
+
+namespace moegrad {
+
+MOEGRAD_HD uint32_t f32_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
+}
+
+MOEGRAD_HD float f32_from_bits(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+#endif
+}
+
+struct bf16 {
+  uint16_t bits = 0;
+  bf16() = default;
+  MOEGRAD_HD explicit bf16(float f) : bits(from_float(f)) {}
+  MOEGRAD_HD explicit operator float() const { return f32_from_bits(uint32_t(bits) << 16); }
+  // Round to nearest, ties to even; NaN stays a (quiet) NaN instead of rounding into Inf.
+  MOEGRAD_HD static uint16_t from_float(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+  }
+};
+
+struct f16 {
+  uint16_t bits = 0;
+  f16() = default;
+  MOEGRAD_HD explicit f16(float f) : bits(from_float(f)) {}
+  MOEGRAD_HD explicit operator float() const { return to_float(bits); }
+
+  MOEGRAD_HD static uint16_t from_float(float f) {
+    uint32_t u = f32_bits(f);
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+    if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to or past Inf
+    if (a < 0x38800000u) {                                  // f16 subnormal or zero
+      // Adding 0.5 (as f32) aligns the f16 subnormal grid with f32's integer
+      // mantissa, so the FPU's own round-to-nearest-even does the rounding.
+      float r = f32_from_bits(a) + 0.5f;
+      return uint16_t(sign | (f32_bits(r) - 0x3f000000u));
+    }
+    uint32_t mant_odd = (a >> 13) & 1u;
+    a += 0xc8000fffu + mant_odd;  // rebias exponent (-112 << 23) and round to nearest even
+    return uint16_t(sign | (a >> 13));
+  }
+  MOEGRAD_HD static float to_float(uint16_t h) {
+    uint32_t sign = uint32_t(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    if (exp == 0x1f) return f32_from_bits(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0) {
+      // Subnormal: value = mant * 2^-24, exact in f32.
+      float v = float(mant) * 5.9604644775390625e-8f;
+      return sign ? -v : v;
+    }
+    return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
+  }
+};
+
+}  // namespace moegrad

@@ -1,0 +1,69 @@
+// The CPU strided loop every elementwise kernel runs on: dims are coalesced, the outer dims
+// are split across OpenMP threads and the innermost run is handed to the kernel, which
+// vectorises it when all its strides are 1.
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "core/shape.h"
+
+namespace moegrad::cpu {
+
+// Work below this many elements stays on one thread: thread start-up costs more.
+inline constexpr int64_t kParallelGrain = 32768;
+
+// Calls inner(count, offsets, inner_strides) once per innermost run, where offsets[k] is the
+// element offset of operand k at the run's start. `strides[k]` are operand k's element
+// strides over `shape` (0 along broadcast dims).
+template <size_t N, typename Inner>
+void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, Inner&& inner) {
+  // Drop size-1 dims and merge neighbours whose strides line up, innermost first.
+  std::array<int64_t, 16> size{};
+  std::array<std::array<int64_t, 16>, N> st{};
+  int nd = 0;
+  for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    if (nd > 0) {
+      bool mergeable = true;
+      for (size_t k = 0; k < N; ++k)
+        if (strides[k][d] != st[k][nd - 1] * size[nd - 1]) mergeable = false;
+      if (mergeable) {
+        size[nd - 1] *= shape[d];
+        continue;
+      }
+    }
+    size[nd] = shape[d];
+    for (size_t k = 0; k < N; ++k) st[k][nd] = strides[k][d];
+    ++nd;
+  }
+  int64_t numel = shape_numel(shape);
+  if (numel == 0) return;
+  if (nd == 0) {  // a single element
+    std::array<int64_t, N> off{}, ist{};
+    inner(int64_t(1), off, ist);
+    return;
+  }
+  int64_t run = size[0];
+  std::array<int64_t, N> inner_stride;
+  for (size_t k = 0; k < N; ++k) inner_stride[k] = st[k][0];
+  int64_t rows = numel / run;
+
+  auto do_row = [&](int64_t r) {
+    std::array<int64_t, N> off{};
+    int64_t rem = r;
+    for (int d = 1; d < nd; ++d) {
+      int64_t i = rem % size[d];
+      rem /= size[d];
+      for (size_t k = 0; k < N; ++k) off[k] += i * st[k][d];
+    }
+    inner(run, off, inner_stride);
+  };
+  if (numel >= kParallelGrain && rows > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) do_row(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) do_row(r);
+  }
+}
+
+}  // namespace moegrad::cpu

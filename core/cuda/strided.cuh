@@ -10,6 +10,8 @@
 
 namespace moegrad::cuda {
 
+// Kernels take their op as an `int` template parameter, cast back to the enum inside: nvcc
+// 13's host-stub generator emits broken code for enum parameters coming from generic lambdas.
 inline constexpr int kMaxDims = 12;
 inline constexpr int kBlock = 256;
 

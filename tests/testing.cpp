@@ -1,0 +1,39 @@
+#include "tests/testing.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace moegrad::testing {
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, Device device) {
+  Generator gen(seed);
+  return randn(shape, gen, dtype, device);
+}
+
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol,
+                                     double rtol) {
+  if (actual.shape() != expected.shape()) {
+    return ::testing::AssertionFailure() << "shape " << shape_str(actual.shape())
+                                         << " != expected " << shape_str(expected.shape());
+  }
+  std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
+  for (size_t i = 0; i < a.size(); ++i) {
+    bool both_nan = std::isnan(a[i]) && std::isnan(e[i]);
+    if (both_nan || a[i] == e[i]) continue;
+    if (!(std::fabs(a[i] - e[i]) <= atol + rtol * std::fabs(e[i]))) {
+      return ::testing::AssertionFailure()
+             << "element " << i << " of " << shape_str(actual.shape()) << ": " << a[i]
+             << " != expected " << e[i] << " (atol " << atol << ", rtol " << rtol << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult grad_ok(const std::function<Variable(const std::vector<Variable>&)>& fn,
+                                   const std::vector<Tensor>& inputs, GradcheckOptions opts) {
+  GradcheckResult r = gradcheck(fn, inputs, opts);
+  if (r.ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "gradcheck failed: " << r.message;
+}
+
+}  // namespace moegrad::testing

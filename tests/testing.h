@@ -1,0 +1,37 @@
+// Helpers shared by the test programs: random inputs, tensor comparison, gradient checks and
+// the GPU skip.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "autograd/variable.h"
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace moegrad::testing {
+
+// Standard-normal values, the same for the same seed.
+Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::F64,
+                     Device device = Device::cpu());
+
+// Fails (without aborting) at the first element where |a - e| > atol + rtol |e|, naming it.
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected,
+                                     double atol = 1e-6, double rtol = 1e-5);
+
+::testing::AssertionResult grad_ok(const std::function<Variable(const std::vector<Variable>&)>& fn,
+                                   const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
+
+}  // namespace moegrad::testing
+
+#define EXPECT_ALL_CLOSE(actual, expected, ...) \
+  EXPECT_TRUE(::moegrad::testing::all_close(actual, expected, ##__VA_ARGS__))
+#define EXPECT_GRADCHECK(fn, inputs, ...) \
+  EXPECT_TRUE(::moegrad::testing::grad_ok(fn, inputs, ##__VA_ARGS__))
+// CUDA tests skip, visibly, on machines without a GPU (and in builds without CUDA).
+#define SKIP_WITHOUT_GPU()                                                        \
+  do {                                                                            \
+    if (!::moegrad::cuda_available()) GTEST_SKIP() << "no CUDA device available"; \
+  } while (0)

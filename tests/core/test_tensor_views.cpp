@@ -23,3 +23,64 @@ TEST(TensorViews, ContiguousCopiesOnlyWhenNeeded) {
 
 }  // namespace
 }  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(TensorViews, NarrowSelectExpandPermuteShareStorage) {
+  Tensor base = arange(24, DType::F32).view({2, 3, 4});
+  Tensor n = base.narrow(2, 1, 2);
+  EXPECT_EQ(n.shape(), (Shape{2, 3, 2}));
+  EXPECT_EQ(n.to_vector<float>()[0], 1.0f);
+  Tensor s = base.select(1, 2);  // [2, 4]: base[:, 2, :]
+  EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{8, 9, 10, 11, 20, 21, 22, 23}));
+  Tensor p = base.permute({2, 0, 1});
+  EXPECT_EQ(p.shape(), (Shape{4, 2, 3}));
+  EXPECT_EQ(p.contiguous().to_vector<float>()[1], 4.0f);  // p[0][0][1] = base[0][1][0]
+  Tensor e = base.select(0, 0).select(0, 0).view({1, 4}).expand({3, 4});
+  EXPECT_EQ(e.stride(0), 0);
+  for (const Tensor& v : {n, s, p, e}) EXPECT_TRUE(v.shares_storage(base));
+  // Writes through each view land in the base.
+  n.fill_(-1.0);
+  EXPECT_EQ(base.to_vector<float>()[1], -1.0f);
+  EXPECT_EQ(base.to_vector<float>()[0], 0.0f);
+}
+
+TEST(TensorViews, ViewRejectsIncompatibleStridesReshapeCopies) {
+  Tensor t = arange(6, DType::F32).view({2, 3}).t();  // [3, 2], not contiguous
+  EXPECT_THROW(t.view({6}), Error);
+  Tensor r = t.reshape({6});
+  EXPECT_FALSE(r.shares_storage(t));
+  EXPECT_EQ(r.to_vector<float>(), (std::vector<float>{0, 3, 1, 4, 2, 5}));
+  // Splitting a dim of a transposed tensor is still a view.
+  Tensor u = arange(12, DType::F32).view({3, 4}).t();  // [4, 3]
+  Tensor w = u.view({2, 2, 3});
+  EXPECT_TRUE(w.shares_storage(u));
+  EXPECT_EQ(w.contiguous().to_vector<float>(), u.contiguous().to_vector<float>());
+}
+
+TEST(TensorViews, CopyIntoViewBroadcastsAndConverts) {
+  Tensor base = zeros({3, 4}, DType::F64);
+  base.narrow(1, 1, 2).copy_(from_vector<float>({5.0f, 6.0f}, {2}));
+  EXPECT_EQ(base.to_vector<double>(), (std::vector<double>{0, 5, 6, 0, 0, 5, 6, 0, 0, 5, 6, 0}));
+}
+
+TEST(TensorViews, ErrorsNameTheOpAndShapes) {
+  Tensor t = zeros({2, 3});
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] { t.view({4}); }), "view: shape [4] is invalid for 6 elements");
+  EXPECT_EQ(message([&] { t.narrow(1, 2, 2); }),
+            "narrow: range [2, 4) out of bounds for dim 1 of shape [2, 3]");
+  EXPECT_EQ(message([&] { t.expand({2, 4}); }), "expand: cannot expand shape [2, 3] to [2, 4]");
+  EXPECT_EQ(message([&] { t.transpose(0, 2); }), "transpose: dim 2 out of range for a tensor with 2 dims");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,118 @@
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops/binary.h"
+#include "autograd/ops/unary.h"
+#include "autograd/ops/views.h"
+#include "core/ops/unary.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+Variable scalar(double v, bool requires_grad = true) {
+  return Variable(full({}, v, DType::F64), requires_grad);
+}
+
+TEST(Engine, GradientsFromTwoPathsAreSummed) {
+  Variable x = scalar(3.0);
+  Variable y = x * x + x;  // dy/dx = 2x + 1
+  y.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item(), 7.0);
+}
+
+TEST(Engine, LeafGradientsAccumulateAcrossBackwardCalls) {
+  Variable x = scalar(2.0);
+  (x * x).backward();
+  (x * x).backward();
+  EXPECT_DOUBLE_EQ(x.grad().item(), 8.0);
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Engine, SecondBackwardThrowsUnlessGraphRetained) {
+  Variable x = scalar(2.0);
+  Variable y = exp(x);
+  y.backward(Tensor(), /*retain_graph=*/true);
+  y.backward();
+  EXPECT_NEAR(x.grad().item(), 2 * std::exp(2.0), 1e-12);
+  try {
+    y.backward();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("retain_graph"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Engine, BackwardFreesSavedTensors) {
+  Tensor big = ones({1000}, DType::F64);
+  Variable x(big.clone(), true);
+  Variable y = mul(x, Variable(big));
+  std::weak_ptr<Storage> saved = big.storage();
+  big = Tensor();
+  EXPECT_FALSE(saved.expired());  // held by mul's backward closure
+  y.backward(ones({1000}, DType::F64));
+  EXPECT_TRUE(saved.expired()) << "mul's saved input outlived backward";
+}
+
+TEST(Engine, NoGradGuardRecordsNothing) {
+  Variable x = scalar(1.0);
+  {
+    NoGradGuard guard;
+    Variable y = x * x;
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_TRUE(y.is_leaf());
+  }
+  EXPECT_TRUE((x * x).requires_grad());
+}
+
+TEST(Engine, DetachCutsTheGraph) {
+  Variable x = scalar(3.0);
+  Variable y = x * x.detach();  // d/dx = x.detach() = 3
+  y.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item(), 3.0);
+}
+
+TEST(Engine, HooksSeeAndReplaceGradients) {
+  Variable x = scalar(2.0);
+  Variable h = x * 3.0;
+  double seen = 0;
+  h.register_hook([&](const Tensor& g) {
+    seen = g.item();
+    return mul_scalar(g, 10.0);
+  });
+  x.register_hook([](const Tensor& g) { return add_scalar(g, 1.0); });
+  (h * 2.0).backward();
+  EXPECT_DOUBLE_EQ(seen, 2.0);
+  EXPECT_DOUBLE_EQ(x.grad().item(), 2.0 * 10.0 * 3.0 + 1.0);
+}
+
+TEST(Engine, FrozenLeafGetsNoGradient) {
+  Variable w = scalar(2.0), frozen = scalar(5.0, false);
+  (w * frozen).backward();
+  EXPECT_DOUBLE_EQ(w.grad().item(), 5.0);
+  EXPECT_FALSE(frozen.grad().defined());
+}
+
+TEST(Engine, NonScalarBackwardNeedsGradient) {
+  Variable x(ones({3}, DType::F64), true);
+  EXPECT_THROW((x * 2.0).backward(), Error);
+}
+
+TEST(Engine, ViewsRouteGradientsBack) {
+  Tensor x = testing::random_tensor({4, 6}, 1);
+  EXPECT_GRADCHECK([](const auto& v) { return mul(transpose(v[0], 0, 1), transpose(v[0], 0, 1)); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return narrow(v[0], 1, 2, 3); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return select(v[0], 0, 2); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return reshape(transpose(v[0], 0, 1), {3, 8}); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return permute(reshape(v[0], {2, 3, 4}), {2, 0, 1}); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return unsqueeze(squeeze(reshape(v[0], {1, 24}), 0), 1); }, {x});
+  Tensor row = testing::random_tensor({1, 6}, 2);
+  EXPECT_GRADCHECK([](const auto& v) { return expand(v[0], {3, 4, 6}); }, {row});
+  EXPECT_GRADCHECK([](const auto& v) { return contiguous(transpose(v[0], 0, 1)); }, {x});
+  EXPECT_GRADCHECK([](const auto& v) { return to(to(v[0], DType::F32), DType::F64); }, {x},
+                   GradcheckOptions{1e-3, 1e-3, 1e-3});
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,86 @@
+#include <cmath>
+
+#include "core/ops/binary.h"
+#include "core/ops/compare.h"
+#include "core/ops/unary.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Elementwise, BinaryBroadcasting) {
+  Tensor a = from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = from_vector<float>({10, 20, 30}, {3});
+  Tensor c = from_vector<float>({100, 200}, {2, 1});
+  EXPECT_EQ(add(a, b).to_vector<float>(), (std::vector<float>{11, 22, 33, 14, 25, 36}));
+  EXPECT_EQ(mul(a, c).to_vector<float>(), (std::vector<float>{100, 200, 300, 800, 1000, 1200}));
+  EXPECT_EQ(sub(b, c).shape(), (Shape{2, 3}));
+  EXPECT_EQ(div(a, b).to_vector<float>()[5], 0.2f);
+  EXPECT_EQ(pow(a, full({}, 2.0)).to_vector<float>()[2], 9.0f);
+  EXPECT_EQ(maximum(a, full({}, 3.5)).to_vector<float>(), (std::vector<float>{3.5, 3.5, 3.5, 4, 5, 6}));
+}
+
+TEST(Elementwise, MismatchedShapesNameOpAndShapes) {
+  EXPECT_EQ(error_of([] { add(zeros({2, 3}), zeros({4})); }),
+            "binary: shapes [2, 3] and [4] cannot be broadcast together");
+  EXPECT_EQ(error_of([] { add(zeros({2}), zeros({2}, DType::F64)); }),
+            "binary: expected tensors of the same dtype, got float32 [2] and float64 [2]");
+  EXPECT_EQ(error_of([] { add_(zeros({3}), zeros({2, 3})); }),
+            "binary_: in-place result of shape [2, 3] does not fit destination [3]");
+  EXPECT_EQ(error_of([] { exp(zeros({2}, DType::I64)); }),
+            "unary: expected a float32 or float64 tensor, got int64");
+}
+
+TEST(Elementwise, UnaryValues) {
+  Tensor x = from_vector<double>({-2.0, -0.5, 0.0, 0.5, 3.0}, {5});
+  std::vector<double> xs = x.to_vector<double>();
+  auto check = [&](const Tensor& y, auto f) {
+    std::vector<double> v = y.to_vector<double>();
+    for (size_t i = 0; i < xs.size(); ++i) EXPECT_NEAR(v[i], f(xs[i]), 1e-12) << "at x=" << xs[i];
+  };
+  check(neg(x), [](double v) { return -v; });
+  check(exp(x), [](double v) { return std::exp(v); });
+  check(abs(x), [](double v) { return std::fabs(v); });
+  check(tanh(x), [](double v) { return std::tanh(v); });
+  check(sigmoid(x), [](double v) { return 1 / (1 + std::exp(-v)); });
+  check(silu(x), [](double v) { return v / (1 + std::exp(-v)); });
+  check(relu(x), [](double v) { return v > 0 ? v : 0; });
+  check(gelu(x), [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); });
+  check(clamp(x, -1, 1), [](double v) { return std::min(1.0, std::max(-1.0, v)); });
+  check(rsub_scalar(x, 1), [](double v) { return 1 - v; });
+  Tensor p = from_vector<double>({0.25, 4.0}, {2});
+  EXPECT_EQ(sqrt(p).to_vector<double>(), (std::vector<double>{0.5, 2.0}));
+  EXPECT_EQ(rsqrt(p).to_vector<double>(), (std::vector<double>{2.0, 0.5}));
+  EXPECT_EQ(log(full({1}, std::exp(1.0), DType::F64)).item(), 1.0);
+}
+
+TEST(Elementwise, CompareAndWhere) {
+  Tensor a = from_vector<int64_t>({1, 5, 3}, {3});
+  Tensor b = from_vector<int64_t>({2, 5, 1}, {3});
+  EXPECT_EQ(lt(a, b).to(DType::I64).to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 0}));
+  EXPECT_EQ(eq(a, b).to(DType::I64).to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 0}));
+  Tensor x = from_vector<float>({1, 2, 3}, {3}), y = full({}, -1.0);
+  EXPECT_EQ(where(ge(a, b), x, y).to_vector<float>(), (std::vector<float>{-1, 2, 3}));
+  EXPECT_THROW(where(x, x, y), Error);  // condition must be bool
+}
+
+TEST(Elementwise, StridedOutputAndLargeParallelInput) {
+  // Above the parallel grain, with a transposed operand.
+  Tensor a = testing::random_tensor({300, 257}, 1, DType::F32);
+  Tensor b = testing::random_tensor({257, 300}, 2, DType::F32).t();
+  Tensor c = add(a, b);
+  std::vector<float> av = a.to_vector<float>(), bv = b.contiguous().to_vector<float>(), cv = c.to_vector<float>();
+  for (size_t i = 0; i < cv.size(); ++i) ASSERT_EQ(cv[i], av[i] + bv[i]);
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,69 @@
+#include "core/cuda/caching_allocator.h"
+#include "core/cuda/runtime.h"
+#include "core/ops/binary.h"
+#include "core/ops/compare.h"
+#include "core/ops/unary.h"
+#include "core/random.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+TEST(ElementwiseCuda, UnaryMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = testing::random_tensor({33, 65}, 1, DType::F32).t();  // non-contiguous
+  for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Exp, UnaryOp::Abs, UnaryOp::Tanh, UnaryOp::Sigmoid,
+                     UnaryOp::Silu, UnaryOp::Relu, UnaryOp::Gelu, UnaryOp::Square}) {
+    EXPECT_ALL_CLOSE(unary(op, x.to(kGpu)), unary(op, x), 1e-6, 1e-5) << int(op);
+  }
+  Tensor pos = add_scalar(abs(x), 0.1);
+  for (UnaryOp op : {UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt, UnaryOp::Reciprocal})
+    EXPECT_ALL_CLOSE(unary(op, pos.to(kGpu)), unary(op, pos), 1e-6, 1e-5) << int(op);
+  for (ActivationGrad op : {ActivationGrad::Sigmoid, ActivationGrad::Silu, ActivationGrad::Relu,
+                            ActivationGrad::Gelu, ActivationGrad::Tanh}) {
+    EXPECT_ALL_CLOSE(activation_backward(op, pos.to(kGpu), x.to(kGpu)), activation_backward(op, pos, x),
+                     1e-6, 1e-5);
+  }
+  EXPECT_ALL_CLOSE(clamp(x.to(kGpu), -0.3, 0.7), clamp(x, -0.3, 0.7), 0, 0);
+  EXPECT_ALL_CLOSE(pow_scalar(pos.to(kGpu), 1.5), pow_scalar(pos, 1.5), 1e-6, 1e-5);
+}
+
+TEST(ElementwiseCuda, CompareWhereAndF64) {
+  SKIP_WITHOUT_GPU();
+  Tensor a = testing::random_tensor({7, 1, 5}, 2), b = testing::random_tensor({3, 1}, 3);
+  Tensor cpu = where(gt(a, b), a, b);
+  Tensor gpu = where(gt(a.to(kGpu), b.to(kGpu)), a.to(kGpu), b.to(kGpu));
+  EXPECT_ALL_CLOSE(gpu, cpu, 0, 0);
+  EXPECT_ALL_CLOSE(binary(BinaryOp::Pow, abs(a).to(kGpu), b.to(kGpu)), binary(BinaryOp::Pow, abs(a), b), 1e-12, 1e-12);
+}
+
+TEST(ElementwiseCuda, CopiesConversionsAndFactories) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = testing::random_tensor({17, 9}, 4, DType::F32);
+  Tensor g = x.to(kGpu);
+  EXPECT_EQ(g.device(), kGpu);
+  EXPECT_ALL_CLOSE(g.to(Device::cpu()), x, 0, 0);
+  EXPECT_ALL_CLOSE(g.t().contiguous(), x.t().contiguous(), 0, 0);
+  EXPECT_ALL_CLOSE(g.to(DType::BF16).to(DType::F32), x.to(DType::BF16).to(DType::F32), 0, 0);
+  EXPECT_ALL_CLOSE(g.to(DType::F16).to(DType::F32), x.to(DType::F16).to(DType::F32), 0, 0);
+  EXPECT_ALL_CLOSE(full({3, 5}, 2.5, DType::F32, kGpu), full({3, 5}, 2.5), 0, 0);
+  Generator a(3), b(3);
+  EXPECT_ALL_CLOSE(randn({100}, a, DType::F32, kGpu), randn({100}, b), 0, 0);
+}
+
+TEST(ElementwiseCuda, CachingAllocatorReusesFreedBlocks) {
+  SKIP_WITHOUT_GPU();
+  cuda::synchronize(0);
+  size_t before = cuda::memory_stats(0).reserved;
+  { Tensor t = empty({1 << 20}, DType::F32, kGpu); }
+  size_t after_first = cuda::memory_stats(0).reserved;
+  { Tensor t = empty({1 << 20}, DType::F32, kGpu); }
+  EXPECT_EQ(cuda::memory_stats(0).reserved, after_first);
+  EXPECT_GE(after_first, before);
+  EXPECT_GE(cuda::memory_stats(0).peak_allocated, size_t(4) << 20);
+}
+
+}  // namespace
+}  // namespace moegrad

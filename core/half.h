@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define MOEGRAD_HD __host__ __device__ inline
@@ -80,5 +81,22 @@ struct f16 {
     return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
   }
 };
+
+// Converts between any two element types; the 16-bit floats go through float, the type
+// their constructors and conversions take.
+template <typename To, typename From>
+MOEGRAD_HD To convert_value(From v) {
+  constexpr bool from_half = std::is_same_v<From, bf16> || std::is_same_v<From, f16>;
+  constexpr bool to_half = std::is_same_v<To, bf16> || std::is_same_v<To, f16>;
+  if constexpr (std::is_same_v<To, From>) {
+    return v;
+  } else if constexpr (from_half) {
+    return convert_value<To>(static_cast<float>(v));
+  } else if constexpr (to_half) {
+    return To(static_cast<float>(v));
+  } else {
+    return static_cast<To>(v);
+  }
+}
 
 }  // namespace moegrad

@@ -10,8 +10,8 @@
 
 namespace moegrad::cuda {
 
-// Kernels take their op as an `int` template parameter, cast back to the enum inside: nvcc
-// 13's host-stub generator emits broken code for enum parameters coming from generic lambdas.
+// Kernel functors take their op as an `int` template parameter, cast back to the enum inside:
+// nvcc 13's host-stub generator emits broken code for enum parameters from generic lambdas.
 inline constexpr int kMaxDims = 12;
 inline constexpr int kBlock = 256;
 
@@ -74,3 +74,32 @@ inline unsigned grid_for(int64_t n) {
 
 // Checks the launch itself (bad configuration, missing kernel image) right after <<<...>>>.
 #define MOEGRAD_CUDA_CHECK_LAUNCH() MOEGRAD_CUDA_CHECK(cudaGetLastError())
+
+#if defined(__CUDACC__)
+namespace moegrad::cuda {
+
+// Grid-stride loop over every element of the output: f(off) with off[k] the element offset of
+// operand k.
+template <int N, typename F>
+__global__ void elementwise_kernel(int64_t n, StridedIndex<N> ix, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[N];
+    ix.offsets(i, off);
+    f(off);
+  }
+}
+
+// Runs functor `f` (a struct with `__device__ void operator()(const int64_t* off) const`) over
+// `shape`, operand k having `strides[k]`, on moegrad's stream of `device`.
+template <int N, typename F>
+void launch_elementwise(const Shape& shape, const std::array<Shape, N>& strides, int device, F f) {
+  int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  auto ix = make_strided_index<N>(shape, strides);
+  elementwise_kernel<N, F><<<grid_for(n), kBlock, 0, stream(device)>>>(n, ix, f);
+  MOEGRAD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace moegrad::cuda
+#endif

@@ -2,23 +2,6 @@
 #include "core/ops/cpu_loop.h"
 
 namespace moegrad::cpu {
-namespace {
-
-// Conversion through float for the 16-bit types, whose constructors take float.
-template <typename To, typename From>
-inline To convert(From v) {
-  if constexpr (std::is_same_v<To, From>) {
-    return v;
-  } else if constexpr (std::is_same_v<From, bf16> || std::is_same_v<From, f16>) {
-    return convert<To>(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<To, bf16> || std::is_same_v<To, f16>) {
-    return To(static_cast<float>(v));
-  } else {
-    return static_cast<To>(v);
-  }
-}
-
-}  // namespace
 
 void copy_into(const Tensor& dst, const Tensor& src) {
   dispatch_all(dst.dtype(), [&](auto dt) {
@@ -33,9 +16,9 @@ void copy_into(const Tensor& dst, const Tensor& src) {
                         D* dp = d + off[0];
                         const S* sp = s + off[1];
                         if (st[0] == 1 && st[1] == 1) {
-                          for (int64_t i = 0; i < n; ++i) dp[i] = convert<D>(sp[i]);
+                          for (int64_t i = 0; i < n; ++i) dp[i] = convert_value<D>(sp[i]);
                         } else {
-                          for (int64_t i = 0; i < n; ++i) dp[i * st[0]] = convert<D>(sp[i * st[1]]);
+                          for (int64_t i = 0; i < n; ++i) dp[i * st[0]] = convert_value<D>(sp[i * st[1]]);
                         }
                       });
     });
@@ -45,7 +28,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 void fill_into(const Tensor& dst, double value) {
   dispatch_all(dst.dtype(), [&](auto dt) {
     using D = typename decltype(dt)::type;
-    D v = convert<D>(value);
+    D v = convert_value<D>(value);
     D* d = static_cast<D*>(dst.data_ptr());
     strided_loop<1>(dst.shape(), {dst.strides()},
                     [&](int64_t n, const std::array<int64_t, 1>& off,

@@ -1,0 +1,17 @@
+// Cross-entropy's backward: softmax - onehot, rebuilt row by row from the saved logsumexp.
+#include "autograd/ops/cross_entropy.h"
+
+namespace moegrad {
+
+Variable cross_entropy(const Variable& logits, const Tensor& targets, int64_t ignore_index,
+                       Reduction reduction) {
+  CrossEntropyOutput out = cross_entropy_forward(logits.data(), targets, ignore_index, reduction);
+  return make_result(out.loss, "cross_entropy", {logits},
+                     [x = logits.data(), targets, lse = out.lse, ignore_index, reduction](
+                         const Tensor& g, const std::vector<bool>&) {
+                       return std::vector<Tensor>{
+                           cross_entropy_backward(g, x, targets, lse, ignore_index, reduction)};
+                     });
+}
+
+}  // namespace moegrad

@@ -1,0 +1,50 @@
+// Scaled-dot-product attention, softmax(scale * q k^T + mask) v, causal and grouped-query,
+// computed flash-style: the forward keeps one logsumexp per query row instead of the [T, S]
+// probabilities, and the backward recomputes them block by block.
+#pragma once
+#include <optional>
+
+#include "core/tensor.h"
+
+namespace moegrad {
+
+struct AttentionOutput {
+  Tensor out;  // [B, H, T, D], contiguous
+  Tensor lse;  // [B, H, T]: logsumexp of each row's scores; +inf for a row that sees no key
+};
+struct AttentionGrads {
+  Tensor dq;  // q's shape
+  Tensor dk;  // k's shape, summed over the query heads that share each kv head
+  Tensor dv;  // v's shape, likewise
+};
+
+// q: [B, H, T, D]; k, v: [B, Hkv, S, D] with H % Hkv == 0: query head h reads kv head
+// h / (H / Hkv). causal: query t sees keys j <= t + (S - T). mask: additive, broadcastable to
+// [B, H, T, S] (e.g. -inf at padding), q's dtype; no gradient flows to it. scale defaults to
+// 1 / sqrt(D). Softmax runs in the inputs' dtype. A row whose every score is -inf outputs 0 and
+// gets a zero gradient (torch gives NaN). Any strides; unit stride along D avoids a copy.
+AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                  const Tensor& mask = Tensor(),
+                                  std::optional<double> scale = std::nullopt);
+// grad: the gradient of out; out and lse from attention_forward on the same inputs.
+AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  bool causal, const Tensor& mask = Tensor(),
+                                  std::optional<double> scale = std::nullopt);
+inline Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                           bool causal = true, const Tensor& mask = Tensor(),
+                                           std::optional<double> scale = std::nullopt) {
+  return attention_forward(q, k, v, causal, mask, scale).out;
+}
+
+namespace cpu {
+// q, k, v, grad: unit stride along D and a row stride of at least D; mask: undefined or
+// expanded to [B, H, T, S]; out, lse, dq, dk, dv: contiguous. scale already resolved.
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, bool causal, const Tensor& mask, double scale);
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, bool causal, const Tensor& mask, double scale);
+}  // namespace cpu
+
+}  // namespace moegrad

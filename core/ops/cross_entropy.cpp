@@ -1,0 +1,68 @@
+#include "core/ops/cross_entropy.h"
+
+#include <vector>
+
+#include "core/ops/dispatch.h"
+
+namespace moegrad {
+namespace {
+
+// Row-major with unit stride along V: the kernels walk rows with stride(0).
+Tensor unit_inner_stride(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+
+void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor& targets,
+                              int64_t ignore_index) {
+  check_defined(op, logits, "logits");
+  check_defined(op, targets, "targets");
+  check_same_device(op, logits, targets);
+  MOEGRAD_CHECK(is_integral(targets.dtype()), op, ": expected int32 or int64 targets, got ",
+                dtype_name(targets.dtype()));
+  MOEGRAD_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
+                op, ": expected logits [N, V] and targets [N], got logits ",
+                shape_str(logits.shape()), " and targets ", shape_str(targets.shape()));
+  MOEGRAD_CPU_ONLY(logits.device(), op);
+  const int64_t V = logits.size(1);
+  dispatch_index(targets.dtype(), op, [&](auto tag) {
+    using I = typename decltype(tag)::type;
+    std::vector<I> tv = targets.to_vector<I>();
+    for (size_t n = 0; n < tv.size(); ++n) {
+      const int64_t t = int64_t(tv[n]);
+      MOEGRAD_CHECK(t == ignore_index || (t >= 0 && t < V), op, ": target ", t, " of row ", n,
+                    " is out of range for ", V, " classes (and is not ignore_index ",
+                    ignore_index, ")");
+    }
+  });
+}
+
+}  // namespace
+
+CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& targets,
+                                         int64_t ignore_index, Reduction reduction) {
+  check_logits_and_targets("cross_entropy", logits, targets, ignore_index);
+  CrossEntropyOutput out{empty({}, logits.dtype(), logits.device()),
+                         empty({logits.size(0)}, logits.dtype(), logits.device())};
+  cpu::cross_entropy_forward(out.loss, out.lse, unit_inner_stride(logits), targets.contiguous(),
+                             ignore_index, reduction);
+  return out;
+}
+
+Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
+                              const Tensor& lse, int64_t ignore_index, Reduction reduction) {
+  const char* op = "cross_entropy_backward";
+  check_logits_and_targets(op, logits, targets, ignore_index);
+  check_defined(op, grad, "grad");
+  check_defined(op, lse, "lse");
+  check_same_dtype(op, grad, logits);
+  check_same_dtype(op, lse, logits);
+  check_same_device(op, grad, logits);
+  check_same_device(op, lse, logits);
+  MOEGRAD_CHECK(grad.numel() == 1 && lse.shape() == Shape{logits.size(0)}, op,
+                ": expected a one-element grad and lse [", logits.size(0), "], got grad ",
+                shape_str(grad.shape()), " and lse ", shape_str(lse.shape()));
+  Tensor dlogits = empty(logits.shape(), logits.dtype(), logits.device());
+  cpu::cross_entropy_backward(dlogits, grad, unit_inner_stride(logits), targets.contiguous(),
+                              lse.contiguous(), ignore_index, reduction);
+  return dlogits;
+}
+
+}  // namespace moegrad

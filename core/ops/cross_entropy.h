@@ -1,0 +1,42 @@
+// Fused softmax cross-entropy over logits [N, V] with integer targets [N]: the forward keeps
+// one logsumexp per row instead of the [N, V] probabilities, and the backward rebuilds
+// softmax - onehot from it row by row.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace moegrad {
+
+enum class Reduction { Mean, Sum };
+
+struct CrossEntropyOutput {
+  Tensor loss;  // 0-dim, logits' dtype
+  Tensor lse;   // [N], logsumexp of each row, saved for backward
+};
+
+// Rows whose target is ignore_index add nothing. Mean divides by the number of other rows;
+// when every row is ignored the mean is 0 (torch gives NaN; 0 keeps a fully padded batch from
+// poisoning the step). A target outside [0, V) that is not ignore_index is an error.
+CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& targets,
+                                         int64_t ignore_index = -100,
+                                         Reduction reduction = Reduction::Mean);
+// grad: 0-dim gradient of the loss. Returns d loss / d logits, [N, V] contiguous.
+Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
+                              const Tensor& lse, int64_t ignore_index = -100,
+                              Reduction reduction = Reduction::Mean);
+inline Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
+                            int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
+  return cross_entropy_forward(logits, targets, ignore_index, reduction).loss;
+}
+
+namespace cpu {
+// logits: [N, V] with unit stride along V; targets: [N] contiguous and already validated.
+void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                           const Tensor& targets, int64_t ignore_index, Reduction reduction);
+void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
+                            const Tensor& targets, const Tensor& lse, int64_t ignore_index,
+                            Reduction reduction);
+}  // namespace cpu
+
+}  // namespace moegrad

@@ -1,0 +1,31 @@
+// Rotary position embedding in the NeoX "half" layout (HF's rotate_half, not interleaved):
+// for i < D/2 and angle a = pos * inv_freq[i], inv_freq[i] = theta^(-2i/D),
+//   out[i]       = x[i] cos a - x[i + D/2] sin a
+//   out[i + D/2] = x[i + D/2] cos a + x[i] sin a
+// i.e. x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x[D/2:], x[:D/2]).
+#pragma once
+#include "core/tensor.h"
+
+namespace moegrad {
+
+struct RopeTables {
+  Tensor cos;  // [T, D/2]
+  Tensor sin;  // [T, D/2]
+};
+
+// Tables for positions 0..T-1, or for `positions` (int32/int64 [T]) when defined, in `dtype` on
+// the CPU. HF rounds inv_freq and the angles to f32 whatever the model dtype; the same rounding
+// here (then cos/sin in f64) makes f32 and f64 results agree with HF to the last bits.
+RopeTables rope_tables(int64_t T, int64_t D, double theta, const Tensor& positions, DType dtype);
+
+// x: [..., T, D] with D even, any strides; the result is contiguous.
+Tensor rope(const Tensor& x, double theta, const Tensor& positions = Tensor());
+// The inverse rotation (angle -a): the gradient of rope with respect to x.
+Tensor rope_backward(const Tensor& grad, double theta, const Tensor& positions = Tensor());
+
+namespace cpu {
+// out contiguous [..., T, D]; x any strides; inverse rotates by -a.
+void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse);
+}  // namespace cpu
+
+}  // namespace moegrad

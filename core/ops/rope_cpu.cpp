@@ -1,0 +1,59 @@
+#include "core/ops/cpu_loop.h"
+#include "core/ops/rope.h"
+
+namespace moegrad::cpu {
+namespace {
+
+template <typename T>
+void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin,
+            bool inverse) {
+  const int64_t seq = x.size(-2), D = x.size(-1), half = D / 2;
+  const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  const int64_t st = x.stride(-2), sd = x.stride(-1);
+  const int64_t lead = x.dim() - 2;
+  const Shape& shape = x.shape();
+  const Shape& strides = x.strides();
+  const T* xp = x.data<T>();
+  const T* cp = cos.data<T>();
+  const T* sp = sin.data<T>();
+  T* op = out.data<T>();
+  const T sign = inverse ? T(-1) : T(1);
+#pragma omp parallel for schedule(static) if (rows * D >= kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = r % seq;
+    int64_t off = t * st;
+    for (int64_t d = lead - 1, rem = r / seq; d >= 0; --d) {
+      off += (rem % shape[d]) * strides[d];
+      rem /= shape[d];
+    }
+    const T* lo = xp + off;
+    const T* hi = lo + half * sd;
+    const T* c = cp + t * half;
+    const T* s = sp + t * half;
+    T* o = op + r * D;
+    if (sd == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < half; ++i) {
+        const T si = sign * s[i];
+        o[i] = lo[i] * c[i] - hi[i] * si;
+        o[i + half] = hi[i] * c[i] + lo[i] * si;
+      }
+    } else {
+      for (int64_t i = 0; i < half; ++i) {
+        const T si = sign * s[i];
+        o[i] = lo[i * sd] * c[i] - hi[i * sd] * si;
+        o[i + half] = hi[i * sd] * c[i] + lo[i * sd] * si;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse) {
+  dispatch_float(x.dtype(), "rope", [&](auto tag) {
+    rotate<typename decltype(tag)::type>(out, x, cos, sin, inverse);
+  });
+}
+
+}  // namespace moegrad::cpu

@@ -1,0 +1,40 @@
+#include "autograd/ops/cross_entropy.h"
+#include "autograd/ops/views.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+TEST(CrossEntropyGrad, MeanWithIgnoredRows) {
+  Tensor logits = random_tensor({4, 5}, 1);
+  Tensor targets = from_vector<int64_t>({2, -100, 4, 0}, {4});
+  EXPECT_GRADCHECK([targets](const auto& v) { return cross_entropy(v[0], targets); }, {logits});
+}
+
+TEST(CrossEntropyGrad, SumWithInt32Targets) {
+  Tensor logits = random_tensor({3, 6}, 2);
+  Tensor targets = from_vector<int32_t>({5, 0, 3}, {3});
+  EXPECT_GRADCHECK(
+      [targets](const auto& v) { return cross_entropy(v[0], targets, -100, Reduction::Sum); },
+      {logits});
+}
+
+TEST(CrossEntropyGrad, TransposedLogits) {
+  Tensor logits = random_tensor({5, 3}, 3).t();  // [3, 5]
+  Tensor targets = from_vector<int64_t>({1, 4, 1}, {3});
+  EXPECT_GRADCHECK([targets](const auto& v) { return cross_entropy(v[0], targets, 4); }, {logits});
+}
+
+TEST(CrossEntropyGrad, GradientReachesThroughAView) {
+  // [B, T, V] logits flattened to [B*T, V], as a language-model head does.
+  Tensor logits = random_tensor({2, 2, 3}, 4);
+  Tensor targets = from_vector<int64_t>({0, 2, 1, -100}, {4});
+  EXPECT_GRADCHECK(
+      [targets](const auto& v) { return cross_entropy(reshape(v[0], {4, 3}), targets); },
+      {logits});
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,157 @@
+#include <omp.h>
+
+#include <cmath>
+
+#include "core/ops/attention.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// softmax(scale q k^T + mask, causal) v one row at a time in f64; a row with no visible key
+// gives 0.
+Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                       const Tensor& mask, double scale) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = k.size(1), S = k.size(2);
+  std::vector<double> qv = q.contiguous().to_vector<double>();
+  std::vector<double> kv = k.contiguous().to_vector<double>();
+  std::vector<double> vv = v.contiguous().to_vector<double>();
+  std::vector<double> mv;
+  if (mask.defined()) mv = mask.expand({B, H, T, S}).contiguous().to_vector<double>();
+  std::vector<double> out(size_t(B * H * T * D), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t hk = h / (H / Hkv);
+        std::vector<double> s(S);
+        double m = -INFINITY;
+        for (int64_t j = 0; j < S; ++j) {
+          double dot = 0;
+          for (int64_t c = 0; c < D; ++c)
+            dot += qv[((b * H + h) * T + t) * D + c] * kv[((b * Hkv + hk) * S + j) * D + c];
+          s[j] = scale * dot + (mask.defined() ? mv[((b * H + h) * T + t) * S + j] : 0.0);
+          if (causal && j > t + S - T) s[j] = -INFINITY;
+          m = std::max(m, s[j]);
+        }
+        if (m == -INFINITY) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < S; ++j) sum += std::exp(s[j] - m);
+        for (int64_t j = 0; j < S; ++j)
+          for (int64_t c = 0; c < D; ++c)
+            out[((b * H + h) * T + t) * D + c] +=
+                std::exp(s[j] - m) / sum * vv[((b * Hkv + hk) * S + j) * D + c];
+      }
+  return from_vector(out, q.shape());
+}
+
+TEST(Attention, CausalGroupedQueryWithPaddingMask) {
+  // 4 query heads over 2 kv heads; S > T (keys before the first query); key 1 padded out.
+  Tensor q = random_tensor({2, 4, 5, 8}, 1), k = random_tensor({2, 2, 7, 8}, 2);
+  Tensor v = random_tensor({2, 2, 7, 8}, 3);
+  Tensor mask = zeros({2, 1, 1, 7}, DType::F64);
+  mask.select(0, 1).select(2, 1).fill_(-INFINITY);
+  const double scale = 1.0 / std::sqrt(8.0);
+  EXPECT_ALL_CLOSE(scaled_dot_product_attention(q, k, v, true, mask),
+                   naive_attention(q, k, v, true, mask, scale), 1e-13, 1e-12);
+  EXPECT_ALL_CLOSE(scaled_dot_product_attention(q, k, v, false, Tensor(), 0.3),
+                   naive_attention(q, k, v, false, Tensor(), 0.3), 1e-13, 1e-12);
+  Tensor f = scaled_dot_product_attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32),
+                                          true, mask.to(DType::F32));
+  EXPECT_ALL_CLOSE(f, naive_attention(q, k, v, true, mask, scale), 1e-5, 1e-5);
+}
+
+TEST(Attention, StridedInputsAndSeveralQueryBlocks) {
+  // q as [B, T, H, D] transposed to [B, H, T, D]; k with non-unit stride along D; T spans two
+  // query blocks; a full [T, S] additive mask.
+  Tensor q = random_tensor({1, 70, 2, 4}, 4).transpose(1, 2);
+  Tensor k = random_tensor({1, 1, 4, 70}, 5).transpose(2, 3);
+  Tensor v = random_tensor({1, 1, 70, 4}, 6);
+  Tensor mask = random_tensor({70, 70}, 7);
+  EXPECT_ALL_CLOSE(scaled_dot_product_attention(q, k, v, true, mask),
+                   naive_attention(q, k, v, true, mask, 0.5), 1e-13, 1e-12);
+}
+
+TEST(Attention, RowsWithoutVisibleKeysAreZeroNotNaN) {
+  // Causal with S < T: queries 0 and 1 see no key. Query 3 is fully masked by -inf.
+  Tensor q = random_tensor({1, 1, 4, 4}, 8), k = random_tensor({1, 1, 2, 4}, 9);
+  Tensor v = random_tensor({1, 1, 2, 4}, 10);
+  Tensor mask = zeros({4, 2}, DType::F64);
+  mask.select(0, 3).fill_(-INFINITY);
+  AttentionOutput out = attention_forward(q, k, v, true, mask);
+  EXPECT_ALL_CLOSE(out.out, naive_attention(q, k, v, true, mask, 0.5), 1e-13, 1e-12);
+  std::vector<double> o = out.out.to_vector<double>(), lse = out.lse.to_vector<double>();
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(o[i], 0.0);
+  EXPECT_EQ(lse[0], INFINITY);
+  EXPECT_EQ(lse[3], INFINITY);
+  AttentionGrads g = attention_backward(ones({1, 1, 4, 4}, DType::F64), q, k, v, out.out, out.lse,
+                                        true, mask);
+  for (const Tensor& t : {g.dq, g.dk, g.dv})
+    for (double x : t.to_vector<double>()) EXPECT_FALSE(std::isnan(x));
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(g.dq.to_vector<double>()[i], 0.0);
+}
+
+TEST(Attention, Float32BackwardMatchesFloat64) {
+  Tensor q = random_tensor({1, 4, 6, 8}, 20), k = random_tensor({1, 2, 6, 8}, 21);
+  Tensor v = random_tensor({1, 2, 6, 8}, 22), g = random_tensor({1, 4, 6, 8}, 23);
+  Tensor mask = random_tensor({6, 6}, 24);
+  auto grads = [&](DType dt) {
+    Tensor qd = q.to(dt), kd = k.to(dt), vd = v.to(dt), md = mask.to(dt);
+    AttentionOutput o = attention_forward(qd, kd, vd, true, md);
+    return attention_backward(g.to(dt), qd, kd, vd, o.out, o.lse, true, md);
+  };
+  AttentionGrads f = grads(DType::F32), d = grads(DType::F64);
+  EXPECT_ALL_CLOSE(f.dq, d.dq, 1e-5, 1e-4);
+  EXPECT_ALL_CLOSE(f.dk, d.dk, 1e-5, 1e-4);
+  EXPECT_ALL_CLOSE(f.dv, d.dv, 1e-5, 1e-4);
+}
+
+TEST(Attention, BackwardDoesNotDependOnThreadCount) {
+  Tensor q = random_tensor({2, 4, 70, 16}, 11, DType::F32);
+  Tensor k = random_tensor({2, 2, 70, 16}, 12, DType::F32);
+  Tensor v = random_tensor({2, 2, 70, 16}, 13, DType::F32);
+  Tensor g = random_tensor({2, 4, 70, 16}, 14, DType::F32);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  AttentionOutput o1 = attention_forward(q, k, v, true);
+  AttentionGrads g1 = attention_backward(g, q, k, v, o1.out, o1.lse, true);
+  omp_set_num_threads(3);
+  AttentionOutput o3 = attention_forward(q, k, v, true);
+  AttentionGrads g3 = attention_backward(g, q, k, v, o3.out, o3.lse, true);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(o1.out.to_vector<float>(), o3.out.to_vector<float>());
+  EXPECT_EQ(g1.dq.to_vector<float>(), g3.dq.to_vector<float>());
+  EXPECT_EQ(g1.dk.to_vector<float>(), g3.dk.to_vector<float>());
+  EXPECT_EQ(g1.dv.to_vector<float>(), g3.dv.to_vector<float>());
+}
+
+TEST(Attention, Errors) {
+  Tensor q = random_tensor({1, 3, 4, 8}, 15), k = random_tensor({1, 2, 4, 8}, 16);
+  expect_error([&] { scaled_dot_product_attention(q, k, k); },
+               "scaled_dot_product_attention: expected q [B, H, T, D] and k, v [B, Hkv, S, D] "
+               "with H divisible by Hkv and D > 0, got q [1, 3, 4, 8], k [1, 2, 4, 8], v [1, 2, "
+               "4, 8]");
+  Tensor k1 = random_tensor({1, 1, 4, 8}, 17);
+  expect_error([&] { scaled_dot_product_attention(q, k1, random_tensor({1, 1, 5, 8}, 18)); },
+               "v [1, 1, 5, 8]");
+  expect_error([&] { scaled_dot_product_attention(q, k1, k1, true, random_tensor({3, 4}, 19)); },
+               "scaled_dot_product_attention");
+  expect_error([&] { scaled_dot_product_attention(q, k1, k1, true, random_tensor({2, 1, 4, 4}, 19)); },
+               "does not broadcast to [B, H, T, S] = [1, 3, 4, 4]");
+  expect_error([&] { scaled_dot_product_attention(q, k1.to(DType::F32), k1); },
+               "scaled_dot_product_attention");
+}
+
+}  // namespace
+}  // namespace moegrad

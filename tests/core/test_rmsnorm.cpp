@@ -1,0 +1,93 @@
+#include <omp.h>
+
+#include <cmath>
+
+#include "core/ops/rmsnorm.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// y[r, j] = x[r, j] / sqrt(mean_j x[r, j]^2 + eps) * w[j], in f64 over x as rows of D.
+Tensor naive_rmsnorm(const Tensor& x, const Tensor& w, double eps) {
+  std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>();
+  const size_t D = wv.size();
+  std::vector<double> y(xv.size());
+  for (size_t r = 0; r < xv.size() / D; ++r) {
+    double ss = 0;
+    for (size_t j = 0; j < D; ++j) ss += xv[r * D + j] * xv[r * D + j];
+    const double rs = 1.0 / std::sqrt(ss / double(D) + eps);
+    for (size_t j = 0; j < D; ++j) y[r * D + j] = xv[r * D + j] * rs * wv[j];
+  }
+  return from_vector(y, x.shape());
+}
+
+TEST(RmsNorm, MatchesNaiveReference) {
+  Tensor x = random_tensor({2, 3, 8}, 1), w = random_tensor({8}, 2);
+  EXPECT_ALL_CLOSE(rmsnorm(x, w, 1e-5), naive_rmsnorm(x, w, 1e-5), 1e-14, 1e-13);
+  EXPECT_ALL_CLOSE(rmsnorm(x.to(DType::F32), w.to(DType::F32), 1e-5), naive_rmsnorm(x, w, 1e-5),
+                   1e-6, 1e-5);
+  // A transposed input is normalised along its logical last dim.
+  Tensor xt = random_tensor({8, 5}, 3).t();
+  EXPECT_ALL_CLOSE(rmsnorm(xt, w, 1e-5), naive_rmsnorm(xt.contiguous(), w, 1e-5), 1e-14, 1e-13);
+}
+
+TEST(RmsNorm, HandComputedRowAndRstd) {
+  // mean(3^2, 4^2) = 12.5; eps 0 -> rstd = 1/sqrt(12.5).
+  Tensor x = from_vector<double>({3, 4}, {1, 2});
+  Tensor w = from_vector<double>({1, 2}, {2});
+  RmsNormOutput out = rmsnorm_forward(x, w, 0.0);
+  const double r = 1.0 / std::sqrt(12.5);
+  EXPECT_ALL_CLOSE(out.rstd, from_vector<double>({r}, {1}), 1e-15, 1e-15);
+  EXPECT_ALL_CLOSE(out.y, from_vector<double>({3 * r, 8 * r}, {1, 2}), 1e-15, 1e-15);
+}
+
+TEST(RmsNorm, Float32BackwardMatchesFloat64) {
+  Tensor x = random_tensor({70, 6}, 10), w = random_tensor({6}, 11), g = random_tensor({70, 6}, 12);
+  auto grads = [&](DType dt) {
+    RmsNormOutput o = rmsnorm_forward(x.to(dt), w.to(dt), 1e-5);
+    return rmsnorm_backward(g.to(dt), x.to(dt), w.to(dt), o.rstd);
+  };
+  RmsNormGrads f = grads(DType::F32), d = grads(DType::F64);
+  EXPECT_ALL_CLOSE(f.dx, d.dx, 1e-5, 1e-4);
+  EXPECT_ALL_CLOSE(f.dw, d.dw, 1e-5, 1e-4);
+}
+
+TEST(RmsNorm, BackwardDoesNotDependOnThreadCount) {
+  Tensor x = random_tensor({300, 128}, 4, DType::F32), w = random_tensor({128}, 5, DType::F32);
+  Tensor g = random_tensor({300, 128}, 6, DType::F32);
+  RmsNormOutput out = rmsnorm_forward(x, w, 1e-5);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  RmsNormGrads one = rmsnorm_backward(g, x, w, out.rstd);
+  omp_set_num_threads(3);
+  RmsNormGrads three = rmsnorm_backward(g, x, w, out.rstd);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one.dw.to_vector<float>(), three.dw.to_vector<float>());
+  EXPECT_EQ(one.dx.to_vector<float>(), three.dx.to_vector<float>());
+}
+
+TEST(RmsNorm, ErrorsNameTheShapes) {
+  Tensor x = random_tensor({2, 8}, 7);
+  expect_error([&] { rmsnorm(x, random_tensor({4}, 8), 1e-5); },
+               "rmsnorm: expected weight of shape [D] for input [..., D], got input [2, 8] and "
+               "weight [4]");
+  expect_error([&] { rmsnorm(x, random_tensor({8}, 8, DType::F32), 1e-5); }, "rmsnorm");
+  RmsNormOutput out = rmsnorm_forward(x, random_tensor({8}, 8), 1e-5);
+  expect_error([&] { rmsnorm_backward(random_tensor({2, 4}, 9), x, random_tensor({8}, 8), out.rstd); },
+               "rmsnorm_backward: expected grad [2, 8] and rstd [2]");
+}
+
+}  // namespace
+}  // namespace moegrad

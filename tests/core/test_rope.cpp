@@ -1,0 +1,103 @@
+#include <cmath>
+
+#include "core/ops/rope.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// HF's recipe written out literally: emb = cat(freqs, freqs) with f32 angles,
+// out = x * cos(emb) + rotate_half(x) * sin(emb), rotate_half(x) = cat(-x[D/2:], x[:D/2]).
+Tensor naive_rope(const Tensor& x, double theta, const std::vector<int64_t>& pos) {
+  const int64_t T = x.size(-2), D = x.size(-1), h = D / 2;
+  std::vector<double> xv = x.contiguous().to_vector<double>(), out(xv.size());
+  for (size_t r = 0; r < xv.size() / size_t(D); ++r) {
+    const double* row = xv.data() + r * D;
+    std::vector<double> emb(D), rotated(D);
+    for (int64_t i = 0; i < D; ++i) {
+      const float inv = 1.0f / float(std::pow(theta, double(float(2 * (i % h)) / float(D))));
+      emb[i] = double(float(pos[r % T]) * inv);
+      rotated[i] = i < h ? -row[i + h] : row[i - h];
+    }
+    for (int64_t i = 0; i < D; ++i)
+      out[r * D + i] = row[i] * std::cos(emb[i]) + rotated[i] * std::sin(emb[i]);
+  }
+  return from_vector(out, x.shape());
+}
+
+std::vector<int64_t> iota(int64_t n) {
+  std::vector<int64_t> p(n);
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  return p;
+}
+
+TEST(Rope, HandComputedHalfLayout) {
+  // D = 4, theta = 100: inv_freq = [1, 0.1]. Position 0 is the identity; at position 1 the
+  // pairs are (x0, x2) at angle 1 and (x1, x3) at angle 0.1.
+  Tensor x = from_vector<double>({1, 2, 3, 4, 1, 2, 3, 4}, {1, 1, 2, 4});
+  const double c1 = std::cos(1.0), s1 = std::sin(1.0), c2 = std::cos(0.1), s2 = std::sin(0.1);
+  Tensor expected = from_vector<double>({1, 2, 3, 4,  //
+                                         1 * c1 - 3 * s1, 2 * c2 - 4 * s2, 3 * c1 + 1 * s1,
+                                         4 * c2 + 2 * s2},
+                                        {1, 1, 2, 4});
+  // 0.1 is rounded to f32 on the way, as HF does.
+  EXPECT_ALL_CLOSE(rope(x, 100.0), expected, 1e-7, 0);
+  EXPECT_ALL_CLOSE(rope(x.to(DType::F32), 100.0), expected, 1e-6, 0);
+}
+
+TEST(Rope, AnglesAreRoundedToF32LikeHF) {
+  Tensor pos = from_vector<int64_t>({3001}, {1});
+  RopeTables tab = rope_tables(1, 4, 10000.0, pos, DType::F64);
+  const float inv = 1.0f / 100.0f;  // 10000^(-2/4)
+  const double angle = double(3001.0f * inv);
+  EXPECT_EQ(tab.cos.to_vector<double>()[1], std::cos(angle));
+  EXPECT_EQ(tab.sin.to_vector<double>()[1], std::sin(angle));
+}
+
+TEST(Rope, MatchesNaiveReferenceOnStridedInputs) {
+  // [B, T, H, D] viewed as [B, H, T, D], as attention produces it.
+  Tensor x = random_tensor({2, 5, 3, 8}, 1).transpose(1, 2);
+  EXPECT_ALL_CLOSE(rope(x, 10000.0), naive_rope(x, 10000.0, iota(5)), 1e-12, 1e-12);
+  // Non-unit stride along D.
+  Tensor y = random_tensor({6, 7}, 2).t();
+  EXPECT_ALL_CLOSE(rope(y, 500.0), naive_rope(y, 500.0, iota(7)), 1e-12, 1e-12);
+  Tensor xf = x.to(DType::F32);
+  EXPECT_ALL_CLOSE(rope(xf, 10000.0), naive_rope(x, 10000.0, iota(5)), 1e-5, 1e-5);
+}
+
+TEST(Rope, ExplicitPositions) {
+  Tensor x = random_tensor({1, 2, 3, 6}, 3);
+  std::vector<int64_t> pos{7, 0, 4095};
+  EXPECT_ALL_CLOSE(rope(x, 10000.0, from_vector(pos, {3})), naive_rope(x, 10000.0, pos), 1e-12,
+                   1e-12);
+  Tensor pos32 = from_vector<int32_t>({7, 0, 4095}, {3});
+  EXPECT_ALL_CLOSE(rope(x, 10000.0, pos32), naive_rope(x, 10000.0, pos), 1e-12, 1e-12);
+}
+
+TEST(Rope, BackwardIsTheInverseRotation) {
+  Tensor x = random_tensor({2, 2, 4, 8}, 4);
+  EXPECT_ALL_CLOSE(rope_backward(rope(x, 10000.0), 10000.0), x, 1e-13, 1e-13);
+}
+
+TEST(Rope, Errors) {
+  expect_error([] { rope(random_tensor({2, 3}, 5), 10000.0); },
+               "rope: expected input [..., T, D] with D even, got [2, 3]");
+  expect_error([] { rope(random_tensor({3, 4}, 5), 10000.0, arange(4)); },
+               "rope: expected positions of shape [3], got [4]");
+  expect_error([] { rope(random_tensor({3, 4}, 5), 10000.0, random_tensor({3}, 6)); },
+               "int32 or int64");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,131 @@
+#include "core/ops/index.h"
+
+#include "core/ops/compare.h"
+#include "core/ops/dispatch.h"
+
+namespace moegrad {
+namespace {
+
+void check_operands(const char* op, const Tensor& x, const Tensor& idx) {
+  check_defined(op, x, "input");
+  check_defined(op, idx, "index");
+  check_same_device(op, x, idx);
+}
+
+// index_add and scatter_add sum into x: float or integer values, never bool or 16-bit floats.
+void check_accumulable(const char* op, const Tensor& x, const Tensor& src) {
+  check_defined(op, src, "source");
+  check_same_device(op, x, src);
+  check_same_dtype(op, x, src);
+  DType t = x.dtype();
+  MOEGRAD_CHECK(t == DType::F32 || t == DType::F64 || is_integral(t), op,
+                ": expected a float32, float64, int32 or int64 input, got ", dtype_name(t));
+}
+
+std::string dim_of(int64_t dim, const Tensor& x) {
+  return detail::concat("dim ", dim, " of input shape ", shape_str(x.shape()));
+}
+
+// `strides` with the entry of `dim` set to 0: a view of x that stays at index 0 along dim,
+// to which the kernels add idx * stride(dim).
+Shape zero_at(Shape strides, int64_t dim) {
+  strides[dim] = 0;
+  return strides;
+}
+
+}  // namespace
+
+void check_index_range(const char* op, const Tensor& idx, int64_t size, const std::string& what) {
+  MOEGRAD_CHECK(is_integral(idx.dtype()), op, ": expected an int32 or int64 index tensor, got ",
+                dtype_name(idx.dtype()));
+  if (idx.numel() == 0) return;
+  int64_t lo = 0, hi = 0;
+  MOEGRAD_DISPATCH(idx.device(), op, index_min_max, idx, lo, hi);
+  int64_t bad = lo < 0 ? lo : hi;
+  MOEGRAD_CHECK(lo >= 0 && hi < size, op, ": index ", bad, " out of range [0, ", size, ") for ",
+                what);
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
+  check_operands("index_select", x, idx);
+  int64_t d = normalize_dim(dim, x.dim(), "index_select");
+  MOEGRAD_CHECK(idx.dim() == 1, "index_select: expected a 1-d index tensor, got shape ",
+                shape_str(idx.shape()));
+  check_index_range("index_select", idx, x.size(d), dim_of(d, x));
+  Shape shape = x.shape();
+  shape[d] = idx.numel();
+  Tensor out = empty(shape, x.dtype(), x.device());
+  Shape idx_strides(shape.size(), 0);
+  idx_strides[d] = idx.stride(0);
+  Tensor xv = x.as_strided(shape, zero_at(x.strides(), d), x.offset());
+  Tensor iv = idx.as_strided(shape, idx_strides, idx.offset());
+  MOEGRAD_DISPATCH(x.device(), "index_select", gather, out, xv, iv, x.stride(d));
+  return out;
+}
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
+  check_operands("gather", x, idx);
+  int64_t d = normalize_dim(dim, x.dim(), "gather");
+  MOEGRAD_CHECK(idx.dim() == x.dim(), "gather: index shape ", shape_str(idx.shape()),
+                " must have the rank of input shape ", shape_str(x.shape()));
+  for (int64_t k = 0; k < x.dim(); ++k)
+    MOEGRAD_CHECK(k == d || idx.size(k) <= x.size(k), "gather: index shape ",
+                  shape_str(idx.shape()), " exceeds input shape ", shape_str(x.shape()),
+                  " in dim ", k);
+  check_index_range("gather", idx, x.size(d), dim_of(d, x));
+  Tensor out = empty(idx.shape(), x.dtype(), x.device());
+  Tensor xv = x.as_strided(idx.shape(), zero_at(x.strides(), d), x.offset());
+  MOEGRAD_DISPATCH(x.device(), "gather", gather, out, xv, idx, x.stride(d));
+  return out;
+}
+
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src) {
+  check_operands("index_add", x, idx);
+  check_accumulable("index_add", x, src);
+  int64_t d = normalize_dim(dim, x.dim(), "index_add");
+  MOEGRAD_CHECK(idx.dim() == 1, "index_add: expected a 1-d index tensor, got shape ",
+                shape_str(idx.shape()));
+  Shape src_shape = x.shape();
+  src_shape[d] = idx.numel();
+  MOEGRAD_CHECK(src.shape() == src_shape, "index_add: source shape ", shape_str(src.shape()),
+                " must be ", shape_str(src_shape), " (input shape ", shape_str(x.shape()),
+                " with the index's ", idx.numel(), " entries along dim ", d, ")");
+  check_index_range("index_add", idx, x.size(d), dim_of(d, x));
+  Tensor out = x.clone();
+  if (idx.numel() == 0 || x.numel() == 0) return out;
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < d; ++k) outer *= x.size(k);
+  for (int64_t k = d + 1; k < x.dim(); ++k) inner *= x.size(k);
+  MOEGRAD_DISPATCH(x.device(), "index_add", index_add, out.view({outer, x.size(d), inner}),
+                   idx.contiguous(), src.contiguous().view({outer, idx.numel(), inner}));
+  return out;
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src) {
+  check_operands("scatter_add", x, idx);
+  check_accumulable("scatter_add", x, src);
+  int64_t d = normalize_dim(dim, x.dim(), "scatter_add");
+  MOEGRAD_CHECK(src.shape() == idx.shape(), "scatter_add: source shape ", shape_str(src.shape()),
+                " differs from index shape ", shape_str(idx.shape()));
+  MOEGRAD_CHECK(idx.dim() == x.dim(), "scatter_add: index shape ", shape_str(idx.shape()),
+                " must have the rank of input shape ", shape_str(x.shape()));
+  for (int64_t k = 0; k < x.dim(); ++k)
+    MOEGRAD_CHECK(k == d || idx.size(k) <= x.size(k), "scatter_add: index shape ",
+                  shape_str(idx.shape()), " exceeds input shape ", shape_str(x.shape()),
+                  " in dim ", k);
+  check_index_range("scatter_add", idx, x.size(d), dim_of(d, x));
+  Tensor out = x.clone();
+  if (idx.numel() == 0) return out;
+  MOEGRAD_DISPATCH(x.device(), "scatter_add", scatter_add, out, d, idx, src);
+  return out;
+}
+
+Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype) {
+  check_defined("one_hot", idx, "index");
+  MOEGRAD_CHECK(num_classes >= 0, "one_hot: num_classes must be >= 0, got ", num_classes);
+  check_index_range("one_hot", idx, num_classes, detail::concat(num_classes, " classes"));
+  Tensor classes = arange(0, num_classes, 1, idx.dtype(), idx.device());
+  return eq(idx.unsqueeze(-1), classes).to(dtype);
+}
+
+}  // namespace moegrad

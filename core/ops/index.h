@@ -1,0 +1,53 @@
+// Indexing by integer tensors: index_select / gather read rows or elements at given positions;
+// index_add / scatter_add add rows or elements into them; one_hot. Index tensors are int32 or
+// int64 and every index must lie in [0, size) of the indexed dim (no negative wrap-around);
+// an index outside it throws naming the op, the index and the valid range.
+//
+// The accumulating ops are deterministic on both backends: every output element receives its
+// contributions one at a time, in increasing order of their position in the index tensor,
+// starting from x. CPU and CUDA therefore agree bit for bit.
+#pragma once
+#include <string>
+
+#include "core/tensor.h"
+
+namespace moegrad {
+
+// out = x with dim of size idx.numel(): out[.., i, ..] = x[.., idx[i], ..]. idx is 1-d.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx);
+// out = x, then out[.., idx[i], ..] += src[.., i, ..] for each i. src has x's shape except
+// idx.numel() along dim. Accumulates f32, f64, i32 or i64.
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+// out has idx's shape (same rank as x, idx.size(d) <= x.size(d) for d != dim), and
+// out[i][j][k] = x[i][idx[i][j][k]][k] for dim = 1.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx);
+// out = x, then out[i][idx[i][j][k]][k] += src[i][j][k] for dim = 1. src has idx's shape.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+// out[..., c] = (idx[...] == c) for c in [0, num_classes), in `dtype`.
+Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype = DType::I64);
+
+// Throws "<op>: index <v> out of range [0, <size>) for <what>" when an element of idx lies
+// outside [0, size). On CUDA, idx is reduced to its min and max on the device and the two
+// values are copied back: a host synchronisation per call.
+void check_index_range(const char* op, const Tensor& idx, int64_t size, const std::string& what);
+
+namespace cpu {
+// The smallest and largest element of a non-empty index tensor.
+void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi);
+// For every element e of out's shape: out[e] = the element idx[e] * x_dim_stride past x[e],
+// where x (its stride along the indexed dim zeroed) and idx are views over out's shape.
+void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride);
+// out ([outer, V, inner], contiguous, holding x) += src ([outer, n, inner], contiguous) rows
+// idx ([n], contiguous).
+void index_add(const Tensor& out, const Tensor& idx, const Tensor& src);
+// out (contiguous, holding x) += src along `dim` at idx, both idx and src of idx's shape.
+void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src);
+}  // namespace cpu
+namespace cuda {
+void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi);
+void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride);
+void index_add(const Tensor& out, const Tensor& idx, const Tensor& src);
+void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src);
+}  // namespace cuda
+
+}  // namespace moegrad

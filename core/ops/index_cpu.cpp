@@ -1,0 +1,118 @@
+#include <algorithm>
+#include <limits>
+
+#include "core/ops/cpu_loop.h"
+#include "core/ops/index.h"
+
+namespace moegrad::cpu {
+namespace {
+
+// The dtypes index_add and scatter_add sum in (checked by the caller).
+template <typename Fn>
+void dispatch_accumulable(DType t, const char* op, Fn&& fn) {
+  if (is_floating(t)) {
+    dispatch_float(t, op, fn);
+  } else {
+    dispatch_index(t, op, fn);
+  }
+}
+
+// index_add works on column slabs of this many elements: each slab belongs to one thread,
+// which adds the source rows into it in index order (deterministic, no races).
+constexpr int64_t kSlab = 64;
+
+}  // namespace
+
+void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi) {
+  dispatch_index(idx.dtype(), "index_min_max", [&](auto tag) {
+    using I = typename decltype(tag)::type;
+    Tensor c = idx.contiguous();
+    const I* p = c.data<I>();
+    int64_t n = c.numel(), mn = std::numeric_limits<int64_t>::max(),
+            mx = std::numeric_limits<int64_t>::min();
+#pragma omp parallel for reduction(min : mn) reduction(max : mx) if (n >= kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      mn = std::min<int64_t>(mn, p[i]);
+      mx = std::max<int64_t>(mx, p[i]);
+    }
+    lo = mn;
+    hi = mx;
+  });
+}
+
+void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride) {
+  dispatch_all(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(idx.dtype(), "gather", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      T* o = out.data<T>();
+      const T* xp = x.data<T>();
+      const I* ip = idx.data<I>();
+      strided_loop<3>(out.shape(), {out.strides(), x.strides(), idx.strides()},
+                      [&](int64_t n, const std::array<int64_t, 3>& off,
+                          const std::array<int64_t, 3>& st) {
+                        T* oq = o + off[0];
+                        const T* xq = xp + off[1];
+                        const I* iq = ip + off[2];
+                        for (int64_t i = 0; i < n; ++i)
+                          oq[i * st[0]] = xq[i * st[1] + int64_t(iq[i * st[2]]) * x_dim_stride];
+                      });
+    });
+  });
+}
+
+void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
+  dispatch_accumulable(out.dtype(), "index_add", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      const int64_t outer = out.size(0), rows = out.size(1), inner = out.size(2),
+                    n = idx.numel();
+      const int64_t slabs = (inner + kSlab - 1) / kSlab;
+      T* o = out.data<T>();
+      const T* s = src.data<T>();
+      const I* ip = idx.data<I>();
+      auto run = [&](int64_t task) {
+        int64_t b = task / slabs, h0 = (task % slabs) * kSlab, h1 = std::min(inner, h0 + kSlab);
+        for (int64_t j = 0; j < n; ++j) {
+          T* dst = o + (b * rows + int64_t(ip[j])) * inner;
+          const T* row = s + (b * n + j) * inner;
+          for (int64_t h = h0; h < h1; ++h) dst[h] += row[h];
+        }
+      };
+      int64_t tasks = outer * slabs;
+#pragma omp parallel for schedule(static) if (outer * n * inner >= kParallelGrain && tasks > 1)
+      for (int64_t t = 0; t < tasks; ++t) run(t);
+    });
+  });
+}
+
+void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
+  dispatch_accumulable(out.dtype(), "scatter_add", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      // One line = the elements of idx along dim at fixed other coordinates. Lines write to
+      // disjoint output elements, so they run in parallel; within a line, in index order.
+      Shape lines = idx.shape();
+      const int64_t m = lines[dim];
+      lines[dim] = 1;
+      const int64_t os = out.stride(dim), is = idx.stride(dim), ss = src.stride(dim);
+      T* o = out.data<T>();
+      const I* ip = idx.data<I>();
+      const T* sp = src.data<T>();
+      strided_loop<3>(lines, {out.strides(), idx.strides(), src.strides()},
+                      [&](int64_t n, const std::array<int64_t, 3>& off,
+                          const std::array<int64_t, 3>& st) {
+                        for (int64_t r = 0; r < n; ++r) {
+                          T* oq = o + off[0] + r * st[0];
+                          const I* iq = ip + off[1] + r * st[1];
+                          const T* sq = sp + off[2] + r * st[2];
+                          for (int64_t j = 0; j < m; ++j) oq[int64_t(iq[j * is]) * os] += sq[j * ss];
+                        }
+                      });
+    });
+  });
+}
+
+}  // namespace moegrad::cpu

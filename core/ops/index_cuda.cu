@@ -1,0 +1,194 @@
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cub/device/device_radix_sort.cuh>
+
+#include "core/cuda/strided.cuh"
+#include "core/ops/index.h"
+
+namespace moegrad::cuda {
+namespace {
+
+template <typename Fn>
+void dispatch_accumulable(DType t, const char* op, Fn&& fn) {
+  if (is_floating(t)) {
+    dispatch_float(t, op, fn);
+  } else {
+    dispatch_index(t, op, fn);
+  }
+}
+
+// Integer atomics only: the min and max do not depend on the order the warps arrive in.
+template <typename I>
+__global__ void min_max_kernel(const I* idx, int64_t n, StridedIndex<1> ix, long long* result) {
+  long long lo = LLONG_MAX, hi = LLONG_MIN;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[1];
+    ix.offsets(i, off);
+    long long v = idx[off[0]];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  for (int s = 16; s > 0; s >>= 1) {
+    long long l = __shfl_down_sync(0xffffffffu, lo, s), h = __shfl_down_sync(0xffffffffu, hi, s);
+    lo = l < lo ? l : lo;
+    hi = h > hi ? h : hi;
+  }
+  if ((threadIdx.x & 31) == 0) {
+    atomicMin(&result[0], lo);
+    atomicMax(&result[1], hi);
+  }
+}
+
+template <typename T, typename I>
+__global__ void gather_kernel(T* out, const T* x, const I* idx, int64_t x_dim_stride, int64_t n,
+                              StridedIndex<3> ix) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[3];
+    ix.offsets(i, off);
+    out[off[0]] = x[off[1] + int64_t(idx[off[2]]) * x_dim_stride];
+  }
+}
+
+__global__ void iota_kernel(int32_t* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = int32_t(i);
+}
+
+// start[v] = first position in the sorted keys holding a key >= v, for v in [0, rows].
+template <typename I>
+__global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, int32_t* start) {
+  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v <= rows;
+       v += int64_t(gridDim.x) * blockDim.x) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      if (int64_t(sorted[mid]) < v) lo = mid + 1; else hi = mid;
+    }
+    start[v] = int32_t(lo);
+  }
+}
+
+// One thread per output element sums its segment of source rows, in index order.
+template <typename T>
+__global__ void index_add_kernel(T* out, const T* src, const int32_t* perm, const int32_t* start,
+                                 int64_t rows, int64_t n, int64_t inner, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t h = i % inner, row = i / inner, v = row % rows, b = row / rows;
+    T acc = out[i];
+    for (int32_t p = start[v]; p < start[v + 1]; ++p) acc += src[(b * n + perm[p]) * inner + h];
+    out[i] = acc;
+  }
+}
+
+// One thread per line of idx along dim: lines write to disjoint outputs, so no atomics.
+template <typename T, typename I>
+__global__ void scatter_add_kernel(T* out, const I* idx, const T* src, int64_t m, int64_t os,
+                                   int64_t is, int64_t ss, int64_t lines, StridedIndex<3> ix) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < lines;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[3];
+    ix.offsets(i, off);
+    for (int64_t j = 0; j < m; ++j) out[off[0] + int64_t(idx[off[1] + j * is]) * os] += src[off[2] + j * ss];
+  }
+}
+
+}  // namespace
+
+void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi) {
+  int64_t n = idx.numel();
+  Tensor result = from_vector<int64_t>({LLONG_MAX, LLONG_MIN}, {2}, idx.device());
+  auto ix = make_strided_index<1>(idx.shape(), {idx.strides()});
+  cudaStream_t s = stream(idx.device().index);
+  dispatch_index(idx.dtype(), "index_min_max", [&](auto tag) {
+    using I = typename decltype(tag)::type;
+    unsigned blocks = std::min<unsigned>(grid_for(n), 1024);
+    min_max_kernel<I><<<blocks, kBlock, 0, s>>>(idx.data<I>(), n, ix,
+                                                 reinterpret_cast<long long*>(result.data<int64_t>()));
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+  std::vector<int64_t> v = result.to_vector<int64_t>();
+  lo = v[0];
+  hi = v[1];
+}
+
+void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride) {
+  int64_t n = out.numel();
+  if (n == 0) return;
+  auto ix = make_strided_index<3>(out.shape(), {out.strides(), x.strides(), idx.strides()});
+  cudaStream_t s = stream(out.device().index);
+  dispatch_all(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(idx.dtype(), "gather", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      gather_kernel<T, I><<<grid_for(n), kBlock, 0, s>>>(out.data<T>(), x.data<T>(), idx.data<I>(),
+                                                          x_dim_stride, n, ix);
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+// Sorts the row indices (a stable radix sort, so equal rows keep their index order), finds
+// where each row's run starts, then sums each output element's run without atomics.
+void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
+  const int64_t rows = out.size(1), inner = out.size(2), n = idx.numel();
+  MOEGRAD_CHECK(n <= INT32_MAX && rows < INT32_MAX, "index_add: CUDA supports at most 2^31 - 1 ",
+                "indices and rows, got ", n, " indices into ", rows, " rows");
+  Device dev = out.device();
+  cudaStream_t s = stream(dev.index);
+  int end_bit = 1;
+  while ((int64_t(1) << end_bit) < rows) ++end_bit;
+  Tensor perm_in = empty({n}, DType::I32, dev), perm = empty({n}, DType::I32, dev);
+  Tensor sorted = empty({n}, idx.dtype(), dev), start = empty({rows + 1}, DType::I32, dev);
+  iota_kernel<<<grid_for(n), kBlock, 0, s>>>(perm_in.data<int32_t>(), n);
+  MOEGRAD_CUDA_CHECK_LAUNCH();
+  dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
+    using I = typename decltype(itag)::type;
+    size_t bytes = 0;
+    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        nullptr, bytes, idx.data<I>(), sorted.data<I>(), perm_in.data<int32_t>(),
+        perm.data<int32_t>(), int(n), 0, end_bit, s));
+    Tensor temp = empty({int64_t(bytes / 8 + 1)}, DType::I64, dev);
+    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        temp.data_ptr(), bytes, idx.data<I>(), sorted.data<I>(), perm_in.data<int32_t>(),
+        perm.data<int32_t>(), int(n), 0, end_bit, s));
+    segment_start_kernel<I><<<grid_for(rows + 1), kBlock, 0, s>>>(sorted.data<I>(), n, rows,
+                                                                  start.data<int32_t>());
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+  int64_t total = out.numel();
+  dispatch_accumulable(out.dtype(), "index_add", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    index_add_kernel<T><<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(),
+                                                          perm.data<int32_t>(),
+                                                          start.data<int32_t>(), rows, n, inner,
+                                                          total);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
+  Shape lines = idx.shape();
+  const int64_t m = lines[dim];
+  lines[dim] = 1;
+  int64_t n = shape_numel(lines);
+  if (n == 0) return;
+  auto ix = make_strided_index<3>(lines, {out.strides(), idx.strides(), src.strides()});
+  cudaStream_t s = stream(out.device().index);
+  dispatch_accumulable(out.dtype(), "scatter_add", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
+      using I = typename decltype(itag)::type;
+      scatter_add_kernel<T, I><<<grid_for(n), kBlock, 0, s>>>(
+          out.data<T>(), idx.data<I>(), src.data<T>(), m, out.stride(dim), idx.stride(dim),
+          src.stride(dim), n, ix);
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+}  // namespace moegrad::cuda

@@ -1,0 +1,26 @@
+#include "core/ops/topk.h"
+
+#include "core/ops/dispatch.h"
+
+namespace moegrad {
+
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k) {
+  check_defined("topk", x, "input");
+  MOEGRAD_CHECK(x.dim() >= 1, "topk: expected at least one dim, got a 0-d tensor");
+  MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64,
+                "topk: expected a float32 or float64 tensor, got ", dtype_name(x.dtype()));
+  const int64_t n = x.size(-1);
+  MOEGRAD_CHECK(k >= 0 && k <= n, "topk: k = ", k, " out of range [0, ", n,
+                "] for the last dim of shape ", shape_str(x.shape()));
+  Shape shape = x.shape();
+  shape.back() = k;
+  Tensor values = empty(shape, x.dtype(), x.device());
+  Tensor indices = empty(shape, DType::I64, x.device());
+  const int64_t rows = n == 0 ? 0 : x.numel() / n;
+  if (rows == 0 || k == 0) return {values, indices};
+  MOEGRAD_DISPATCH(x.device(), "topk", topk, values.view({rows, k}), indices.view({rows, k}),
+                   x.contiguous().view({rows, n}));
+  return {values, indices};
+}
+
+}  // namespace moegrad

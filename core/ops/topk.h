@@ -1,0 +1,24 @@
+// The k largest elements along the last dim, sorted in descending order.
+//
+// Order: larger values first; NaN counts as larger than every number (as in torch.topk); equal
+// values (and NaNs) go by lower index first. The order is total, so the CPU and CUDA results
+// agree exactly, indices included.
+#pragma once
+#include <utility>
+
+#include "core/tensor.h"
+
+namespace moegrad {
+
+// x [..., n] (f32 or f64), 0 <= k <= n -> {values [..., k], indices [..., k] (int64)}.
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k);
+
+namespace cpu {
+// x contiguous [rows, n]; values and indices contiguous [rows, k].
+void topk(const Tensor& values, const Tensor& indices, const Tensor& x);
+}  // namespace cpu
+namespace cuda {
+void topk(const Tensor& values, const Tensor& indices, const Tensor& x);
+}  // namespace cuda
+
+}  // namespace moegrad

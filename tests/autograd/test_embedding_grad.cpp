@@ -1,0 +1,26 @@
+#include "autograd/ops/binary.h"
+#include "autograd/ops/embedding.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+TEST(EmbeddingGrad, DuplicateIdsBothIndexDtypes) {
+  Tensor w = random_tensor({5, 3}, 1);
+  for (DType it : {DType::I32, DType::I64}) {
+    Tensor ids = from_vector<int64_t>({4, 1, 4, 4, 0, 1}, {2, 3}).to(it);
+    EXPECT_GRADCHECK([&](const auto& v) { return embedding(v[0], ids); }, {w});
+  }
+}
+
+TEST(EmbeddingGrad, StridedWeightAndIds) {
+  Tensor w = random_tensor({3, 5}, 2).t();  // [5, 3]
+  Tensor ids = from_vector<int64_t>({2, 2, 0, 4, 2, 1}, {3, 2}).t();  // [2, 3]
+  EXPECT_GRADCHECK([&](const auto& v) { return mul(embedding(v[0], ids), embedding(v[0], ids)); },
+                   {w});
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,243 @@
+#include <functional>
+
+#include "core/ops/index.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+Shape unravel(int64_t i, const Shape& shape) {
+  Shape c(shape.size());
+  for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
+    c[d] = i % shape[d];
+    i /= shape[d];
+  }
+  return c;
+}
+
+int64_t ravel(const Shape& c, const Shape& shape) {
+  int64_t i = 0;
+  for (size_t d = 0; d < shape.size(); ++d) i = i * shape[d] + c[d];
+  return i;
+}
+
+// Naive references on logical (row-major) values, whatever the inputs' strides.
+Tensor ref_index_select(const Tensor& x, int64_t d, const Tensor& idx) {
+  std::vector<double> xv = x.to_vector<double>();
+  std::vector<int64_t> iv = idx.to_vector<int64_t>();
+  Shape shape = x.shape();
+  shape[d] = idx.numel();
+  std::vector<double> out(shape_numel(shape));
+  for (int64_t i = 0; i < int64_t(out.size()); ++i) {
+    Shape c = unravel(i, shape);
+    c[d] = iv[c[d]];
+    out[i] = xv[ravel(c, x.shape())];
+  }
+  return from_vector(out, shape);
+}
+
+Tensor ref_gather(const Tensor& x, int64_t d, const Tensor& idx) {
+  std::vector<double> xv = x.to_vector<double>();
+  std::vector<int64_t> iv = idx.to_vector<int64_t>();
+  std::vector<double> out(idx.numel());
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    Shape c = unravel(i, idx.shape());
+    c[d] = iv[i];
+    out[i] = xv[ravel(c, x.shape())];
+  }
+  return from_vector(out, idx.shape());
+}
+
+Tensor ref_index_add(const Tensor& x, int64_t d, const Tensor& idx, const Tensor& src) {
+  std::vector<double> out = x.to_vector<double>(), sv = src.to_vector<double>();
+  std::vector<int64_t> iv = idx.to_vector<int64_t>();
+  for (int64_t i = 0; i < src.numel(); ++i) {
+    Shape c = unravel(i, src.shape());
+    c[d] = iv[c[d]];
+    out[ravel(c, x.shape())] += sv[i];
+  }
+  return from_vector(out, x.shape());
+}
+
+Tensor ref_scatter_add(const Tensor& x, int64_t d, const Tensor& idx, const Tensor& src) {
+  std::vector<double> out = x.to_vector<double>(), sv = src.to_vector<double>();
+  std::vector<int64_t> iv = idx.to_vector<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    Shape c = unravel(i, idx.shape());
+    c[d] = iv[i];
+    out[ravel(c, x.shape())] += sv[i];
+  }
+  return from_vector(out, x.shape());
+}
+
+// Random indices in [0, high) of `shape`, in `dtype`.
+Tensor random_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype) {
+  Generator gen(seed);
+  return randint(0, high, shape, gen, dtype);
+}
+
+TEST(Index, IndexSelectHandExample) {
+  Tensor x = from_vector<double>({0, 1, 2, 10, 11, 12, 20, 21, 22}, {3, 3});
+  Tensor idx = from_vector<int64_t>({2, 0, 2}, {3});
+  EXPECT_EQ(index_select(x, 0, idx).to_vector<double>(),
+            (std::vector<double>{20, 21, 22, 0, 1, 2, 20, 21, 22}));
+  EXPECT_EQ(index_select(x, -1, idx.to(DType::I32)).to_vector<double>(),
+            (std::vector<double>{2, 0, 2, 12, 10, 12, 22, 20, 22}));
+}
+
+TEST(Index, IndexSelectMatchesReferenceOnStridedInputs) {
+  Tensor x = random_tensor({5, 4, 3}, 1).permute({2, 0, 1});  // [3, 5, 4], not contiguous
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      // Every other element of a longer index tensor: a strided idx with duplicates.
+      Tensor idx = random_index({14}, x.size(d), 10 + d, it).narrow(0, 1, 7);
+      idx = idx.as_strided({4}, {2}, idx.offset());
+      EXPECT_ALL_CLOSE(index_select(x, d, idx), ref_index_select(x, d, idx), 0, 0);
+    }
+  }
+  Tensor empty_idx = zeros({0}, DType::I64);
+  EXPECT_EQ(index_select(x, 1, empty_idx).shape(), (Shape{3, 0, 4}));
+}
+
+TEST(Index, IndexSelectKeepsDtypes) {
+  Tensor x = from_vector<int64_t>({5, 6, 7}, {3});
+  EXPECT_EQ(index_select(x, 0, from_vector<int32_t>({2, 2, 0}, {3})).to_vector<int64_t>(),
+            (std::vector<int64_t>{7, 7, 5}));
+}
+
+TEST(Index, GatherMatchesReference) {
+  Tensor x = random_tensor({4, 5, 3}, 2);
+  Tensor xt = random_tensor({3, 5, 4}, 3).permute({2, 1, 0});  // [4, 5, 3], not contiguous
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      // Smaller than x off dim, longer than x along it: both are allowed.
+      Shape s{3, 4, 2};
+      s[d] = 7;
+      Tensor idx = random_index(s, x.size(d), 20 + d, it);
+      EXPECT_ALL_CLOSE(gather(x, d, idx), ref_gather(x, d, idx), 0, 0);
+      Tensor idx_t = idx.transpose(0, 2).contiguous().transpose(0, 2);  // strided idx
+      EXPECT_ALL_CLOSE(gather(xt, d, idx_t), ref_gather(xt, d, idx_t), 0, 0);
+    }
+  }
+}
+
+TEST(Index, IndexAddAccumulatesDuplicates) {
+  Tensor x = from_vector<double>({1, 1, 1, 1, 1, 1}, {3, 2});
+  Tensor src = from_vector<double>({1, 2, 10, 20, 100, 200, 1000, 2000}, {4, 2});
+  Tensor idx = from_vector<int32_t>({2, 0, 2, 2}, {4});
+  EXPECT_EQ(index_add(x, 0, idx, src).to_vector<double>(),
+            (std::vector<double>{11, 21, 1, 1, 1102, 2203}));
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>(6, 1.0)));  // x is not modified
+}
+
+TEST(Index, IndexAddMatchesReferenceOnStridedInputs) {
+  Tensor x = random_tensor({4, 3, 5}, 4).transpose(0, 2);  // [5, 3, 4]
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      Tensor idx = random_index({9}, x.size(d), 30 + d, it);
+      Shape s = x.shape();
+      s[d] = 9;
+      Tensor src = random_tensor({s[2], s[1], s[0]}, 40 + d).permute({2, 1, 0});
+      EXPECT_ALL_CLOSE(index_add(x, d, idx, src), ref_index_add(x, d, idx, src), 1e-12, 1e-12);
+    }
+  }
+}
+
+TEST(Index, IndexAddOverLargeSlabsInParallel) {
+  // Big enough for the OpenMP path, with many duplicates per row.
+  Tensor x = random_tensor({7, 300}, 5, DType::F32);
+  Tensor idx = random_index({200}, 7, 6, DType::I64);
+  Tensor src = random_tensor({200, 300}, 7, DType::F32);
+  EXPECT_ALL_CLOSE(index_add(x, 0, idx, src), ref_index_add(x, 0, idx, src), 1e-4, 1e-5);
+}
+
+TEST(Index, ScatterAddAccumulatesDuplicates) {
+  Tensor x = zeros({2, 3}, DType::F64);
+  Tensor idx = from_vector<int64_t>({0, 2, 0, 0, 1, 1, 1, 1}, {2, 4});
+  Tensor src = from_vector<double>({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});
+  EXPECT_EQ(scatter_add(x, 1, idx, src).to_vector<double>(),
+            (std::vector<double>{8, 0, 2, 0, 26, 0}));
+}
+
+TEST(Index, ScatterAddMatchesReferenceOnStridedInputs) {
+  Tensor x = random_tensor({3, 4, 5}, 8).permute({1, 2, 0});  // [4, 5, 3]
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      Shape s{3, 4, 2};
+      s[d] = 6;
+      Tensor idx = random_index(s, x.size(d), 50 + d, it).transpose(0, 1).contiguous().transpose(0, 1);
+      Tensor src = random_tensor({s[2], s[1], s[0]}, 60 + d).permute({2, 1, 0});
+      EXPECT_ALL_CLOSE(scatter_add(x, d, idx, src), ref_scatter_add(x, d, idx, src), 1e-12, 1e-12);
+    }
+  }
+}
+
+TEST(Index, ScatterAddCountsIntegers) {
+  // A bincount: the tokens each expert receives.
+  Tensor expert = from_vector<int32_t>({3, 0, 3, 1, 3}, {5});
+  Tensor counts = scatter_add(zeros({4}, DType::I64), 0, expert, ones({5}, DType::I64));
+  EXPECT_EQ(counts.to_vector<int64_t>(), (std::vector<int64_t>{1, 1, 0, 3}));
+}
+
+TEST(Index, OneHot) {
+  Tensor idx = from_vector<int32_t>({2, 0, 1, 2}, {2, 2});
+  Tensor oh = one_hot(idx, 3);
+  EXPECT_EQ(oh.shape(), (Shape{2, 2, 3}));
+  EXPECT_EQ(oh.dtype(), DType::I64);
+  EXPECT_EQ(oh.to_vector<int64_t>(), (std::vector<int64_t>{0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1}));
+  Tensor f = one_hot(scalar_tensor(1, DType::I64), 2, DType::F32);
+  EXPECT_EQ(f.shape(), (Shape{2}));
+  EXPECT_EQ(f.to_vector<float>(), (std::vector<float>{0, 1}));
+}
+
+TEST(Index, BadIndicesNameOpValueAndRange) {
+  Tensor x = zeros({5, 3}, DType::F64);
+  Tensor bad = from_vector<int64_t>({1, 5, 0}, {3});
+  EXPECT_EQ(error_of([&] { index_select(x, 0, bad); }),
+            "index_select: index 5 out of range [0, 5) for dim 0 of input shape [5, 3]");
+  Tensor neg = from_vector<int32_t>({0, -1}, {2});
+  EXPECT_EQ(error_of([&] { index_select(x, 1, neg); }),
+            "index_select: index -1 out of range [0, 3) for dim 1 of input shape [5, 3]");
+  EXPECT_EQ(error_of([&] { gather(x, 1, from_vector<int64_t>({3}, {1, 1})); }),
+            "gather: index 3 out of range [0, 3) for dim 1 of input shape [5, 3]");
+  EXPECT_EQ(error_of([&] { index_add(x, 0, bad, zeros({3, 3}, DType::F64)); }),
+            "index_add: index 5 out of range [0, 5) for dim 0 of input shape [5, 3]");
+  EXPECT_EQ(error_of([&] { scatter_add(x, 0, bad.view({3, 1}), zeros({3, 1}, DType::F64)); }),
+            "scatter_add: index 5 out of range [0, 5) for dim 0 of input shape [5, 3]");
+  EXPECT_EQ(error_of([&] { one_hot(bad, 4); }), "one_hot: index 5 out of range [0, 4) for 4 classes");
+}
+
+TEST(Index, BadShapesDimsAndDtypes) {
+  Tensor x = zeros({5, 3}, DType::F64);
+  Tensor idx = from_vector<int64_t>({1, 2}, {2});
+  EXPECT_EQ(error_of([&] { index_select(x, 0, idx.to(DType::F32)); }),
+            "index_select: expected an int32 or int64 index tensor, got float32");
+  EXPECT_EQ(error_of([&] { index_select(x, 0, idx.view({1, 2})); }),
+            "index_select: expected a 1-d index tensor, got shape [1, 2]");
+  EXPECT_NE(error_of([&] { index_select(x, 2, idx); }).find("index_select"), std::string::npos);
+  EXPECT_EQ(error_of([&] { gather(x, 0, idx); }),
+            "gather: index shape [2] must have the rank of input shape [5, 3]");
+  EXPECT_EQ(error_of([&] { gather(x, 0, zeros({1, 4}, DType::I64)); }),
+            "gather: index shape [1, 4] exceeds input shape [5, 3] in dim 1");
+  EXPECT_EQ(error_of([&] { index_add(x, 0, idx, zeros({3, 3}, DType::F64)); }),
+            "index_add: source shape [3, 3] must be [2, 3] (input shape [5, 3] with the index's 2 "
+            "entries along dim 0)");
+  EXPECT_EQ(error_of([&] { scatter_add(x, 0, idx.view({2, 1}), zeros({2, 2}, DType::F64)); }),
+            "scatter_add: source shape [2, 2] differs from index shape [2, 1]");
+  EXPECT_EQ(error_of([&] { index_add(x.to(DType::Bool), 0, idx, zeros({2, 3}, DType::Bool)); }),
+            "index_add: expected a float32, float64, int32 or int64 input, got bool");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,82 @@
+#include <functional>
+
+#include "core/ops/join.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Join, ConcatAlongEachDim) {
+  Tensor a = from_vector<float>({1, 2, 3, 4}, {2, 2});
+  Tensor b = from_vector<float>({5, 6}, {1, 2});
+  EXPECT_EQ(concat({a, b}, 0).to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  Tensor c = from_vector<float>({7, 8, 9, 10, 11, 12}, {2, 3});
+  Tensor ac = concat({a, c}, -1);
+  EXPECT_EQ(ac.shape(), (Shape{2, 5}));
+  EXPECT_EQ(ac.to_vector<float>(), (std::vector<float>{1, 2, 7, 8, 9, 3, 4, 10, 11, 12}));
+}
+
+TEST(Join, ConcatStridedEmptyAndIntegerInputs) {
+  Tensor a = random_tensor({3, 4}, 1).t();  // [4, 3], strided
+  Tensor b = random_tensor({4, 2}, 2);
+  Tensor e = zeros({4, 0}, DType::F64);
+  Tensor out = concat({a, e, b}, 1);
+  EXPECT_ALL_CLOSE(out.narrow(1, 0, 3), a, 0, 0);
+  EXPECT_ALL_CLOSE(out.narrow(1, 3, 2), b, 0, 0);
+  Tensor i = concat({arange(3), arange(2)});
+  EXPECT_EQ(i.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 0, 1}));
+}
+
+TEST(Join, StackInsertsDim) {
+  Tensor a = from_vector<float>({1, 2, 3}, {3}), b = from_vector<float>({4, 5, 6}, {3});
+  EXPECT_EQ(stack({a, b}).to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  Tensor s1 = stack({a, b}, 1);
+  EXPECT_EQ(s1.shape(), (Shape{3, 2}));
+  EXPECT_EQ(s1.to_vector<float>(), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(stack({a, b}, -1).to_vector<float>(), s1.to_vector<float>());
+  Tensor m = random_tensor({2, 3}, 3).t();
+  Tensor s2 = stack({m, m, m}, 2);
+  EXPECT_EQ(s2.shape(), (Shape{3, 2, 3}));
+  EXPECT_ALL_CLOSE(s2.select(2, 1), m, 0, 0);
+}
+
+TEST(Join, SplitReturnsViews) {
+  Tensor x = arange(12, DType::F32).view({3, 4});
+  std::vector<Tensor> p = split(x, {1, 3}, 1);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_TRUE(p[1].shares_storage(x));
+  EXPECT_EQ(p[0].to_vector<float>(), (std::vector<float>{0, 4, 8}));
+  EXPECT_EQ(p[1].to_vector<float>(), (std::vector<float>{1, 2, 3, 5, 6, 7, 9, 10, 11}));
+  std::vector<Tensor> c = split_chunks(arange(7), 3);
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[2].to_vector<int64_t>(), (std::vector<int64_t>{6}));
+  EXPECT_EQ(concat(c).to_vector<int64_t>(), arange(7).to_vector<int64_t>());
+}
+
+TEST(Join, Errors) {
+  Tensor a = zeros({2, 3});
+  EXPECT_EQ(error_of([] { concat({}); }), "concat: expected at least one tensor");
+  EXPECT_EQ(error_of([&] { concat({a, zeros({2, 4})}, 0); }),
+            "concat: tensor 1 has shape [2, 4], which differs from [2, 3] outside dim 0");
+  EXPECT_EQ(error_of([&] { concat({a, zeros({2, 3}, DType::F64)}); }).substr(0, 7), "concat:");
+  EXPECT_EQ(error_of([&] { stack({a, zeros({3, 2})}); }),
+            "stack: tensor 1 has shape [3, 2], tensor 0 has [2, 3]");
+  EXPECT_EQ(error_of([&] { split(a, {1, 1}, 1); }),
+            "split: sizes [1, 1] sum to 2, not to the size 3 of dim 1 of shape [2, 3]");
+  EXPECT_EQ(error_of([&] { split_chunks(a, 0); }),
+            "split_chunks: chunk size must be positive, got 0");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,98 @@
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "core/ops/topk.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// A full stable sort of each row (NaN first, then descending): its first k entries.
+std::pair<std::vector<double>, std::vector<int64_t>> ref_topk(const Tensor& x, int64_t k) {
+  const int64_t n = x.size(-1), rows = x.numel() / n;
+  std::vector<double> v = x.to_vector<double>(), vals;
+  std::vector<int64_t> idx;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    const double* row = v.data() + r * n;
+    std::stable_sort(order.begin(), order.end(), [row](int64_t a, int64_t b) {
+      if (std::isnan(row[a]) || std::isnan(row[b])) return std::isnan(row[a]) && !std::isnan(row[b]);
+      return row[a] > row[b];
+    });
+    for (int64_t j = 0; j < k; ++j) {
+      vals.push_back(row[order[j]]);
+      idx.push_back(order[j]);
+    }
+  }
+  return {vals, idx};
+}
+
+void expect_matches_reference(const Tensor& x, int64_t k) {
+  auto [values, indices] = topk(x, k);
+  Shape shape = x.shape();
+  shape.back() = k;
+  EXPECT_EQ(values.shape(), shape);
+  EXPECT_EQ(indices.dtype(), DType::I64);
+  auto [rv, ri] = ref_topk(x, k);
+  EXPECT_EQ(indices.to_vector<int64_t>(), ri) << "k = " << k << ", x " << shape_str(x.shape());
+  EXPECT_EQ(values.to_vector<double>(), rv) << "k = " << k;
+}
+
+TEST(TopK, SortedDescendingTiesToLowerIndex) {
+  Tensor x = from_vector<float>({1, 3, 3, 2, 3, -1, 0, 0}, {2, 4});
+  auto [values, indices] = topk(x, 3);
+  EXPECT_EQ(values.to_vector<float>(), (std::vector<float>{3, 3, 2, 3, 0, 0}));
+  EXPECT_EQ(indices.to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 3, 0, 2, 3}));
+}
+
+TEST(TopK, NanRanksAboveNumbers) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = from_vector<float>({1, nan, 2, nan, -0.0f, 0.0f}, {6});
+  auto [values, indices] = topk(x, 5);
+  EXPECT_EQ(indices.to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 2, 0, 4}));
+  EXPECT_TRUE(std::isnan(values.to_vector<float>()[0]));
+}
+
+TEST(TopK, MatchesReferenceForManyK) {
+  Tensor x = random_tensor({7, 37}, 1, DType::F32);
+  for (int64_t k : {1, 2, 8, 36, 37}) expect_matches_reference(x, k);
+  // Many ties: small integers.
+  Generator gen(2);
+  Tensor ties = randint(0, 4, {5, 3, 16}, gen).to(DType::F64);
+  for (int64_t k : {1, 4, 16}) expect_matches_reference(ties, k);
+}
+
+TEST(TopK, NonContiguousInput) {
+  Tensor x = random_tensor({9, 4, 6}, 3).transpose(0, 2);  // [6, 4, 9]
+  expect_matches_reference(x, 3);
+}
+
+TEST(TopK, EmptyAndErrors) {
+  auto [v, i] = topk(zeros({3, 4}), 0);
+  EXPECT_EQ(v.shape(), (Shape{3, 0}));
+  EXPECT_EQ(i.shape(), (Shape{3, 0}));
+  EXPECT_EQ(topk(zeros({0, 4}), 2).first.shape(), (Shape{0, 2}));
+  EXPECT_EQ(error_of([] { topk(zeros({3, 4}), 5); }),
+            "topk: k = 5 out of range [0, 4] for the last dim of shape [3, 4]");
+  EXPECT_EQ(error_of([] { topk(scalar_tensor(1.0), 1); }),
+            "topk: expected at least one dim, got a 0-d tensor");
+  EXPECT_EQ(error_of([] { topk(zeros({4}, DType::I64), 1); }),
+            "topk: expected a float32 or float64 tensor, got int64");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,87 @@
+#include <functional>
+
+#include "core/ops/index.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+Tensor random_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype) {
+  Generator gen(seed);
+  return randint(0, high, shape, gen, dtype);
+}
+
+Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+
+// Both backends sum in index order, so the results agree bit for bit.
+TEST(IndexCuda, SelectAndGatherMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = random_tensor({37, 5, 3}, 1, DType::F32).permute({1, 0, 2});  // [5, 37, 3]
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      Tensor idx = random_index({23}, x.size(d), 2 + d, it);
+      EXPECT_ALL_CLOSE(index_select(gpu(x), d, gpu(idx)), index_select(x, d, idx), 0, 0);
+      Shape s{4, 30, 2};
+      s[d] = 11;
+      Tensor gi = random_index(s, x.size(d), 10 + d, it).transpose(0, 1);
+      Tensor xs = x.transpose(0, 1);
+      int64_t gd = d == 0 ? 1 : d == 1 ? 0 : 2;
+      EXPECT_ALL_CLOSE(gather(gpu(xs), gd, gpu(gi)), gather(xs, gd, gi), 0, 0);
+    }
+  }
+}
+
+TEST(IndexCuda, IndexAddMatchesCpuWithManyDuplicates) {
+  SKIP_WITHOUT_GPU();
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      Tensor x = random_tensor({6, 7, 33}, 20 + d, DType::F32);
+      Shape s = x.shape();
+      s[d] = 301;
+      Tensor idx = random_index({301}, x.size(d), 30 + d, it);
+      Tensor src = random_tensor({s[2], s[1], s[0]}, 40 + d, DType::F32).permute({2, 1, 0});
+      Tensor cpu = index_add(x, d, idx, src);
+      Tensor cuda = index_add(gpu(x), d, gpu(idx), gpu(src));
+      EXPECT_ALL_CLOSE(cuda, cpu, 0, 0);
+      EXPECT_ALL_CLOSE(index_add(gpu(x), d, gpu(idx), gpu(src)), cuda, 0, 0);  // run to run
+    }
+  }
+}
+
+TEST(IndexCuda, ScatterAddMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      Tensor x = random_tensor({9, 5, 13}, 50 + d, DType::F64);
+      Shape s{7, 4, 11};
+      s[d] = 29;
+      Tensor idx = random_index(s, x.size(d), 60 + d, it).transpose(0, 2).contiguous().transpose(0, 2);
+      Tensor src = random_tensor(s, 70 + d, DType::F64);
+      EXPECT_ALL_CLOSE(scatter_add(gpu(x), d, gpu(idx), gpu(src)), scatter_add(x, d, idx, src), 0, 0);
+    }
+  }
+  Tensor e = from_vector<int32_t>({3, 0, 3, 1, 3}, {5});
+  Tensor counts = scatter_add(gpu(zeros({4}, DType::I64)), 0, gpu(e), gpu(ones({5}, DType::I64)));
+  EXPECT_EQ(counts.to_vector<int64_t>(), (std::vector<int64_t>{1, 1, 0, 3}));
+}
+
+TEST(IndexCuda, OneHotAndBadIndices) {
+  SKIP_WITHOUT_GPU();
+  Tensor idx = from_vector<int64_t>({2, 0, 1}, {3});
+  EXPECT_EQ(one_hot(gpu(idx), 3).to_vector<int64_t>(), one_hot(idx, 3).to_vector<int64_t>());
+  Tensor x = gpu(zeros({5, 3}));
+  try {
+    index_select(x, 0, gpu(from_vector<int32_t>({1, 7, -2, 0}, {4})));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "index_select: index -2 out of range [0, 5) for dim 0 of input shape [5, 3]");
+  }
+  EXPECT_THROW(gather(x, 0, gpu(from_vector<int64_t>({5}, {1, 1}))), Error);
+  EXPECT_THROW(index_add(x, 0, gpu(from_vector<int64_t>({9}, {1})), gpu(zeros({1, 3}))), Error);
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,160 @@
+#include <cuda_runtime.h>
+
+#include <climits>
+
+#include "core/cuda/strided.cuh"
+#include "core/ops/reduce_cuda.cuh"
+#include "core/ops/reduce_op.h"
+#include "core/ops/softmax.h"
+
+namespace moegrad::cuda {
+namespace {
+
+// Softmax over the last dim: kThreads threads (a warp, or the block for long rows) per row.
+// One pass finds the row's running max and sum of exp, a second writes the outputs.
+template <int kThreads, typename T>
+__global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t D, bool log) {
+  constexpr int kRows = kBlock / kThreads;
+  __shared__ MaxSum<T> sm[kRows][kThreads];
+  int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
+  const T* xr = x + row * D;
+  MaxSum<T> a{-T(INFINITY), 0.0};
+  if (row < rows)
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) a = max_sum_step(a, xr[i]);
+  a = fold_row(a, sm, [](MaxSum<T> u, MaxSum<T> v) { return max_sum_combine(u, v); });
+  if (row >= rows) return;
+  T* yr = y + row * D;
+  if (log) {
+    T ls = T(math::log(a.s));
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = (xr[i] - a.m) - ls;
+  } else {
+    T inv = T(1.0 / a.s);
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = math::exp(T(xr[i] - a.m)) * inv;
+  }
+}
+
+// Softmax over another dim (or over short rows): one thread per (outer, inner) column,
+// neighbouring threads reading neighbouring memory.
+template <typename T>
+__global__ void softmax_columns_kernel(T* y, const T* x, int64_t outer, int64_t D, int64_t inner,
+                                       bool log) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < outer * inner;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    int64_t base = (j / inner) * D * inner + j % inner;
+    const T* xc = x + base;
+    T* yc = y + base;
+    MaxSum<T> a{-T(INFINITY), 0.0};
+    for (int64_t d = 0; d < D; ++d) a = max_sum_step(a, xc[d * inner]);
+    if (log) {
+      T ls = T(math::log(a.s));
+      for (int64_t d = 0; d < D; ++d) yc[d * inner] = (xc[d * inner] - a.m) - ls;
+    } else {
+      T inv = T(1.0 / a.s);
+      for (int64_t d = 0; d < D; ++d) yc[d * inner] = math::exp(T(xc[d * inner] - a.m)) * inv;
+    }
+  }
+}
+
+// softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g). Sums in f64.
+template <typename T>
+__device__ __forceinline__ double backward_term(T g, T y, bool log) {
+  return log ? double(g) : double(g) * double(y);
+}
+template <typename T>
+__device__ __forceinline__ T backward_value(T g, T y, T s, bool log) {
+  return log ? g - math::exp(y) * s : y * (g - s);
+}
+
+template <int kThreads, typename T>
+__global__ void backward_rows_kernel(T* gx, const T* g, const T* y, int64_t rows, int64_t D,
+                                     bool log) {
+  constexpr int kRows = kBlock / kThreads;
+  __shared__ double sm[kRows][kThreads];
+  int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
+  const T* gr = g + row * D;
+  const T* yr = y + row * D;
+  double s = 0;
+  if (row < rows)
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) s += backward_term(gr[i], yr[i], log);
+  s = fold_row(s, sm, [](double u, double v) { return u + v; });
+  if (row >= rows) return;
+  T st = T(s);
+  T* out = gx + row * D;
+  for (int64_t i = threadIdx.x; i < D; i += kThreads)
+    out[i] = backward_value(gr[i], yr[i], st, log);
+}
+
+template <typename T>
+__global__ void backward_columns_kernel(T* gx, const T* g, const T* y, int64_t outer, int64_t D,
+                                        int64_t inner, bool log) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < outer * inner;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    int64_t base = (j / inner) * D * inner + j % inner;
+    double s = 0;
+    for (int64_t d = 0; d < D; ++d)
+      s += backward_term(g[base + d * inner], y[base + d * inner], log);
+    T st = T(s);
+    for (int64_t d = 0; d < D; ++d) {
+      int64_t k = base + d * inner;
+      gx[k] = backward_value(g[k], y[k], st, log);
+    }
+  }
+}
+
+// Rows shorter than a warp leave most of it idle: they run one per thread, like columns.
+constexpr int64_t kMinRowForWarp = 32;
+constexpr int64_t kMinRowForBlock = 1024;
+
+unsigned row_blocks(int64_t rows, int threads) {
+  int64_t per = kBlock / threads;
+  int64_t blocks = (rows + per - 1) / per;
+  MOEGRAD_CHECK(blocks <= INT_MAX, "softmax: ", rows, " rows are too many for one launch");
+  return unsigned(blocks);
+}
+
+}  // namespace
+
+void softmax(const Tensor& out, const Tensor& x, bool log) {
+  int64_t outer = x.size(0), D = x.size(1), inner = x.size(2);
+  cudaStream_t s = stream(x.device().index);
+  dispatch_float(x.dtype(), "softmax", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* y = out.data<T>();
+    const T* xp = x.data<T>();
+    if (inner > 1 || D < kMinRowForWarp) {
+      softmax_columns_kernel<T>
+          <<<grid_for(outer * inner), kBlock, 0, s>>>(y, xp, outer, D, inner, log);
+    } else if (D < kMinRowForBlock) {
+      softmax_rows_kernel<32, T>
+          <<<row_blocks(outer, 32), dim3(32, kBlock / 32), 0, s>>>(y, xp, outer, D, log);
+    } else {
+      softmax_rows_kernel<kBlock, T>
+          <<<row_blocks(outer, kBlock), dim3(kBlock, 1), 0, s>>>(y, xp, outer, D, log);
+    }
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void softmax_backward(const Tensor& out, const Tensor& grad, const Tensor& y, bool log) {
+  int64_t outer = y.size(0), D = y.size(1), inner = y.size(2);
+  cudaStream_t s = stream(y.device().index);
+  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* gx = out.data<T>();
+    const T* g = grad.data<T>();
+    const T* yp = y.data<T>();
+    if (inner > 1 || D < kMinRowForWarp) {
+      backward_columns_kernel<T>
+          <<<grid_for(outer * inner), kBlock, 0, s>>>(gx, g, yp, outer, D, inner, log);
+    } else if (D < kMinRowForBlock) {
+      backward_rows_kernel<32, T>
+          <<<row_blocks(outer, 32), dim3(32, kBlock / 32), 0, s>>>(gx, g, yp, outer, D, log);
+    } else {
+      backward_rows_kernel<kBlock, T>
+          <<<row_blocks(outer, kBlock), dim3(kBlock, 1), 0, s>>>(gx, g, yp, outer, D, log);
+    }
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace moegrad::cuda

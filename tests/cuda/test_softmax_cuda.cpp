@@ -1,0 +1,55 @@
+#include "autograd/ops/binary.h"
+#include "autograd/ops/reduce.h"
+#include "autograd/ops/softmax.h"
+#include "core/ops/softmax.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+TEST(SoftmaxCuda, ForwardAndBackwardMatchCpuOnEveryPath) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::F32, DType::F64}) {
+    double tol = dt == DType::F32 ? 1e-5 : 1e-12;
+    auto rt = [dt](const Shape& s, uint64_t seed) { return testing::random_tensor(s, seed, dt); };
+    // short rows, warp rows, block rows, a middle dim, a strided input
+    std::vector<std::pair<Tensor, int64_t>> cases = {
+        {rt({37, 5}, 1), 1},    {rt({37, 300}, 2), -1},   {rt({7, 3001}, 3), 1},
+        {rt({4, 50, 6}, 4), 1}, {rt({45, 37}, 5).t(), 1}, {rt({45, 37}, 6), 0},
+    };
+    for (const auto& [x, dim] : cases) {
+      Tensor gx = x.to(Device::cuda());
+      Tensor grad = rt(x.shape(), 7);
+      for (bool log : {false, true}) {
+        Tensor cpu = log ? log_softmax(x, dim) : softmax(x, dim);
+        Tensor gpu = log ? log_softmax(gx, dim) : softmax(gx, dim);
+        EXPECT_ALL_CLOSE(gpu, cpu, tol, tol)
+            << shape_str(x.shape()) << " dim " << dim << " log " << log;
+        Tensor cb = log ? log_softmax_backward(grad, cpu, dim) : softmax_backward(grad, cpu, dim);
+        Tensor gb = log ? log_softmax_backward(grad.to(Device::cuda()), cpu.to(Device::cuda()), dim)
+                        : softmax_backward(grad.to(Device::cuda()), cpu.to(Device::cuda()), dim);
+        EXPECT_ALL_CLOSE(gb, cb, tol, tol)
+            << shape_str(x.shape()) << " dim " << dim << " log " << log;
+      }
+    }
+  }
+}
+
+TEST(SoftmaxCuda, GradientsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = testing::random_tensor({5, 33}, 8);
+  Tensor w = testing::random_tensor({5, 33}, 9);
+  for (bool log : {false, true}) {
+    Variable c(x, true), g(x.to(Device::cuda()), true);
+    auto loss = [&](const Variable& v, const Tensor& wt) {
+      Variable y = log ? log_softmax(v, 1) : softmax(v, 0);
+      return sum(mul(y, Variable(wt)));
+    };
+    loss(c, w).backward();
+    loss(g, w.to(Device::cuda())).backward();
+    EXPECT_ALL_CLOSE(g.grad(), c.grad(), 1e-12, 1e-12);
+  }
+}
+
+}  // namespace
+}  // namespace moegrad

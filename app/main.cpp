@@ -1,2 +1,85 @@
+// moegrad: the command-line entry point. Options before the command name are moegrad's own
+// (--help, --version); everything after it belongs to the command.
+#include <exception>
 #include <iostream>
-int main() { std::cout << "moegrad\n"; }
+#include <sstream>
+
+#include "app/cli.h"
+#include "core/error.h"
+
+namespace moegrad::app {
+namespace {
+
+const Command kCommands[] = {
+    {"info", "show the build (type, CUDA, OpenMP, OpenBLAS) and the CUDA devices present", run_info,
+     info_usage},
+    {"demo", "fit a linear model by gradient descent with moegrad's autograd", run_demo,
+     demo_usage},
+    {"bench", "run a benchmark program of this build tree (gemm, elementwise)", run_bench,
+     bench_usage},
+};
+
+const Command* find_command(const std::string& name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+po::options_description global_options() {
+  po::options_description options("Options");
+  options.add_options()("help,h", "show this help and exit")("version",
+                                                             "print the version and exit");
+  return options;
+}
+
+std::string global_usage() {
+  std::ostringstream os;
+  os << "moegrad " MOEGRAD_VERSION
+        ": a from-scratch C++/CUDA training framework for Mixture-of-Experts models\n\n"
+        "Usage: moegrad [--help | --version] <command> [options]\n\nCommands:\n";
+  for (const Command& c : kCommands) {
+    os << "  " << c.name << std::string(8 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  }
+  os << "\n" << global_options() << "\nRun 'moegrad <command> --help' for a command's options.\n";
+  return os.str();
+}
+
+int run(const Args& args) {
+  // The command is the first argument that is not an option.
+  size_t i = 0;
+  while (i < args.size() && !args[i].empty() && args[i][0] == '-') ++i;
+  Args own(args.begin(), args.begin() + i);
+  po::variables_map vm = parse_options("", global_options(), own);
+  if (vm.count("help")) {
+    std::cout << global_usage();
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "moegrad " MOEGRAD_VERSION "\n";
+    return 0;
+  }
+  if (i == args.size()) throw UsageError("", "missing command");
+  const Command* command = find_command(args[i]);
+  if (!command) throw UsageError("", "unknown command '" + args[i] + "'");
+  return command->run(Args(args.begin() + i + 1, args.end()));
+}
+
+}  // namespace
+}  // namespace moegrad::app
+
+int main(int argc, char** argv) {
+  using namespace moegrad::app;
+  try {
+    return run(Args(argv + 1, argv + argc));
+  } catch (const UsageError& e) {
+    const Command* command = find_command(e.command());
+    std::string name = command ? "moegrad " + e.command() : "moegrad";
+    std::cerr << name << ": " << e.what() << "\n\n"
+              << (command ? command->usage() : global_usage());
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "moegrad: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,47 @@
+// Plumbing shared by the moegrad subcommands: usage errors, option parsing and the commands.
+#pragma once
+#include <boost/program_options.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace moegrad::app {
+
+namespace po = boost::program_options;
+
+using Args = std::vector<std::string>;
+
+// A mistake in how moegrad was called. main prints it with the command's usage and exits 2,
+// which tells it apart from a failure while running (exit 1).
+class UsageError : public std::runtime_error {
+ public:
+  UsageError(std::string command, const std::string& message)
+      : std::runtime_error(message), command_(std::move(command)) {}
+  const std::string& command() const { return command_; }  // empty for moegrad itself
+
+ private:
+  std::string command_;
+};
+
+// Parses `args` against `options`; arguments that are not options are refused. Every
+// problem (unknown flag, bad value, stray argument) becomes a UsageError naming the flag.
+po::variables_map parse_options(const std::string& command, const po::options_description& options,
+                                const Args& args);
+
+// One subcommand: `run` gets the arguments after its name and returns the exit status;
+// `usage` is what `moegrad <name> --help` prints.
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+  std::string (*usage)();
+};
+
+int run_info(const Args& args);
+std::string info_usage();
+int run_demo(const Args& args);
+std::string demo_usage();
+int run_bench(const Args& args);
+std::string bench_usage();
+
+}  // namespace moegrad::app

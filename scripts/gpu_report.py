@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Assembles scripts/gpu-check.sh's JSON report from its logs (stdlib only).
+
+Reads its inputs from the environment gpu-check.sh sets: GPU_QUERY, NVCC_VERSION, ARCH, LOGS,
+REPORT, SANITIZER, GIT_COMMIT, GIT_DIRTY. Exits 1 when a test failed, a CUDA test was skipped
+(the GPU was not usable) or memcheck found errors.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+LOGS = os.environ["LOGS"]
+
+
+def log_path(name):
+    return os.path.join(LOGS, name)
+
+
+def ctest_results(junit_name):
+    """Counts from ctest's --output-junit file; None when ctest did not write one."""
+    path = log_path(junit_name)
+    if not os.path.exists(path):
+        return None
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "failed_tests": []}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            counts["failed"] += 1
+            counts["failed_tests"].append(case.get("name"))
+        elif case.find("skipped") is not None or case.get("status") in ("notrun", "disabled"):
+            counts["skipped"] += 1
+        else:
+            counts["passed"] += 1
+    counts["total"] = counts["passed"] + counts["failed"] + counts["skipped"]
+    return counts
+
+
+def sanitizer_results():
+    if not os.environ.get("SANITIZER"):
+        return {"ran": False, "reason": "compute-sanitizer not found"}
+    text = open(log_path("memcheck.log"), errors="replace").read()
+    m = re.search(r"ERROR SUMMARY: (\d+) error", text)
+    result = {"ran": True, "tool": "memcheck", "binary": "tests/test_cuda",
+              "errors": int(m.group(1)) if m else None}
+    if m is None:
+        result["note"] = "no ERROR SUMMARY line: memcheck did not finish (see memcheck.log)"
+    return result
+
+
+def benchmark_results():
+    out = {}
+    for name in ("bench_gemm", "bench_elementwise"):
+        path = log_path(name + ".json")
+        if not os.path.exists(path):
+            out[name] = None  # not built
+            continue
+        try:
+            with open(path) as f:
+                out[name] = json.load(f)
+        except ValueError as e:
+            out[name] = {"error": "unreadable benchmark output: %s" % e}
+    return out
+
+
+def main():
+    devices = []
+    for line in os.environ["GPU_QUERY"].splitlines():
+        name, _, driver = line.rpartition(",")
+        devices.append({"name": name.strip(), "driver_version": driver.strip()})
+    tests = {"cuda": ctest_results("ctest-cuda.xml"), "all": ctest_results("ctest-all.xml")}
+    sanitizer = sanitizer_results()
+    tests_ok = all(t is not None and t["failed"] == 0 for t in tests.values())
+    # On a GPU machine a skipped CUDA test means the tests could not use the GPU.
+    cuda = tests["cuda"]
+    tests_ok = tests_ok and cuda["passed"] > 0 and cuda["skipped"] == 0
+    sanitizer_ok = not sanitizer["ran"] or sanitizer["errors"] == 0
+    report = {
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "devices": devices,
+        "device_name": devices[0]["name"] if devices else None,
+        "driver_version": devices[0]["driver_version"] if devices else None,
+        "nvcc_version": os.environ["NVCC_VERSION"],
+        "cuda_architectures": os.environ["ARCH"],
+        "git_commit": os.environ["GIT_COMMIT"],
+        "git_dirty": os.environ["GIT_DIRTY"] == "true",
+        "tests": tests,
+        "sanitizer": sanitizer,
+        "benchmarks": benchmark_results(),
+        "ok": tests_ok and sanitizer_ok,
+    }
+    with open(os.environ["REPORT"], "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    summary = ", ".join(
+        "%s: %d passed, %d failed, %d skipped" % (k, t["passed"], t["failed"], t["skipped"])
+        for k, t in tests.items() if t is not None)
+    print("gpu-check: %s; report %s (%s; memcheck errors: %s)" % (
+        "OK" if report["ok"] else "FAILED", os.environ["REPORT"], summary or "no test results",
+        sanitizer.get("errors", "not run")))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

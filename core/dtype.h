@@ -66,4 +66,11 @@ decltype(auto) dispatch_index(DType t, const char* op, Fn&& fn) {
   }
 }
 
+// The dtypes a sum can be kept in: the compute floats and the index integers (counts).
+template <typename Fn>
+decltype(auto) dispatch_summable(DType t, const char* op, Fn&& fn) {
+  if (is_floating(t)) return dispatch_float(t, op, fn);
+  return dispatch_index(t, op, fn);
+}
+
 }  // namespace moegrad

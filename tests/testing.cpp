@@ -36,4 +36,19 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, Device devi
   return ::testing::AssertionFailure() << "gradcheck failed: " << r.message;
 }
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+void expect_error(const std::function<void()>& f, const std::string& needle) {
+  std::string message = error_of(f);
+  EXPECT_NE(message.find(needle), std::string::npos)
+      << "expected an error containing '" << needle << "', got: " << message;
+}
+
 }  // namespace moegrad::testing

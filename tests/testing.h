@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "autograd/gradcheck.h"
@@ -23,6 +24,11 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::F64
 
 ::testing::AssertionResult grad_ok(const std::function<Variable(const std::vector<Variable>&)>& fn,
                                    const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
+
+// The message of the moegrad::Error that f throws, or "no error".
+std::string error_of(const std::function<void()>& f);
+// Fails unless f throws a moegrad::Error whose message contains `needle`.
+void expect_error(const std::function<void()>& f, const std::string& needle);
 
 }  // namespace moegrad::testing
 

@@ -7,16 +7,6 @@
 namespace moegrad::cpu {
 namespace {
 
-// The dtypes index_add and scatter_add sum in (checked by the caller).
-template <typename Fn>
-void dispatch_accumulable(DType t, const char* op, Fn&& fn) {
-  if (is_floating(t)) {
-    dispatch_float(t, op, fn);
-  } else {
-    dispatch_index(t, op, fn);
-  }
-}
-
 // index_add works on column slabs of this many elements: each slab belongs to one thread,
 // which adds the source rows into it in index order (deterministic, no races).
 constexpr int64_t kSlab = 64;
@@ -62,7 +52,7 @@ void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim
 }
 
 void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
-  dispatch_accumulable(out.dtype(), "index_add", [&](auto tag) {
+  dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
       using I = typename decltype(itag)::type;
@@ -88,7 +78,7 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
 }
 
 void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
-  dispatch_accumulable(out.dtype(), "scatter_add", [&](auto tag) {
+  dispatch_summable(out.dtype(), "scatter_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
       using I = typename decltype(itag)::type;

@@ -9,15 +9,6 @@
 namespace moegrad::cuda {
 namespace {
 
-template <typename Fn>
-void dispatch_accumulable(DType t, const char* op, Fn&& fn) {
-  if (is_floating(t)) {
-    dispatch_float(t, op, fn);
-  } else {
-    dispatch_index(t, op, fn);
-  }
-}
-
 // Integer atomics only: the min and max do not depend on the order the warps arrive in.
 template <typename I>
 __global__ void min_max_kernel(const I* idx, int64_t n, StridedIndex<1> ix, long long* result) {
@@ -161,7 +152,7 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
   int64_t total = out.numel();
-  dispatch_accumulable(out.dtype(), "index_add", [&](auto tag) {
+  dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     index_add_kernel<T><<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(),
                                                           perm.data<int32_t>(),
@@ -179,7 +170,7 @@ void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor
   if (n == 0) return;
   auto ix = make_strided_index<3>(lines, {out.strides(), idx.strides(), src.strides()});
   cudaStream_t s = stream(out.device().index);
-  dispatch_accumulable(out.dtype(), "scatter_add", [&](auto tag) {
+  dispatch_summable(out.dtype(), "scatter_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
       using I = typename decltype(itag)::type;

@@ -164,13 +164,7 @@ void run(const Red& red, const Tensor& x) {
 void reduce(ReduceOp op, const Tensor& out, const Tensor& x) {
   dispatch_float(x.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    T* o = out.data<T>();
-    switch (op) {
-      case ReduceOp::Sum: return run<SumReducer<T>, T>({o, 1.0}, x);
-      case ReduceOp::Mean: return run<SumReducer<T>, T>({o, double(x.size(1))}, x);
-      case ReduceOp::Amax: return run<AmaxReducer<T>, T>({o}, x);
-      case ReduceOp::LogSumExp: return run<LogSumExpReducer<T>, T>({o}, x);
-    }
+    with_reducer(op, out.data<T>(), x.size(1), [&](auto red) { run<decltype(red), T>(red, x); });
   });
 }
 

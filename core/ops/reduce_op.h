@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/half.h"
+#include "core/ops/reduce.h"
 #include "core/ops/unary_op.h"
 #include "core/tensor.h"
 
@@ -119,5 +120,17 @@ struct LogSumExpReducer {
   // An empty or all -inf row gives -inf + log(0 or n) = -inf.
   MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(double(a.m) + math::log(a.s)); }
 };
+
+// Calls run(reducer) with the reducer of `op` writing to `out`; both backends pick their
+// reducer here, so they agree on what each op accumulates.
+template <typename T, typename Run>
+void with_reducer(ReduceOp op, T* out, int64_t reduced_count, Run&& run) {
+  switch (op) {
+    case ReduceOp::Sum: return run(SumReducer<T>{out, 1.0});
+    case ReduceOp::Mean: return run(SumReducer<T>{out, double(reduced_count)});
+    case ReduceOp::Amax: return run(AmaxReducer<T>{out});
+    case ReduceOp::LogSumExp: return run(LogSumExpReducer<T>{out});
+  }
+}
 
 }  // namespace moegrad

@@ -10,14 +10,7 @@ namespace {
 
 using testing::random_tensor;
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 // softmax(scale q k^T + mask, causal) v one row at a time in f64; a row with no visible key
 // gives 0.

@@ -8,14 +8,7 @@
 namespace moegrad {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 TEST(Elementwise, BinaryBroadcasting) {
   Tensor a = from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});

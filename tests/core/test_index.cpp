@@ -8,14 +8,7 @@ namespace {
 
 using testing::random_tensor;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 Shape unravel(int64_t i, const Shape& shape) {
   Shape c(shape.size());

@@ -10,14 +10,7 @@ namespace {
 
 using testing::random_tensor;
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 // y[r, j] = x[r, j] / sqrt(mean_j x[r, j]^2 + eps) * w[j], in f64 over x as rows of D.
 Tensor naive_rmsnorm(const Tensor& x, const Tensor& w, double eps) {

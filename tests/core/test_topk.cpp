@@ -11,14 +11,7 @@ namespace {
 
 using testing::random_tensor;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 // A full stable sort of each row (NaN first, then descending): its first k entries.
 std::pair<std::vector<double>, std::vector<int64_t>> ref_topk(const Tensor& x, int64_t k) {

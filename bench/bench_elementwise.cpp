@@ -1,0 +1,100 @@
+// Memory bandwidth of moegrad's elementwise ops and reductions against a plain copy, in the
+// same run. Each benchmark reports GB/s over the bytes it must read and write at least once
+// (counted for f32 values); "<device>/memcpy" is the reference: memcpy split over the OpenMP
+// threads on the CPU, a device-to-device cudaMemcpyAsync on a GPU. The inputs are far larger
+// than the last-level cache, so every byte comes from DRAM (HBM).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "bench/bench_util.h"
+#include "core/ops/binary.h"
+#include "core/ops/reduce.h"
+#include "core/ops/unary.h"
+#include "core/random.h"
+
+namespace moegrad::bench {
+namespace {
+
+// rows x cols f32: 64 MiB on the CPU (twice its 32 MiB L3), 256 MiB on a GPU.
+Shape matrix_shape(Device device) { return device.is_cpu() ? Shape{4096, 4096} : Shape{8192, 8192}; }
+
+Tensor random_matrix(const Shape& shape, Device device, uint64_t seed) {
+  Generator gen(seed);
+  return randn(shape, gen, DType::F32, device);
+}
+
+void copy_bytes(void* dst, const void* src, size_t nbytes, Device device) {
+  if (device.is_cpu()) {
+#pragma omp parallel
+    {
+      size_t threads = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
+      size_t chunk = (nbytes / threads + 63) / 64 * 64;
+      size_t begin = std::min(nbytes, t * chunk), end = std::min(nbytes, begin + chunk);
+      std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
+    }
+    return;
+  }
+#ifdef MOEGRAD_WITH_CUDA
+  MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice,
+                                     cuda::stream(device.index)));
+#endif
+}
+
+// One elementwise benchmark: `arrays` is how many full-size f32 arrays it moves (inputs read
+// plus outputs written); `op` gets the two prepared matrices a, b and the row vector w.
+struct Op {
+  const char* name;
+  int arrays;
+  std::function<void(const Tensor& a, const Tensor& b, const Tensor& w)> run;
+};
+
+std::vector<Op> ops() {
+  return {
+      {"add", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(add(a, b)); }},
+      // In place: the same kernel without allocating (and first touching) a fresh output.
+      {"add_inplace", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { add_(a, b); }},
+      // x * w with w [cols] broadcast over the rows, as RMSNorm's weight.
+      {"mul_broadcast", 2, [](const Tensor& a, const Tensor&, const Tensor& w) { benchmark::DoNotOptimize(mul(a, w)); }},
+      {"silu", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(silu(a)); }},
+      {"copy_transposed", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(a.t().contiguous()); }},
+      {"sum_last_dim", 1, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(sum(a, {-1})); }},
+  };
+}
+
+void register_op(Device device, const Op& op) {
+  register_on(device, op.name, [=](benchmark::State& state) {
+    Shape shape = matrix_shape(device);
+    Tensor a = random_matrix(shape, device, 1), b = random_matrix(shape, device, 2);
+    Tensor w = random_matrix({shape[1]}, device, 3);
+    time_iterations(state, device, [&] { op.run(a, b, w); });
+    state.SetBytesProcessed(state.iterations() * op.arrays * a.numel() * int64_t(sizeof(float)));
+  })->Unit(benchmark::kMicrosecond);
+}
+
+void register_memcpy(Device device) {
+  register_on(device, "memcpy", [=](benchmark::State& state) {
+    Tensor src = random_matrix(matrix_shape(device), device, 1), dst = empty_like(src);
+    size_t nbytes = size_t(src.numel()) * sizeof(float);
+    time_iterations(state, device, [&] { copy_bytes(dst.data_ptr(), src.data_ptr(), nbytes, device); });
+    state.SetBytesProcessed(state.iterations() * 2 * int64_t(nbytes));
+  })->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+}  // namespace moegrad::bench
+
+int main(int argc, char** argv) {
+  using namespace moegrad;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (Device device : bench::bench_devices()) {
+    bench::register_memcpy(device);
+    for (const bench::Op& op : bench::ops()) bench::register_op(device, op);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

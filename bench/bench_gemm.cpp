@@ -1,0 +1,134 @@
+// GEMM throughput of moegrad's matmul against the BLAS library underneath it, in the same
+// run: "<device>/matmul/<shape>" calls moegrad::matmul (planning, output allocation, the
+// library call); "<device>/blas/<shape>" calls cblas_sgemm (cuBLAS on a GPU) directly on the
+// same inputs into a preallocated output. Both report GFLOP/s = 2 * batch * M * N * K / time;
+// their ratio is what moegrad costs over BLAS. f32 throughout.
+#include <cblas.h>
+
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "core/ops/matmul.h"
+#include "core/random.h"
+
+#ifdef MOEGRAD_WITH_CUDA
+#include <cublas_v2.h>
+
+#include "core/cuda/cublas.h"
+#endif
+
+namespace moegrad::bench {
+namespace {
+
+// out [batch, M, N] = op(a) op(b) with a [batch, M, K] ([batch, K, M] when ta), b likewise.
+struct Gemm {
+  std::string name;
+  int64_t batch, m, n, k;
+  bool ta, tb;
+};
+
+// Square GEMMs, then the GEMMs of one OLMoE-1B-7B layer (hidden 2048, 64 experts of width 1024,
+// top-8, 16 heads of 128) over `tokens` tokens: the projections and their two backward GEMMs,
+// the router, one expert (tokens * 8 / 64 rows), attention over sequences of `seq`, and the
+// LM head (vocabulary 50304).
+std::vector<Gemm> gemms(Device device) {
+  bool cpu = device.is_cpu();
+  int64_t tokens = cpu ? 512 : 8192, seq = cpu ? 256 : 2048, per_expert = tokens * 8 / 64;
+  std::vector<Gemm> g;
+  for (int64_t n : cpu ? std::vector<int64_t>{256, 512, 1024} : std::vector<int64_t>{1024, 4096, 8192})
+    g.push_back({"square", 1, n, n, n, false, false});
+  g.push_back({"proj_fwd", 1, tokens, 2048, 2048, false, true});    // x W^T
+  g.push_back({"proj_dgrad", 1, tokens, 2048, 2048, false, false});  // dy W
+  g.push_back({"proj_wgrad", 1, 2048, 2048, tokens, true, false});   // dy^T x
+  g.push_back({"router", 1, tokens, 64, 2048, false, true});
+  g.push_back({"expert_up", 1, per_expert, 1024, 2048, false, true});
+  g.push_back({"expert_down", 1, per_expert, 2048, 1024, false, true});
+  g.push_back({"attn_scores", tokens / seq * 16, seq, seq, 128, false, true});  // q k^T
+  g.push_back({"attn_values", tokens / seq * 16, seq, 128, seq, false, false});  // p v
+  g.push_back({"lm_head", 1, cpu ? 64 : tokens, 50304, 2048, false, true});
+  return g;
+}
+
+std::string label(const Gemm& g) {
+  std::string s = g.name + "/";
+  if (g.batch > 1) s += std::to_string(g.batch) + "x";
+  s += std::to_string(g.m) + "x" + std::to_string(g.n) + "x" + std::to_string(g.k);
+  if (g.ta) s += "/ta";
+  if (g.tb) s += "/tb";
+  return s;
+}
+
+Shape operand(int64_t batch, bool trans, int64_t rows, int64_t cols) {
+  Shape s = trans ? Shape{cols, rows} : Shape{rows, cols};
+  if (batch > 1) s.insert(s.begin(), batch);
+  return s;
+}
+
+struct Operands {
+  Tensor a, b, out;
+};
+
+// The output is preallocated only for the direct BLAS call; matmul allocates its own.
+Operands make_operands(const Gemm& g, Device device, bool with_out) {
+  Generator gen(0);
+  return {randn(operand(g.batch, g.ta, g.m, g.k), gen, DType::F32, device),
+          randn(operand(g.batch, g.tb, g.k, g.n), gen, DType::F32, device),
+          with_out ? empty({g.batch, g.m, g.n}, DType::F32, device) : Tensor()};
+}
+
+// The library call matmul makes for contiguous operands, made directly.
+void blas_call(const Gemm& g, const Operands& o) {
+  const float* a = o.a.data<float>();
+  const float* b = o.b.data<float>();
+  float* c = o.out.data<float>();
+  int lda = int(g.ta ? g.m : g.k), ldb = int(g.tb ? g.k : g.n);
+  if (o.out.device().is_cpu()) {
+    for (int64_t i = 0; i < g.batch; ++i)
+      cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans,
+                  int(g.m), int(g.n), int(g.k), 1.0f, a + i * g.m * g.k, lda, b + i * g.k * g.n, ldb,
+                  0.0f, c + i * g.m * g.n, int(g.n));
+    return;
+  }
+#ifdef MOEGRAD_WITH_CUDA
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
+  const float one = 1.0f, zero = 0.0f;
+  MOEGRAD_CUBLAS_CHECK(cublasSgemmStridedBatched(
+      cuda::cublas_handle(o.out.device().index), g.tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+      g.ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(g.n), int(g.m), int(g.k), &one, b, ldb, g.k * g.n, a,
+      lda, g.m * g.k, &zero, c, int(g.n), g.m * g.n, int(g.batch)));
+#endif
+}
+
+void register_gemm(Device device, const Gemm& g, bool through_blas) {
+  std::string name = std::string(through_blas ? "blas/" : "matmul/") + label(g);
+  register_on(device, name, [=](benchmark::State& state) {
+    Operands o = make_operands(g, device, through_blas);
+    time_iterations(state, device, [&] {
+      if (through_blas) {
+        blas_call(g, o);
+      } else {
+        benchmark::DoNotOptimize(matmul(o.a, o.b, g.ta, g.tb));
+      }
+    });
+    state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(g.batch * g.m * g.n * g.k),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+  })->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+}  // namespace moegrad::bench
+
+int main(int argc, char** argv) {
+  using namespace moegrad;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (Device device : bench::bench_devices())
+    for (const bench::Gemm& g : bench::gemms(device)) {
+      bench::register_gemm(device, g, false);
+      bench::register_gemm(device, g, true);
+    }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,139 @@
+// Turns matmul's operands into a GemmBatch both backends run as is: how BLAS reads each
+// operand (row- or column-major, leading dimension), which batch dims collapse, and when the
+// whole batch folds into one GEMM.
+#include "core/ops/matmul.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "core/ops/dispatch.h"
+
+namespace moegrad {
+namespace {
+
+// How BLAS reads a rows x cols matrix with element strides (sr, sc): row-major (trans false)
+// or column-major (trans true, read as the transpose of a row-major matrix), and its leading
+// dimension. False when it is neither. A dim of size 1 has a meaningless stride, so it takes
+// the smallest leading dimension BLAS accepts.
+bool blas_layout(int64_t rows, int64_t cols, int64_t sr, int64_t sc, bool& trans, int64_t& ld) {
+  if ((sc == 1 || cols == 1) && (rows == 1 || sr >= std::max<int64_t>(cols, 1))) {
+    trans = false;
+    ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
+    return true;
+  }
+  if ((sr == 1 || rows == 1) && (cols == 1 || sc >= std::max<int64_t>(rows, 1))) {
+    trans = true;
+    ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
+    return true;
+  }
+  return false;
+}
+
+// The operand itself when BLAS can read its matrices, else a contiguous copy.
+Tensor blas_ready(const Tensor& t) {
+  bool trans;
+  int64_t ld;
+  if (blas_layout(t.size(-2), t.size(-1), t.stride(-2), t.stride(-1), trans, ld)) return t;
+  return t.contiguous();
+}
+
+// When b is the same matrix for every batch entry and a's batch and row dims merge into one
+// evenly strided run of rows (a contiguous [B, T, D] activation, say), the batch is a single
+// GEMM with M = B * T rows: one large call instead of many small ones.
+bool fold_batch_into_rows(GemmBatch& g, const Shape& batch) {
+  int64_t rows = g.m, row_stride = g.a.stride(-2);
+  bool have_run = g.m != 1;
+  for (int64_t d = int64_t(batch.size()) - 1; d >= 0; --d) {
+    if (batch[d] == 1) continue;
+    if (g.b.stride(d) != 0) return false;
+    if (have_run && g.a.stride(d) != row_stride * rows) return false;
+    if (!have_run) row_stride = g.a.stride(d);
+    have_run = true;
+    rows *= batch[d];
+  }
+  if (!blas_layout(rows, g.k, row_stride, g.a.stride(-1), g.trans_a, g.lda)) return false;
+  g.m = rows;
+  return true;
+}
+
+// Batch dims of size 1 are dropped and neighbours merged where all three operands step
+// evenly across them, so the CUDA backend's strided-batched call covers as much as it can.
+void collapse_batch(GemmBatch& g, const Shape& batch) {
+  for (size_t d = 0; d < batch.size(); ++d) {
+    if (batch[d] == 1) continue;
+    int64_t sa = g.a.stride(d), sb = g.b.stride(d), so = g.out.stride(d);
+    if (!g.batch.empty() && g.stride_a.back() == sa * batch[d] &&
+        g.stride_b.back() == sb * batch[d] && g.stride_out.back() == so * batch[d]) {
+      g.batch.back() *= batch[d];
+      g.stride_a.back() = sa;
+      g.stride_b.back() = sb;
+      g.stride_out.back() = so;
+      continue;
+    }
+    g.batch.push_back(batch[d]);
+    g.stride_a.push_back(sa);
+    g.stride_b.push_back(sb);
+    g.stride_out.push_back(so);
+  }
+}
+
+// la [..., M, K] and lb [..., K, N] are the logical operands (transposes already applied).
+GemmBatch plan(const Tensor& la, const Tensor& lb, const Tensor& out, const Shape& batch) {
+  GemmBatch g;
+  g.m = la.size(-2);
+  g.k = la.size(-1);
+  g.n = lb.size(-1);
+  Shape sa = batch, sb = batch;
+  sa.insert(sa.end(), {g.m, g.k});
+  sb.insert(sb.end(), {g.k, g.n});
+  g.a = blas_ready(la).expand(sa);
+  g.b = blas_ready(lb).expand(sb);
+  g.out = out;
+  blas_layout(g.m, g.k, g.a.stride(-2), g.a.stride(-1), g.trans_a, g.lda);
+  blas_layout(g.k, g.n, g.b.stride(-2), g.b.stride(-1), g.trans_b, g.ldb);
+  if (!fold_batch_into_rows(g, batch)) collapse_batch(g, batch);
+  for (int64_t v : {g.m, g.n, g.k, g.lda, g.ldb})
+    MOEGRAD_CHECK(v <= INT_MAX, "matmul: ", shape_str(la.shape()), " @ ", shape_str(lb.shape()),
+                  " has a dim or leading dimension over BLAS's 32-bit limit");
+  return g;
+}
+
+Shape batch_dims(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  check_defined("matmul", a, "first");
+  check_defined("matmul", b, "second");
+  check_same_device("matmul", a, b);
+  check_same_dtype("matmul", a, b);
+  MOEGRAD_CHECK(a.dtype() == DType::F32 || a.dtype() == DType::F64,
+                "matmul: expected float32 or float64 operands, got ", dtype_name(a.dtype()));
+  MOEGRAD_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: expected operands of at least 2 dims, got ",
+                shape_str(a.shape()), " and ", shape_str(b.shape()));
+  Tensor la = trans_a ? a.transpose(-2, -1) : a;
+  Tensor lb = trans_b ? b.transpose(-2, -1) : b;
+  MOEGRAD_CHECK(la.size(-1) == lb.size(-2), "matmul: inner dims differ in ", shape_str(a.shape()),
+                trans_a ? "^T" : "", " @ ", shape_str(b.shape()), trans_b ? "^T" : "");
+  Shape batch = broadcast_shapes(batch_dims(a), batch_dims(b), "matmul");
+  Shape out_shape = batch;
+  out_shape.insert(out_shape.end(), {la.size(-2), lb.size(-1)});
+  Tensor out = empty(out_shape, a.dtype(), a.device());
+  if (out.numel() == 0) return out;
+  if (la.size(-1) == 0) return out.zero_();  // a sum over nothing
+  MOEGRAD_DISPATCH(a.device(), "matmul", gemm, plan(la, lb, out, batch));
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w) {
+  check_defined("linear", x, "input");
+  check_defined("linear", w, "weight");
+  MOEGRAD_CHECK(w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1),
+                "linear: expected input [..., in] and weight [out, in], got ", shape_str(x.shape()),
+                " and ", shape_str(w.shape()));
+  Shape out_shape = x.shape();
+  out_shape.back() = w.size(0);
+  return matmul(x.dim() == 1 ? x.unsqueeze(0) : x, w, false, true).view(out_shape);
+}
+
+}  // namespace moegrad

@@ -1,0 +1,87 @@
+#include "autograd/ops/matmul.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+Shape mat(bool trans, int64_t rows, int64_t cols) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
+
+TEST(MatmulGrad, AllTransposeCombinationsAndOddSizes) {
+  const int64_t sizes[][3] = {{1, 1, 1}, {3, 4, 2}, {1, 3, 5}, {4, 1, 3}};
+  uint64_t seed = 1;
+  for (const auto& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Tensor a = random_tensor(mat(ta, s[0], s[1]), seed++);
+        Tensor b = random_tensor(mat(tb, s[1], s[2]), seed++);
+        SCOPED_TRACE(::testing::Message() << "M K N " << s[0] << " " << s[1] << " " << s[2]
+                                          << " trans " << ta << tb);
+        EXPECT_GRADCHECK([ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); }, {a, b});
+      }
+}
+
+TEST(MatmulGrad, NonContiguousInputs) {
+  Tensor col_major = random_tensor({4, 3}, 10).t();                  // [3, 4]
+  Tensor padded = random_tensor({4, 6}, 11).narrow(1, 1, 2);          // [4, 2]
+  Tensor strided_cols = random_tensor({3, 4, 2}, 12).select(2, 0);    // [3, 4], copied for BLAS
+  EXPECT_GRADCHECK([](const auto& v) { return matmul(v[0], v[1]); }, {col_major, padded});
+  EXPECT_GRADCHECK([](const auto& v) { return matmul(v[0], v[1], false, true); },
+                   {strided_cols, col_major});
+}
+
+TEST(MatmulGrad, BatchedWithBroadcasting) {
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
+  const Case cases[] = {
+      {{2, 3, 4}, {4, 2}, false, false},           // a weight shared by the batch
+      {{2, 3, 4}, {2, 4}, false, true},            // ... as [N, K]
+      {{2, 4, 3}, {4, 2}, true, false},            // ... with a transposed batch
+      {{2, 4, 3}, {2, 4}, true, true},
+      {{3, 4}, {2, 4, 2}, false, false},           // a shared by the batch
+      {{3, 4}, {2, 2, 3}, true, true},
+      {{2, 1, 3, 2}, {1, 2, 2, 3}, false, false},  // both broadcast
+      {{2, 2, 3, 2}, {2, 2, 3, 2}, false, true},   // attention scores q k^T
+  };
+  uint64_t seed = 20;
+  for (const Case& c : cases) {
+    Tensor a = random_tensor(c.a, seed++), b = random_tensor(c.b, seed++);
+    SCOPED_TRACE(::testing::Message() << shape_str(c.a) << " x " << shape_str(c.b) << " trans "
+                                      << c.ta << c.tb);
+    EXPECT_GRADCHECK([&c](const auto& v) { return matmul(v[0], v[1], c.ta, c.tb); }, {a, b});
+  }
+}
+
+TEST(MatmulGrad, NonContiguousBatch) {
+  Tensor a = random_tensor({3, 2, 4}, 30).transpose(0, 1);  // [2, 3, 4], rows not stackable
+  Tensor b = random_tensor({2, 4}, 31);
+  EXPECT_GRADCHECK([](const auto& v) { return matmul(v[0], v[1], false, true); }, {a, b});
+}
+
+TEST(MatmulGrad, SameInputTwice) {
+  Tensor a = random_tensor({3, 4}, 40);
+  EXPECT_GRADCHECK([](const auto& v) { return matmul(v[0], v[0], false, true); }, {a});
+  Tensor s = random_tensor({2, 3, 3}, 41);
+  EXPECT_GRADCHECK([](const auto& v) { return matmul(v[0], v[0]); }, {s});
+}
+
+TEST(MatmulGrad, EmptyInnerDimGivesEmptyGradients) {
+  Variable a(random_tensor({3, 0}, 50), true), b(random_tensor({0, 4}, 51), true);
+  matmul(a, b).backward(ones({3, 4}, DType::F64));
+  EXPECT_EQ(a.grad().shape(), (Shape{3, 0}));
+  EXPECT_EQ(b.grad().shape(), (Shape{0, 4}));
+}
+
+TEST(MatmulGrad, Linear) {
+  Tensor w = random_tensor({3, 4}, 60);
+  EXPECT_GRADCHECK([](const auto& v) { return linear(v[0], v[1]); }, {random_tensor({2, 2, 4}, 61), w});
+  EXPECT_GRADCHECK([](const auto& v) { return linear(v[0], v[1]); }, {random_tensor({4}, 62), w});
+  Tensor x_t = random_tensor({4, 2}, 63).t();  // [2, 4], transposed
+  EXPECT_GRADCHECK([](const auto& v) { return linear(v[0], v[1]); }, {x_t, w});
+}
+
+}  // namespace
+}  // namespace moegrad

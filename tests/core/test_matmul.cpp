@@ -1,0 +1,162 @@
+#include "core/ops/matmul.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+// The textbook triple loop in f64 over broadcast batch dims: the reference nothing of
+// OpenBLAS or of the GEMM planning takes part in.
+Tensor naive_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  Tensor la = ta ? a.transpose(-2, -1) : a, lb = tb ? b.transpose(-2, -1) : b;
+  int64_t m = la.size(-2), k = la.size(-1), n = lb.size(-1);
+  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                 Shape(b.shape().begin(), b.shape().end() - 2), "naive");
+  Shape sa = batch, sb = batch, so = batch;
+  sa.insert(sa.end(), {m, k});
+  sb.insert(sb.end(), {k, n});
+  so.insert(so.end(), {m, n});
+  std::vector<double> x = la.expand(sa).to_vector<double>(), y = lb.expand(sb).to_vector<double>();
+  std::vector<double> z(shape_numel(so), 0.0);
+  for (int64_t p = 0; p < shape_numel(batch); ++p)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t l = 0; l < k; ++l) s += x[(p * m + i) * k + l] * y[(p * k + l) * n + j];
+        z[(p * m + i) * n + j] = s;
+      }
+  return from_vector(z, so);
+}
+
+Shape mat(bool trans, int64_t rows, int64_t cols) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
+
+TEST(Matmul, AllTransposeCombinationsAndOddSizes) {
+  const int64_t sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {17, 3, 1}, {1, 17, 3}, {5, 1, 17}};
+  uint64_t seed = 1;
+  for (const auto& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Tensor a = random_tensor(mat(ta, s[0], s[1]), seed++);
+        Tensor b = random_tensor(mat(tb, s[1], s[2]), seed++);
+        SCOPED_TRACE(::testing::Message() << "M K N " << s[0] << " " << s[1] << " " << s[2]
+                                          << " trans " << ta << tb);
+        EXPECT_ALL_CLOSE(matmul(a, b, ta, tb), naive_matmul(a, b, ta, tb), 1e-12, 1e-12);
+        EXPECT_ALL_CLOSE(matmul(a.to(DType::F32), b.to(DType::F32), ta, tb),
+                         naive_matmul(a, b, ta, tb), 1e-5, 1e-5);
+      }
+}
+
+TEST(Matmul, StridedViewsWithoutAndWithCopies) {
+  Tensor b = random_tensor({7, 4}, 2);
+  // Column-major (a transposed view), row-major with padded rows (a narrow view), and a view
+  // whose columns are strided (BLAS cannot read it: the op copies).
+  Tensor col_major = random_tensor({7, 5}, 3).t();
+  Tensor padded = random_tensor({5, 10}, 4).narrow(1, 2, 7);
+  Tensor strided_cols = random_tensor({5, 7, 2}, 5).select(2, 1);
+  for (const Tensor& a : {col_major, padded, strided_cols})
+    EXPECT_ALL_CLOSE(matmul(a, b), naive_matmul(a, b, false, false), 1e-12, 1e-12);
+  // The same views as the second operand, and as transposed operands.
+  Tensor x = random_tensor({3, 5}, 6);
+  for (const Tensor& v : {col_major, padded, strided_cols}) {
+    EXPECT_ALL_CLOSE(matmul(x, v), naive_matmul(x, v, false, false), 1e-12, 1e-12);
+    EXPECT_ALL_CLOSE(matmul(v, v, true, false), naive_matmul(v, v, true, false), 1e-12, 1e-12);
+    EXPECT_ALL_CLOSE(matmul(v, v, false, true), naive_matmul(v, v, false, true), 1e-12, 1e-12);
+  }
+}
+
+TEST(Matmul, BatchedWithBroadcasting) {
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
+  const Case cases[] = {
+      {{4, 3, 5}, {5, 2}, false, false},           // [B, M, K] x [K, N]: one folded GEMM
+      {{2, 3, 4, 5}, {2, 5}, false, true},         // the same through a weight [N, K]
+      {{3, 5}, {4, 5, 2}, false, false},           // a shared by the batch
+      {{4, 3, 5}, {4, 5, 2}, false, false},        // bmm
+      {{2, 3, 4, 6}, {2, 3, 4, 6}, false, true},   // [B,H,T,D] x [B,H,D,T]: attention scores
+      {{2, 3, 4, 6}, {2, 3, 4, 5}, true, false},   // [B,H,D,T]^T x [B,H,T,D]
+      {{2, 1, 3, 5}, {1, 4, 5, 2}, false, false},  // both broadcast
+      {{1, 5, 3}, {1, 2, 5}, true, true},
+      {{2, 3, 17, 1}, {1, 3}, false, false},       // K = 1
+  };
+  uint64_t seed = 10;
+  for (const Case& c : cases) {
+    Tensor a = random_tensor(c.a, seed++), b = random_tensor(c.b, seed++);
+    SCOPED_TRACE(::testing::Message() << shape_str(c.a) << " x " << shape_str(c.b));
+    EXPECT_ALL_CLOSE(matmul(a, b, c.ta, c.tb), naive_matmul(a, b, c.ta, c.tb), 1e-12, 1e-12);
+  }
+}
+
+TEST(Matmul, NonContiguousBatches) {
+  Tensor w = random_tensor({5, 3}, 20);
+  // A batch that does not fold into rows: [T, B, K] seen as [B, T, K].
+  Tensor a = random_tensor({4, 2, 5}, 21).transpose(0, 1);
+  EXPECT_ALL_CLOSE(matmul(a, w), naive_matmul(a, w, false, false), 1e-12, 1e-12);
+  // Batch dims that do not merge (the inner one narrowed) and a column-major batch.
+  Tensor x = random_tensor({2, 4, 3, 5}, 22).narrow(1, 1, 3);
+  Tensor y = random_tensor({2, 3, 3, 5}, 23).transpose(-2, -1);
+  EXPECT_ALL_CLOSE(matmul(x, y), naive_matmul(x, y, false, false), 1e-12, 1e-12);
+  // Rows folded across a column-major batch: [K, B*M] seen as [B, M, K].
+  Tensor z = random_tensor({5, 6}, 24).t().view({2, 3, 5});
+  EXPECT_ALL_CLOSE(matmul(z, w), naive_matmul(z, w, false, false), 1e-12, 1e-12);
+}
+
+TEST(Matmul, ManyBatchesSmallAndLarge) {
+  // Many small GEMMs run batch-parallel, large ones one after another: both must agree with
+  // the reference, and with the same GEMMs done one at a time, bit for bit.
+  for (auto [batch, n] : {std::pair<int64_t, int64_t>{80, 16}, {3, 70}}) {
+    Tensor a = random_tensor({batch, n, n}, 30 + n, DType::F32);
+    Tensor b = random_tensor({batch, n, n}, 31 + n, DType::F32);
+    Tensor c = matmul(a, b);
+    EXPECT_ALL_CLOSE(c, naive_matmul(a, b, false, false), 1e-4, 1e-4);
+    for (int64_t i = 0; i < batch; ++i)
+      EXPECT_EQ(c.select(0, i).to_vector<float>(),
+                matmul(a.select(0, i), b.select(0, i)).to_vector<float>());
+  }
+}
+
+TEST(Matmul, EmptyDims) {
+  Tensor z = matmul(random_tensor({3, 0}, 40), random_tensor({0, 4}, 41));
+  EXPECT_EQ(z.shape(), (Shape{3, 4}));
+  EXPECT_ALL_CLOSE(z, zeros({3, 4}, DType::F64), 0, 0);
+  Tensor zb = matmul(random_tensor({2, 0, 3}, 42), random_tensor({0, 4}, 43), true, false);
+  EXPECT_ALL_CLOSE(zb, zeros({2, 3, 4}, DType::F64), 0, 0);
+  EXPECT_EQ(matmul(random_tensor({0, 3}, 44), random_tensor({3, 4}, 45)).shape(), (Shape{0, 4}));
+  EXPECT_EQ(matmul(random_tensor({0, 2, 3}, 46), random_tensor({3, 4}, 47)).shape(),
+            (Shape{0, 2, 4}));
+}
+
+TEST(Matmul, Linear) {
+  Tensor w = random_tensor({4, 5}, 50);
+  Tensor x = random_tensor({2, 3, 5}, 51);
+  EXPECT_ALL_CLOSE(linear(x, w), naive_matmul(x, w, false, true), 1e-12, 1e-12);
+  Tensor v = random_tensor({5}, 52);
+  EXPECT_ALL_CLOSE(linear(v, w), naive_matmul(v.unsqueeze(0), w, false, true).view({4}), 1e-12,
+                   1e-12);
+}
+
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Matmul, ErrorsNameTheShapes) {
+  Tensor a = random_tensor({3, 4}, 60), b = random_tensor({5, 2}, 61);
+  expect_error([&] { matmul(a, b); }, "matmul: inner dims differ in [3, 4] @ [5, 2]");
+  expect_error([&] { matmul(a, b, false, true); }, "[3, 4] @ [5, 2]^T");
+  expect_error([&] { matmul(random_tensor({4}, 62), a); }, "at least 2 dims, got [4] and [3, 4]");
+  expect_error([&] { matmul(random_tensor({2, 3, 4}, 63), random_tensor({3, 4, 2}, 64)); },
+               "matmul");
+  expect_error([&] { matmul(a, a.to(DType::F32), false, true); }, "matmul");
+  expect_error([&] { matmul(a.to(DType::I64), a.to(DType::I64), false, true); }, "int64");
+  expect_error([&] { linear(a, b); }, "linear: expected input [..., in] and weight [out, in]");
+}
+
+}  // namespace
+}  // namespace moegrad

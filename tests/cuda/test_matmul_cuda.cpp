@@ -1,0 +1,121 @@
+#include <algorithm>
+
+#include "autograd/ops/matmul.h"
+#include "core/ops/matmul.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+
+// A CUDA view with the same shape and strides as the CPU view `v` of `base`.
+Tensor same_view(const Tensor& v, const Tensor& base_gpu) {
+  return base_gpu.as_strided(v.shape(), v.strides(), v.offset());
+}
+
+// cuBLAS and OpenBLAS sum in different orders, so f32 results agree only to rounding, which
+// grows with K; an element near zero after cancellation needs the absolute part.
+void expect_parity(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& ga,
+                   const Tensor& gb) {
+  Tensor cpu = matmul(a, b, ta, tb), cuda = matmul(ga, gb, ta, tb);
+  EXPECT_TRUE(cuda.device().is_cuda());
+  double k = double(ta ? a.size(-2) : a.size(-1));
+  if (a.dtype() == DType::F64) {
+    EXPECT_ALL_CLOSE(cuda, cpu, 1e-12, 1e-12);
+  } else {
+    EXPECT_ALL_CLOSE(cuda, cpu, 1e-6 * std::max(k, 10.0), 1e-5);
+  }
+}
+
+TEST(MatmulCuda, TransposeCombinationsOddSizesBothDtypes) {
+  SKIP_WITHOUT_GPU();
+  const int64_t sizes[][3] = {{1, 1, 1}, {3, 17, 5}, {17, 3, 1}, {33, 65, 31}};
+  uint64_t seed = 1;
+  for (DType dt : {DType::F32, DType::F64})
+    for (const auto& s : sizes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          Tensor a = random_tensor(ta ? Shape{s[1], s[0]} : Shape{s[0], s[1]}, seed++, dt);
+          Tensor b = random_tensor(tb ? Shape{s[2], s[1]} : Shape{s[1], s[2]}, seed++, dt);
+          SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " M K N " << s[0] << " " << s[1]
+                                            << " " << s[2] << " trans " << ta << tb);
+          expect_parity(a, b, ta, tb, gpu(a), gpu(b));
+        }
+}
+
+TEST(MatmulCuda, StridedViews) {
+  SKIP_WITHOUT_GPU();
+  Tensor base_a = random_tensor({7, 5}, 10, DType::F32), base_b = random_tensor({5, 12, 2}, 11, DType::F32);
+  Tensor col_major = base_a.t();                         // [5, 7]
+  Tensor padded = base_b.select(2, 0).narrow(1, 3, 7);   // [5, 7], row stride 24, col stride 2
+  Tensor row_padded = random_tensor({7, 10}, 12, DType::F32);
+  Tensor narrow_rows = row_padded.narrow(1, 1, 4);       // [7, 4], row-major with ld 10
+  expect_parity(col_major, narrow_rows, false, false, same_view(col_major, gpu(base_a)),
+                same_view(narrow_rows, gpu(row_padded)));
+  expect_parity(padded, narrow_rows, false, false, same_view(padded, gpu(base_b)),
+                same_view(narrow_rows, gpu(row_padded)));
+  expect_parity(col_major, padded, false, true, same_view(col_major, gpu(base_a)),
+                same_view(padded, gpu(base_b)));
+}
+
+TEST(MatmulCuda, BatchedWithBroadcasting) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
+  const Case cases[] = {
+      {{4, 3, 5}, {5, 2}, false, false},           // folded into one GEMM
+      {{2, 3, 4, 5}, {2, 5}, false, true},
+      {{3, 5}, {4, 5, 2}, false, false},           // a shared: strided-batched with stride 0
+      {{4, 3, 5}, {4, 5, 2}, false, false},
+      {{2, 3, 17, 8}, {2, 3, 17, 8}, false, true},
+      {{2, 3, 8, 17}, {2, 3, 8, 5}, true, false},
+      {{2, 1, 3, 5}, {1, 4, 5, 2}, false, false},  // two batch dims that do not merge
+  };
+  uint64_t seed = 20;
+  for (const Case& c : cases) {
+    Tensor a = random_tensor(c.a, seed++, DType::F32), b = random_tensor(c.b, seed++, DType::F32);
+    SCOPED_TRACE(::testing::Message() << shape_str(c.a) << " x " << shape_str(c.b));
+    expect_parity(a, b, c.ta, c.tb, gpu(a), gpu(b));
+  }
+}
+
+TEST(MatmulCuda, NonContiguousBatches) {
+  SKIP_WITHOUT_GPU();
+  Tensor base_x = random_tensor({2, 4, 3, 5}, 30, DType::F32);
+  Tensor base_y = random_tensor({2, 3, 3, 5}, 31, DType::F32);
+  Tensor x = base_x.narrow(1, 1, 3), y = base_y.transpose(-2, -1);
+  expect_parity(x, y, false, false, same_view(x, gpu(base_x)), same_view(y, gpu(base_y)));
+  Tensor base_t = random_tensor({4, 2, 5}, 32, DType::F32), w = random_tensor({3, 5}, 33, DType::F32);
+  Tensor t = base_t.transpose(0, 1);
+  expect_parity(t, w, false, true, same_view(t, gpu(base_t)), gpu(w));
+}
+
+TEST(MatmulCuda, EmptyInnerDimAndLinear) {
+  SKIP_WITHOUT_GPU();
+  Tensor z = matmul(gpu(random_tensor({3, 0}, 40, DType::F32)), gpu(random_tensor({0, 4}, 41, DType::F32)));
+  EXPECT_ALL_CLOSE(z, zeros({3, 4}), 0, 0);
+  Tensor x = random_tensor({2, 3, 5}, 42, DType::F32), w = random_tensor({4, 5}, 43, DType::F32);
+  EXPECT_ALL_CLOSE(linear(gpu(x), gpu(w)), linear(x, w), 1e-5, 1e-5);
+}
+
+TEST(MatmulCuda, GradientsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor a = random_tensor({2, 5, 3}, 50), b = random_tensor({4, 5}, 51), g = random_tensor({2, 3, 4}, 52);
+  Tensor q = random_tensor({2, 3, 6}, 53), k = random_tensor({2, 3, 6}, 54), gs = random_tensor({2, 3, 3}, 55);
+  auto grads = [&](Device dev) {
+    Variable va(a.to(dev), true), vb(b.to(dev), true), vq(q.to(dev), true), vk(k.to(dev), true);
+    matmul(va, vb, true, true).backward(g.to(dev));
+    matmul(vq, vk, false, true).backward(gs.to(dev));
+    return std::vector<Tensor>{va.grad(), vb.grad(), vq.grad(), vk.grad()};
+  };
+  std::vector<Tensor> cpu = grads(Device::cpu()), cuda = grads(Device::cuda());
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_ALL_CLOSE(cuda[i], cpu[i], 1e-12, 1e-12);
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -16,9 +16,7 @@ MOEGRAD_HD uint32_t f32_bits(float f) {
 #if defined(__CUDA_ARCH__)
   return __float_as_uint(f);
 #else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
+  return __builtin_bit_cast(uint32_t, f);  // unlike memcpy, this keeps loops vectorisable
 #endif
 }
 
@@ -26,9 +24,7 @@ MOEGRAD_HD float f32_from_bits(uint32_t u) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
 #else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+  return __builtin_bit_cast(float, u);
 #endif
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/ops/attention.h"
 #include "core/ops/cpu_loop.h"
+#include "core/ops/unary_op.h"
 
 namespace moegrad::cpu {
 namespace {
@@ -83,7 +84,7 @@ T softmax_row(T* s, int64_t keys) {
   }
   T sum = 0;
   for (int64_t j = 0; j < keys; ++j) {
-    s[j] = std::exp(s[j] - m);
+    s[j] = math::exp(s[j] - m);
     sum += s[j];
   }
   const T inv = T(1) / sum;
@@ -166,7 +167,7 @@ void backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor
         for (int64_t i = 0; i < rows; ++i) {
           T* pi = p.data() + i * keys;
           const T l = lp[bh * d.T + t0 + i];
-          for (int64_t j = 0; j < keys; ++j) pi[j] = std::exp(pi[j] - l);
+          for (int64_t j = 0; j < keys; ++j) pi[j] = math::exp(pi[j] - l);
         }
         gemm(CblasTrans, CblasNoTrans, keys, d.D, rows, T(1), p.data(), keys, gb, G.ld, T(1), dvh,
              d.D);

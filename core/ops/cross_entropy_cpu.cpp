@@ -4,6 +4,7 @@
 
 #include "core/ops/cpu_loop.h"
 #include "core/ops/cross_entropy.h"
+#include "core/ops/unary_op.h"
 
 namespace moegrad::cpu {
 namespace {
@@ -37,7 +38,7 @@ void forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, const 
     for (int64_t j = 0; j < V; ++j) m = x[j] > m ? x[j] : m;
     double s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < V; ++j) s += double(std::exp(x[j] - m));
+    for (int64_t j = 0; j < V; ++j) s += double(math::exp(x[j] - m));
     const T l = m + T(std::log(s));
     lp[n] = l;
     const int64_t t = int64_t(tp[n]);
@@ -70,7 +71,7 @@ void backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
       continue;
     }
     const T l = lp[n];
-    for (int64_t j = 0; j < V; ++j) d[j] = std::exp(x[j] - l) * scale;
+    for (int64_t j = 0; j < V; ++j) d[j] = math::exp(x[j] - l) * scale;
     d[t] -= scale;
   }
 }

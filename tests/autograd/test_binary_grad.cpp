@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "autograd/ops/binary.h"
 #include "autograd/ops/views.h"
 #include "tests/testing.h"
@@ -26,6 +28,31 @@ TEST(BinaryGrad, NonContiguousInput) {
 TEST(BinaryGrad, SameLeafAlongTwoPaths) {
   Tensor a = random_tensor({5}, 6);
   EXPECT_GRADCHECK([](const auto& v) { return mul(add(v[0], v[0]), v[0]); }, {a});
+}
+
+}  // namespace
+}  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(BinaryGrad, PowMaximumMinimum) {
+  std::vector<double> v = testing::random_tensor({3, 4}, 11).to_vector<double>();
+  for (double& x : v) x = std::fabs(x) + 0.5;  // pow's base must be positive for d/dy = x^y log x
+  Tensor x = from_vector<double>(v, {3, 4});
+  Tensor y = testing::random_tensor({4}, 12);
+  EXPECT_GRADCHECK([](const auto& in) { return pow(in[0], in[1]); }, {x, y});
+  // Distinct values: the max/min gradient is defined away from ties.
+  Tensor a = testing::random_tensor({3, 4}, 13), b = testing::random_tensor({3, 1}, 14);
+  EXPECT_GRADCHECK([](const auto& in) { return maximum(in[0], in[1]); }, {a, b});
+  EXPECT_GRADCHECK([](const auto& in) { return minimum(in[0], in[1]); }, {a, b});
+}
+
+TEST(BinaryGrad, TiesSplitTheGradientEvenly) {
+  Variable a(full({2}, 1.0, DType::F64), true), b(full({2}, 1.0, DType::F64), true);
+  maximum(a, b).backward(ones({2}, DType::F64));
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{0.5, 0.5}));
 }
 
 }  // namespace

@@ -77,3 +77,26 @@ TEST(Elementwise, StridedOutputAndLargeParallelInput) {
 
 }  // namespace
 }  // namespace moegrad
+
+#include "core/ops/unary_op.h"
+
+namespace moegrad {
+namespace {
+
+TEST(Elementwise, VectorisableExpIsWithinTwoUlpOfLibm) {
+  float worst = 0;
+  for (float x = -87.0f; x < 88.5f; x += 0.0037f) {
+    float want = std::exp(x), got = math::exp_f32(x);
+    worst = std::max(worst, std::fabs(got - want) / want);
+  }
+  EXPECT_LT(worst, 2.5e-7f);
+  EXPECT_EQ(math::exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(math::exp_f32(-INFINITY), 0.0f);
+  EXPECT_EQ(math::exp_f32(-1000.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(math::exp_f32(INFINITY)));
+  EXPECT_TRUE(std::isinf(math::exp_f32(89.0f)));
+  EXPECT_TRUE(std::isnan(math::exp_f32(NAN)));
+}
+
+}  // namespace
+}  // namespace moegrad

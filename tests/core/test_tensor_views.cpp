@@ -84,3 +84,29 @@ TEST(TensorViews, ErrorsNameTheOpAndShapes) {
 
 }  // namespace
 }  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+// Large enough for the tiled transposing copy, with sizes that are not multiples of the tile.
+TEST(TensorViews, TransposingCopiesMatchElementByElement) {
+  Tensor x = arange(3 * 70 * 45, DType::F64).view({3, 70, 45});
+  for (const Tensor& v : {x.permute({0, 2, 1}), x.permute({2, 1, 0}), x.narrow(1, 3, 60).transpose(1, 2)}) {
+    std::vector<double> got = v.contiguous().to_vector<double>();
+    std::vector<double> base = x.to_vector<double>();
+    Shape idx(v.dim(), 0);
+    for (size_t k = 0; k < got.size(); ++k) {
+      int64_t off = v.offset();
+      for (int64_t d = 0; d < v.dim(); ++d) off += idx[d] * v.stride(d);
+      ASSERT_EQ(got[k], base[off]) << "element " << k;
+      for (int64_t d = v.dim() - 1; d >= 0 && ++idx[d] == v.size(d); --d) idx[d] = 0;
+    }
+    // With a dtype conversion on the way.
+    Tensor f = empty(v.shape(), DType::F32);
+    f.copy_(v);
+    EXPECT_EQ(f.to_vector<double>(), got);
+  }
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,9 +1,6 @@
 #include <cmath>
 
-#include "autograd/grad_mode.h"
-#include "autograd/ops/binary.h"
-#include "autograd/ops/unary.h"
-#include "autograd/ops/views.h"
+#include "autograd/ops.h"  // all op headers together: also checks that their overloads coexist
 #include "core/ops/unary.h"
 #include "tests/testing.h"
 

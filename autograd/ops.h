@@ -1,0 +1,18 @@
+// Every differentiable op, for code that builds models (nn/, moe/): one include.
+#pragma once
+#include "autograd/ops/attention.h"
+#include "autograd/ops/binary.h"
+#include "autograd/ops/cross_entropy.h"
+#include "autograd/ops/embedding.h"
+#include "autograd/ops/index.h"
+#include "autograd/ops/join.h"
+#include "autograd/ops/matmul.h"
+#include "autograd/ops/reduce.h"
+#include "autograd/ops/rmsnorm.h"
+#include "autograd/ops/rope.h"
+#include "autograd/ops/softmax.h"
+#include "autograd/ops/topk.h"
+#include "autograd/ops/unary.h"
+#include "autograd/ops/views.h"
+#include "autograd/grad_mode.h"
+#include "autograd/variable.h"

@@ -9,6 +9,13 @@ function(moegrad_layer name dir)
     # Host files that only make sense with the CUDA runtime live under cuda/.
     list(FILTER srcs EXCLUDE REGEX "/cuda/")
   endif()
+  if(NOT srcs)
+    # A layer whose code has not landed yet: a target others can already depend on.
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${name} INTERFACE ${ARGN})
+    return()
+  endif()
   add_library(${name} STATIC ${srcs})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARGN})

@@ -1,0 +1,17 @@
+// Top-k routing: softmax over ALL experts, then top-k of the probabilities, optionally
+// renormalised to sum to 1 (norm_topk_prob).
+#pragma once
+#include "autograd/variable.h"
+
+namespace moegrad {
+
+struct Routing {
+  Variable probs;    // [N, E]
+  Variable weights;  // [N, k], descending
+  Tensor indices;    // [N, k] int64
+};
+
+// logits: [N, E]. Computed in the logits' dtype (f32 or f64), as HF computes in f32.
+Routing route(const Variable& logits, int64_t k, bool norm_topk_prob);
+
+}  // namespace moegrad

@@ -1,0 +1,12 @@
+#include "nn/embedding.h"
+
+#include "autograd/ops.h"
+
+namespace moegrad {
+
+Embedding::Embedding(int64_t num_embeddings, int64_t dim, const InitOptions& init)
+    : weight_(register_parameter("weight", init_normal({num_embeddings, dim}, init))) {}
+
+Variable Embedding::forward(const Tensor& ids) const { return embedding(weight_, ids); }
+
+}  // namespace moegrad

@@ -1,0 +1,18 @@
+// Linear without bias (HF layout): weight [out, in], y = x W^T.
+#pragma once
+#include "nn/init.h"
+#include "nn/module.h"
+
+namespace moegrad {
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, const InitOptions& init = {});
+  Variable forward(const Variable& x) const;
+  const Variable& weight() const { return weight_; }
+
+ private:
+  Variable weight_;
+};
+
+}  // namespace moegrad

@@ -1,0 +1,86 @@
+#include "nn/module.h"
+
+#include "core/error.h"
+
+namespace moegrad {
+
+static void check_name(const char* what, const std::string& name) {
+  MOEGRAD_CHECK(!name.empty() && name.find('.') == std::string::npos, "Module::", what, ": name '",
+                name, "' must be non-empty and contain no '.'");
+}
+
+Variable Module::register_parameter(const std::string& name, Tensor init) {
+  check_name("register_parameter", name);
+  for (const auto& [n, p] : params_)
+    MOEGRAD_CHECK(n != name, "Module::register_parameter: '", name, "' is already registered");
+  Variable v(std::move(init), true);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_name("register_module", name);
+  MOEGRAD_CHECK(module != nullptr, "Module::register_module: '", name, "' is null");
+  for (const auto& [n, c] : children_)
+    MOEGRAD_CHECK(n != name, "Module::register_module: '", name, "' is already registered");
+  children_.emplace_back(name, std::move(module));
+}
+
+void Module::collect(const std::string& prefix,
+                     std::vector<std::pair<std::string, Variable>>& out) const {
+  for (const auto& [n, p] : params_) out.emplace_back(prefix + n, p);
+  for (const auto& [n, c] : children_) c->collect(prefix + n + ".", out);
+}
+
+std::vector<std::pair<std::string, Variable>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Variable>> out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Variable> Module::parameters() const {
+  std::vector<Variable> out;
+  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+bool Module::has_parameter(const std::string& name) const {
+  for (const auto& [n, p] : named_parameters())
+    if (n == name) return true;
+  return false;
+}
+
+Variable Module::parameter(const std::string& name) const {
+  for (const auto& [n, p] : named_parameters())
+    if (n == name) return p;
+  throw Error("Module::parameter: no parameter named '" + name + "'");
+}
+
+void Module::set_requires_grad(const std::string& name, bool value) const {
+  Variable p = parameter(name);
+  p.set_requires_grad(value);
+}
+
+void Module::set_requires_grad(bool value) const {
+  for (auto& [n, p] : named_parameters()) p.set_requires_grad(value);
+}
+
+void Module::zero_grad() const {
+  for (auto& [n, p] : named_parameters()) p.zero_grad();
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, p] : named_parameters()) n += p.numel();
+  return n;
+}
+
+void Module::to(Device device) const {
+  for (auto& [n, p] : named_parameters()) {
+    Variable v = p;
+    v.data() = v.data().to(device);
+    v.zero_grad();
+  }
+}
+
+}  // namespace moegrad

@@ -1,0 +1,65 @@
+// Module: a named tree of parameters. Names join with '.', so a model built from HF-named
+// children yields exactly the checkpoint's names.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/variable.h"
+
+namespace moegrad {
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  // Parameters are shared handles: a copied module would alias its original's weights.
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // (dotted name, parameter), depth-first in registration order.
+  std::vector<std::pair<std::string, Variable>> named_parameters() const;
+  std::vector<Variable> parameters() const;
+  // Throws naming the missing name.
+  Variable parameter(const std::string& name) const;
+  bool has_parameter(const std::string& name) const;
+  // Freezes (false) or unfreezes one parameter; a frozen parameter gets no gradient.
+  void set_requires_grad(const std::string& name, bool value) const;
+  void set_requires_grad(bool value) const;  // every parameter
+  void zero_grad() const;
+  int64_t num_parameters() const;
+  // Moves every parameter's data; the Variables keep their identity.
+  void to(Device device) const;
+
+ protected:
+  Variable register_parameter(const std::string& name, Tensor init);
+  template <typename M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> module);
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Variable>>& out) const;
+
+  std::vector<std::pair<std::string, Variable>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+// Children addressed by position ("layers.0", "layers.1", ...).
+template <typename M>
+class ModuleList : public Module {
+ public:
+  void push_back(std::shared_ptr<M> module) {
+    items_.push_back(register_module(std::to_string(items_.size()), std::move(module)));
+  }
+  int64_t size() const { return int64_t(items_.size()); }
+  M& operator[](int64_t i) const { return *items_.at(size_t(i)); }
+
+ private:
+  std::vector<std::shared_ptr<M>> items_;
+};
+
+}  // namespace moegrad

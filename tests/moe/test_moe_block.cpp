@@ -1,0 +1,220 @@
+#include <gtest/gtest.h>
+
+#include "autograd/ops.h"
+#include "moe/experts.h"
+#include "moe/losses.h"
+#include "moe/router.h"
+#include "moe/sparse_moe.h"
+#include "tests/nn/param_gradcheck.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+InitOptions f64_init(Generator& gen) {
+  InitOptions init;
+  init.gen = &gen;
+  init.std = 0.5;
+  init.dtype = DType::F64;
+  return init;
+}
+
+OlmoeConfig tiny_config() {
+  OlmoeConfig c;
+  c.hidden_size = 4;
+  c.intermediate_size = 3;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 2;
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  return c;
+}
+
+Variable project(const Variable& y, uint64_t seed) {
+  return sum(y * Variable(random_tensor(y.shape(), seed)));
+}
+
+TEST(Router, SoftmaxOverAllExpertsThenTopK) {
+  Tensor logits = from_vector<double>({0.0, 3.0, 1.0, 2.0, 5.0, 4.0, -1.0, 0.0}, {2, 4});
+  Routing r = route(Variable(logits), 2, false);
+  EXPECT_EQ(r.indices.to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 0, 1}));
+  std::vector<double> p = r.probs.data().to_vector<double>();
+  const double z0 = 1 + std::exp(3.0) + std::exp(1.0) + std::exp(2.0);
+  EXPECT_NEAR(p[1], std::exp(3.0) / z0, 1e-12);
+  std::vector<double> w = r.weights.data().to_vector<double>();
+  EXPECT_NEAR(w[0], std::exp(3.0) / z0, 1e-12);
+  EXPECT_NEAR(w[1], std::exp(2.0) / z0, 1e-12);
+  EXPECT_LT(w[0] + w[1], 1.0);  // not renormalised
+
+  Routing n = route(Variable(logits), 2, true);
+  std::vector<double> wn = n.weights.data().to_vector<double>();
+  EXPECT_NEAR(wn[0] + wn[1], 1.0, 1e-12);
+  EXPECT_NEAR(wn[0] / wn[1], std::exp(1.0), 1e-12);
+  EXPECT_GRADCHECK([](const std::vector<Variable>& v) { return route(v[0], 2, true).weights; },
+                   {logits});
+  testing::expect_error([&] { route(Variable(logits), 5, false); }, "route");
+}
+
+// y_n = sum_j w[n, j] * down_e(silu(gate_e x_n) * up_e x_n), one token at a time.
+Tensor naive_experts(const OlmoeExperts& ex, const Tensor& x, const Tensor& w, const Tensor& idx) {
+  Tensor out = zeros(x.shape(), x.dtype());
+  for (int64_t n = 0; n < x.size(0); ++n)
+    for (int64_t j = 0; j < idx.size(1); ++j) {
+      const int64_t e = int64_t(idx.select(0, n).select(0, j).item());
+      Variable xn(x.narrow(0, n, 1));
+      Variable g = linear(xn, Variable(ex.expert_weight(e, "gate_proj")));
+      Variable u = linear(xn, Variable(ex.expert_weight(e, "up_proj")));
+      Tensor y = linear(silu(g) * u, Variable(ex.expert_weight(e, "down_proj"))).data();
+      out.narrow(0, n, 1).copy_(add(Variable(out.narrow(0, n, 1).clone()),
+                                    Variable(y) * w.select(0, n).select(0, j).item())
+                                    .data());
+    }
+  return out;
+}
+
+TEST(OlmoeExperts, DroplessDispatchMatchesPerTokenReference) {
+  Generator gen(1);
+  OlmoeExperts ex(4, 4, 3, f64_init(gen));
+  Tensor x = random_tensor({5, 4}, 2);
+  Tensor w = random_tensor({5, 2}, 3);
+  // Expert 2 receives no token; expert 3 receives most.
+  Tensor idx = from_vector<int64_t>({3, 0, 1, 3, 3, 1, 0, 3, 3, 0}, {5, 2});
+  Tensor y = ex.forward(Variable(x), Variable(w), idx).data();
+  EXPECT_ALL_CLOSE(y, naive_experts(ex, x, w, idx), 1e-12);
+  // Bit-identical on a second run.
+  EXPECT_EQ(ex.forward(Variable(x), Variable(w), idx).data().to_vector<double>(),
+            y.to_vector<double>());
+
+  EXPECT_GRADCHECK([&](const std::vector<Variable>& v) { return ex.forward(v[0], v[1], idx); },
+                   {x, w});
+  Variable xv(x), wv(w);
+  EXPECT_TRUE(testing::param_grads_ok(ex, [&] { return project(ex.forward(xv, wv, idx), 4); },
+                                      {"gate_proj", "up_proj", "down_proj"}));
+  ex.zero_grad();
+  project(ex.forward(xv, wv, idx), 4).backward();
+  EXPECT_ALL_CLOSE(ex.gate_proj().grad().select(0, 2), zeros({3, 4}, DType::F64), 0.0);
+}
+
+TEST(OlmoeExperts, EmptyBatch) {
+  OlmoeExperts ex(2, 4, 3);
+  Variable y =
+      ex.forward(Variable(zeros({0, 4})), Variable(zeros({0, 1})), zeros({0, 1}, DType::I64));
+  EXPECT_EQ(y.shape(), Shape({0, 4}));
+}
+
+TEST(OlmoeExperts, PerExpertViewsAliasTheStackedParameter) {
+  OlmoeExperts ex(3, 4, 2);
+  EXPECT_EQ(ex.expert_weight(1, "gate_proj").shape(), Shape({2, 4}));
+  EXPECT_EQ(ex.expert_weight(1, "down_proj").shape(), Shape({4, 2}));
+  ex.expert_weight(1, "up_proj").fill_(7.0);
+  EXPECT_EQ(ex.up_proj().data().select(0, 1).select(1, 3).to_vector<float>(),
+            (std::vector<float>{7.0f, 7.0f}));
+  EXPECT_EQ(ex.up_proj().data().select(0, 0).select(0, 0).select(0, 0).item(), 0.0);
+  testing::expect_error([&] { ex.expert_weight(3, "gate_proj"); }, "expert 3 out of range");
+  testing::expect_error([&] { ex.expert_weight(0, "w1"); }, "unknown projection 'w1'");
+}
+
+TEST(OlmoeSparseMoeBlock, GradcheckWithAnIdleExpert) {
+  Generator gen(5);
+  OlmoeSparseMoeBlock block(tiny_config(), f64_init(gen));
+  // Expert 3 is masked out, so it receives no token.
+  RouterHooks hooks;
+  hooks.intervene = restrict_experts({0, 1, 2});
+  Tensor x = random_tensor({1, 3, 4}, 6);
+  MoeOutput out = block.forward(Variable(x), 0, &hooks);
+  EXPECT_EQ(out.hidden.shape(), Shape({1, 3, 4}));
+  EXPECT_EQ(out.router_logits.shape(), Shape({3, 4}));
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Variable>& v) { return block.forward(v[0], 0, &hooks).hidden; }, {x});
+  Variable xv(x);
+  EXPECT_TRUE(testing::param_grads_ok(
+      block, [&] { return project(block.forward(xv, 0, &hooks).hidden, 7); },
+      {"gate.weight", "experts.gate_proj", "experts.up_proj", "experts.down_proj"}));
+}
+
+TEST(OlmoeSparseMoeBlock, EqualsWeightedSumOfTopKExperts) {
+  Generator gen(8);
+  OlmoeConfig c = tiny_config();
+  OlmoeSparseMoeBlock block(c, f64_init(gen));
+  Tensor x = random_tensor({6, 4}, 9);
+  Tensor y = block.forward(Variable(x)).hidden.data();
+  Routing r = route(block.gate().forward(Variable(x)), 2, false);
+  EXPECT_ALL_CLOSE(y, naive_experts(block.experts(), x, r.weights.data(), r.indices), 1e-12);
+}
+
+// Every expert is some token's first choice once and some token's second choice once, with
+// cyclically symmetric logits, so counts and mean probabilities are uniform.
+Variable balanced_logits() {
+  std::vector<double> v(16, 0.0);
+  for (int64_t n = 0; n < 4; ++n) {
+    v[size_t(n * 4 + n)] = 2.0;
+    v[size_t(n * 4 + (n + 1) % 4)] = 1.0;
+  }
+  return Variable(from_vector(v, {4, 4}));
+}
+
+TEST(MoeLosses, PerfectBalance) {
+  Variable l = balanced_logits();
+  EXPECT_NEAR(load_balancing_loss_hf({l, l}, 2).data().item(), 2.0, 1e-12);  // = k
+  EXPECT_NEAR(load_balancing_loss_hf({l}, 1).data().item(), 1.0, 1e-12);
+  EXPECT_NEAR(load_balancing_loss_megablocks({l, l}, 2).data().item(), 1.0, 1e-12);
+}
+
+TEST(MoeLosses, ImbalanceRaisesTheLoss) {
+  Tensor skew = from_vector<double>({3, 2, 0, 0, 3, 2, 0, 0, 3, 2, 0, 0, 3, 2, 0, 0}, {4, 4});
+  EXPECT_GT(load_balancing_loss_hf({Variable(skew)}, 2).data().item(), 2.0);
+  EXPECT_GT(load_balancing_loss_megablocks({Variable(skew)}, 2).data().item(), 1.0);
+}
+
+TEST(MoeLosses, ValuesAndGradients) {
+  Tensor a = random_tensor({3, 4}, 10), b = random_tensor({3, 4}, 11);
+  // HF pools rows of all layers; megablocks averages per-layer losses: they differ in general.
+  const double pooled = load_balancing_loss_hf({Variable(a), Variable(b)}, 2).data().item();
+  const Tensor ab = concat({Variable(a), Variable(b)}, 0).data();
+  EXPECT_NEAR(pooled, load_balancing_loss_hf({Variable(ab)}, 2).data().item(), 1e-12);
+
+  double z = 0;
+  for (const Tensor& t : {a, b})
+    for (int64_t n = 0; n < 3; ++n) {
+      double s = 0;
+      for (int64_t e = 0; e < 4; ++e) s += std::exp(t.select(0, n).select(0, e).item());
+      z += std::pow(std::log(s), 2) / 6.0;
+    }
+  EXPECT_NEAR(router_z_loss({Variable(a), Variable(b)}).data().item(), z, 1e-12);
+
+  auto two = [](const std::vector<Variable>& v) { return std::vector<Variable>{v[0], v[1]}; };
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Variable>& v) { return load_balancing_loss_hf(two(v), 2); }, {a, b});
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Variable>& v) { return load_balancing_loss_megablocks(two(v), 2); },
+      {a, b});
+  EXPECT_GRADCHECK([&](const std::vector<Variable>& v) { return router_z_loss(two(v)); }, {a, b});
+  testing::expect_error([] { router_z_loss({}); }, "no router logits");
+  testing::expect_error([&] { load_balancing_loss_hf({Variable(a)}, 2, ones({4})); },
+                        "token_mask [4] must have one entry per token (3)");
+}
+
+TEST(MoeLosses, HfMaskAveragesOverRealTokensOnly) {
+  Tensor a = random_tensor({5, 4}, 12), b = random_tensor({5, 4}, 13);
+  Tensor mask = from_vector<int64_t>({1, 0, 1, 1, 0}, {5});
+  Tensor keep = from_vector<int64_t>({0, 2, 3}, {3});
+  const double masked = load_balancing_loss_hf({Variable(a), Variable(b)}, 2, mask).data().item();
+  const double kept =
+      load_balancing_loss_hf(
+          {index_select(Variable(a), 0, keep), index_select(Variable(b), 0, keep)}, 2)
+          .data()
+          .item();
+  EXPECT_NEAR(masked, kept, 1e-12);
+  EXPECT_NEAR(load_balancing_loss_hf({Variable(a)}, 2, ones({5})).data().item(),
+              load_balancing_loss_hf({Variable(a)}, 2).data().item(), 1e-12);
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Variable>& v) {
+        return load_balancing_loss_hf({v[0], v[1]}, 2, mask);
+      },
+      {a, b});
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,0 +1,49 @@
+// Finite-difference check of the gradients a Module's parameters receive (gradcheck proper
+// only sees the function's inputs). Shared by test_nn and test_moe.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "nn/module.h"
+
+namespace moegrad::testing {
+
+// `loss` must return a one-element f64 Variable built from the module's parameters.
+inline ::testing::AssertionResult param_grads_ok(const Module& m,
+                                                 const std::function<Variable()>& loss,
+                                                 const std::vector<std::string>& names,
+                                                 double eps = 1e-6, double atol = 1e-6,
+                                                 double rtol = 1e-4) {
+  m.zero_grad();
+  loss().backward();
+  for (const std::string& name : names) {
+    Variable p = m.parameter(name);
+    if (!p.grad().defined()) return ::testing::AssertionFailure() << name << " got no gradient";
+    Tensor data = p.data();
+    Tensor flat = data.view({-1});
+    std::vector<double> grad = p.grad().contiguous().to_vector<double>();
+    NoGradGuard no_grad;
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      Tensor cell = flat.narrow(0, i, 1);
+      const double x0 = cell.item();
+      cell.fill_(x0 + eps);
+      const double up = loss().data().item();
+      cell.fill_(x0 - eps);
+      const double down = loss().data().item();
+      cell.fill_(x0);
+      const double fd = (up - down) / (2 * eps), an = grad[size_t(i)];
+      if (!(std::abs(fd - an) <= atol + rtol * std::abs(fd)))
+        return ::testing::AssertionFailure()
+               << name << "[" << i << "]: analytic " << an << " vs finite difference " << fd;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace moegrad::testing

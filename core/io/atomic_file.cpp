@@ -1,0 +1,64 @@
+#include "core/io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace moegrad {
+
+AtomicFile::AtomicFile(std::string path)
+    : path_(std::move(path)), tmp_path_(path_ + ".tmp." + std::to_string(::getpid())) {
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot create temporary file", errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_path_.c_str());
+}
+
+void AtomicFile::fail(const char* what, int err) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_path_.c_str());
+  throw Error(detail::concat("writing ", path_, ": ", what, " ", tmp_path_, ": ",
+                             std::strerror(err)));
+}
+
+void AtomicFile::write(const void* data, size_t nbytes) {
+  MOEGRAD_CHECK(fd_ >= 0 && !committed_, "writing ", path_, ": file already committed or failed");
+  const char* p = static_cast<const char*>(data);
+  while (nbytes > 0) {
+    ssize_t n = ::write(fd_, p, nbytes);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("write to", errno);
+    p += n;
+    nbytes -= size_t(n);
+  }
+}
+
+void AtomicFile::commit() {
+  MOEGRAD_CHECK(fd_ >= 0 && !committed_, "writing ", path_, ": file already committed or failed");
+  if (::fsync(fd_) != 0) fail("fsync of", errno);
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) fail("close of", errno);
+  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) fail("rename of", errno);
+  committed_ = true;
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  MOEGRAD_CHECK(dir_fd >= 0, "writing ", path_, ": cannot open its directory to fsync: ",
+                std::strerror(errno));
+  int rc = ::fsync(dir_fd);
+  int err = errno;
+  ::close(dir_fd);
+  MOEGRAD_CHECK(rc == 0, "writing ", path_, ": fsync of its directory: ", std::strerror(err));
+}
+
+}  // namespace moegrad

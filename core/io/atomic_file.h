@@ -1,0 +1,33 @@
+// A file written under a temporary name and renamed over its target only once complete, so that
+// a crash or an error never leaves a half-written checkpoint where a good one was.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace moegrad {
+
+class AtomicFile {
+ public:
+  // Creates `<path>.tmp.<pid>` in the target's directory (a rename is atomic only within one
+  // file system).
+  explicit AtomicFile(std::string path);
+  // Removes the temporary file unless commit() succeeded.
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t nbytes);
+  // fsync, rename over the target, fsync the directory so the rename itself is durable.
+  void commit();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void fail(const char* what, int err);
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace moegrad

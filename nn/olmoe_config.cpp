@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/io/atomic_file.h"
 
 namespace moegrad {
 namespace {
@@ -296,10 +297,11 @@ std::string OlmoeConfig::to_json_string() const {
 
 void OlmoeConfig::save(const std::string& path) const {
   validate(path);
-  std::ofstream out(path);
-  MOEGRAD_CHECK(out.good(), "OlmoeConfig: cannot write ", path);
-  out << to_json_string();
-  MOEGRAD_CHECK(out.good(), "OlmoeConfig: failed writing ", path);
+  // Atomic: a failed write never replaces the config.json of a good checkpoint.
+  AtomicFile out(path);
+  std::string text = to_json_string();
+  out.write(text.data(), text.size());
+  out.commit();
 }
 
 }  // namespace moegrad

@@ -43,5 +43,7 @@ int run_demo(const Args& args);
 std::string demo_usage();
 int run_bench(const Args& args);
 std::string bench_usage();
+int run_inspect(const Args& args);
+std::string inspect_usage();
 
 }  // namespace moegrad::app

@@ -17,6 +17,8 @@ const Command kCommands[] = {
      demo_usage},
     {"bench", "run a benchmark program of this build tree (gemm, elementwise)", run_bench,
      bench_usage},
+    {"inspect", "parameter counts of an OLMoE checkpoint: total, active per token, by kind and layer",
+     run_inspect, inspect_usage},
 };
 
 const Command* find_command(const std::string& name) {

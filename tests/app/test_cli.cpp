@@ -48,13 +48,13 @@ TEST(Cli, HelpListsEveryCommand) {
   for (const char* flag : {"--help", "-h"}) {
     CliRun r = moegrad(flag);
     EXPECT_EQ(r.status, 0) << r.output;
-    for (const char* command : {"info", "demo", "bench"})
+    for (const char* command : {"info", "demo", "bench", "inspect"})
       EXPECT_TRUE(contains(r.output, command)) << r.output;
   }
 }
 
 TEST(Cli, EachCommandHasHelp) {
-  for (const char* command : {"info", "demo", "bench"}) {
+  for (const char* command : {"info", "demo", "bench", "inspect"}) {
     CliRun r = moegrad(std::string(command) + " --help");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_TRUE(contains(r.output, std::string("Usage: moegrad ") + command)) << r.output;
@@ -139,6 +139,19 @@ TEST(Cli, BenchRunsTheBuiltProgram) {
     EXPECT_EQ(r.status, 1) << r.output;
     EXPECT_TRUE(contains(r.output, "is not built")) << r.output;
   }
+}
+
+TEST(Cli, InspectCountsParametersOfACheckpoint) {
+  CliRun r = moegrad("inspect --model '" MOEGRAD_SOURCE_DIR "/tests/reference/olmoe/base'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // 2 layers, hidden 64, vocab 512, 8 experts of width 32, top-2 (tests/reference/olmoe/base).
+  EXPECT_TRUE(contains(r.output, "total params:     198208")) << r.output;
+  EXPECT_TRUE(contains(r.output, "active per token: 124480")) << r.output;
+  EXPECT_TRUE(contains(r.output, "experts: 98304")) << r.output;
+  EXPECT_EQ(moegrad("inspect").status, 2);
+  CliRun missing = moegrad("inspect --model /nonexistent-dir");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_TRUE(contains(missing.output, "/nonexistent-dir/config.json")) << missing.output;
 }
 
 }  // namespace

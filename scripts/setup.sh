@@ -12,7 +12,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config python3
   libopenblas-openmp-dev libomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libboost-program-options-dev nlohmann-json3-dev libpcre2-dev
+  libboost-program-options-dev nlohmann-json3-dev libpcre2-dev libicu-dev
 )
 
 missing=()

@@ -45,5 +45,9 @@ int run_bench(const Args& args);
 std::string bench_usage();
 int run_inspect(const Args& args);
 std::string inspect_usage();
+int run_score(const Args& args);
+std::string score_usage();
+int run_generate(const Args& args);
+std::string generate_usage();
 
 }  // namespace moegrad::app

@@ -55,8 +55,8 @@ void cuda_lines() {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp p{};
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
-    char desc[256];
-    std::snprintf(desc, sizeof desc, "%s (sm_%d%d, %.1f GiB, %d SMs)", p.name, p.major, p.minor,
+    char desc[512];  // room for the longest name (256) and the figures after it
+    std::snprintf(desc, sizeof desc, "%.256s (sm_%d%d, %.1f GiB, %d SMs)", p.name, p.major, p.minor,
                   double(p.totalGlobalMem) / (1 << 30), p.multiProcessorCount);
     line(("cuda:" + std::to_string(i)).c_str(), desc);
   }

@@ -19,6 +19,8 @@ const Command kCommands[] = {
      bench_usage},
     {"inspect", "parameter counts of an OLMoE checkpoint: total, active per token, by kind and layer",
      run_inspect, inspect_usage},
+    {"score", "log-probability of each token of JSONL inputs under a model", run_score, score_usage},
+    {"generate", "continue a prompt, greedily or by sampling", run_generate, generate_usage},
 };
 
 const Command* find_command(const std::string& name) {
@@ -41,7 +43,7 @@ std::string global_usage() {
         ": a from-scratch C++/CUDA training framework for Mixture-of-Experts models\n\n"
         "Usage: moegrad [--help | --version] <command> [options]\n\nCommands:\n";
   for (const Command& c : kCommands) {
-    os << "  " << c.name << std::string(8 - std::string(c.name).size(), ' ') << c.summary << "\n";
+    os << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary << "\n";
   }
   os << "\n" << global_options() << "\nRun 'moegrad <command> --help' for a command's options.\n";
   return os.str();

@@ -1,10 +1,13 @@
 // The moegrad command-line tool, run as a user runs it: exit statuses, help, errors that name
 // the offending flag, and a demo whose loss goes down and repeats for a seed.
 #include <gtest/gtest.h>
+
+#include "data/bpe_trainer.h"
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -48,13 +51,13 @@ TEST(Cli, HelpListsEveryCommand) {
   for (const char* flag : {"--help", "-h"}) {
     CliRun r = moegrad(flag);
     EXPECT_EQ(r.status, 0) << r.output;
-    for (const char* command : {"info", "demo", "bench", "inspect"})
+    for (const char* command : {"info", "demo", "bench", "inspect", "score", "generate"})
       EXPECT_TRUE(contains(r.output, command)) << r.output;
   }
 }
 
 TEST(Cli, EachCommandHasHelp) {
-  for (const char* command : {"info", "demo", "bench", "inspect"}) {
+  for (const char* command : {"info", "demo", "bench", "inspect", "score", "generate"}) {
     CliRun r = moegrad(std::string(command) + " --help");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_TRUE(contains(r.output, std::string("Usage: moegrad ") + command)) << r.output;
@@ -152,6 +155,53 @@ TEST(Cli, InspectCountsParametersOfACheckpoint) {
   CliRun missing = moegrad("inspect --model /nonexistent-dir");
   EXPECT_EQ(missing.status, 1);
   EXPECT_TRUE(contains(missing.output, "/nonexistent-dir/config.json")) << missing.output;
+}
+
+// A copy of the fixture model with a small tokenizer of our own (ids below its vocab of 512).
+std::filesystem::path model_with_tokenizer() {
+  namespace fs = std::filesystem;
+  fs::path src = fs::path(MOEGRAD_SOURCE_DIR) / "tests/reference/olmoe/base";
+  fs::path dir = fs::temp_directory_path() / ("moegrad_cli_model_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(src / "config.json", dir / "config.json");
+  fs::copy_file(src / "model.safetensors", dir / "model.safetensors");
+  moegrad::data::BpeTrainerOptions opts;
+  opts.vocab_size = 300;
+  moegrad::data::train_bpe(std::vector<std::string>{"the cat sat on the mat", "ein Hund"}, opts)
+      .save((dir / "tokenizer.json").string());
+  return dir;
+}
+
+TEST(Cli, ScoreWritesOneLinePerInput) {
+  auto dir = model_with_tokenizer();
+  std::ofstream(dir / "in.jsonl") << R"({"tokens": [5, 6, 7], "prefix": [1]})" << "\n"
+                                  << R"({"text": "the cat", "prefix": "the"})" << "\n";
+  CliRun r = moegrad("score --model '" + dir.string() + "' --input '" + (dir / "in.jsonl").string() +
+                     "' --out '" + (dir / "out.jsonl").string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream in(dir / "out.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(in, l); ++lines) EXPECT_TRUE(contains(l, "\"token_logprobs\":[")) << l;
+  EXPECT_EQ(lines, 2);
+  std::ofstream(dir / "bad.jsonl") << "{\n";
+  CliRun bad = moegrad("score --model '" + dir.string() + "' --input '" + (dir / "bad.jsonl").string() +
+                       "' --out '" + (dir / "o.jsonl").string() + "'");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_TRUE(contains(bad.output, "bad.jsonl:1: invalid JSON")) << bad.output;
+  EXPECT_EQ(moegrad("score --model '" + dir.string() + "'").status, 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, GenerateIsDeterministicForASeed) {
+  auto dir = model_with_tokenizer();
+  std::string cmd = "generate --model '" + dir.string() + "' --prompt 'the cat' --max-new-tokens 5 --seed 3";
+  CliRun a = moegrad(cmd), b = moegrad(cmd);
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);
+  EXPECT_TRUE(a.output.rfind("the cat", 0) == 0) << a.output;
+  EXPECT_EQ(moegrad(cmd + " --temperature -1").status, 2);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -38,9 +38,10 @@ TEST_P(HfParity, LogitsLossesAndEveryGradientMatchTransformers) {
   std::vector<int64_t> m = mask.to(DType::I64).to_vector<int64_t>();
   for (int64_t b = 0; b < ids.size(0); ++b)
     for (int64_t t = 0; t < ids.size(1); ++t)
-      if (m[b * ids.size(1) + t])
+      if (m[b * ids.size(1) + t]) {
         ASSERT_LT(scaled_error(logits.select(0, b).select(0, t), want.select(0, b).select(0, t)), 1e-4)
             << "logits at batch " << b << " position " << t;
+      }
 
   EXPECT_NEAR(out.loss.data().item(), expected.tensor("loss").item(), 1e-4 * std::fabs(expected.tensor("loss").item()));
   EXPECT_NEAR(out.ce.data().item(), expected.tensor("ce_loss").item(), 1e-4 * std::fabs(expected.tensor("ce_loss").item()));

@@ -13,6 +13,8 @@ namespace moegrad {
 namespace {
 
 using testing::random_tensor;
+using testing::f64_init;
+using testing::project;
 
 OlmoeConfig tiny_config() {
   OlmoeConfig c;
@@ -25,14 +27,6 @@ OlmoeConfig tiny_config() {
   c.num_experts = 4;
   c.num_experts_per_tok = 2;
   return c;
-}
-
-InitOptions f64_init(Generator& gen) {
-  InitOptions init;
-  init.gen = &gen;
-  init.std = 0.5;
-  init.dtype = DType::F64;
-  return init;
 }
 
 Tensor tokens() { return from_vector<int64_t>({1, 5, 2, 9, 0, 7, 7, 3, 10, 4}, {2, 5}); }

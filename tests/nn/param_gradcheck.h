@@ -1,5 +1,6 @@
 // Finite-difference check of the gradients a Module's parameters receive (gradcheck proper
-// only sees the function's inputs). Shared by test_nn and test_moe.
+// only sees the function's inputs), and the small helpers around it. Shared by test_nn and
+// test_moe.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -10,9 +11,26 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "nn/init.h"
 #include "nn/module.h"
+#include "tests/testing.h"
 
 namespace moegrad::testing {
+
+// f64 weights with a spread wide enough that finite differences see real curvature.
+inline InitOptions f64_init(Generator& gen) {
+  InitOptions init;
+  init.gen = &gen;
+  init.std = 0.5;
+  init.dtype = DType::F64;
+  return init;
+}
+
+// sum(y * R) with a fixed random R: every output element's gradient in one scalar.
+inline Variable project(const Variable& y, uint64_t seed) {
+  return sum(y * Variable(random_tensor(y.shape(), seed)));
+}
 
 // `loss` must return a one-element f64 Variable built from the module's parameters.
 inline ::testing::AssertionResult param_grads_ok(const Module& m,

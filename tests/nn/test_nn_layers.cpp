@@ -12,14 +12,8 @@ namespace moegrad {
 namespace {
 
 using testing::random_tensor;
-
-InitOptions f64_init(Generator& gen) {
-  InitOptions init;
-  init.gen = &gen;
-  init.std = 0.5;
-  init.dtype = DType::F64;
-  return init;
-}
+using testing::f64_init;
+using testing::project;
 
 OlmoeConfig tiny_attention_config() {
   OlmoeConfig c;
@@ -30,11 +24,6 @@ OlmoeConfig tiny_attention_config() {
   c.num_experts = 4;
   c.num_experts_per_tok = 2;
   return c;
-}
-
-// sum(y * R): every output element's gradient in one scalar.
-Variable project(const Variable& y, uint64_t seed) {
-  return sum(y * Variable(random_tensor(y.shape(), seed)));
 }
 
 TEST(Module, NamesLookupAndFreeze) {

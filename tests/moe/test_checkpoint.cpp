@@ -60,6 +60,23 @@ TEST(Checkpoint, ShardedCheckpointLoads) {
   fs::remove_all(d);
 }
 
+TEST(Checkpoint, Bf16WeightsAreConvertedToF32) {
+  auto model = load_olmoe(kBase.string());
+  fs::path d = fresh_dir("bf16");
+  fs::copy_file(kBase / "config.json", d / "config.json");
+  auto tensors = model->hf_named_tensors();
+  for (auto& [name, t] : tensors) t = t.to(DType::BF16);
+  save_safetensors((d / "model.safetensors").string(), tensors);
+  auto loaded = load_olmoe(d.string());
+  auto got = loaded->hf_named_tensors();
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].second.dtype(), DType::F32);
+    EXPECT_EQ(got[i].second.to_vector<float>(), tensors[i].second.to(DType::F32).to_vector<float>())
+        << got[i].first;
+  }
+  fs::remove_all(d);
+}
+
 TEST(Checkpoint, MissingExtraOrMisshapenTensorsAreNamed) {
   auto model = load_olmoe(kBase.string());
   auto tensors = model->hf_named_tensors();

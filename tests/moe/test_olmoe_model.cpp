@@ -14,7 +14,6 @@ namespace {
 
 using testing::random_tensor;
 using testing::f64_init;
-using testing::project;
 
 OlmoeConfig tiny_config() {
   OlmoeConfig c;

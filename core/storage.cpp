@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -16,32 +17,82 @@ namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 
+// 64 bytes: one cache line, and the widest AVX-512 load. Large blocks are aligned to and
+// backed by 2 MiB pages: with 4 KiB pages, touching a fresh 64 MiB output costs 16k page
+// faults, more than the op that writes it.
+size_t host_alignment(size_t nbytes) { return nbytes >= kHugePage ? kHugePage : 64; }
+size_t host_rounded(size_t nbytes) {
+  const size_t align = host_alignment(nbytes);
+  return (nbytes + align - 1) / align * align;
+}
+
 class HostAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
-    // 64 bytes: one cache line, and the widest AVX-512 load. Large blocks are aligned to and
-    // backed by 2 MiB pages: with 4 KiB pages, touching a fresh 64 MiB output costs 16k page
-    // faults, more than the op that writes it.
-    size_t align = nbytes >= kHugePage ? kHugePage : 64;
-    size_t rounded = (nbytes + align - 1) / align * align;
+    const size_t align = host_alignment(nbytes), rounded = host_rounded(nbytes);
     void* p = std::aligned_alloc(align, rounded);
     MOEGRAD_CHECK(p != nullptr, "out of host memory: failed to allocate ", nbytes, " bytes");
     if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+    // Relaxed: the counters order no other memory access.
+    const int64_t now =
+        current_.fetch_add(int64_t(rounded), std::memory_order_relaxed) + int64_t(rounded);
+    int64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
     return p;
   }
-  void deallocate(void* ptr, size_t) override { std::free(ptr); }
+  void deallocate(void* ptr, size_t nbytes) override {
+    if (ptr == nullptr) return;
+    std::free(ptr);
+    current_.fetch_sub(int64_t(host_rounded(nbytes)), std::memory_order_relaxed);
+  }
+
+  MemoryStats stats() const {
+    return {current_.load(std::memory_order_relaxed), peak_.load(std::memory_order_relaxed)};
+  }
+  void reset_peak() {
+    peak_.store(current_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t> current_{0}, peak_{0};
 };
+
+HostAllocator& host_allocator() {
+  // Never destroyed: tensors in static storage may be freed after main returns.
+  static auto* host = new HostAllocator();
+  return *host;
+}
 
 }  // namespace
 
 Allocator& allocator_for(Device device) {
-  static HostAllocator host;
-  if (device.is_cpu()) return host;
+  if (device.is_cpu()) return host_allocator();
 #ifdef MOEGRAD_WITH_CUDA
   return cuda::caching_allocator(device.index);
 #else
   throw Error("device " + device.str() + " requested, but moegrad was built without CUDA");
+#endif
+}
+
+MemoryStats memory_stats(Device device) {
+  if (device.is_cpu()) return host_allocator().stats();
+#ifdef MOEGRAD_WITH_CUDA
+  const cuda::MemoryStats s = cuda::memory_stats(device.index);
+  return {int64_t(s.allocated), int64_t(s.peak_allocated)};
+#else
+  return {};
+#endif
+}
+
+void reset_peak_memory(Device device) {
+  if (device.is_cpu()) {
+    host_allocator().reset_peak();
+    return;
+  }
+#ifdef MOEGRAD_WITH_CUDA
+  cuda::reset_peak_memory(device.index);
 #endif
 }
 

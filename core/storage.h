@@ -1,6 +1,7 @@
 // Reference-counted memory block that tensors view, and the allocators that provide it.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -17,6 +18,18 @@ class Allocator {
 
 // The host allocator (64-byte aligned) or the CUDA caching allocator of the device.
 Allocator& allocator_for(Device device);
+
+// Bytes that tensors hold on a device through its allocator: for the host, what the host
+// allocator handed out and has not taken back, each block rounded up to its alignment
+// (memory-mapped storages are not counted); for a CUDA device, the caching allocator's
+// allocated bytes (zeros in a build without CUDA).
+struct MemoryStats {
+  int64_t current_bytes = 0;
+  int64_t peak_bytes = 0;  // high-water mark of current_bytes since the last reset
+};
+MemoryStats memory_stats(Device device);
+// Starts a new high-water mark at the current usage.
+void reset_peak_memory(Device device);
 
 class Storage {
  public:

@@ -43,6 +43,19 @@ void AtomicFile::write(const void* data, size_t nbytes) {
   }
 }
 
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t nbytes) {
+  MOEGRAD_CHECK(fd_ >= 0 && !committed_, "writing ", path_, ": file already committed or failed");
+  const char* p = static_cast<const char*>(data);
+  while (nbytes > 0) {
+    ssize_t n = ::pwrite(fd_, p, nbytes, off_t(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("write to", errno);
+    p += n;
+    offset += uint64_t(n);
+    nbytes -= size_t(n);
+  }
+}
+
 void AtomicFile::commit() {
   MOEGRAD_CHECK(fd_ >= 0 && !committed_, "writing ", path_, ": file already committed or failed");
   if (::fsync(fd_) != 0) fail("fsync of", errno);

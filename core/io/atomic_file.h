@@ -2,6 +2,7 @@
 // a crash or an error never leaves a half-written checkpoint where a good one was.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace moegrad {
@@ -17,6 +18,9 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void write(const void* data, size_t nbytes);
+  // Overwrites bytes already written, for a header whose fields are known only at the end of a
+  // streamed write.
+  void write_at(uint64_t offset, const void* data, size_t nbytes);
   // fsync, rename over the target, fsync the directory so the rename itself is durable.
   void commit();
 

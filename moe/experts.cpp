@@ -1,34 +1,70 @@
 #include "moe/experts.h"
 
+#include <utility>
+
 #include "autograd/ops.h"
 #include "core/error.h"
 
 namespace moegrad {
 
-OlmoeExperts::OlmoeExperts(int64_t num_experts, int64_t hidden, int64_t intermediate,
-                           const InitOptions& init)
-    : num_experts_(num_experts),
-      gate_proj_(
-          register_parameter("gate_proj", init_normal({num_experts, intermediate, hidden}, init))),
-      up_proj_(
-          register_parameter("up_proj", init_normal({num_experts, intermediate, hidden}, init))),
-      down_proj_(register_parameter("down_proj",
-                                    init_normal({num_experts, hidden, intermediate}, init))) {}
+OlmoeExpert::OlmoeExpert(Tensor gate, Tensor up, Tensor down)
+    : gate_proj_(register_module("gate_proj", std::make_shared<Linear>(std::move(gate)))),
+      up_proj_(register_module("up_proj", std::make_shared<Linear>(std::move(up)))),
+      down_proj_(register_module("down_proj", std::make_shared<Linear>(std::move(down)))) {}
 
-Tensor OlmoeExperts::expert_weight(int64_t expert, const std::string& proj) const {
-  MOEGRAD_CHECK(expert >= 0 && expert < num_experts_, "OlmoeExperts::expert_weight: expert ",
-                expert, " out of range for ", num_experts_, " experts");
-  if (proj == "gate_proj") return gate_proj_.data().select(0, expert);
-  if (proj == "up_proj") return up_proj_.data().select(0, expert);
-  if (proj == "down_proj") return down_proj_.data().select(0, expert);
-  throw Error("OlmoeExperts::expert_weight: unknown projection '" + proj +
-              "' (gate_proj, up_proj or down_proj)");
+Variable OlmoeExpert::forward(const Variable& x) const {
+  return down_proj_->forward(silu(gate_proj_->forward(x)) * up_proj_->forward(x));
+}
+
+Linear& OlmoeExpert::proj(const std::string& proj) const {
+  if (proj == "gate_proj") return *gate_proj_;
+  if (proj == "up_proj") return *up_proj_;
+  if (proj == "down_proj") return *down_proj_;
+  throw Error("OlmoeExpert: unknown projection '" + proj + "' (gate_proj, up_proj or down_proj)");
+}
+
+OlmoeExperts::OlmoeExperts(int64_t num_experts, int64_t hidden, int64_t intermediate,
+                           const InitOptions& init) {
+  MOEGRAD_CHECK(num_experts > 0, "OlmoeExperts: num_experts must be positive, got ", num_experts);
+  // One allocation per projection, carved into per-expert parameters: the stacks stay usable
+  // whole, and each expert's gradient is its own [I, H] / [H, I] tensor.
+  const Tensor gate = init_normal({num_experts, intermediate, hidden}, init);
+  const Tensor up = init_normal({num_experts, intermediate, hidden}, init);
+  const Tensor down = init_normal({num_experts, hidden, intermediate}, init);
+  for (int64_t e = 0; e < num_experts; ++e)
+    experts_.push_back(register_module(
+        std::to_string(e),
+        std::make_shared<OlmoeExpert>(gate.select(0, e), up.select(0, e), down.select(0, e))));
+}
+
+OlmoeExpert& OlmoeExperts::expert(int64_t e) const {
+  MOEGRAD_CHECK(e >= 0 && e < num_experts(), "OlmoeExperts: expert ", e, " out of range for ",
+                num_experts(), " experts");
+  return *experts_[size_t(e)];
+}
+
+Tensor OlmoeExperts::expert_weight(int64_t e, const std::string& proj) const {
+  return expert(e).proj(proj).weight().data();
+}
+
+Tensor OlmoeExperts::stack(const std::string& proj) const {
+  const Tensor first = expert_weight(0, proj);
+  for (int64_t e = 1; e < num_experts(); ++e) {
+    const Tensor w = expert_weight(e, proj);
+    MOEGRAD_CHECK(w.shares_storage(first) && w.offset() == first.offset() + e * first.numel() &&
+                      w.shape() == first.shape() && w.strides() == first.strides(),
+                  "OlmoeExperts: expert ", e, "'s ", proj,
+                  " weight no longer views its slot of the stacked weights");
+  }
+  return Tensor(first.storage(), {num_experts(), first.size(0), first.size(1)},
+                {first.numel(), first.stride(0), first.stride(1)}, first.offset(), first.dtype());
 }
 
 Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                                const Tensor& indices) const {
-  MOEGRAD_CHECK(x.dim() == 2 && x.size(1) == gate_proj_.size(2), "OlmoeExperts: input ",
-                shape_str(x.shape()), " must be [N, ", gate_proj_.size(2), "]");
+  const int64_t hidden = experts_[0]->gate_proj().weight().size(1);
+  MOEGRAD_CHECK(x.dim() == 2 && x.size(1) == hidden, "OlmoeExperts: input ", shape_str(x.shape()),
+                " must be [N, ", hidden, "]");
   MOEGRAD_CHECK(
       indices.dim() == 2 && indices.size(0) == x.size(0) && weights.shape() == indices.shape(),
       "OlmoeExperts: weights ", shape_str(weights.shape()), " and indices ",
@@ -39,13 +75,13 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
 
   // Counting sort of the assignments by expert; stable, so a token's rows keep their order
   // and the result does not depend on anything but the routing.
-  std::vector<int64_t> counts(size_t(num_experts_), 0);
+  std::vector<int64_t> counts(size_t(num_experts()), 0);
   for (int64_t e : expert_of) {
-    MOEGRAD_CHECK(e >= 0 && e < num_experts_, "OlmoeExperts: expert index ", e,
-                  " out of range for ", num_experts_, " experts");
+    MOEGRAD_CHECK(e >= 0 && e < num_experts(), "OlmoeExperts: expert index ", e,
+                  " out of range for ", num_experts(), " experts");
     ++counts[size_t(e)];
   }
-  std::vector<int64_t> start(size_t(num_experts_) + 1, 0);
+  std::vector<int64_t> start(size_t(num_experts()) + 1, 0);
   for (size_t e = 0; e < counts.size(); ++e) start[e + 1] = start[e] + counts[e];
   std::vector<int64_t> order(static_cast<size_t>(a)), token(static_cast<size_t>(a));
   std::vector<int64_t> next(start.begin(), start.end() - 1);
@@ -59,12 +95,11 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
 
   const Variable rows = index_select(x, 0, token_t);  // [A, H], grouped by expert
   std::vector<Variable> outs;
-  for (int64_t e = 0; e < num_experts_; ++e) {
+  for (int64_t e = 0; e < num_experts(); ++e) {
+    // An expert with no rows runs nothing, so it gets no gradient (as in HF).
     if (counts[size_t(e)] == 0) continue;
-    Variable xe = narrow(rows, 0, start[size_t(e)], counts[size_t(e)]);
-    Variable g = matmul(xe, select(gate_proj_, 0, e), false, true);
-    Variable u = matmul(xe, select(up_proj_, 0, e), false, true);
-    outs.push_back(matmul(silu(g) * u, select(down_proj_, 0, e), false, true));
+    outs.push_back(
+        experts_[size_t(e)]->forward(narrow(rows, 0, start[size_t(e)], counts[size_t(e)])));
   }
   Variable w = unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1);  // [A, 1]
   Variable combined = concat(outs, 0) * w;

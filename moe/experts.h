@@ -1,13 +1,36 @@
-// The experts of one MoE layer, stored stacked (gate_proj, up_proj [E, I, H], down_proj
-// [E, H, I]) and run dropless: assignments sorted by expert, one GEMM pair per expert over its
-// contiguous rows, outputs combined back per token with index_add.
+// The experts of one MoE layer, run dropless: assignments sorted by expert, one GEMM pair per
+// expert over its contiguous rows, outputs combined back per token with index_add.
+//
+// Each expert is its own child module "e" with HF's parameter names (e.gate_proj.weight, ...),
+// so freezing an expert leaves it without gradient or optimizer state. Their weights are views
+// into one stack per projection (gate_proj, up_proj [E, I, H], down_proj [E, H, I]) for code that
+// wants the whole tensor (the fused checkpoint layout, a grouped GEMM).
 #pragma once
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "nn/init.h"
+#include "nn/linear.h"
 #include "nn/module.h"
 
 namespace moegrad {
+
+// One expert (HF OlmoeMLP): down(silu(gate(x)) * up(x)).
+class OlmoeExpert : public Module {
+ public:
+  OlmoeExpert(Tensor gate, Tensor up, Tensor down);
+  Variable forward(const Variable& x) const;
+
+  Linear& gate_proj() const { return *gate_proj_; }
+  Linear& up_proj() const { return *up_proj_; }
+  Linear& down_proj() const { return *down_proj_; }
+  // `proj` one of gate_proj, up_proj, down_proj; throws naming it otherwise.
+  Linear& proj(const std::string& proj) const;
+
+ private:
+  std::shared_ptr<Linear> gate_proj_, up_proj_, down_proj_;
+};
 
 class OlmoeExperts : public Module {
  public:
@@ -16,18 +39,23 @@ class OlmoeExperts : public Module {
   // x: [N, H]; weights: [N, k]; indices: int [N, k] -> sum_j weights[n, j] * expert_{idx}(x_n).
   Variable forward(const Variable& x, const Variable& weights, const Tensor& indices) const;
 
-  // The HF per-expert weight, `proj` one of gate_proj, up_proj, down_proj: a view into the
-  // stacked parameter (copying into it loads that expert).
+  int64_t num_experts() const { return int64_t(experts_.size()); }
+  OlmoeExpert& expert(int64_t e) const;
+  // The data of expert e's `proj` weight (a view into the stack: copying into it loads that
+  // expert).
   Tensor expert_weight(int64_t expert, const std::string& proj) const;
 
-  int64_t num_experts() const { return num_experts_; }
-  const Variable& gate_proj() const { return gate_proj_; }
-  const Variable& up_proj() const { return up_proj_; }
-  const Variable& down_proj() const { return down_proj_; }
+  // The stacks the expert weights view. Rebuilt from the parameters on each call, so they
+  // follow Module::to (which moves the shared storage once); throws if an expert's weight no
+  // longer views its slot of the stack.
+  Tensor gate_stack() const { return stack("gate_proj"); }
+  Tensor up_stack() const { return stack("up_proj"); }
+  Tensor down_stack() const { return stack("down_proj"); }
 
  private:
-  int64_t num_experts_;
-  Variable gate_proj_, up_proj_, down_proj_;
+  Tensor stack(const std::string& proj) const;
+
+  std::vector<std::shared_ptr<OlmoeExpert>> experts_;
 };
 
 }  // namespace moegrad

@@ -95,37 +95,26 @@ LossOutput OlmoeForCausalLM::loss(const Tensor& input_ids, const MoeLossWeights&
     Variable weighted = term * w;
     r.aux = r.aux.defined() ? r.aux + weighted : weighted;
   };
-  if (weights.hf_load_balancing != 0)
-    add(weights.hf_load_balancing,
-        load_balancing_loss_hf(r.output.router_logits, k, attention_mask));
-  if (weights.megablocks_load_balancing != 0)
-    add(weights.megablocks_load_balancing,
-        load_balancing_loss_megablocks(r.output.router_logits, k));
-  if (weights.z_loss != 0) add(weights.z_loss, router_z_loss(r.output.router_logits));
+  if (weights.hf_load_balancing != 0) {
+    r.lb = load_balancing_loss_hf(r.output.router_logits, k, attention_mask);
+    add(weights.hf_load_balancing, r.lb);
+  }
+  if (weights.megablocks_load_balancing != 0) {
+    Variable lb = load_balancing_loss_megablocks(r.output.router_logits, k);
+    add(weights.megablocks_load_balancing, lb);
+    r.lb = r.lb.defined() ? r.lb + lb : lb;
+  }
+  if (weights.z_loss != 0) {
+    r.z = router_z_loss(r.output.router_logits);
+    add(weights.z_loss, r.z);
+  }
   r.loss = r.aux.defined() ? r.ce + r.aux : r.ce;
   return r;
 }
 
 std::vector<std::pair<std::string, Tensor>> OlmoeForCausalLM::hf_named_tensors() const {
-  static const char* kProjs[] = {"gate_proj", "up_proj", "down_proj"};
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const auto& [name, p] : named_parameters()) {
-    const std::string stacked = ".mlp.experts.";
-    size_t at = name.find(stacked);
-    if (at == std::string::npos) {
-      out.emplace_back(name, p.data());
-      continue;
-    }
-    // All three stacked parameters expand at the first one, expert by expert as HF orders them.
-    if (name.substr(at + stacked.size()) != "gate_proj") continue;
-    const int64_t layer = std::stoll(name.substr(std::string("model.layers.").size()));
-    const OlmoeExperts& experts = model_->layer(layer).mlp().experts();
-    for (int64_t e = 0; e < experts.num_experts(); ++e)
-      for (const char* proj : kProjs)
-        out.emplace_back(
-            name.substr(0, at + stacked.size()) + std::to_string(e) + "." + proj + ".weight",
-            experts.expert_weight(e, proj));
-  }
+  for (const auto& [name, p] : named_parameters()) out.emplace_back(name, p.data());
   return out;
 }
 

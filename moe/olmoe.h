@@ -69,6 +69,9 @@ struct LossOutput {
   Variable loss;  // ce + weighted router losses
   Variable ce;
   Variable aux;  // the weighted router losses (undefined when every weight is 0)
+  // The unweighted router losses, each undefined when its weight is 0: lb is the HF or the
+  // megablocks load balancing (whichever has a weight; their weighted sum if both do).
+  Variable lb, z;
   ModelOutput output;
 };
 
@@ -89,8 +92,8 @@ class OlmoeForCausalLM : public Module {
   // Hooks seen by every MoE layer in later forwards; pass {} to clear.
   void set_router_hooks(RouterHooks hooks) { hooks_ = std::move(hooks); }
 
-  // The checkpoint's tensors under their HF names, experts one per name (views into the
-  // stacked parameters), in HF order.
+  // The checkpoint's tensors under their HF names, in HF order: the parameters' data (expert
+  // weights are views into their layer's stacks).
   std::vector<std::pair<std::string, Tensor>> hf_named_tensors() const;
   // One of those tensors by HF name (a view: copy into it to load); clear error when unknown.
   Tensor hf_tensor(const std::string& name) const;

@@ -8,6 +8,9 @@ namespace moegrad {
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, const InitOptions& init = {});
+  // Adopts `weight` [out, in] as the parameter's data without copying (a view into a larger
+  // tensor stays a view: writing the parameter writes that tensor).
+  explicit Linear(Tensor weight);
   Variable forward(const Variable& x) const;
   const Variable& weight() const { return weight_; }
 

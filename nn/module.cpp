@@ -1,6 +1,9 @@
 #include "nn/module.h"
 
+#include <map>
+
 #include "core/error.h"
+#include "core/tensor.h"
 
 namespace moegrad {
 
@@ -75,11 +78,28 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+// Every element of `t`'s storage, viewed flat in t's dtype.
+static Tensor whole_storage(const Tensor& t) {
+  const size_t item = dtype_size(t.dtype()), nbytes = t.storage()->nbytes();
+  MOEGRAD_CHECK(nbytes % item == 0, "Module::to: a ", dtype_name(t.dtype()), " parameter views a ",
+                nbytes, "-byte storage, which is not a whole number of its elements");
+  return Tensor(t.storage(), {int64_t(nbytes / item)}, {1}, 0, t.dtype());
+}
+
 void Module::to(Device device) const {
+  // Parameters viewing one storage (the experts' slices of a stack) must still share one after
+  // the move: each storage is copied once, whole, and every view is rebuilt over the copy.
+  // Keyed by the old storages themselves: holding them to the end, no freed address can be
+  // taken for one still to move.
+  std::map<std::shared_ptr<Storage>, std::shared_ptr<Storage>> moved;
   for (auto& [n, p] : named_parameters()) {
     Variable v = p;
-    v.data() = v.data().to(device);
     v.zero_grad();
+    const Tensor old = v.data();
+    if (old.device() == device) continue;
+    std::shared_ptr<Storage>& dst = moved[old.storage()];
+    if (!dst) dst = whole_storage(old).to(device).storage();
+    v.data() = Tensor(dst, old.shape(), old.strides(), old.offset(), old.dtype());
   }
 }
 

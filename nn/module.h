@@ -29,7 +29,9 @@ class Module {
   void set_requires_grad(bool value) const;  // every parameter
   void zero_grad() const;
   int64_t num_parameters() const;
-  // Moves every parameter's data; the Variables keep their identity.
+  // Moves every parameter's data and drops its gradient; the Variables keep their identity.
+  // Parameters that view one storage view one storage on `device` too (each storage is copied
+  // once, whole; views keep their shape, strides and offset).
   void to(Device device) const;
 
  protected:

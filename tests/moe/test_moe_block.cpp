@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "autograd/ops.h"
 #include "moe/experts.h"
 #include "moe/losses.h"
@@ -64,6 +66,16 @@ Tensor naive_experts(const OlmoeExperts& ex, const Tensor& x, const Tensor& w, c
   return out;
 }
 
+// The HF names of the given experts' weights, relative to OlmoeExperts.
+std::vector<std::string> expert_params(const std::vector<int64_t>& experts,
+                                       const std::string& prefix = "") {
+  std::vector<std::string> names;
+  for (int64_t e : experts)
+    for (const char* p : {"gate_proj", "up_proj", "down_proj"})
+      names.push_back(prefix + std::to_string(e) + "." + p + ".weight");
+  return names;
+}
+
 TEST(OlmoeExperts, DroplessDispatchMatchesPerTokenReference) {
   Generator gen(1);
   OlmoeExperts ex(4, 4, 3, f64_init(gen));
@@ -81,10 +93,8 @@ TEST(OlmoeExperts, DroplessDispatchMatchesPerTokenReference) {
                    {x, w});
   Variable xv(x), wv(w);
   EXPECT_TRUE(testing::param_grads_ok(ex, [&] { return project(ex.forward(xv, wv, idx), 4); },
-                                      {"gate_proj", "up_proj", "down_proj"}));
-  ex.zero_grad();
-  project(ex.forward(xv, wv, idx), 4).backward();
-  EXPECT_ALL_CLOSE(ex.gate_proj().grad().select(0, 2), zeros({3, 4}, DType::F64), 0.0);
+                                      expert_params({0, 1, 3})));
+  EXPECT_FALSE(ex.parameter("2.gate_proj.weight").grad().defined());  // ran on no token
 }
 
 TEST(OlmoeExperts, EmptyBatch) {
@@ -94,16 +104,94 @@ TEST(OlmoeExperts, EmptyBatch) {
   EXPECT_EQ(y.shape(), Shape({0, 4}));
 }
 
-TEST(OlmoeExperts, PerExpertViewsAliasTheStackedParameter) {
+TEST(OlmoeExperts, PerExpertParametersViewOneStackPerProjection) {
   OlmoeExperts ex(3, 4, 2);
-  EXPECT_EQ(ex.expert_weight(1, "gate_proj").shape(), Shape({2, 4}));
-  EXPECT_EQ(ex.expert_weight(1, "down_proj").shape(), Shape({4, 2}));
+  std::vector<std::string> names;
+  for (auto& [n, p] : ex.named_parameters()) names.push_back(n);
+  EXPECT_EQ(names, expert_params({0, 1, 2}));
+  EXPECT_EQ(ex.parameter("1.gate_proj.weight").shape(), Shape({2, 4}));
+  EXPECT_EQ(ex.parameter("1.down_proj.weight").shape(), Shape({4, 2}));
+  EXPECT_EQ(ex.gate_stack().shape(), Shape({3, 2, 4}));
+  EXPECT_EQ(ex.up_stack().shape(), Shape({3, 2, 4}));
+  EXPECT_EQ(ex.down_stack().shape(), Shape({3, 4, 2}));
+  EXPECT_TRUE(ex.up_stack().is_contiguous());
+  EXPECT_EQ(ex.num_parameters(), 3 * 3 * 8);
+
   ex.expert_weight(1, "up_proj").fill_(7.0);
-  EXPECT_EQ(ex.up_proj().data().select(0, 1).select(1, 3).to_vector<float>(),
+  EXPECT_EQ(ex.up_stack().select(0, 1).select(1, 3).to_vector<float>(),
             (std::vector<float>{7.0f, 7.0f}));
-  EXPECT_EQ(ex.up_proj().data().select(0, 0).select(0, 0).select(0, 0).item(), 0.0);
+  EXPECT_EQ(ex.up_stack().select(0, 0).select(0, 0).select(0, 0).item(), 0.0);
+  ex.down_stack().select(0, 2).fill_(5.0);
+  EXPECT_EQ(ex.parameter("2.down_proj.weight").data().select(0, 3).to_vector<float>(),
+            (std::vector<float>{5.0f, 5.0f}));
+  EXPECT_TRUE(ex.expert_weight(2, "gate_proj").shares_storage(ex.gate_stack()));
+  EXPECT_FALSE(ex.gate_stack().shares_storage(ex.up_stack()));
   testing::expect_error([&] { ex.expert_weight(3, "gate_proj"); }, "expert 3 out of range");
   testing::expect_error([&] { ex.expert_weight(0, "w1"); }, "unknown projection 'w1'");
+
+  Variable w = ex.parameter("1.gate_proj.weight");
+  w.data() = w.data().clone();
+  testing::expect_error([&] { ex.gate_stack(); },
+                        "expert 1's gate_proj weight no longer views its slot");
+}
+
+TEST(OlmoeExperts, FrozenExpertsGetNoGradient) {
+  Generator gen(2);
+  OlmoeExperts ex(4, 4, 3, f64_init(gen));
+  Tensor x = random_tensor({6, 4}, 3), w = random_tensor({6, 2}, 4);
+  // Every expert receives tokens.
+  Tensor idx = from_vector<int64_t>({0, 1, 2, 3, 1, 0, 3, 2, 2, 1, 0, 3}, {6, 2});
+  Variable xv(x), wv(w);
+  auto loss = [&] { return project(ex.forward(xv, wv, idx), 5); };
+  loss().backward();
+  std::map<std::string, Tensor> all;
+  for (auto& [n, p] : ex.named_parameters()) all[n] = p.grad();
+
+  ex.zero_grad();
+  for (const std::string& n : expert_params({0, 2})) ex.set_requires_grad(n, false);
+  Variable y = ex.forward(xv, wv, idx);
+  EXPECT_EQ(y.data().to_vector<double>(),
+            ex.forward(Variable(x), Variable(w), idx).data().to_vector<double>());
+  project(y, 5).backward();
+  for (const std::string& n : expert_params({0, 2}))
+    EXPECT_FALSE(ex.parameter(n).grad().defined()) << n;
+  for (const std::string& n : expert_params({1, 3})) {
+    Tensor g = ex.parameter(n).grad();
+    ASSERT_TRUE(g.defined()) << n;
+    EXPECT_EQ(g.shape(), ex.parameter(n).shape()) << n;
+    EXPECT_EQ(g.to_vector<double>(), all[n].to_vector<double>()) << n;
+  }
+}
+
+TEST(OlmoeExperts, ModuleToKeepsTheExpertsOnOneStack) {
+  Generator gen(3);
+  OlmoeExperts ex(3, 4, 2, f64_init(gen));
+  Variable w = ex.parameter("1.up_proj.weight");
+  const std::vector<double> before = ex.up_stack().to_vector<double>();
+  ex.to(Device::cpu());  // already there: nothing moves
+  EXPECT_TRUE(ex.parameter("1.up_proj.weight").data().shares_storage(ex.up_stack()));
+  EXPECT_EQ(ex.up_stack().to_vector<double>(), before);
+  EXPECT_TRUE(w.data().shares_storage(ex.up_stack()));  // the same Variable
+
+  SKIP_WITHOUT_GPU();
+  const Tensor x = random_tensor({5, 4}, 4), wt = random_tensor({5, 2}, 5);
+  const Tensor idx = from_vector<int64_t>({0, 1, 2, 0, 1, 2, 0, 1, 2, 0}, {5, 2});
+  const Tensor y = ex.forward(Variable(x), Variable(wt), idx).data();
+  ex.to(Device::cuda());
+  for (auto [stack, proj] : {std::pair{ex.gate_stack(), "gate_proj"}, {ex.up_stack(), "up_proj"},
+                             {ex.down_stack(), "down_proj"}}) {
+    EXPECT_TRUE(stack.device().is_cuda()) << proj;
+    for (int64_t e = 0; e < 3; ++e)
+      EXPECT_TRUE(ex.expert_weight(e, proj).shares_storage(stack)) << proj << " " << e;
+  }
+  EXPECT_TRUE(w.data().shares_storage(ex.up_stack()));
+  const Tensor y_gpu = ex.forward(Variable(x.to(Device::cuda())), Variable(wt.to(Device::cuda())),
+                                  idx.to(Device::cuda()))
+                           .data();
+  EXPECT_ALL_CLOSE(y_gpu.to(Device::cpu()), y, 1e-12);
+  ex.to(Device::cpu());
+  EXPECT_TRUE(ex.expert_weight(2, "up_proj").shares_storage(ex.up_stack()));
+  EXPECT_EQ(ex.up_stack().to_vector<double>(), before);
 }
 
 TEST(OlmoeSparseMoeBlock, GradcheckWithAnIdleExpert) {
@@ -121,7 +209,12 @@ TEST(OlmoeSparseMoeBlock, GradcheckWithAnIdleExpert) {
   Variable xv(x);
   EXPECT_TRUE(testing::param_grads_ok(
       block, [&] { return project(block.forward(xv, 0, &hooks).hidden, 7); },
-      {"gate.weight", "experts.gate_proj", "experts.up_proj", "experts.down_proj"}));
+      [] {
+        std::vector<std::string> names = expert_params({0, 1, 2}, "experts.");
+        names.push_back("gate.weight");
+        return names;
+      }()));
+  EXPECT_FALSE(block.parameter("experts.3.up_proj.weight").grad().defined());
 }
 
 TEST(OlmoeSparseMoeBlock, EqualsWeightedSumOfTopKExperts) {

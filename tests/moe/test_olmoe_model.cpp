@@ -66,19 +66,24 @@ TEST(OlmoeForCausalLM, HfNamesInCheckpointOrder) {
   EXPECT_EQ(shapes["model.layers.0.mlp.experts.3.down_proj.weight"], Shape({8, 3}));
   EXPECT_EQ(shapes["lm_head.weight"], Shape({11, 8}));
 
-  // The stacked parameters themselves, as the optimizer and freeze masks see them.
-  EXPECT_EQ(m.parameter("model.layers.1.mlp.experts.gate_proj").shape(), Shape({4, 3, 8}));
-  EXPECT_EQ(m.parameter("model.layers.1.mlp.experts.down_proj").shape(), Shape({4, 8, 3}));
-  EXPECT_EQ(m.named_parameters().size(), size_t(1 + 2 * 12 + 2));
+  // The parameters are the checkpoint's tensors, one per expert weight, so the optimizer and
+  // freeze masks see experts one by one.
+  std::vector<std::string> params;
+  for (auto& [n, p] : m.named_parameters()) params.push_back(n);
+  EXPECT_EQ(params, expected);
+  const OlmoeExperts& experts = m.model().layer(1).mlp().experts();
+  EXPECT_EQ(experts.gate_stack().shape(), Shape({4, 3, 8}));
+  EXPECT_EQ(experts.down_stack().shape(), Shape({4, 8, 3}));
 
-  // Loading through an HF name writes the stacked parameter.
+  // Loading through an HF name writes the parameter and the layer's stack it views.
   m.hf_tensor("model.layers.1.mlp.experts.2.down_proj.weight").fill_(3.0);
-  EXPECT_EQ(m.parameter("model.layers.1.mlp.experts.down_proj")
+  const std::vector<float> threes(3, 3.0f);
+  EXPECT_EQ(experts.down_stack().select(0, 2).select(0, 7).to_vector<float>(), threes);
+  EXPECT_EQ(m.parameter("model.layers.1.mlp.experts.2.down_proj.weight")
                 .data()
-                .select(0, 2)
                 .select(0, 7)
                 .to_vector<float>(),
-            (std::vector<float>{3.0f, 3.0f, 3.0f}));
+            threes);
   testing::expect_error([&] { m.hf_tensor("model.layers.2.mlp.gate.weight"); },
                         "no tensor named 'model.layers.2.mlp.gate.weight'");
 }
@@ -157,8 +162,8 @@ TEST(OlmoeForCausalLM, LossGradientsOfSelectedParameters) {
   m.set_requires_grad(false);
   const std::vector<std::string> checked = {
       "model.layers.0.self_attn.k_norm.weight", "model.layers.0.mlp.gate.weight",
-      "model.layers.0.mlp.experts.down_proj", "model.layers.0.post_attention_layernorm.weight",
-      "model.norm.weight"};
+      "model.layers.0.mlp.experts.1.down_proj.weight",
+      "model.layers.0.post_attention_layernorm.weight", "model.norm.weight"};
   for (const std::string& n : checked) m.set_requires_grad(n, true);
   EXPECT_TRUE(testing::param_grads_ok(
       m, [&] { return m.loss(ids, w).loss; }, checked));

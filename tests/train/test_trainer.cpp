@@ -1,0 +1,278 @@
+// The training run end to end on a tiny model: resumption is bit-identical, a freeze mask leaves
+// every frozen value untouched and costs no optimizer memory, bad input is refused clearly.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/random.h"
+#include "core/storage.h"
+#include "data/token_shard.h"
+#include "moe/checkpoint.h"
+#include "tests/testing.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace moegrad::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr int64_t kVocab = 64;
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("moegrad_trainer_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "train");
+    fs::create_directories(dir_ / "heldout");
+    Generator gen(11);
+    for (const char* lang : {"de", "en"}) {
+      for (const char* split : {"train", "heldout"}) {
+        data::TokenShardWriter w((dir_ / split / (std::string(lang) + ".shard")).string(), lang,
+                                 kVocab);
+        for (int d = 0; d < 12; ++d) {
+          Tensor ids = randint(1, kVocab, {20 + 3 * d}, gen, DType::I32);
+          w.add_document(ids.to_vector<int32_t>(), "doc" + std::to_string(d));
+        }
+        w.finish();
+      }
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A config for a tiny model; `extra` lines are appended (later sections may repeat).
+  std::string write_config(const std::string& name, const std::string& extra = "") const {
+    std::ostringstream os;
+    os << "[model]\nvocab_size = " << kVocab
+       << "\nhidden_size = 16\nintermediate_size = 8\nnum_hidden_layers = 2\n"
+          "num_attention_heads = 2\nnum_key_value_heads = 2\nnum_experts = 4\n"
+          "num_experts_per_tok = 2\nmax_position_embeddings = 32\nseed = 3\n"
+          "[data]\ntrain = "
+       << (dir_ / "train").string() << "\nheldout = " << (dir_ / "heldout").string()
+       << "\neos_id = 0\nseq_len = 16\n"
+          "[train]\nsteps = 6\nbatch_size = 2\ngrad_accum = 2\nlr = 0.01\nwarmup_steps = 2\n"
+          "z_coef = 0.001\n"
+          "[eval]\ninterval = 3\nbatches = 1\n"
+          "[run]\ndir = "
+       << (dir_ / "runs").string() << "\nname = " << name << "\ncheckpoint_interval = 3\n"
+       << extra;
+    const fs::path p = dir_ / (name + ".cfg");
+    std::ofstream(p) << os.str();
+    return p.string();
+  }
+
+  std::vector<json> metrics(const std::string& run) const {
+    std::ifstream in(dir_ / "runs" / run / "metrics.jsonl");
+    std::vector<json> out;
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+void expect_same_parameters(const OlmoeForCausalLM& a, const OlmoeForCausalLM& b) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_EQ(pa[i].second.data().to_vector<float>(), pb[i].second.data().to_vector<float>())
+        << pa[i].first;
+}
+
+TEST_F(TrainerTest, ResumeAfterAStopReproducesTheUninterruptedRunBitForBit) {
+  Trainer full(load_config(write_config("full")), false);
+  full.run();
+
+  // The same run, killed during step 5 (after the checkpoint of step 3), then resumed.
+  const std::string cfg = write_config("cut");
+  {
+    TrainerCallbacks stop;
+    stop.on_step = [](const StepReport& r) {
+      if (r.step == 4) throw std::runtime_error("killed");
+    };
+    Trainer cut(load_config(cfg), false, stop);
+    EXPECT_THROW(cut.run(), std::runtime_error);
+  }
+  Trainer resumed(load_config(cfg), true);
+  EXPECT_EQ(resumed.step(), 3);
+  resumed.run();
+
+  const auto a = metrics("full"), b = metrics("cut");
+  ASSERT_EQ(a.size(), b.size());  // 6 steps and 2 evaluations each
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (const char* key : {"loss", "ce", "lb", "z", "grad_norm", "lr"}) {
+      if (a[i].contains(key)) {
+        EXPECT_EQ(a[i][key].get<double>(), b[i][key].get<double>()) << key << " line " << i;
+      }
+    }
+    EXPECT_EQ(a[i]["languages"].dump(), b[i]["languages"].dump());
+  }
+  expect_same_parameters(full.model(), resumed.model());
+  // The final model directory loads and holds the same weights.
+  auto reloaded = load_olmoe((dir_ / "runs" / "cut" / "model").string());
+  expect_same_parameters(full.model(), *reloaded);
+}
+
+TEST_F(TrainerTest, AMaskTrainsOnlyItsExpertsAndLeavesEverythingElseBitIdentical) {
+  const std::string cfg = write_config(
+      "masked",
+      "[freeze]\nexperts = -1:1,2\ntrain = model.layers.1.mlp.gate.weight\n"
+      "restrict_router = true\n");
+  TrainConfig config = load_config(cfg);
+  Trainer trainer(config, false);
+  // The initial weights, from the same seed.
+  Generator gen(config.model.seed);
+  InitOptions init;
+  init.gen = &gen;
+  init.std = config.model.config.initializer_range;
+  OlmoeForCausalLM initial(config.model.config, init);
+
+  const TrainableCount count = trainer.trainable();
+  const int64_t expert = 3 * 8 * 16, router = 4 * 16;
+  EXPECT_EQ(count.trainable, 2 * expert + router);
+  EXPECT_EQ(count.total, initial.num_parameters());
+  const json saved =
+      json::parse(std::ifstream(dir_ / "runs" / "masked" / "trainable.json"));
+  EXPECT_EQ(saved["trainable"].get<int64_t>(), count.trainable);
+
+  trainer.run();
+  auto before = initial.named_parameters();
+  auto after = trainer.model().named_parameters();
+  ASSERT_EQ(before.size(), after.size());
+  int changed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    const std::string& name = before[i].first;
+    const bool trained = name == "model.layers.1.mlp.gate.weight" ||
+                         name.rfind("model.layers.1.mlp.experts.1.", 0) == 0 ||
+                         name.rfind("model.layers.1.mlp.experts.2.", 0) == 0;
+    const bool same =
+        before[i].second.data().to_vector<float>() == after[i].second.data().to_vector<float>();
+    if (trained) {
+      EXPECT_FALSE(same) << name << " trains but did not change";
+      changed += !same;
+    } else {
+      EXPECT_TRUE(same) << name << " is frozen but changed";
+    }
+  }
+  EXPECT_EQ(changed, 7);
+}
+
+TEST_F(TrainerTest, AMaskedRunNeedsFarLessOptimizerMemoryThanFullTraining) {
+  Trainer full(load_config(write_config("all")), false);
+  Trainer masked(load_config(write_config("few", "[freeze]\nexperts = -1:1,2\n")), false);
+  const json a = json::parse(std::ifstream(dir_ / "runs" / "all" / "trainable.json"));
+  const json b = json::parse(std::ifstream(dir_ / "runs" / "few" / "trainable.json"));
+  EXPECT_EQ(a["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * full.trainable().total);
+  EXPECT_EQ(b["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * (2 * 3 * 8 * 16));
+
+  // Peak host memory of the runs themselves, on a model whose weights outweigh its activations.
+  const std::vector<std::string> wide = {"--model.intermediate_size=256", "--train.steps=2",
+                                         "--train.warmup_steps=0", "--eval.batches=1"};
+  auto peak_of = [&](const std::string& name, const std::string& extra) {
+    Trainer t(load_config(write_config(name, extra), wide), false);
+    reset_peak_memory(Device::cpu());
+    const int64_t base = memory_stats(Device::cpu()).current_bytes;
+    t.run();
+    return memory_stats(Device::cpu()).peak_bytes - base;
+  };
+  const int64_t full_peak = peak_of("wide_all", "");
+  const int64_t masked_peak = peak_of("wide_few", "[freeze]\nexperts = -1:1,2\n");
+  EXPECT_LT(double(masked_peak), 0.5 * double(full_peak))
+      << "masked " << masked_peak << " bytes, full " << full_peak;
+}
+
+TEST_F(TrainerTest, ARunDirectoryIsNeverOverwrittenAndResumeNeedsACheckpoint) {
+  const std::string cfg = write_config("once");
+  const std::vector<std::string> one = {"--train.steps=1", "--train.warmup_steps=0"};
+  testing::expect_error([&] { Trainer(load_config(cfg, one), true); }, "does not exist");
+  Trainer(load_config(cfg, one), false).run();
+  testing::expect_error([&] { Trainer(load_config(cfg, one), false); }, "already holds a run");
+  testing::expect_error([&] { Trainer(load_config(cfg, {"--train.batch_size=4"}), true); },
+                        "train.batch_size: 2 -> 4");
+}
+
+TEST_F(TrainerTest, CorruptOrTruncatedCheckpointsAreRefused) {
+  const std::string cfg = write_config("broken");
+  Trainer(load_config(cfg, {"--train.steps=1", "--train.warmup_steps=0"}), false).run();
+  const fs::path ck = dir_ / "runs" / "broken" / "checkpoints" / "step-00000001";
+  const fs::path weights = ck / "model.safetensors";
+  {
+    std::fstream f(weights, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');
+  }
+  testing::expect_error([&] { Trainer(load_config(cfg), true); }, "is corrupt");
+  fs::resize_file(weights, fs::file_size(weights) - 10);
+  testing::expect_error([&] { Trainer(load_config(cfg), true); }, "truncated");
+  fs::remove(ck / "trainer_state.json");
+  testing::expect_error([&] { Trainer(load_config(cfg), true); }, "incomplete");
+}
+
+TEST_F(TrainerTest, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
+  const std::string cfg = write_config("diverge");
+  {
+    TrainerCallbacks stop;
+    stop.on_step = [](const StepReport& r) {
+      if (r.step == 4) throw std::runtime_error("killed");
+    };
+    Trainer first(load_config(cfg), false, stop);
+    EXPECT_THROW(first.run(), std::runtime_error);
+  }
+  // Resumed with an absurd learning rate, the weights blow up and the next loss is not finite.
+  Trainer trainer(load_config(cfg, {"--train.lr=1e30", "--train.clip=0"}), true);
+  const std::string message = testing::error_of([&] { trainer.run(); });
+  EXPECT_NE(message.find("no parameter was updated"), std::string::npos) << message;
+  EXPECT_NE(message.find("step-00000003"), std::string::npos) << message;
+  // The checkpoint it names is intact.
+  EXPECT_NO_THROW(load_checkpoint(
+      (dir_ / "runs" / "diverge" / "checkpoints" / "step-00000003").string()));
+}
+
+TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
+  const std::string good = write_config("bad");
+  testing::expect_error([&] { load_config((dir_ / "missing.cfg").string()); },
+                        "missing.cfg' does not exist");
+  testing::expect_error([&] { load_config(write_config("x", "[train]\nlrr = 1\n")); },
+                        "unknown key 'train.lrr'");
+  testing::expect_error([&] { load_config(write_config("y", "[train]\nbeta1 = many\n")); },
+                        "train.beta1");
+  testing::expect_error([&] { load_config(good, {"--train.batch_size=0"}); },
+                        "train.batch_size: must be positive");
+  testing::expect_error([&] { load_config(good, {"--data.train=/nonexistent"}); },
+                        "data.train: '/nonexistent' is not a directory");
+  testing::expect_error([&] { load_config(good, {"--data.weights=de:x"}); }, "data.weights");
+  testing::expect_error([&] { load_config(good, {"--train.bogus=1"}); },
+                        "command line: unknown key");
+  testing::expect_error([&] { load_config(good, {"--train.warmup_steps=7"}); },
+                        "warmup_steps 7 exceeds total_steps 6");
+  testing::expect_error([&] { load_config(good, {"--train.schedule=linear"}); },
+                        "linear");
+  testing::expect_error(
+      [&] { Trainer(load_config(good, {"--data.languages=de,fr"}), false); },
+      "no shard for 'fr'");
+  testing::expect_error(
+      [&] { Trainer(load_config(write_config("z", "[freeze]\ntrain = model.nothing.*\n")), false); },
+      "model.nothing.*");
+}
+
+TEST_F(TrainerTest, TheResolvedConfigReadsBackToTheSameConfig) {
+  const TrainConfig a = load_config(
+      write_config("ini", "[freeze]\nexperts = -1:1\nfreeze = model.layers.1.mlp.experts.1.up_proj.*\n"));
+  const fs::path p = dir_ / "resolved.cfg";
+  std::ofstream(p) << to_ini(a);
+  const TrainConfig b = load_config(p.string());
+  EXPECT_EQ(to_ini(a).substr(to_ini(a).find('\n')), to_ini(b).substr(to_ini(b).find('\n')));
+  EXPECT_EQ(b.freeze.rules, a.freeze.rules);
+}
+
+}  // namespace
+}  // namespace moegrad::train

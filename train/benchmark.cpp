@@ -1,0 +1,104 @@
+#include "train/benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/ops/matmul.h"
+#include "core/random.h"
+#include "train/adamw.h"
+#include "train/freeze_mask.h"
+#include "train/train_step.h"
+
+namespace moegrad::train {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int64_t active_parameters(const OlmoeConfig& c) {
+  const int64_t h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim();
+  const int64_t attention = h * h * 2 + h * kv * 2 + h + kv;  // q, o, k, v; q_norm, k_norm
+  const int64_t moe = c.num_experts * h + c.num_experts_per_tok * 3 * c.intermediate_size * h;
+  const int64_t layer = attention + moe + 2 * h;  // + the two layer norms
+  return c.num_hidden_layers * layer + h + c.vocab_size * h;  // + final norm, lm_head
+}
+
+double training_flops_per_token(const OlmoeConfig& c, int64_t seq_len) {
+  return 6.0 * double(active_parameters(c)) +
+         12.0 * double(c.num_hidden_layers) * double(seq_len) * double(c.hidden_size);
+}
+
+double measure_gemm_gflops(int64_t n, int repeats) {
+  Generator gen(7);
+  Tensor a = randn({n, n}, gen), b = randn({n, n}, gen);
+  matmul(a, b);  // warm: threads, pages
+  double best = 1e30;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor c = matmul(a, b);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
+}
+
+BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps, int64_t warmup) {
+  MOEGRAD_CHECK(steps > 0 && warmup >= 0, "benchmark: steps must be positive");
+  MOEGRAD_CHECK(config.model.from.empty(), config.source,
+                ": model.from: the benchmark builds a new model from the [model] keys");
+  const OlmoeConfig& mc = config.model.config;
+  Generator gen(config.model.seed);
+  InitOptions init;
+  init.gen = &gen;
+  init.std = mc.initializer_range;
+  OlmoeForCausalLM model(mc, init);
+  const NamedParameters params = model.named_parameters();
+  const FreezeMask mask = FreezeMask::build(parse_freeze_rules(config.freeze.rules), params);
+  mask.apply(params);
+  const TrainSection& t = config.train;
+  AdamW optimizer(params, mask, AdamWOptions{t.beta1, t.beta2, t.eps, t.weight_decay});
+  StepOptions options;
+  options.lr = t.lr;
+  options.clip = t.clip;
+  if (t.lb_kind == "hf")
+    options.loss_weights.hf_load_balancing = t.lb_coef;
+  else
+    options.loss_weights.megablocks_load_balancing = t.lb_coef;
+  options.loss_weights.z_loss = t.z_coef;
+  options.language_losses = false;
+
+  Generator data_gen(config.train.seed);
+  auto micro_batches = [&] {
+    std::vector<data::Batch> out;
+    for (int64_t i = 0; i < t.grad_accum; ++i) {
+      data::Batch b;
+      b.input_ids = randint(0, mc.vocab_size, {t.batch_size, config.data.seq_len}, data_gen);
+      b.languages.assign(size_t(t.batch_size), "random");
+      out.push_back(std::move(b));
+    }
+    return out;
+  };
+  for (int64_t i = 0; i < warmup; ++i) train_step(model, optimizer, micro_batches(), options);
+  std::vector<double> times;
+  for (int64_t i = 0; i < steps; ++i) {
+    std::vector<data::Batch> batches = micro_batches();
+    const auto t0 = std::chrono::steady_clock::now();
+    train_step(model, optimizer, batches, options);
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  BenchmarkResult r;
+  r.steps = steps;
+  r.tokens_per_step = t.grad_accum * t.batch_size * config.data.seq_len;
+  r.seconds_per_step = times[times.size() / 2];
+  r.tokens_per_s = double(r.tokens_per_step) / r.seconds_per_step;
+  r.gflops = r.tokens_per_s * training_flops_per_token(mc, config.data.seq_len) / 1e9;
+  r.gemm_gflops = measure_gemm_gflops();
+  return r;
+}
+
+}  // namespace moegrad::train

@@ -1,0 +1,35 @@
+// The training benchmark of `moegrad bench --config`: full optimizer steps (forward, backward,
+// AdamW over what the [freeze] rules train) of the config's model on random tokens, against the
+// f32 GEMM rate measured in the same run.
+#pragma once
+#include <cstdint>
+
+#include "nn/olmoe_config.h"
+#include "train/config.h"
+
+namespace moegrad::train {
+
+// Model FLOPs of one token of a training step: 6 x (active parameters: everything but the
+// embedding, with k of the E experts) plus attention's QK^T and AV, forward and backward,
+// counted over the whole T x T square as PaLM's MFU does: 12 x layers x T x hidden.
+double training_flops_per_token(const OlmoeConfig& config, int64_t seq_len);
+int64_t active_parameters(const OlmoeConfig& config);
+
+struct BenchmarkResult {
+  int64_t steps = 0;
+  int64_t tokens_per_step = 0;
+  double seconds_per_step = 0;  // median of the timed steps
+  double tokens_per_s = 0;
+  double gflops = 0;       // achieved model GFLOP/s
+  double gemm_gflops = 0;  // f32 GEMM rate of this machine, same run
+  double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
+};
+
+// warmup steps are run first and not timed.
+BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
+                                       int64_t warmup = 2);
+
+// Best rate of an n x n x n f32 matmul (moegrad's, i.e. the BLAS it calls), in GFLOP/s.
+double measure_gemm_gflops(int64_t n = 1024, int repeats = 5);
+
+}  // namespace moegrad::train

@@ -1,0 +1,328 @@
+#include "train/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace moegrad::train {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The freeze rules keep their order across keys, which a variables_map cannot: they are read
+// from the parsed options directly.
+const char* const kFreezeRuleKeys[] = {"freeze.train", "freeze.freeze", "freeze.experts",
+                                       "freeze.rows"};
+
+bool is_freeze_rule(const std::string& key) {
+  for (const char* k : kFreezeRuleKeys)
+    if (key == k) return true;
+  return false;
+}
+
+// Calls f(key, field, help) for every scalar key, so one table gives both the options and
+// their INI form.
+template <typename C, typename F>
+void visit(C& c, F&& f) {
+  OlmoeConfig& m = c.model.config;
+  f("model.from", c.model.from,
+    "HF model directory (config.json + safetensors) to continue from; empty: a new model of the "
+    "shape below, randomly initialised");
+  f("model.seed", c.model.seed, "seed of a new model's initialisation");
+  f("model.vocab_size", m.vocab_size, "new model: vocabulary size (>= the tokenizer's)");
+  f("model.hidden_size", m.hidden_size, "new model: hidden size");
+  f("model.intermediate_size", m.intermediate_size, "new model: width of each expert");
+  f("model.num_hidden_layers", m.num_hidden_layers, "new model: decoder layers");
+  f("model.num_attention_heads", m.num_attention_heads, "new model: attention heads");
+  f("model.num_key_value_heads", m.num_key_value_heads,
+    "new model: key/value heads (grouped-query attention when fewer than the heads)");
+  f("model.num_experts", m.num_experts, "new model: experts per MoE layer");
+  f("model.num_experts_per_tok", m.num_experts_per_tok, "new model: experts chosen per token");
+  f("model.norm_topk_prob", m.norm_topk_prob, "new model: renormalise the top-k weights");
+  f("model.rope_theta", m.rope_theta, "new model: RoPE base");
+  f("model.max_position_embeddings", m.max_position_embeddings, "new model: longest sequence");
+  f("model.rms_norm_eps", m.rms_norm_eps, "new model: RMSNorm epsilon");
+  f("model.initializer_range", m.initializer_range, "new model: std of the normal init");
+
+  DataSection& d = c.data;
+  f("data.train", d.train, "directory of <lang>.shard token shards to train on (moegrad data build)");
+  f("data.heldout", d.heldout, "directory of held-out <lang>.shard files; empty: no evaluation");
+  f("data.languages", d.languages,
+    "comma-separated languages to use; empty: every shard in data.train");
+  f("data.weights", d.weights,
+    "mixture weights 'de:2,en:1' (sequences in that proportion); empty: uniform round-robin");
+  f("data.tokenizer", d.tokenizer,
+    "tokenizer.json whose <|endoftext|> separates documents in packed sequences");
+  f("data.eos_id", d.eos_id, "document separator id when there is no data.tokenizer");
+  f("data.seq_len", d.seq_len, "tokens per packed sequence");
+
+  TrainSection& t = c.train;
+  f("train.steps", t.steps, "optimizer steps of the whole run");
+  f("train.batch_size", t.batch_size, "sequences per micro-batch");
+  f("train.grad_accum", t.grad_accum, "micro-batches per optimizer step");
+  f("train.lr", t.lr, "peak learning rate");
+  f("train.schedule", t.schedule, "learning-rate schedule: constant, cosine or wsd");
+  f("train.warmup_steps", t.warmup_steps, "linear warmup steps");
+  f("train.warmup_start", t.warmup_start, "warmup starts at this fraction of lr");
+  f("train.alpha_f", t.alpha_f, "cosine / wsd end at this fraction of lr");
+  f("train.decay_fraction", t.decay_fraction, "wsd: share of the steps spent decaying");
+  f("train.beta1", t.beta1, "AdamW beta1");
+  f("train.beta2", t.beta2, "AdamW beta2");
+  f("train.eps", t.eps, "AdamW epsilon");
+  f("train.weight_decay", t.weight_decay, "AdamW decoupled weight decay (every parameter)");
+  f("train.clip", t.clip, "global gradient-norm clipping threshold; 0: no clipping");
+  f("train.lb_coef", t.lb_coef, "weight of the load-balancing loss; 0: none");
+  f("train.lb_kind", t.lb_kind,
+    "load-balancing loss: hf (transformers', pooled over layers) or megablocks (per layer)");
+  f("train.z_coef", t.z_coef, "weight of the router z-loss; 0: none");
+  f("train.seed", t.seed, "seed of the data order");
+  f("train.device", t.device, "cpu (cuda arrives with the CUDA backend)");
+  f("train.precision", t.precision, "f32 (bf16 arrives with the CUDA backend)");
+
+  f("freeze.restrict_router", c.freeze.restrict_router,
+    "while training, layers with trained experts route only among them (-inf logits for the "
+    "others); evaluation routes over all experts");
+  f("eval.interval", c.eval.interval, "steps between held-out evaluations; 0: only at the end");
+  f("eval.batches", c.eval.batches, "held-out batches per language in an evaluation");
+
+  f("run.name", c.run.name, "run name: results go to run.dir/run.name");
+  f("run.dir", c.run.dir, "parent directory of runs");
+  f("run.checkpoint_interval", c.run.checkpoint_interval,
+    "steps between checkpoints; 0: only at the end");
+  f("run.keep", c.run.keep, "checkpoints kept; older ones are deleted");
+  f("run.log_interval", c.run.log_interval,
+    "steps between progress lines when stderr is not a terminal");
+}
+
+template <typename T>
+std::string ini_value(const T& v) {
+  std::ostringstream os;
+  if constexpr (std::is_same_v<T, bool>) {
+    os << (v ? "true" : "false");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    os << std::setprecision(std::numeric_limits<T>::max_digits10) << v;
+  } else {
+    os << v;
+  }
+  return os.str();
+}
+
+void add_freeze_rule_options(po::options_description& o) {
+  o.add_options()("freeze.train", po::value<std::vector<std::string>>()->composing(),
+                  "PATTERN: these parameters train (globs over HF names: * ? {a,b} {14..15}); "
+                  "repeatable, rules apply in order")(
+      "freeze.freeze", po::value<std::vector<std::string>>()->composing(),
+      "PATTERN: these parameters do not train")(
+      "freeze.experts", po::value<std::vector<std::string>>()->composing(),
+      "LAYERS:EXPERTS: these experts' weights train, e.g. '14-15:3,7,12' or '-2,-1:all'")(
+      "freeze.rows", po::value<std::vector<std::string>>()->composing(),
+      "NAME:ROWS: only these rows of a parameter train, e.g. "
+      "'model.embed_tokens.weight:50280-50303'");
+}
+
+po::options_description options_for(TrainConfig& c) {
+  po::options_description o("Config keys ([section] key = value in the file, or --section.key=value)");
+  visit(c, [&](const char* key, auto& field, const char* help) {
+    using T = std::decay_t<decltype(field)>;
+    o.add_options()(key, po::value<T>(&field)->default_value(field, ini_value(field)), help);
+  });
+  add_freeze_rule_options(o);
+  return o;
+}
+
+void check(bool ok, const TrainConfig& c, const char* key, const std::string& what) {
+  MOEGRAD_CHECK(ok, c.source, ": ", key, ": ", what);
+}
+
+void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data) {
+  const TrainSection& t = c.train;
+  check(t.steps > 0, c, "train.steps", "must be positive");
+  check(t.batch_size > 0, c, "train.batch_size", "must be positive");
+  check(t.grad_accum > 0, c, "train.grad_accum", "must be positive");
+  check(t.lr > 0, c, "train.lr", "must be positive");
+  check(t.warmup_steps >= 0, c, "train.warmup_steps", "must be >= 0");
+  check(t.beta1 >= 0 && t.beta1 < 1, c, "train.beta1", "must lie in [0, 1)");
+  check(t.beta2 >= 0 && t.beta2 < 1, c, "train.beta2", "must lie in [0, 1)");
+  check(t.eps > 0, c, "train.eps", "must be positive");
+  check(t.weight_decay >= 0, c, "train.weight_decay", "must be >= 0");
+  check(t.clip >= 0, c, "train.clip", "must be >= 0");
+  check(t.lb_coef >= 0, c, "train.lb_coef", "must be >= 0");
+  check(t.z_coef >= 0, c, "train.z_coef", "must be >= 0");
+  check(t.lb_kind == "hf" || t.lb_kind == "megablocks", c, "train.lb_kind",
+        "'" + t.lb_kind + "' is not hf or megablocks");
+  check(t.device == "cpu" || t.device == "auto", c, "train.device",
+        "'" + t.device + "': only cpu (or auto) trains today; the CUDA training path is not built yet");
+  check(t.precision == "f32", c, "train.precision",
+        "'" + t.precision + "': only f32 trains today (bf16 needs the CUDA backend)");
+  check(c.data.seq_len >= 2, c, "data.seq_len", "must be at least 2");
+  if (need_data) {
+    check(!c.data.train.empty(), c, "data.train", "is required (a directory of token shards)");
+    check(fs::is_directory(c.data.train), c, "data.train",
+          "'" + c.data.train + "' is not a directory");
+    check(c.data.heldout.empty() || fs::is_directory(c.data.heldout), c, "data.heldout",
+          "'" + c.data.heldout + "' is not a directory");
+    check(c.data.tokenizer.empty() || fs::is_regular_file(c.data.tokenizer), c,
+          "data.tokenizer", "'" + c.data.tokenizer + "' does not exist");
+    check(!c.data.tokenizer.empty() || c.data.eos_id >= 0, c, "data.eos_id",
+          "set data.tokenizer or data.eos_id (the document separator)");
+  }
+  check(c.eval.interval >= 0, c, "eval.interval", "must be >= 0");
+  check(c.eval.batches > 0, c, "eval.batches", "must be positive");
+  check(c.run.checkpoint_interval >= 0, c, "run.checkpoint_interval", "must be >= 0");
+  check(c.run.keep >= 1, c, "run.keep", "must be at least 1");
+  check(c.run.log_interval >= 1, c, "run.log_interval", "must be at least 1");
+  check(!c.run.name.empty() && c.run.name.find('/') == std::string::npos, c, "run.name",
+        "must be a non-empty name without '/'");
+  if (!c.model.from.empty()) {
+    check(fs::is_regular_file(fs::path(c.model.from) / "config.json"), c, "model.from",
+          "'" + c.model.from + "' is not a model directory (no config.json)");
+    visit(const_cast<TrainConfig&>(c), [&](const char* key, auto&, const char*) {
+      const std::string k = key;
+      if (k.rfind("model.", 0) == 0 && k != "model.from" && k != "model.seed")
+        check(vm[k].defaulted(), c, key,
+              "cannot be set with model.from (the shape comes from its config.json)");
+    });
+  } else {
+    c.model.config.validate(c.source + " [model]");
+  }
+  c.language_weights();  // parses, so a malformed list fails here
+  try {
+    c.schedule().validate();
+  } catch (const Error& e) {
+    throw Error(c.source + ": [train] " + e.what());
+  }
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream is(s);
+  while (std::getline(is, item, sep)) {
+    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+po::options_description config_options() {
+  static TrainConfig defaults;
+  return options_for(defaults);
+}
+
+ScheduleConfig TrainConfig::schedule() const {
+  ScheduleConfig s;
+  s.kind = parse_schedule_kind(train.schedule);
+  s.lr = train.lr;
+  s.warmup_steps = train.warmup_steps;
+  s.warmup_start_fraction = train.warmup_start;
+  s.alpha_f = train.alpha_f;
+  s.decay_fraction = train.decay_fraction;
+  s.total_steps = train.steps;
+  return s;
+}
+
+std::string TrainConfig::run_dir() const { return (fs::path(run.dir) / run.name).string(); }
+
+std::vector<std::string> TrainConfig::language_list() const { return split(data.languages, ','); }
+
+std::vector<std::pair<std::string, double>> TrainConfig::language_weights() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (const std::string& item : split(data.weights, ',')) {
+    const size_t colon = item.find(':');
+    double w = 0;
+    size_t used = 0;
+    bool ok = colon != std::string::npos && colon > 0;
+    if (ok) {
+      try {
+        w = std::stod(item.substr(colon + 1), &used);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+      ok = ok && used == item.size() - colon - 1 && w > 0;
+    }
+    MOEGRAD_CHECK(ok, source, ": data.weights: '", item,
+                  "' is not LANG:WEIGHT with a positive weight (e.g. 'de:2,en:1')");
+    out.emplace_back(item.substr(0, colon), w);
+  }
+  return out;
+}
+
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
+                        bool need_data) {
+  TrainConfig c;
+  c.source = path;
+  MOEGRAD_CHECK(fs::is_regular_file(path), "config file '", path, "' does not exist");
+  std::ifstream in(path);
+  MOEGRAD_CHECK(in, "cannot read config file '", path, "'");
+  po::options_description options = options_for(c);
+  po::variables_map vm;
+  std::vector<std::string> rules;  // "train PATTERN", ... in file order, then the command line's
+  auto take_rules = [&](const po::parsed_options& parsed) {
+    for (const po::option& o : parsed.options)
+      if (is_freeze_rule(o.string_key))
+        for (const std::string& v : o.value)
+          rules.push_back(o.string_key.substr(std::string("freeze.").size()) + " " + v);
+  };
+  // A variables_map keeps the first value it is given: the command line goes in first.
+  auto parse = [&](const std::string& where, auto&& fn) {
+    try {
+      return fn();
+    } catch (const po::unknown_option& e) {
+      throw Error(where + ": unknown key '" + e.get_option_name() +
+                  "' (see 'moegrad train --help' for every key)");
+    } catch (const po::error& e) {
+      throw Error(where + ": " + e.what());
+    }
+  };
+  po::parsed_options cli = parse("command line", [&] {
+    po::parsed_options p = po::command_line_parser(overrides).options(options).run();
+    po::store(p, vm);
+    return p;
+  });
+  po::parsed_options file = parse(path, [&] {
+    po::parsed_options p = po::parse_config_file(in, options, false);
+    po::store(p, vm);
+    return p;
+  });
+  parse(path, [&] {
+    po::notify(vm);
+    return 0;
+  });
+  take_rules(file);
+  take_rules(cli);
+  c.freeze.rules = rules;
+  validate(c, vm, need_data);
+  return c;
+}
+
+std::string to_ini(const TrainConfig& config) {
+  std::ostringstream os;
+  os << "# resolved config of " << config.source << "\n";
+  std::string section;
+  visit(const_cast<TrainConfig&>(config), [&](const char* key, auto& field, const char*) {
+    const std::string k = key;
+    const std::string s = k.substr(0, k.find('.'));
+    if (s != section) {
+      os << (section.empty() ? "" : "\n") << "[" << s << "]\n";
+      section = s;
+      if (s == "freeze")
+        for (const std::string& rule : config.freeze.rules) {
+          const size_t sp = rule.find(' ');
+          os << rule.substr(0, sp) << " = " << rule.substr(sp + 1) << "\n";
+        }
+    }
+    os << k.substr(k.find('.') + 1) << " = " << ini_value(field) << "\n";
+  });
+  return os.str();
+}
+
+}  // namespace moegrad::train

@@ -1,0 +1,100 @@
+// The experiment config of `moegrad train`: an INI file (Boost.Program_options syntax) with
+// sections [model] [data] [train] [freeze] [eval] [run], overridable from the command line as
+// --section.key=value. Every key, its meaning and its default is in config_options(), which
+// `moegrad train --help` prints; an unknown key, a bad value or a missing file is an error
+// naming the file and the key. Relative paths are taken from the current directory, as on the
+// command line.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "nn/olmoe_config.h"
+#include "train/schedule.h"
+
+namespace moegrad::train {
+
+struct ModelSection {
+  std::string from;    // an HF model directory to continue from; empty: a new model
+  OlmoeConfig config;  // the new model's shape (ignored with `from`)
+  uint64_t seed = 0;   // initialisation of a new model
+};
+
+struct DataSection {
+  std::string train;    // directory of <lang>.shard files (moegrad data build)
+  std::string heldout;  // the same for evaluation; empty: no evaluation
+  std::string languages;  // comma list; empty: every shard in `train`
+  std::string weights;    // "de:2,en:1"; empty: uniform round-robin over languages
+  std::string tokenizer;  // tokenizer.json: gives the document separator <|endoftext|>
+  int64_t eos_id = -1;    // the separator when there is no tokenizer
+  int64_t seq_len = 256;
+};
+
+struct TrainSection {
+  int64_t steps = 100;
+  int64_t batch_size = 8;  // sequences per micro-batch
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
+  double lr = 4e-4;
+  std::string schedule = "cosine";
+  int64_t warmup_steps = 0;
+  double warmup_start = 0.1;  // warmup starts at this fraction of lr
+  double alpha_f = 0.1;       // the schedule ends at this fraction of lr
+  double decay_fraction = 0.2;  // wsd: share of the steps spent decaying
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double clip = 1.0;
+  double lb_coef = 0.01;
+  std::string lb_kind = "hf";  // hf (pooled over layers) or megablocks (per layer)
+  double z_coef = 0.0;
+  uint64_t seed = 0;  // data order
+  std::string device = "cpu";
+  std::string precision = "f32";
+};
+
+struct FreezeSection {
+  // Rules in file order, each "train PATTERN", "freeze PATTERN", "experts L:E" or "rows N:R".
+  std::vector<std::string> rules;
+  bool restrict_router = false;  // adapted layers route only among their trained experts
+};
+
+struct EvalSection {
+  int64_t interval = 0;  // steps between held-out evaluations; 0: only at the end
+  int64_t batches = 4;   // held-out batches per language
+};
+
+struct RunSection {
+  std::string name = "run";
+  std::string dir = "runs";
+  int64_t checkpoint_interval = 0;  // 0: only at the end
+  int64_t keep = 3;                 // checkpoints kept (older ones are deleted)
+  int64_t log_interval = 1;         // steps between progress lines when not on a terminal
+};
+
+struct TrainConfig {
+  std::string source;  // the file it was read from
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  FreezeSection freeze;
+  EvalSection eval;
+  RunSection run;
+
+  std::string run_dir() const;  // run.dir / run.name
+  std::vector<std::string> language_list() const;
+  std::vector<std::pair<std::string, double>> language_weights() const;
+  ScheduleConfig schedule() const;  // from the [train] keys
+};
+
+boost::program_options::options_description config_options();
+
+// Reads `path`, then applies `overrides` ("--section.key=value" strings, which win over the
+// file), and validates. need_data false (benchmarks on random tokens) skips the [data] paths.
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                        bool need_data = true);
+
+// The resolved config as an INI file that load_config reads back to the same values.
+std::string to_ini(const TrainConfig& config);
+
+}  // namespace moegrad::train

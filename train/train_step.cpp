@@ -1,0 +1,60 @@
+#include "train/train_step.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "core/ops/cross_entropy.h"
+#include "train/grad_clip.h"
+
+namespace moegrad::train {
+
+std::vector<double> sequence_losses(const Tensor& logits, const Tensor& input_ids) {
+  const int64_t b = input_ids.size(0), t = input_ids.size(1);
+  std::vector<double> out(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i) {
+    Tensor row = logits.select(0, i).narrow(0, 0, t - 1);
+    Tensor targets = input_ids.select(0, i).narrow(0, 1, t - 1).contiguous();
+    out[size_t(i)] = cross_entropy(row, targets).item();
+  }
+  return out;
+}
+
+StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
+                     const std::vector<data::Batch>& micro_batches, const StepOptions& options) {
+  MOEGRAD_CHECK(!micro_batches.empty(), "train_step: no micro-batch");
+  StepStats s;
+  model.zero_grad();
+  const double scale = 1.0 / double(micro_batches.size());
+  for (const data::Batch& batch : micro_batches) {
+    LossOutput r = model.loss(batch.input_ids, options.loss_weights);
+    mul_scalar(r.loss, scale).backward();
+    s.loss += r.loss.data().item() * scale;
+    s.ce += r.ce.data().item() * scale;
+    if (r.lb.defined()) s.lb += r.lb.data().item() * scale;
+    if (r.z.defined()) s.z += r.z.data().item() * scale;
+    s.tokens += batch.input_ids.numel();
+    if (!options.language_losses) continue;
+    NoGradGuard no_grad;
+    const std::vector<double> per_row = sequence_losses(r.output.hidden.data(), batch.input_ids);
+    for (size_t i = 0; i < per_row.size(); ++i) {
+      LanguageLoss& l = s.languages[batch.languages[i]];
+      l.ce_sum += per_row[i];
+      ++l.sequences;
+    }
+  }
+  if (options.reduce_gradients) {
+    std::vector<Variable> trainable;
+    for (const auto& [name, p] : optimizer.named_parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    options.reduce_gradients(trainable);
+  }
+  s.grad_norm = clip_grad_norm(optimizer, options.clip);
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
+    throw NonFiniteLoss("the loss is " + std::to_string(s.loss) + " and the gradient norm " +
+                        std::to_string(s.grad_norm) + "; no parameter was updated");
+  optimizer.step(options.lr);
+  return s;
+}
+
+}  // namespace moegrad::train

@@ -1,0 +1,396 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+#include "core/io/atomic_file.h"
+#include "core/random.h"
+#include "core/storage.h"
+#include "data/tokenizer.h"
+#include "moe/checkpoint.h"
+#include "moe/hooks.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+namespace moegrad::train {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+void write_file(const fs::path& path, const std::string& text) {
+  AtomicFile f(path.string());
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+// "section.key" -> value of an INI text written by to_ini.
+std::map<std::string, std::string> ini_entries(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line, section;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') {
+      section = line.substr(1, line.find(']') - 1);
+      continue;
+    }
+    const size_t eq = line.find(" = ");
+    if (eq == std::string::npos) continue;
+    std::string& v = out[section + "." + line.substr(0, eq)];
+    v += (v.empty() ? "" : "; ") + line.substr(eq + 3);
+  }
+  return out;
+}
+
+// Keys a resumed run may change: its length, learning-rate schedule and clipping (to recover
+// from a divergence), and how it evaluates, logs and checkpoints. The rest (model, data,
+// batch shape, mask, losses) would make the run another experiment.
+bool may_change_on_resume(const std::string& key) {
+  static const char* const kKeys[] = {"train.steps",         "train.lr",
+                                      "train.schedule",      "train.warmup_steps",
+                                      "train.warmup_start",  "train.alpha_f",
+                                      "train.decay_fraction", "train.clip",
+                                      "data.heldout"};
+  for (const char* k : kKeys)
+    if (key == k) return true;
+  return key.rfind("run.", 0) == 0 || key.rfind("eval.", 0) == 0;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+std::vector<std::string> shard_languages(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".shard") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
+    : config_(std::move(config)), callbacks_(std::move(callbacks)), run_dir_(config_.run_dir()) {
+  check_run_dir(resume);
+  fs::create_directories(fs::path(run_dir_) / "checkpoints");
+  log_.open(fs::path(run_dir_) / "train.log", resume ? std::ios::app : std::ios::trunc);
+  MOEGRAD_CHECK(log_, "cannot write ", (fs::path(run_dir_) / "train.log").string());
+
+  if (resume) {
+    resume_from_checkpoint();
+  } else {
+    if (!config_.model.from.empty()) {
+      model_ = load_olmoe(config_.model.from);
+      say("model: " + config_.model.from);
+    } else {
+      Generator gen(config_.model.seed);
+      InitOptions init;
+      init.gen = &gen;
+      init.std = config_.model.config.initializer_range;
+      model_ = std::make_unique<OlmoeForCausalLM>(config_.model.config, init);
+      say("model: new, seed " + std::to_string(config_.model.seed));
+    }
+    const NamedParameters params = model_->named_parameters();
+    mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
+    mask_.apply(params);
+    optimizer_ = std::make_unique<AdamW>(params, mask_, AdamWOptions{config_.train.beta1,
+                                                                    config_.train.beta2,
+                                                                    config_.train.eps,
+                                                                    config_.train.weight_decay});
+    setup_data();
+  }
+  const NamedParameters params = model_->named_parameters();
+  say(mask_.summary(params));
+  const TrainableCount count = trainable();
+  write_file(fs::path(run_dir_) / "trainable.json",
+             json{{"trainable", count.trainable},
+                  {"total", count.total},
+                  {"percent", count.percent()},
+                  {"optimizer_state_bytes", optimizer_->state_bytes()},
+                  {"mask", mask_.to_json()}}
+                     .dump(2) +
+                 "\n");
+  write_file(fs::path(run_dir_) / "config.ini", to_ini(config_));
+}
+
+Trainer::~Trainer() = default;
+
+TrainableCount Trainer::trainable() const { return mask_.count(model_->named_parameters()); }
+
+void Trainer::say(const std::string& line) {
+  log_ << line << "\n";
+  log_.flush();
+  if (callbacks_.on_message) callbacks_.on_message(line);
+}
+
+void Trainer::check_run_dir(bool resume) {
+  const fs::path dir(run_dir_);
+  if (resume) {
+    MOEGRAD_CHECK(fs::is_directory(dir), "--resume: run directory ", run_dir_,
+                  " does not exist (nothing to resume)");
+    const fs::path saved = dir / "config.ini";
+    MOEGRAD_CHECK(fs::is_regular_file(saved), "--resume: ", run_dir_,
+                  " holds no config.ini: not a moegrad run directory");
+    const auto before = ini_entries(read_file(saved)), now = ini_entries(to_ini(config_));
+    std::string refused, allowed;
+    for (const auto& [key, value] : now) {
+      auto it = before.find(key);
+      const std::string old = it == before.end() ? "(unset)" : it->second;
+      if (old == value) continue;
+      (may_change_on_resume(key) ? allowed : refused) += "\n  " + key + ": " + old + " -> " + value;
+    }
+    MOEGRAD_CHECK(refused.empty(), "--resume: the config differs from the one ", run_dir_,
+                  " was started with; only train.steps, the learning-rate schedule, train.clip, "
+                  "data.heldout, eval.* and run.* may change:",
+                  refused);
+    resume_changes_ = allowed;
+    return;
+  }
+  const bool used = fs::exists(dir / "checkpoints") || fs::exists(dir / "metrics.jsonl");
+  MOEGRAD_CHECK(!used, "run directory ", run_dir_,
+                " already holds a run: continue it with --resume, or choose another run.name "
+                "(or delete it)");
+}
+
+void Trainer::resume_from_checkpoint() {
+  const std::string latest = latest_checkpoint((fs::path(run_dir_) / "checkpoints").string());
+  MOEGRAD_CHECK(!latest.empty(), "--resume: ", run_dir_, "/checkpoints holds no checkpoint");
+  Checkpoint ck = load_checkpoint(latest);
+  model_ = std::move(ck.model);
+  const json& state = ck.state;
+  MOEGRAD_CHECK(state.contains("freeze_mask") && state.contains("loader") &&
+                    state.contains("optimizer_step"),
+                latest, "/trainer_state.json: missing freeze_mask, loader or optimizer_step");
+  const NamedParameters params = model_->named_parameters();
+  mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
+  const FreezeMask saved = FreezeMask::from_json(state["freeze_mask"]);
+  const std::string diff = mask_.difference(saved);
+  MOEGRAD_CHECK(diff.empty(), "--resume: the freeze mask of the config differs from the one in ",
+                latest, ": ", diff);
+  mask_.apply(params);
+  optimizer_ = std::make_unique<AdamW>(params, mask_, AdamWOptions{config_.train.beta1,
+                                                                  config_.train.beta2,
+                                                                  config_.train.eps,
+                                                                  config_.train.weight_decay});
+  optimizer_->load_state(ck.optimizer_state);
+  optimizer_->set_step_count(state["optimizer_step"].get<int64_t>());
+  step_ = state["step"].get<int64_t>();
+  setup_data();
+  loader_->restore(state["loader"].dump());
+
+  // Metrics past the checkpoint belong to steps that will run again.
+  const fs::path metrics = fs::path(run_dir_) / "metrics.jsonl";
+  if (fs::exists(metrics)) {
+    std::istringstream in(read_file(metrics));
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
+    }
+    write_file(metrics, kept);
+  }
+  say("resumed from " + latest + " at step " + std::to_string(step_) +
+      (resume_changes_.empty() ? "" : "; config changes:" + resume_changes_));
+}
+
+void Trainer::setup_data() {
+  const DataSection& d = config_.data;
+  std::vector<std::string> languages = config_.language_list();
+  if (languages.empty()) languages = shard_languages(d.train);
+  MOEGRAD_CHECK(!languages.empty(), config_.source, ": data.train: ", d.train,
+                " holds no <lang>.shard files (build them with 'moegrad data build')");
+  std::vector<data::TokenShard> shards;
+  for (const std::string& lang : languages) {
+    const fs::path p = fs::path(d.train) / (lang + ".shard");
+    MOEGRAD_CHECK(fs::is_regular_file(p), config_.source, ": data.languages: no shard for '",
+                  lang, "' (", p.string(), " does not exist)");
+    shards.push_back(data::TokenShard::open(p.string()));
+    MOEGRAD_CHECK(shards.back().vocab_size() <= model_->config().vocab_size, p.string(),
+                  ": vocabulary of ", shards.back().vocab_size(),
+                  " tokens does not fit the model's vocab_size ", model_->config().vocab_size);
+  }
+  int64_t eos = d.eos_id;
+  if (!d.tokenizer.empty()) {
+    const data::Tokenizer tok = data::Tokenizer::from_file(d.tokenizer);
+    auto id = tok.token_to_id("<|endoftext|>");
+    MOEGRAD_CHECK(id.has_value() || eos >= 0, d.tokenizer,
+                  ": has no <|endoftext|> token to separate documents; set data.eos_id");
+    if (eos < 0) eos = *id;
+  }
+  loader_options_.seq_len = d.seq_len;
+  loader_options_.batch_size = config_.train.batch_size;
+  loader_options_.seed = config_.train.seed;
+  loader_options_.eos_id = int32_t(eos);
+  loader_options_.weights = config_.language_weights();
+  loader_ = std::make_unique<data::PackedLoader>(std::move(shards), loader_options_);
+
+  heldout_shards_.clear();
+  if (!d.heldout.empty())
+    for (const std::string& lang : shard_languages(d.heldout))
+      heldout_shards_[lang] = (fs::path(d.heldout) / (lang + ".shard")).string();
+}
+
+void Trainer::set_training_hooks(bool training) {
+  if (!config_.freeze.restrict_router || !training) {
+    model_->set_router_hooks({});
+    return;
+  }
+  std::map<int64_t, RouterIntervention> per_layer;
+  for (const auto& [layer, experts] : trained_experts_by_layer(mask_))
+    per_layer[layer] = restrict_experts(experts, {layer});
+  RouterHooks hooks;
+  hooks.intervene = [per_layer](int64_t layer, const Variable& logits) {
+    auto it = per_layer.find(layer);
+    return it == per_layer.end() ? logits : it->second(layer, logits);
+  };
+  model_->set_router_hooks(std::move(hooks));
+}
+
+void Trainer::log_metrics(const json& line) {
+  std::ofstream out(fs::path(run_dir_) / "metrics.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+  MOEGRAD_CHECK(out, "cannot append to ", run_dir_, "/metrics.jsonl");
+}
+
+std::map<std::string, LanguageEval> Trainer::evaluate() {
+  std::map<std::string, LanguageEval> out;
+  set_training_hooks(false);
+  NoGradGuard no_grad;
+  for (const auto& [lang, path] : heldout_shards_) {
+    data::TokenShard shard = data::TokenShard::open(path);
+    data::LoaderOptions o = loader_options_;
+    o.seed = 0;
+    o.weights.clear();
+    const int64_t per_batch = o.batch_size * o.seq_len;
+    const int64_t batches =
+        std::min(config_.eval.batches, std::max<int64_t>(1, shard.num_tokens() / per_batch));
+    data::PackedLoader loader({std::move(shard)}, o);
+    double sum = 0;
+    int64_t rows = 0;
+    for (int64_t i = 0; i < batches; ++i) {
+      data::Batch b = loader.next();
+      for (double l : sequence_losses(model_->forward(b.input_ids).hidden.data(), b.input_ids)) {
+        sum += l;
+        ++rows;
+      }
+    }
+    out[lang] = LanguageEval{sum / double(rows), rows * (o.seq_len - 1)};
+  }
+  set_training_hooks(true);
+  return out;
+}
+
+void Trainer::write_checkpoint() {
+  json state = {{"loader", json::parse(loader_->state_json())},
+                {"freeze_mask", mask_.to_json()},
+                {"optimizer_step", optimizer_->step_count()},
+                // Nothing random is drawn while training (no dropout): the seeds are the state.
+                {"rng", {{"model_seed", config_.model.seed}, {"data_seed", config_.train.seed}}}};
+  const std::string checkpoints = (fs::path(run_dir_) / "checkpoints").string();
+  const std::string dir =
+      save_checkpoint(checkpoints, step_, *model_, optimizer_->state_tensors(), state);
+  prune_checkpoints(checkpoints, config_.run.keep);
+  say("checkpoint: " + dir);
+}
+
+void Trainer::run() {
+  const TrainSection& t = config_.train;
+  const ScheduleConfig schedule = config_.schedule();
+
+  StepOptions options;
+  options.clip = t.clip;
+  if (t.lb_kind == "hf")
+    options.loss_weights.hf_load_balancing = t.lb_coef;
+  else
+    options.loss_weights.megablocks_load_balancing = t.lb_coef;
+  options.loss_weights.z_loss = t.z_coef;
+
+  auto report_eval = [&] {
+    if (heldout_shards_.empty()) return;
+    json langs = json::object();
+    std::ostringstream line;
+    line << "eval at step " << step_ << ":";
+    for (const auto& [lang, e] : evaluate()) {
+      langs[lang] = {{"loss", e.loss}, {"ppl", std::exp(e.loss)}, {"tokens", e.tokens}};
+      line << " " << lang << " " << e.loss;
+    }
+    log_metrics({{"type", "eval"}, {"step", step_}, {"languages", langs}});
+    say(line.str());
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  set_training_hooks(true);
+  while (step_ < t.steps) {
+    std::vector<data::Batch> micro;
+    for (int64_t i = 0; i < t.grad_accum; ++i) micro.push_back(loader_->next());
+    options.lr = learning_rate(schedule, step_ + 1);
+    const auto t0 = std::chrono::steady_clock::now();
+    StepReport r;
+    try {
+      r.stats = train_step(*model_, *optimizer_, micro, options);
+    } catch (const NonFiniteLoss& e) {
+      const std::string last = latest_checkpoint((fs::path(run_dir_) / "checkpoints").string());
+      const std::string msg = "step " + std::to_string(step_ + 1) + ": " + e.what() +
+                              ". Stopped; the last good checkpoint is " +
+                              (last.empty() ? std::string("(none yet)") : last) +
+                              " (lower train.lr or raise train.warmup_steps, then --resume)";
+      say(msg);
+      throw Error(msg);
+    }
+    ++step_;
+    r.step = step_;
+    r.total_steps = t.steps;
+    r.lr = options.lr;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    tokens += r.stats.tokens;
+    json langs = json::object();
+    for (const auto& [lang, l] : r.stats.languages) langs[lang] = l.mean();
+    log_metrics({{"type", "step"},
+                 {"step", step_},
+                 {"loss", r.stats.loss},
+                 {"ce", r.stats.ce},
+                 {"lb", r.stats.lb},
+                 {"z", r.stats.z},
+                 {"lr", r.lr},
+                 {"grad_norm", r.stats.grad_norm},
+                 {"tokens", r.stats.tokens},
+                 {"seconds", r.seconds},
+                 {"tokens_per_s", double(r.stats.tokens) / r.seconds},
+                 {"languages", langs}});
+    if (callbacks_.on_step) callbacks_.on_step(r);
+    if (step_ < t.steps) {
+      if (config_.eval.interval > 0 && step_ % config_.eval.interval == 0) report_eval();
+      if (config_.run.checkpoint_interval > 0 && step_ % config_.run.checkpoint_interval == 0)
+        write_checkpoint();
+    }
+  }
+  report_eval();
+  write_checkpoint();
+  save_model_atomically(*model_, (fs::path(run_dir_) / "model").string());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const MemoryStats mem = memory_stats(Device::cpu());
+  json summary = {{"steps", step_},
+                  {"seconds", seconds},
+                  {"tokens", tokens},
+                  {"tokens_per_s", seconds > 0 ? double(tokens) / seconds : 0.0},
+                  {"peak_host_memory_bytes", mem.peak_bytes},
+                  {"trainable", trainable().trainable},
+                  {"total", trainable().total}};
+  write_file(fs::path(run_dir_) / "summary.json", summary.dump(2) + "\n");
+  say("model: " + (fs::path(run_dir_) / "model").string() + "; peak host memory " +
+      std::to_string(mem.peak_bytes >> 20) + " MiB");
+}
+
+}  // namespace moegrad::train

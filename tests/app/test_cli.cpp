@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "data/bpe_trainer.h"
+#include "data/token_shard.h"
+#include "data/tokenizer.h"
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -202,6 +206,168 @@ TEST(Cli, GenerateIsDeterministicForASeed) {
   EXPECT_TRUE(a.output.rfind("the cat", 0) == 0) << a.output;
   EXPECT_EQ(moegrad(cmd + " --temperature -1").status, 2);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+// `moegrad data`: token shards from folders of .txt files and JSONL, a tokenizer trained on
+// documents, and the errors of each.
+namespace {
+
+namespace fs = std::filesystem;
+using ::moegrad::data::TokenShard;
+using ::moegrad::data::Tokenizer;
+
+const std::string kTokenizer = MOEGRAD_SOURCE_DIR "/tests/reference/tokenizer/tokenizer.json";
+
+// A fresh folder with two languages of documents: en as .txt files (one empty), de as JSONL.
+fs::path corpus(const std::string& tag) {
+  fs::path dir = fs::temp_directory_path() / ("moegrad_cli_data_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "en");
+  std::ofstream(dir / "en" / "open.2.txt") << "open - open and possibly create a file\n";
+  std::ofstream(dir / "en" / "ls.1.txt") << "ls - list directory contents\n";
+  std::ofstream(dir / "en" / "blank.1.txt") << "\n";
+  std::ofstream(dir / "de.jsonl") << R"({"text": "ls - Verzeichnisinhalte auflisten", "id": "ls.1"})" << "\n"
+                                  << R"({"text": "Grüße aus Köln"})" << "\n";
+  return dir;
+}
+
+std::string build_args(const fs::path& dir, const fs::path& out) {
+  return "data build --tokenizer '" + kTokenizer + "' --input en='" + (dir / "en").string() +
+         "' --input de='" + (dir / "de.jsonl").string() + "' --out '" + out.string() + "'";
+}
+
+TEST(CliData, HelpDocumentsEverySubcommand) {
+  CliRun all = moegrad("--help");
+  EXPECT_TRUE(contains(all.output, "data")) << all.output;
+  CliRun r = moegrad("data --help");
+  EXPECT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"Usage: moegrad data", "data build", "data train-tokenizer", "data info",
+                           "--tokenizer", "--input", "--out", "--eos", "--threads", "--vocab-size"})
+    EXPECT_TRUE(contains(r.output, part)) << part << " missing from\n" << r.output;
+  CliRun build = moegrad("data build --help");
+  EXPECT_EQ(build.status, 0) << build.output;
+  EXPECT_TRUE(contains(build.output, "Usage: moegrad data build")) << build.output;
+}
+
+TEST(CliData, BuildWritesOneShardPerLanguage) {
+  fs::path dir = corpus("build");
+  CliRun r = moegrad(build_args(dir, dir / "out") + " --eos");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tokenizer tok = Tokenizer::from_file(kTokenizer);
+  const int32_t eos = *tok.token_to_id("<|endoftext|>");
+
+  TokenShard en = TokenShard::open((dir / "out" / "en.shard").string());
+  EXPECT_EQ(en.language(), "en");
+  EXPECT_EQ(en.vocab_size(), tok.vocab_size());
+  ASSERT_EQ(en.num_documents(), 2);  // the blank page is skipped
+  EXPECT_EQ(en.document_name(0), "ls.1");
+  EXPECT_EQ(en.document_name(1), "open.2");
+  std::vector<int32_t> expected = tok.encode("ls - list directory contents\n");
+  expected.push_back(eos);
+  auto [begin, end] = en.document_range(0);
+  std::vector<int32_t> got(static_cast<size_t>(end - begin));
+  en.copy_tokens(begin, end - begin, got.data());
+  EXPECT_EQ(got, expected);
+
+  TokenShard de = TokenShard::open((dir / "out" / "de.shard").string());
+  ASSERT_EQ(de.num_documents(), 2);
+  EXPECT_EQ(de.document_name(0), "ls.1");
+  EXPECT_EQ(de.document_name(1), "de.jsonl:2");
+
+  std::ifstream summary(dir / "out" / "shards.json");
+  const auto j = nlohmann::json::parse(summary);
+  EXPECT_EQ(j["vocab_size"], tok.vocab_size());
+  EXPECT_EQ(j["languages"]["en"]["documents"], 2);
+  EXPECT_EQ(j["languages"]["en"]["skipped_empty"], 1);
+  EXPECT_EQ(j["languages"]["de"]["tokens"], de.num_tokens());
+
+  CliRun info = moegrad("data info '" + (dir / "out" / "en.shard").string() + "'");
+  EXPECT_EQ(info.status, 0) << info.output;
+  EXPECT_TRUE(contains(info.output, "documents:  2")) << info.output;
+  fs::remove_all(dir);
+}
+
+TEST(CliData, ShardsDoNotDependOnTheThreadCount) {
+  fs::path dir = corpus("threads");
+  ASSERT_EQ(moegrad(build_args(dir, dir / "one") + " --threads 1").status, 0);
+  ASSERT_EQ(moegrad(build_args(dir, dir / "three") + " --threads 3").status, 0);
+  for (const char* shard : {"en.shard", "de.shard"}) {
+    std::ifstream a(dir / "one" / shard, std::ios::binary), b(dir / "three" / shard, std::ios::binary);
+    std::string sa((std::istreambuf_iterator<char>(a)), {}), sb((std::istreambuf_iterator<char>(b)), {});
+    EXPECT_FALSE(sa.empty());
+    EXPECT_EQ(sa, sb) << shard;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CliData, BadUsageNamesTheProblem) {
+  fs::path dir = corpus("usage");
+  const std::string tok = " --tokenizer '" + kTokenizer + "' --out '" + (dir / "out").string() + "'";
+  struct Case {
+    std::string args;
+    const char* names;
+  };
+  for (const Case& c : {Case{"data", "missing subcommand"}, Case{"data frob", "frob"},
+                        Case{"data build --bogus", "--bogus"}, Case{"data build" + tok, "--input is required"},
+                        Case{"data build --input en=x --out y", "--tokenizer is required"},
+                        Case{"data build" + tok + " --input nolang", "'nolang' is not LANG=PATH"},
+                        Case{"data build" + tok + " --input =x", "'=x' is not LANG=PATH"},
+                        Case{"data build" + tok + " --input 'a/b=x'", "'a/b=x' is not LANG=PATH"},
+                        Case{"data build" + tok + " --input en=x --threads 0", "--threads"},
+                        Case{"data train-tokenizer --input x --out y", "--vocab-size is required"},
+                        Case{"data train-tokenizer --input x --out y --vocab-size 100", "--vocab-size"},
+                        Case{"data info", "missing shard"}}) {
+    CliRun r = moegrad(c.args);
+    EXPECT_EQ(r.status, 2) << "moegrad " << c.args << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, c.names)) << "moegrad " << c.args << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "Usage: moegrad data")) << "moegrad " << c.args << "\n" << r.output;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CliData, FailuresNameTheFile) {
+  fs::path dir = corpus("fail");
+  const std::string base = "data build --tokenizer '" + kTokenizer + "' --out '" + (dir / "out").string() + "'";
+  const std::string missing = (dir / "missing").string();
+  CliRun r = moegrad(base + " --input en='" + missing + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, missing + " does not exist")) << r.output;
+
+  std::ofstream(dir / "bad.jsonl") << R"({"text": "fine"})" << "\n" << R"({"txt": "typo"})" << "\n";
+  r = moegrad(base + " --input en='" + (dir / "bad.jsonl").string() + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "bad.jsonl:2: missing \"text\"")) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "out" / "en.shard"));  // a failed build leaves no shard
+
+  r = moegrad("data build --tokenizer /nonexistent/tok.json --out x --input en='" + (dir / "en").string() + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "/nonexistent/tok.json")) << r.output;
+
+  r = moegrad(base + " --input en='" + (dir / "en").string() + "' --eos --eos-token '<nope>'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "<nope>")) << r.output;
+
+  r = moegrad("data info '" + missing + ".shard'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, missing + ".shard")) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(CliData, TrainTokenizerWritesALoadableTokenizer) {
+  fs::path dir = corpus("bpe");
+  const fs::path out = dir / "tokenizer.json";
+  CliRun r = moegrad("data train-tokenizer --input '" + (dir / "en").string() + "' --input '" +
+                     (dir / "de.jsonl").string() + "' --vocab-size 300 --out '" + out.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tokenizer tok = Tokenizer::from_file(out.string());
+  EXPECT_EQ(tok.vocab_size(), 300);
+  EXPECT_EQ(tok.token_to_id("<|endoftext|>"), 0);
+  const std::string text = "ls - list Grüße";
+  EXPECT_EQ(tok.decode(tok.encode(text)), text);
+  EXPECT_LT(tok.encode("list directory contents").size(), std::string("list directory contents").size());
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "app/cli.h"
 #include "core/error.h"
+#include "train/benchmark.h"
 
 namespace moegrad::app {
 namespace {
@@ -20,8 +21,33 @@ const char* const kBenchmarks[] = {"gemm", "elementwise"};
 
 po::options_description bench_options() {
   po::options_description options("Options");
-  options.add_options()("help,h", "show this help and exit");
+  options.add_options()("help,h", "show this help and exit")(
+      "config", po::value<std::string>(),
+      "training benchmark: full training steps of this experiment config's [model] on random "
+      "tokens (batch and sequence length from [train] and [data])")(
+      "steps", po::value<int64_t>()->default_value(5), "training benchmark: timed steps")(
+      "warmup", po::value<int64_t>()->default_value(2), "training benchmark: untimed steps first");
   return options;
+}
+
+int run_training_benchmark(const po::variables_map& vm) {
+  const train::TrainConfig config =
+      train::load_config(vm["config"].as<std::string>(), {}, /*need_data=*/false);
+  const OlmoeConfig& m = config.model.config;
+  std::cout << "config: " << config.source << " (hidden " << m.hidden_size << ", "
+            << m.num_hidden_layers << " layers, " << m.num_experts << " experts top-"
+            << m.num_experts_per_tok << ", expert width " << m.intermediate_size << ", vocab "
+            << m.vocab_size << ", " << config.train.grad_accum * config.train.batch_size << " x "
+            << config.data.seq_len << " tokens per step)\n"
+            << "active parameters per token: " << train::active_parameters(m) << "\n";
+  const train::BenchmarkResult r = train::run_training_benchmark(
+      config, vm["steps"].as<int64_t>(), vm["warmup"].as<int64_t>());
+  std::cout << "seconds per step (median of " << r.steps << "): " << r.seconds_per_step << "\n"
+            << "achieved: " << r.gflops << " GFLOP/s (6 x active params x tokens + attention)\n"
+            << "f32 GEMM rate of this machine, same run: " << r.gemm_gflops << " GFLOP/s\n"
+            << "ratio to GEMM: " << r.gemm_ratio() << "\n"
+            << "tokens_per_s=" << r.tokens_per_s << "\n";
+  return 0;
 }
 
 bool known_benchmark(const std::string& name) {
@@ -41,7 +67,12 @@ fs::path benchmark_path(const std::string& name) {
 
 std::string bench_usage() {
   std::ostringstream os;
-  os << "Usage: moegrad bench [--help] <benchmark> [benchmark arguments...]\n\n"
+  os << "Usage: moegrad bench --config FILE [--steps N] [--warmup N]\n"
+        "       moegrad bench [--help] <benchmark> [benchmark arguments...]\n\n"
+        "With --config: full training steps (forward, backward, AdamW) of the config's model\n"
+        "on random tokens; prints tokens/s, achieved GFLOP/s and its ratio to this machine's\n"
+        "f32 GEMM rate measured in the same run; the last line is tokens_per_s=<number>.\n\n"
+        "Otherwise: "
         "Runs <build>/bench/bench_<benchmark>, a Google Benchmark program, with every argument\n"
         "after <benchmark> (see 'moegrad bench <benchmark> --help'). Benchmarks:";
   for (const char* b : kBenchmarks) os << " " << b;
@@ -51,6 +82,12 @@ std::string bench_usage() {
 }
 
 int run_bench(const Args& args) {
+  for (const std::string& a : args)
+    if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      po::variables_map vm = parse_options("bench", bench_options(), args);
+      return vm.count("help") ? (std::cout << bench_usage(), 0) : run_training_benchmark(vm);
+    }
+  // Otherwise everything after the benchmark's name is the benchmark program's.
   size_t i = 0;
   while (i < args.size() && !args[i].empty() && args[i][0] == '-') ++i;
   po::variables_map vm =

@@ -49,5 +49,9 @@ int run_score(const Args& args);
 std::string score_usage();
 int run_generate(const Args& args);
 std::string generate_usage();
+int run_data(const Args& args);
+std::string data_usage();
+int run_train(const Args& args);
+std::string train_usage();
 
 }  // namespace moegrad::app

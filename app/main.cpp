@@ -21,6 +21,9 @@ const Command kCommands[] = {
      run_inspect, inspect_usage},
     {"score", "log-probability of each token of JSONL inputs under a model", run_score, score_usage},
     {"generate", "continue a prompt, greedily or by sampling", run_generate, generate_usage},
+    {"data", "build token shards, train a tokenizer, inspect shards", run_data, data_usage},
+    {"train", "train or continue an OLMoE model from an experiment config", run_train,
+     train_usage},
 };
 
 const Command* find_command(const std::string& name) {

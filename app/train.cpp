@@ -1,0 +1,83 @@
+// moegrad train: a training run from an experiment config (train/config.h, train/trainer.h).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "app/cli.h"
+#include "app/model_args.h"
+#include "app/progress.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace moegrad::app {
+namespace {
+
+po::options_description train_options() {
+  po::options_description options("Options");
+  options.add_options()("help,h", "show this help and exit")(
+      "config", po::value<std::string>(), "experiment config (INI); required")(
+      "resume", "continue the run in run.dir/run.name from its latest checkpoint");
+  return options;
+}
+
+std::string format_loss(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string train_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad train --config FILE [--resume] [--section.key=value ...]\n\n"
+        "Trains an OLMoE model as the config says: a new model or one continued from an HF\n"
+        "directory, on token shards (moegrad data build), with the freeze mask of [freeze].\n"
+        "Results go to run.dir/run.name: config.ini, trainable.json, metrics.jsonl (one line\n"
+        "per step and per evaluation), train.log, checkpoints/, model/ (the final HF model)\n"
+        "and summary.json. Any config key can be overridden: --train.lr=1e-4.\n\n"
+     << train_options() << "\n"
+     << train::config_options();
+  return os.str();
+}
+
+int run_train(const Args& args) {
+  Args own, overrides;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool is_key = a.rfind("--", 0) == 0 && a.find('.') != std::string::npos &&
+                        a.find('.') < a.find('=');
+    if (!is_key) {
+      own.push_back(a);
+      continue;
+    }
+    overrides.push_back(a);
+    // "--train.lr 1e-4": the value is the next argument.
+    if (a.find('=') == std::string::npos && i + 1 < args.size()) overrides.push_back(args[++i]);
+  }
+  po::variables_map vm = parse_options("train", train_options(), own);
+  if (vm.count("help")) {
+    std::cout << train_usage();
+    return 0;
+  }
+  const std::string path = required(vm, "train", "config");
+  train::TrainConfig config = train::load_config(path, overrides);
+
+  Progress progress("train", config.train.steps, "steps");
+  train::TrainerCallbacks callbacks;
+  callbacks.on_message = [&](const std::string& line) { progress.print(line); };
+  callbacks.on_step = [&](const train::StepReport& r) {
+    std::ostringstream suffix;
+    suffix << "loss " << format_loss(r.stats.loss) << " lr " << r.lr << " "
+           << std::lround(double(r.stats.tokens) / r.seconds) << " tok/s";
+    progress.update(r.step, suffix.str());
+  };
+  train::Trainer trainer(config, vm.count("resume") > 0, callbacks);
+  trainer.run();
+  progress.finish();
+  std::cout << "run: " << config.run_dir() << "\n";
+  return 0;
+}
+
+}  // namespace moegrad::app

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The demo experiment on the embedded default corpus (Debian's man pages), end to end:
+#   1. the corpus (scripts/corpus-manpages.sh), an English BPE tokenizer, token shards;
+#   2. pretrain.cfg: a small English-only OLMoE from scratch;
+#   3. cpt.cfg: continual pre-training on seven languages;
+#   4. adapt-uk.cfg: adaptation of the last layers' experts to Ukrainian.
+# A finished step is skipped and an interrupted run resumes from its checkpoint, so the script
+# can be rerun. Usage: experiments/demo/run.sh [MOEGRAD_BINARY] (default build/app/moegrad).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+moegrad=${1:-build/app/moegrad}
+out=runs/demo
+languages=en,de,fr,es,ru,pl,cs,uk
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "corpus: Debian's man pages in $languages"
+./scripts/corpus-manpages.sh --languages "$languages"
+
+mkdir -p "$out"
+if [[ ! -f $out/tokenizer.json ]]; then
+  step "tokenizer: byte-level BPE, 4096 tokens, trained on the English training pages"
+  "$moegrad" data train-tokenizer --input corpora/manpages/en/train --vocab-size 4096 \
+    --out "$out/tokenizer.json"
+fi
+for split in train heldout; do
+  if [[ ! -f $out/shards/$split/shards.json ]]; then
+    step "token shards: $split"
+    inputs=()
+    for lang in ${languages//,/ }; do inputs+=(--input "$lang=corpora/manpages/$lang/$split"); done
+    "$moegrad" data build --tokenizer "$out/tokenizer.json" "${inputs[@]}" --out "$out/shards/$split"
+  fi
+done
+
+for stage in pretrain cpt adapt-uk; do
+  if [[ -f $out/$stage/summary.json ]]; then
+    step "$stage: done before ($out/$stage)"
+    continue
+  fi
+  step "train: experiments/demo/$stage.cfg"
+  resume=()
+  [[ -d $out/$stage/checkpoints ]] && resume=(--resume)
+  "$moegrad" train --config "experiments/demo/$stage.cfg" "${resume[@]}"
+done
+
+step "held-out loss per language (nats per token) after each stage"
+python3 - "$out" <<'PY' 2>/dev/null || cat "$out"/*/train.log | grep '^eval'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+rows = {}
+for stage in ["pretrain", "cpt", "adapt-uk"]:
+    evals = [json.loads(l) for l in (out / stage / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in evals if e["type"] == "eval"]
+    rows[stage] = (evals[0]["step"], evals[0]["languages"], evals[-1]["step"], evals[-1]["languages"])
+langs = sorted(next(iter(rows.values()))[3])
+print(f"{'stage':10} {'step':>5} " + " ".join(f"{l:>6}" for l in langs))
+for stage, (s0, first, s1, last) in rows.items():
+    for s, e in ((s0, first), (s1, last)):
+        print(f"{stage:10} {s:5d} " + " ".join(f"{e[l]['loss']:6.3f}" for l in langs))
+PY
+cat <<MSG
+
+Results: $out/
+  tokenizer.json, shards/          the data
+  pretrain/ cpt/ adapt-uk/         each: model/ (an HF model directory), metrics.jsonl,
+                                   train.log, trainable.json, summary.json, checkpoints/
+MSG

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <new>
 
 #include "core/error.h"
@@ -18,35 +19,55 @@ namespace moegrad {
 namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kLargeBlock = size_t(128) << 10;  // malloc's own mmap threshold
+constexpr size_t kLargeGrain = size_t(64) << 10;
 
 // 64 bytes: one cache line, and the widest AVX-512 load. Large blocks are aligned to and
 // backed by 2 MiB pages: with 4 KiB pages, touching a fresh 64 MiB output costs 16k page
 // faults, more than the op that writes it.
 size_t host_alignment(size_t nbytes) { return nbytes >= kHugePage ? kHugePage : 64; }
 size_t host_rounded(size_t nbytes) {
-  const size_t align = host_alignment(nbytes);
-  return (nbytes + align - 1) / align * align;
+  const size_t grain = nbytes >= kHugePage ? kHugePage : nbytes >= kLargeBlock ? kLargeGrain : 64;
+  return (nbytes + grain - 1) / grain * grain;
 }
 
-// Large blocks freed by one training step are asked for again, at the same sizes, by the next:
-// they are kept (up to kMaxCachedBytes) and handed out again, which saves the kernel zeroing
-// fresh pages (a tenth of a CPU training step without it). Small blocks are malloc's business.
+// Blocks of 128 KiB and more freed by one training step are asked for again by the next, at
+// sizes that vary with the routing: they are kept (up to kMaxCachedBytes in all) and handed out
+// again for any request they fit with at most a quarter to spare. Without this the kernel zeroes
+// fresh pages for every such block, a quarter of a CPU training step. Smaller blocks are
+// malloc's business.
 constexpr size_t kMaxCachedBytes = size_t(4) << 30;
 
 class HostAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
     if (nbytes == 0) return nullptr;
-    const size_t align = host_alignment(nbytes), rounded = host_rounded(nbytes);
-    void* p = align == kHugePage ? take_cached(rounded) : nullptr;
+    const size_t align = host_alignment(nbytes);
+    size_t size = host_rounded(nbytes);
+    void* p = nullptr;
+    if (size >= kLargeBlock) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = cached_.lower_bound(size);
+      if (it != cached_.end() && it->first <= size + size / 4 &&
+          (align == 64 || it->first >= kHugePage)) {
+        p = it->second;
+        size = it->first;
+        cached_bytes_ -= size;
+        cached_.erase(it);
+      }
+    }
     if (p == nullptr) {
-      p = std::aligned_alloc(align, rounded);
+      p = std::aligned_alloc(align, size);
       MOEGRAD_CHECK(p != nullptr, "out of host memory: failed to allocate ", nbytes, " bytes");
-      if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+      if (align == kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
+    }
+    if (size >= kLargeBlock) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      large_sizes_[p] = size;
     }
     // Relaxed: the counters order no other memory access.
     const int64_t now =
-        current_.fetch_add(int64_t(rounded), std::memory_order_relaxed) + int64_t(rounded);
+        current_.fetch_add(int64_t(size), std::memory_order_relaxed) + int64_t(size);
     int64_t peak = peak_.load(std::memory_order_relaxed);
     while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
     }
@@ -54,9 +75,21 @@ class HostAllocator final : public Allocator {
   }
   void deallocate(void* ptr, size_t nbytes) override {
     if (ptr == nullptr) return;
-    const size_t rounded = host_rounded(nbytes);
-    current_.fetch_sub(int64_t(rounded), std::memory_order_relaxed);
-    if (host_alignment(nbytes) == kHugePage && keep_cached(ptr, rounded)) return;
+    size_t size = host_rounded(nbytes);
+    if (size >= kLargeBlock) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = large_sizes_.find(ptr);
+      size = it->second;  // a cached block may be larger than what was asked for
+      large_sizes_.erase(it);
+      current_.fetch_sub(int64_t(size), std::memory_order_relaxed);
+      if (cached_bytes_ + size <= kMaxCachedBytes) {
+        cached_.emplace(size, ptr);
+        cached_bytes_ += size;
+        return;
+      }
+    } else {
+      current_.fetch_sub(int64_t(size), std::memory_order_relaxed);
+    }
     std::free(ptr);
   }
 
@@ -68,26 +101,10 @@ class HostAllocator final : public Allocator {
   }
 
  private:
-  void* take_cached(size_t rounded) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = cached_.find(rounded);
-    if (it == cached_.end()) return nullptr;
-    void* p = it->second;
-    cached_.erase(it);
-    cached_bytes_ -= rounded;
-    return p;
-  }
-  bool keep_cached(void* p, size_t rounded) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_bytes_ + rounded > kMaxCachedBytes) return false;
-    cached_.emplace(rounded, p);
-    cached_bytes_ += rounded;
-    return true;
-  }
-
   std::atomic<int64_t> current_{0}, peak_{0};  // bytes handed out, cached blocks excluded
   std::mutex mutex_;
-  std::multimap<size_t, void*> cached_;  // exact rounded size -> free block
+  std::multimap<size_t, void*> cached_;            // free large blocks by size
+  std::unordered_map<void*, size_t> large_sizes_;  // large blocks handed out -> their size
   size_t cached_bytes_ = 0;
 };
 

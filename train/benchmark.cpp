@@ -60,15 +60,8 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   const FreezeMask mask = FreezeMask::build(parse_freeze_rules(config.freeze.rules), params);
   mask.apply(params);
   const TrainSection& t = config.train;
-  AdamW optimizer(params, mask, AdamWOptions{t.beta1, t.beta2, t.eps, t.weight_decay});
-  StepOptions options;
-  options.lr = t.lr;
-  options.clip = t.clip;
-  if (t.lb_kind == "hf")
-    options.loss_weights.hf_load_balancing = t.lb_coef;
-  else
-    options.loss_weights.megablocks_load_balancing = t.lb_coef;
-  options.loss_weights.z_loss = t.z_coef;
+  AdamW optimizer(params, mask, config.adamw(), config.param_groups());
+  StepOptions options = step_options(config);
   options.language_losses = false;
 
   Generator data_gen(config.train.seed);

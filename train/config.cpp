@@ -114,8 +114,10 @@ std::string ini_value(const T& v) {
   return os.str();
 }
 
-void add_freeze_rule_options(po::options_description& o) {
-  o.add_options()("freeze.train", po::value<std::vector<std::string>>()->composing(),
+void add_list_options(po::options_description& o, TrainConfig& c) {
+  o.add_options()("train.group", po::value<std::vector<std::string>>(&c.train.groups)->composing(),
+                  "PATTERN [lr_scale=X] [weight_decay=Y]: an AdamW parameter group, e.g. "
+                  "'*norm* weight_decay=0'; repeatable, the first matching group wins")("freeze.train", po::value<std::vector<std::string>>()->composing(),
                   "PATTERN: these parameters train (globs over HF names: * ? {a,b} {14..15}); "
                   "repeatable, rules apply in order")(
       "freeze.freeze", po::value<std::vector<std::string>>()->composing(),
@@ -133,7 +135,7 @@ po::options_description options_for(TrainConfig& c) {
     using T = std::decay_t<decltype(field)>;
     o.add_options()(key, po::value<T>(&field)->default_value(field, ini_value(field)), help);
   });
-  add_freeze_rule_options(o);
+  add_list_options(o, c);
   return o;
 }
 
@@ -192,7 +194,8 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   } else {
     c.model.config.validate(c.source + " [model]");
   }
-  c.language_weights();  // parses, so a malformed list fails here
+  c.language_weights();  // these parse, so a malformed entry fails here
+  c.param_groups();
   try {
     c.schedule().validate();
   } catch (const Error& e) {
@@ -216,6 +219,41 @@ std::vector<std::string> split(const std::string& s, char sep) {
 po::options_description config_options() {
   static TrainConfig defaults;
   return options_for(defaults);
+}
+
+AdamWOptions TrainConfig::adamw() const {
+  return AdamWOptions{train.beta1, train.beta2, train.eps, train.weight_decay};
+}
+
+std::vector<ParamGroup> TrainConfig::param_groups() const {
+  std::vector<ParamGroup> out;
+  for (const std::string& text : train.groups) {
+    std::vector<std::string> words = split(text, ' ');
+    MOEGRAD_CHECK(!words.empty(), source, ": train.group: empty group");
+    ParamGroup g;
+    g.name = g.pattern = words[0];
+    g.weight_decay = train.weight_decay;
+    for (size_t i = 1; i < words.size(); ++i) {
+      const size_t eq = words[i].find('=');
+      const std::string key = words[i].substr(0, eq);
+      double value = 0;
+      size_t used = 0;
+      bool ok = eq != std::string::npos && (key == "lr_scale" || key == "weight_decay");
+      if (ok) {
+        try {
+          value = std::stod(words[i].substr(eq + 1), &used);
+        } catch (const std::exception&) {
+          ok = false;
+        }
+        ok = ok && used == words[i].size() - eq - 1 && value >= 0;
+      }
+      MOEGRAD_CHECK(ok, source, ": train.group '", text, "': '", words[i],
+                    "' is not lr_scale=X or weight_decay=Y with X, Y >= 0");
+      (key == "lr_scale" ? g.lr_scale : g.weight_decay) = value;
+    }
+    out.push_back(g);
+  }
+  return out;
 }
 
 ScheduleConfig TrainConfig::schedule() const {
@@ -277,8 +315,11 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
     try {
       return fn();
     } catch (const po::unknown_option& e) {
-      throw Error(where + ": unknown key '" + e.get_option_name() +
-                  "' (see 'moegrad train --help' for every key)");
+      // On the command line boost names the whole argument ("--train.lrr=1").
+      std::string key = e.get_option_name();
+      key = key.substr(key.find_first_not_of('-'));
+      key = key.substr(0, key.find('='));
+      throw Error(where + ": unknown key '" + key + "' (see 'moegrad train --help' for every key)");
     } catch (const po::error& e) {
       throw Error(where + ": " + e.what());
     }
@@ -319,6 +360,8 @@ std::string to_ini(const TrainConfig& config) {
           const size_t sp = rule.find(' ');
           os << rule.substr(0, sp) << " = " << rule.substr(sp + 1) << "\n";
         }
+      if (s == "train")
+        for (const std::string& group : config.train.groups) os << "group = " << group << "\n";
     }
     os << k.substr(k.find('.') + 1) << " = " << ini_value(field) << "\n";
   });

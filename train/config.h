@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 
 #include "nn/olmoe_config.h"
+#include "train/adamw.h"
 #include "train/schedule.h"
 
 namespace moegrad::train {
@@ -48,6 +49,8 @@ struct TrainSection {
   double lb_coef = 0.01;
   std::string lb_kind = "hf";  // hf (pooled over layers) or megablocks (per layer)
   double z_coef = 0.0;
+  // AdamW parameter groups, "PATTERN [lr_scale=X] [weight_decay=Y]"; the first match wins.
+  std::vector<std::string> groups;
   uint64_t seed = 0;  // data order
   std::string device = "cpu";
   std::string precision = "f32";
@@ -85,6 +88,8 @@ struct TrainConfig {
   std::vector<std::string> language_list() const;
   std::vector<std::pair<std::string, double>> language_weights() const;
   ScheduleConfig schedule() const;  // from the [train] keys
+  AdamWOptions adamw() const;
+  std::vector<ParamGroup> param_groups() const;  // parsed train.group entries
 };
 
 boost::program_options::options_description config_options();

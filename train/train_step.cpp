@@ -20,6 +20,17 @@ std::vector<double> sequence_losses(const Tensor& logits, const Tensor& input_id
   return out;
 }
 
+StepOptions step_options(const TrainConfig& config) {
+  const TrainSection& t = config.train;
+  StepOptions o;
+  o.lr = t.lr;
+  o.clip = t.clip;
+  (t.lb_kind == "hf" ? o.loss_weights.hf_load_balancing
+                     : o.loss_weights.megablocks_load_balancing) = t.lb_coef;
+  o.loss_weights.z_loss = t.z_coef;
+  return o;
+}
+
 StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
                      const std::vector<data::Batch>& micro_batches, const StepOptions& options) {
   MOEGRAD_CHECK(!micro_batches.empty(), "train_step: no micro-batch");

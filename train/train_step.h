@@ -12,6 +12,7 @@
 #include "data/packed_loader.h"
 #include "moe/olmoe.h"
 #include "train/adamw.h"
+#include "train/config.h"
 
 namespace moegrad::train {
 
@@ -43,6 +44,9 @@ class NonFiniteLoss : public Error {
  public:
   using Error::Error;
 };
+
+// lr (the peak), clipping and loss weights as the config's [train] section says.
+StepOptions step_options(const TrainConfig& config);
 
 StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
                      const std::vector<data::Batch>& micro_batches, const StepOptions& options);

@@ -103,10 +103,7 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
     const NamedParameters params = model_->named_parameters();
     mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
     mask_.apply(params);
-    optimizer_ = std::make_unique<AdamW>(params, mask_, AdamWOptions{config_.train.beta1,
-                                                                    config_.train.beta2,
-                                                                    config_.train.eps,
-                                                                    config_.train.weight_decay});
+    optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
     setup_data();
   }
   const NamedParameters params = model_->named_parameters();
@@ -178,10 +175,7 @@ void Trainer::resume_from_checkpoint() {
   MOEGRAD_CHECK(diff.empty(), "--resume: the freeze mask of the config differs from the one in ",
                 latest, ": ", diff);
   mask_.apply(params);
-  optimizer_ = std::make_unique<AdamW>(params, mask_, AdamWOptions{config_.train.beta1,
-                                                                  config_.train.beta2,
-                                                                  config_.train.eps,
-                                                                  config_.train.weight_decay});
+  optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
   optimizer_->load_state(ck.optimizer_state);
   optimizer_->set_step_count(state["optimizer_step"].get<int64_t>());
   step_ = state["step"].get<int64_t>();
@@ -307,13 +301,7 @@ void Trainer::run() {
   const TrainSection& t = config_.train;
   const ScheduleConfig schedule = config_.schedule();
 
-  StepOptions options;
-  options.clip = t.clip;
-  if (t.lb_kind == "hf")
-    options.loss_weights.hf_load_balancing = t.lb_coef;
-  else
-    options.loss_weights.megablocks_load_balancing = t.lb_coef;
-  options.loss_weights.z_loss = t.z_coef;
+  StepOptions options = step_options(config_);
 
   auto report_eval = [&] {
     if (heldout_shards_.empty()) return;

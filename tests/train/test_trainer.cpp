@@ -265,13 +265,22 @@ TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
 }
 
 TEST_F(TrainerTest, TheResolvedConfigReadsBackToTheSameConfig) {
-  const TrainConfig a = load_config(
-      write_config("ini", "[freeze]\nexperts = -1:1\nfreeze = model.layers.1.mlp.experts.1.up_proj.*\n"));
+  const TrainConfig a = load_config(write_config(
+      "ini",
+      "[freeze]\nexperts = -1:1\nfreeze = model.layers.1.mlp.experts.1.up_proj.*\n"
+      "[train]\ngroup = *norm* weight_decay=0\ngroup = lm_head.* lr_scale=0.5\n"));
+  ASSERT_EQ(a.param_groups().size(), 2u);
+  EXPECT_EQ(a.param_groups()[0].weight_decay, 0.0);
+  EXPECT_EQ(a.param_groups()[1].lr_scale, 0.5);
+  EXPECT_EQ(a.param_groups()[1].weight_decay, 0.1);
   const fs::path p = dir_ / "resolved.cfg";
   std::ofstream(p) << to_ini(a);
   const TrainConfig b = load_config(p.string());
   EXPECT_EQ(to_ini(a).substr(to_ini(a).find('\n')), to_ini(b).substr(to_ini(b).find('\n')));
   EXPECT_EQ(b.freeze.rules, a.freeze.rules);
+  EXPECT_EQ(b.train.groups, a.train.groups);
+  testing::expect_error([&] { load_config(p.string(), {"--train.group=*norm* decay=0"}); },
+                        "'decay=0' is not lr_scale=X or weight_decay=Y");
 }
 
 }  // namespace

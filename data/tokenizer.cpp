@@ -396,26 +396,26 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   return ids;
 }
 
+std::string Tokenizer::token_bytes(int32_t id) const {
+  MOEGRAD_CHECK(has_id(id), "Tokenizer: id ", id, " is not in the vocabulary (size ",
+                vocab_size(), ")");
+  // HF's ByteLevel decoder: a token whose every char is a mapped byte gives those bytes, any
+  // other token (e.g. an added "  ") its own UTF-8.
+  const std::string& token = id_to_token_[id];
+  std::string mapped;
+  for (char32_t c : utf8_decode(token)) {
+    const int b = char_to_byte(c);
+    if (b < 0) return token;
+    mapped.push_back(static_cast<char>(b));
+  }
+  return mapped;
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   std::string bytes;
   for (int32_t id : ids) {
-    MOEGRAD_CHECK(id >= 0 && id < vocab_size() && !id_to_token_[id].empty(),
-                  "Tokenizer::decode: id ", id, " is not in the vocabulary (size ", vocab_size(), ")");
-    if (skip_special_tokens && is_special_[id]) continue;
-    // HF's ByteLevel decoder: a token whose every char is a mapped byte gives those bytes,
-    // any other token (e.g. an added "  ") its own UTF-8.
-    const std::string& token = id_to_token_[id];
-    std::string mapped;
-    bool all_mapped = true;
-    for (char32_t c : utf8_decode(token)) {
-      const int b = char_to_byte(c);
-      if (b < 0) {
-        all_mapped = false;
-        break;
-      }
-      mapped.push_back(static_cast<char>(b));
-    }
-    bytes += all_mapped ? mapped : token;
+    const std::string piece = token_bytes(id);
+    if (!(skip_special_tokens && is_special_[id])) bytes += piece;
   }
   return utf8_lossy(bytes);
 }

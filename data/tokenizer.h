@@ -47,9 +47,16 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text) const;
   // Byte-level decode; ill-formed UTF-8 in the result becomes U+FFFD as in HF.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
+  // The raw bytes one id stands for, before decode()'s UTF-8 repair (so a token holding half a
+  // character gives its one byte): the denominator of bits per byte.
+  std::string token_bytes(int32_t id) const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;
+  // Whether id names a token (ids below vocab_size() may be unused).
+  bool has_id(int32_t id) const {
+    return id >= 0 && id < vocab_size() && !id_to_token_[size_t(id)].empty();
+  }
   // Largest id + 1 (added tokens included).
   int32_t vocab_size() const { return static_cast<int32_t>(id_to_token_.size()); }
   const TokenizerConfig& config() const { return config_; }

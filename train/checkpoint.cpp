@@ -72,8 +72,12 @@ void publish(const fs::path& tmp, const fs::path& target) {
 }
 
 fs::path temp_dir_for(const fs::path& target) {
-  return target.parent_path() /
-         ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "." + string + ...
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".tmp.";
+  name += std::to_string(::getpid());
+  return target.parent_path() / name;
 }
 
 }  // namespace

@@ -216,6 +216,9 @@ void Trainer::setup_data() {
   int64_t eos = d.eos_id;
   if (!d.tokenizer.empty()) {
     const data::Tokenizer tok = data::Tokenizer::from_file(d.tokenizer);
+    token_bytes_.assign(size_t(tok.vocab_size()), 0);
+    for (int32_t id = 0; id < tok.vocab_size(); ++id)
+      if (tok.has_id(id)) token_bytes_[size_t(id)] = int64_t(tok.token_bytes(id).size());
     auto id = tok.token_to_id("<|endoftext|>");
     MOEGRAD_CHECK(id.has_value() || eos >= 0, d.tokenizer,
                   ": has no <|endoftext|> token to separate documents; set data.eos_id");
@@ -270,15 +273,21 @@ std::map<std::string, LanguageEval> Trainer::evaluate() {
         std::min(config_.eval.batches, std::max<int64_t>(1, shard.num_tokens() / per_batch));
     data::PackedLoader loader({std::move(shard)}, o);
     double sum = 0;
-    int64_t rows = 0;
+    int64_t rows = 0, bytes = 0;
     for (int64_t i = 0; i < batches; ++i) {
       data::Batch b = loader.next();
       for (double l : sequence_losses(model_->forward(b.input_ids).hidden.data(), b.input_ids)) {
         sum += l;
         ++rows;
       }
+      const std::vector<int64_t> ids = b.input_ids.to_vector<int64_t>();
+      for (size_t j = 0; j < ids.size(); ++j)  // the targets: every token but each row's first
+        if (j % size_t(o.seq_len) != 0 && size_t(ids[j]) < token_bytes_.size())
+          bytes += token_bytes_[size_t(ids[j])];
     }
-    out[lang] = LanguageEval{sum / double(rows), rows * (o.seq_len - 1)};
+    LanguageEval e{sum / double(rows), rows * (o.seq_len - 1), 0.0};
+    if (bytes > 0) e.bits_per_byte = e.loss * double(e.tokens) / std::log(2.0) / double(bytes);
+    out[lang] = e;
   }
   set_training_hooks(true);
   return out;
@@ -310,6 +319,7 @@ void Trainer::run() {
     line << "eval at step " << step_ << ":";
     for (const auto& [lang, e] : evaluate()) {
       langs[lang] = {{"loss", e.loss}, {"ppl", std::exp(e.loss)}, {"tokens", e.tokens}};
+      if (e.bits_per_byte > 0) langs[lang]["bpb"] = e.bits_per_byte;
       line << " " << lang << " " << e.loss;
     }
     log_metrics({{"type", "eval"}, {"step", step_}, {"languages", langs}});

@@ -36,6 +36,9 @@ struct StepReport {
 struct LanguageEval {
   double loss = 0;  // mean next-token CE over the held-out tokens
   int64_t tokens = 0;
+  // Nats summed over the tokens / (ln 2 x the bytes of text they stand for): comparable across
+  // languages and tokenizers, unlike the per-token loss. 0 without data.tokenizer.
+  double bits_per_byte = 0;
 };
 
 struct TrainerCallbacks {
@@ -79,6 +82,7 @@ class Trainer {
   std::unique_ptr<data::PackedLoader> loader_;
   data::LoaderOptions loader_options_;
   std::map<std::string, std::string> heldout_shards_;  // language -> path
+  std::vector<int64_t> token_bytes_;  // bytes of text per token id (with data.tokenizer)
   int64_t step_ = 0;
   std::string resume_changes_;  // what a resumed run changed in the config, for the log
   std::ofstream log_;

@@ -43,20 +43,21 @@ for stage in pretrain cpt adapt-uk; do
   "$moegrad" train --config "experiments/demo/$stage.cfg" "${resume[@]}"
 done
 
-step "held-out loss per language (nats per token) after each stage"
-python3 - "$out" <<'PY' 2>/dev/null || cat "$out"/*/train.log | grep '^eval'
+step "held-out evaluation per language after each stage"
+python3 - "$out" <<'PY' 2>/dev/null || grep -h '^eval' "$out"/*/train.log
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
-rows = {}
+rows = []
 for stage in ["pretrain", "cpt", "adapt-uk"]:
-    evals = [json.loads(l) for l in (out / stage / "metrics.jsonl").read_text().splitlines()]
-    evals = [e for e in evals if e["type"] == "eval"]
-    rows[stage] = (evals[0]["step"], evals[0]["languages"], evals[-1]["step"], evals[-1]["languages"])
-langs = sorted(next(iter(rows.values()))[3])
-print(f"{'stage':10} {'step':>5} " + " ".join(f"{l:>6}" for l in langs))
-for stage, (s0, first, s1, last) in rows.items():
-    for s, e in ((s0, first), (s1, last)):
-        print(f"{stage:10} {s:5d} " + " ".join(f"{e[l]['loss']:6.3f}" for l in langs))
+    lines = [json.loads(l) for l in (out / stage / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in lines if e["type"] == "eval"]
+    rows += [(stage, evals[0]), (stage, evals[-1])]
+langs = sorted(rows[0][1]["languages"])
+for key, title in (("loss", "loss (nats per token)"), ("bpb", "bits per byte of text")):
+    print(f"\n{title:24}" + " ".join(f"{l:>6}" for l in langs))
+    for stage, e in rows:
+        print(f"{stage:>10} step {e['step']:5d}   " +
+              " ".join(f"{e['languages'][l].get(key, 0):6.3f}" for l in langs))
 PY
 cat <<MSG
 

@@ -395,6 +395,7 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
                         "num_hidden_layers = 2\nnum_attention_heads = 2\nnum_key_value_heads = 2\n"
                         "num_experts = 4\nnum_experts_per_tok = 2\n"
                         "[data]\ntrain = " << (dir / "shards").string()
+                     << "\nheldout = " << (dir / "shards").string()
                      << "\ntokenizer = " << kTokenizer << "\nseq_len = 8\n"
                         "[train]\nsteps = 2\nbatch_size = 2\n"
                         "[run]\ndir = " << (dir / "runs").string() << "\nname = t\n";
@@ -402,6 +403,18 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "trainable parameters:")) << r.output;
   EXPECT_TRUE(fs::exists(dir / "runs" / "t" / "model" / "model.safetensors"));
+  {
+    // The final evaluation: loss, perplexity and bits per byte for each held-out language.
+    std::ifstream metrics(dir / "runs" / "t" / "metrics.jsonl");
+    nlohmann::json last;
+    for (std::string line; std::getline(metrics, line);) last = nlohmann::json::parse(line);
+    ASSERT_EQ(last["type"], "eval") << last.dump();
+    for (const char* lang : {"de", "en"}) {
+      const auto& e = last["languages"][lang];
+      EXPECT_GT(e["bpb"].get<double>(), 0.0) << last.dump();
+      EXPECT_NEAR(e["ppl"].get<double>(), std::exp(e["loss"].get<double>()), 1e-9 * e["ppl"].get<double>());
+    }
+  }
   // Continuing to more steps picks up from the checkpoint of step 2.
   r = moegrad("train --config '" + cfg.string() + "' --resume --train.steps=3");
   ASSERT_EQ(r.status, 0) << r.output;

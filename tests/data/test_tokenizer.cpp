@@ -46,6 +46,20 @@ TEST(Tokenizer, RoundTripsNfcText) {
   }
 }
 
+TEST(Tokenizer, TokenBytesConcatenateToTheNormalisedText) {
+  for (const auto& c : tokenizer_fixture_json("cases.json")) {
+    const std::string text = c["text"];
+    std::string joined;
+    for (int32_t id : hf_tokenizer().encode(text)) joined += hf_tokenizer().token_bytes(id);
+    EXPECT_EQ(joined, nfc(text));  // byte for byte, also where a token splits a character
+  }
+  const int32_t eos = *hf_tokenizer().token_to_id("<|endoftext|>");
+  EXPECT_EQ(hf_tokenizer().token_bytes(eos), "<|endoftext|>");
+  EXPECT_FALSE(hf_tokenizer().has_id(-1));
+  EXPECT_FALSE(hf_tokenizer().has_id(hf_tokenizer().vocab_size()));
+  testing::expect_error([&] { hf_tokenizer().token_bytes(-1); }, "not in the vocabulary");
+}
+
 TEST(Tokenizer, NfcMakesDecomposedAccentsEqual) {
   EXPECT_EQ(hf_tokenizer().encode("Cafe\xCC\x81"), hf_tokenizer().encode("Caf\xC3\xA9"));
 }

@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 moegrad=${1:-build/app/moegrad}
+# OpenMP threads that spin while they wait slow training by 4-15x when anything else runs on
+# the cores; passive ones cost nothing measurable on an idle machine (bench/README.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 out=runs/demo
 languages=en,de,fr,es,ru,pl,cs,uk
 

@@ -15,7 +15,6 @@ void check_input_and_weight(const char* op, const Tensor& x, const Tensor& w) {
   MOEGRAD_CHECK(x.dim() >= 1 && w.dim() == 1 && w.size(0) == x.size(-1), op,
                 ": expected weight of shape [D] for input [..., D], got input ",
                 shape_str(x.shape()), " and weight ", shape_str(w.shape()));
-  MOEGRAD_CPU_ONLY(x.device(), op);
 }
 
 }  // namespace
@@ -24,7 +23,8 @@ RmsNormOutput rmsnorm_forward(const Tensor& x, const Tensor& w, double eps) {
   check_input_and_weight("rmsnorm", x, w);
   RmsNormOutput out{empty(x.shape(), x.dtype(), x.device()),
                     empty(row_shape(x), x.dtype(), x.device())};
-  cpu::rmsnorm_forward(out.y, out.rstd, x.contiguous(), w.contiguous(), eps);
+  MOEGRAD_DISPATCH(x.device(), "rmsnorm", rmsnorm_forward, out.y, out.rstd, x.contiguous(),
+                   w.contiguous(), eps);
   return out;
 }
 
@@ -42,8 +42,8 @@ RmsNormGrads rmsnorm_backward(const Tensor& grad, const Tensor& x, const Tensor&
                 shape_str(row_shape(x)), ", got grad ", shape_str(grad.shape()), " and rstd ",
                 shape_str(rstd.shape()));
   RmsNormGrads g{empty(x.shape(), x.dtype(), x.device()), empty(w.shape(), w.dtype(), w.device())};
-  cpu::rmsnorm_backward(g.dx, g.dw, grad.contiguous(), x.contiguous(), w.contiguous(),
-                        rstd.contiguous());
+  MOEGRAD_DISPATCH(x.device(), "rmsnorm_backward", rmsnorm_backward, g.dx, g.dw,
+                   grad.contiguous(), x.contiguous(), w.contiguous(), rstd.contiguous());
   return g;
 }
 

@@ -23,12 +23,18 @@ inline Tensor rmsnorm(const Tensor& x, const Tensor& w, double eps) {
   return rmsnorm_forward(x, w, eps).y;
 }
 
+// Backends. All tensors contiguous; outputs preallocated.
 namespace cpu {
-// All tensors contiguous; outputs preallocated.
 void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w,
                      double eps);
 void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tensor& x,
                       const Tensor& w, const Tensor& rstd);
 }  // namespace cpu
+namespace cuda {
+void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w,
+                     double eps);
+void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tensor& x,
+                      const Tensor& w, const Tensor& rstd);
+}  // namespace cuda
 
 }  // namespace moegrad

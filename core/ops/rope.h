@@ -23,9 +23,13 @@ Tensor rope(const Tensor& x, double theta, const Tensor& positions = Tensor());
 // The inverse rotation (angle -a): the gradient of rope with respect to x.
 Tensor rope_backward(const Tensor& grad, double theta, const Tensor& positions = Tensor());
 
+// Backends. out contiguous [..., T, D]; x any strides; cos/sin [T, D/2] contiguous on x's
+// device; inverse rotates by -a.
 namespace cpu {
-// out contiguous [..., T, D]; x any strides; inverse rotates by -a.
 void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse);
 }  // namespace cpu
+namespace cuda {
+void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse);
+}  // namespace cuda
 
 }  // namespace moegrad

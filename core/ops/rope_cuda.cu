@@ -1,0 +1,52 @@
+#include <cuda_runtime.h>
+
+#include "core/cuda/strided.cuh"
+#include "core/ops/rope.h"
+
+namespace moegrad::cuda {
+namespace {
+
+// nvcc contracts a * b - c * d into an fma; the CPU build (ISO C++, no fp contraction) does not.
+// Products rounded on their own give the CPU's bits.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
+// One thread per rotated pair (x[..., t, i], x[..., t, i + D/2]). Operand offsets: 0 the low
+// element of x, 1 the low element of out, 2 the (t, i) entry of the tables.
+template <typename T>
+struct RotatePair {
+  T* out;
+  const T* x;
+  const T* cos;
+  const T* sin;
+  int64_t x_half;    // from a low element of x to its high partner
+  int64_t out_half;  // the same in out
+  T sign;            // -1 rotates by -a
+  __device__ void operator()(const int64_t* off) const {
+    const T lo = x[off[0]], hi = x[off[0] + x_half];
+    const T c = cos[off[2]];
+    const T s = sign * sin[off[2]];
+    out[off[1]] = mul_rn(lo, c) - mul_rn(hi, s);
+    out[off[1] + out_half] = mul_rn(hi, c) + mul_rn(lo, s);
+  }
+};
+
+}  // namespace
+
+void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse) {
+  const int64_t half = x.size(-1) / 2;
+  // The pairs: x's shape with the last dim halved; the tables broadcast over the leading dims.
+  Shape pairs = x.shape();
+  pairs.back() = half;
+  Shape table_strides(pairs.size(), 0);
+  table_strides[pairs.size() - 2] = half;
+  table_strides.back() = 1;
+  dispatch_float(x.dtype(), "rope", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_elementwise<3>(pairs, {x.strides(), out.strides(), table_strides}, x.device().index,
+                          RotatePair<T>{out.data<T>(), x.data<T>(), cos.data<T>(), sin.data<T>(),
+                                        half * x.stride(-1), half, inverse ? T(-1) : T(1)});
+  });
+}
+
+}  // namespace moegrad::cuda

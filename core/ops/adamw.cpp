@@ -1,34 +1,71 @@
 #include "core/ops/adamw.h"
 
 #include <cmath>
+#include <string>
 
 #include "core/ops/dispatch.h"
 
 namespace moegrad {
+namespace {
 
-void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                double weight_decay, int64_t step) {
-  const char* op = "adamw_step";
-  check_defined(op, param, "param");
-  check_defined(op, grad, "grad");
-  check_defined(op, exp_avg, "exp_avg");
-  check_defined(op, exp_avg_sq, "exp_avg_sq");
+void check_tensors(const std::string& op, const Tensor& param, const Tensor& grad,
+                   const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step) {
+  const char* o = op.c_str();
+  check_defined(o, param, "param");
+  check_defined(o, grad, "grad");
+  check_defined(o, exp_avg, "exp_avg");
+  check_defined(o, exp_avg_sq, "exp_avg_sq");
   for (const Tensor* t : {&grad, &exp_avg, &exp_avg_sq}) {
-    check_same_device(op, param, *t);
-    check_same_dtype(op, param, *t);
+    check_same_device(o, param, *t);
+    check_same_dtype(o, param, *t);
     MOEGRAD_CHECK(t->shape() == param.shape(), op, ": param ", shape_str(param.shape()),
                   ", grad ", shape_str(grad.shape()), ", exp_avg ", shape_str(exp_avg.shape()),
                   " and exp_avg_sq ", shape_str(exp_avg_sq.shape()), " must share one shape");
   }
   MOEGRAD_CHECK(step >= 1, op, ": step counts from 1, got ", step);
+}
+
+void check_betas(const char* op, double beta1, double beta2) {
   MOEGRAD_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
                 ": betas must lie in [0, 1), got ", beta1, " and ", beta2);
-  MOEGRAD_CPU_ONLY(param.device(), op);
+}
+
+AdamWCoefficients coefficients(double lr, double weight_decay, double beta1, double beta2,
+                               int64_t step) {
   const double bc1 = 1.0 - std::pow(beta1, double(step));
   const double bc2 = 1.0 - std::pow(beta2, double(step));
-  cpu::adamw_step(param, grad, exp_avg, exp_avg_sq, 1.0 - lr * weight_decay, beta1, beta2, eps,
-                  lr / bc1, std::sqrt(bc2));
+  return {1.0 - lr * weight_decay, lr / bc1, std::sqrt(bc2)};
+}
+
+}  // namespace
+
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                double weight_decay, int64_t step) {
+  const char* op = "adamw_step";
+  check_tensors(op, param, grad, exp_avg, exp_avg_sq, step);
+  check_betas(op, beta1, beta2);
+  const AdamWCoefficients c = coefficients(lr, weight_decay, beta1, beta2, step);
+  MOEGRAD_DISPATCH(param.device(), op, adamw_step, param, grad, exp_avg, exp_avg_sq, c.decay,
+                   beta1, beta2, eps, c.step_size, c.bc2_sqrt);
+}
+
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
+                      double eps) {
+  const char* op = "adamw_step_multi";
+  check_betas(op, beta1, beta2);
+  if (tensors.empty()) return;
+  std::vector<AdamWCoefficients> cs;
+  cs.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensors& t = tensors[i];
+    check_tensors(std::string(op) + " (tensor " + std::to_string(i) + ")", t.param, t.grad,
+                  t.exp_avg, t.exp_avg_sq, t.step);
+    check_same_device(op, tensors[0].param, t.param);
+    cs.push_back(coefficients(t.lr, t.weight_decay, beta1, beta2, t.step));
+  }
+  MOEGRAD_DISPATCH(tensors[0].param.device(), op, adamw_step_multi, tensors, cs, beta1, beta2,
+                   eps);
 }
 
 }  // namespace moegrad

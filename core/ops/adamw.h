@@ -4,6 +4,7 @@
 // Not differentiable: optimizers run outside the graph.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -28,11 +29,46 @@ inline void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& ex
              step);
 }
 
+// One tensor of a multi-tensor step, with its own lr, weight decay and step count: train::AdamW
+// keeps them per parameter (group lr scale and decay; the step count of a parameter whose grad
+// was undefined does not advance).
+struct AdamWTensors {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+  double lr = 1e-3;
+  double weight_decay = 1e-2;
+  int64_t step = 1;
+};
+
+// adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose four
+// tensors are contiguous is updated by ONE kernel launch (per dtype); the others fall back to a
+// launch each. Entries must share one device and must not overlap one another. train::AdamW
+// still calls adamw_step per parameter (and per run of trained rows); switching it to this call
+// turns its hundreds of launches per step into one.
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
+                      double eps);
+
+// What the backends take per tensor: decay = 1 - lr * wd; step_size = lr / (1 - b1^step);
+// bc2_sqrt = sqrt(1 - b2^step).
+struct AdamWCoefficients {
+  double decay, step_size, bc2_sqrt;
+};
+
 namespace cpu {
-// decay = 1 - lr * wd; step_size = lr / (1 - b1^step); bc2_sqrt = sqrt(1 - b2^step).
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                 const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
                 double step_size, double bc2_sqrt);
+// coefficients[i] belongs to tensors[i]; the entries are already validated.
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
+                      const std::vector<AdamWCoefficients>& coefficients, double beta1,
+                      double beta2, double eps);
 }  // namespace cpu
+namespace cuda {
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
+                double step_size, double bc2_sqrt);
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
+                      const std::vector<AdamWCoefficients>& coefficients, double beta1,
+                      double beta2, double eps);
+}  // namespace cuda
 
 }  // namespace moegrad

@@ -42,4 +42,15 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
   });
 }
 
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
+                      const std::vector<AdamWCoefficients>& coefficients, double beta1,
+                      double beta2, double eps) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensors& t = tensors[i];
+    const AdamWCoefficients& c = coefficients[i];
+    adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, c.decay, beta1, beta2, eps, c.step_size,
+               c.bc2_sqrt);
+  }
+}
+
 }  // namespace moegrad::cpu

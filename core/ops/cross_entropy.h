@@ -30,13 +30,21 @@ inline Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
   return cross_entropy_forward(logits, targets, ignore_index, reduction).loss;
 }
 
+// Backends. logits: [N, V] with unit stride along V; targets: [N] contiguous and already
+// validated; dlogits: [N, V] contiguous.
 namespace cpu {
-// logits: [N, V] with unit stride along V; targets: [N] contiguous and already validated.
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                            const Tensor& targets, int64_t ignore_index, Reduction reduction);
 void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
                             const Tensor& targets, const Tensor& lse, int64_t ignore_index,
                             Reduction reduction);
 }  // namespace cpu
+namespace cuda {
+void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                           const Tensor& targets, int64_t ignore_index, Reduction reduction);
+void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
+                            const Tensor& targets, const Tensor& lse, int64_t ignore_index,
+                            Reduction reduction);
+}  // namespace cuda
 
 }  // namespace moegrad

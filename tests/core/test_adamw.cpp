@@ -75,5 +75,54 @@ TEST(AdamW, Errors) {
                "adamw_step");
 }
 
+TEST(AdamW, MultiEqualsPerTensorStepsBitForBit) {
+  // Per-tensor lr, decay and step; an empty tensor, a transposed expert slice and an f32 tensor
+  // among f64s.
+  Tensor stacked = random_tensor({3, 4, 3}, 30);
+  const Tensor before = stacked.clone();
+  std::vector<Tensor> params = {random_tensor({5}, 31), zeros({0}, DType::F64),
+                                stacked.select(0, 1).t(), random_tensor({2, 3}, 32, DType::F32)};
+  std::vector<Tensor> single;
+  for (const Tensor& p : params) single.push_back(p.clone());
+  std::vector<Tensor> m, v, sm, sv;
+  for (const Tensor& p : params) {
+    for (auto* state : {&m, &v, &sm, &sv}) state->push_back(zeros(p.shape(), p.dtype()));
+  }
+  for (int64_t k = 1; k <= 3; ++k) {
+    std::vector<AdamWTensors> entries;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Tensor g =
+          random_tensor(params[i].shape(), 40 + 10 * uint64_t(k) + i, params[i].dtype());
+      const double lr = 0.01 * double(i + 1), wd = i % 2 ? 0.1 : 0.0;
+      const int64_t step = int64_t(i) + k;
+      entries.push_back({params[i], g, m[i], v[i], lr, wd, step});
+      adamw_step(single[i], g, sm[i], sv[i], lr, 0.9, 0.95, 1e-8, wd, step);
+    }
+    adamw_step_multi(entries, 0.9, 0.95, 1e-8);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_ALL_CLOSE(params[i], single[i], 0, 0) << "tensor " << i;
+    EXPECT_ALL_CLOSE(m[i], sm[i], 0, 0) << "tensor " << i;
+    EXPECT_ALL_CLOSE(v[i], sv[i], 0, 0) << "tensor " << i;
+  }
+  EXPECT_ALL_CLOSE(stacked.select(0, 0), before.select(0, 0), 0, 0);
+  EXPECT_ALL_CLOSE(stacked.select(0, 2), before.select(0, 2), 0, 0);
+  adamw_step_multi({}, 0.9, 0.95, 1e-8);  // nothing to do
+}
+
+TEST(AdamW, MultiErrorsNameTheTensor) {
+  Tensor p = zeros({2, 3}, DType::F64), g = zeros({3, 2}, DType::F64);
+  AdamWTensors good{p, p.clone(), p.clone(), p.clone()};
+  expect_error([&] { adamw_step_multi({good, {p, g, p.clone(), p.clone()}}, 0.9, 0.95, 1e-8); },
+               "adamw_step_multi (tensor 1): param [2, 3], grad [3, 2], exp_avg [2, 3] and "
+               "exp_avg_sq [2, 3] must share one shape");
+  AdamWTensors step0 = good;
+  step0.step = 0;
+  expect_error([&] { adamw_step_multi({step0}, 0.9, 0.95, 1e-8); },
+               "adamw_step_multi (tensor 0): step counts from 1, got 0");
+  expect_error([&] { adamw_step_multi({good}, 1.0, 0.95, 1e-8); },
+               "adamw_step_multi: betas must lie in [0, 1), got 1 and 0.95");
+}
+
 }  // namespace
 }  // namespace moegrad

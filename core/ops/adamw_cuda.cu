@@ -1,0 +1,166 @@
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <vector>
+
+#include "core/cuda/strided.cuh"
+#include "core/ops/adamw.h"
+#include "core/ops/unary_op.h"
+
+namespace moegrad::cuda {
+namespace {
+
+// Coefficients rounded from f64 on the host, as the CPU backend (and torch) round them.
+template <typename T>
+struct Coeffs {
+  T decay, w1, b2, w2, eps, step_size, bc2;
+};
+
+template <typename T>
+Coeffs<T> make_coeffs(double decay, double beta1, double beta2, double eps, double step_size,
+                      double bc2_sqrt) {
+  return {T(decay), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(step_size), T(bc2_sqrt)};
+}
+
+// One element, in the CPU backend's order. Both kernels inline this one function, so a tensor
+// gets the same bits from the per-tensor and the multi-tensor launch.
+template <typename T>
+__device__ __forceinline__ void update(T& p, T g, T& m, T& v, const Coeffs<T>& c) {
+  m = m + c.w1 * (g - m);
+  v = v * c.b2 + c.w2 * g * g;
+  p = p * c.decay - c.step_size * (m / (math::sqrt(v) / c.bc2 + c.eps));
+}
+
+template <typename T>
+struct StepFunctor {
+  T* p;
+  const T* g;
+  T* m;
+  T* v;
+  Coeffs<T> c;
+  __device__ void operator()(const int64_t* off) const {
+    T pi = p[off[0]], mi = m[off[2]], vi = v[off[3]];
+    update(pi, g[off[1]], mi, vi, c);
+    p[off[0]] = pi;
+    m[off[2]] = mi;
+    v[off[3]] = vi;
+  }
+};
+
+// Elements per block of the multi-tensor kernel: 16 per thread amortises the block's search
+// for its tensor, and a tensor's last block idles at most one chunk.
+constexpr int64_t kChunk = int64_t(kBlock) * 16;
+
+// One contiguous tensor of a multi-tensor launch, laid out for the device.
+template <typename T>
+struct Slice {
+  T* p;
+  const T* g;
+  T* m;
+  T* v;
+  int64_t n;
+  int64_t first_block;  // the launch's blocks before this tensor's first
+  Coeffs<T> c;
+};
+
+// Block b updates chunk b - first_block of the last slice whose first_block <= b. Slices are
+// non-empty, so first_block strictly increases and every block has exactly one slice.
+template <typename T>
+__global__ void multi_kernel(const Slice<T>* slices, int count) {
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (slices[mid].first_block <= b) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  // A copy in registers: the stores below could alias the table for all the compiler knows.
+  const Slice<T> s = slices[lo];
+  const int64_t begin = (b - s.first_block) * kChunk;
+  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    T pi = s.p[i], mi = s.m[i], vi = s.v[i];
+    update(pi, s.g[i], mi, vi, s.c);
+    s.p[i] = pi;
+    s.m[i] = mi;
+    s.v[i] = vi;
+  }
+}
+
+// Packs the tensors `which` (contiguous, dtype T) into one table on the device and updates
+// them all in one launch.
+template <typename T>
+void launch_multi(const std::vector<AdamWTensors>& tensors,
+                  const std::vector<AdamWCoefficients>& coefficients,
+                  const std::vector<size_t>& which, double beta1, double beta2, double eps) {
+  std::vector<Slice<T>> slices;
+  int64_t blocks = 0;
+  for (size_t i : which) {
+    const AdamWTensors& t = tensors[i];
+    const int64_t n = t.param.numel();
+    if (n == 0) continue;
+    const AdamWCoefficients& c = coefficients[i];
+    slices.push_back({t.param.data<T>(), t.grad.data<T>(), t.exp_avg.data<T>(),
+                      t.exp_avg_sq.data<T>(), n, blocks,
+                      make_coeffs<T>(c.decay, beta1, beta2, eps, c.step_size, c.bc2_sqrt)});
+    blocks += (n + kChunk - 1) / kChunk;
+  }
+  if (slices.empty()) return;
+  MOEGRAD_CHECK(blocks <= INT_MAX && slices.size() <= size_t(INT_MAX),
+                "adamw_step_multi: ", slices.size(), " tensors in ", blocks,
+                " blocks are too many for one launch");
+  const Device device = tensors[which[0]].param.device();
+  const size_t bytes = slices.size() * sizeof(Slice<T>);
+  Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, device);
+  cudaStream_t s = stream(device.index);
+  // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `slices` may go;
+  // `table` may go too: the caching allocator hands its block out again only for work ordered
+  // after this kernel on the same stream.
+  MOEGRAD_CUDA_CHECK(
+      cudaMemcpyAsync(table.data_ptr(), slices.data(), bytes, cudaMemcpyHostToDevice, s));
+  multi_kernel<T><<<unsigned(blocks), kBlock, 0, s>>>(
+      static_cast<const Slice<T>*>(table.data_ptr()), int(slices.size()));
+  MOEGRAD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
+                double step_size, double bc2_sqrt) {
+  dispatch_float(param.dtype(), "adamw_step", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_elementwise<4>(
+        param.shape(), {param.strides(), grad.strides(), exp_avg.strides(), exp_avg_sq.strides()},
+        param.device().index,
+        StepFunctor<T>{param.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(),
+                       make_coeffs<T>(decay, beta1, beta2, eps, step_size, bc2_sqrt)});
+  });
+}
+
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
+                      const std::vector<AdamWCoefficients>& coefficients, double beta1,
+                      double beta2, double eps) {
+  std::vector<size_t> f32, f64;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensors& t = tensors[i];
+    const bool dense = t.param.is_contiguous() && t.grad.is_contiguous() &&
+                       t.exp_avg.is_contiguous() && t.exp_avg_sq.is_contiguous();
+    if (dense && t.param.dtype() == DType::F32) {
+      f32.push_back(i);
+    } else if (dense && t.param.dtype() == DType::F64) {
+      f64.push_back(i);
+    } else {
+      const AdamWCoefficients& c = coefficients[i];
+      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, c.decay, beta1, beta2, eps,
+                 c.step_size, c.bc2_sqrt);
+    }
+  }
+  launch_multi<float>(tensors, coefficients, f32, beta1, beta2, eps);
+  launch_multi<double>(tensors, coefficients, f64, beta1, beta2, eps);
+}
+
+}  // namespace moegrad::cuda

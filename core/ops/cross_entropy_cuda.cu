@@ -1,0 +1,185 @@
+#include <cuda_runtime.h>
+
+#include <climits>
+
+#include "core/cuda/strided.cuh"
+#include "core/ops/cross_entropy.h"
+#include "core/ops/reduce_cuda.cuh"
+#include "core/ops/reduce_op.h"
+
+namespace moegrad::cuda {
+namespace {
+
+// Rows shorter than this run a warp each (kBlock / 32 rows per block), longer ones a block.
+constexpr int64_t kMinRowForBlock = 1024;
+// The one block that folds the per-row losses: wide, so a long batch is read in few passes.
+constexpr int kFoldThreads = 1024;
+
+// Forward, one row per kThreads threads: an online max and sum of exp over the row (one read
+// of the logits), then the row's logsumexp and, for a kept row, its loss lse - x[target] in
+// f64. Rows never meet here: the loss is folded by loss_kernel in a fixed order.
+template <int kThreads, typename T, typename I>
+__global__ void forward_rows_kernel(T* lse, double* row_loss, const T* x, int64_t ld,
+                                    const I* targets, int64_t N, int64_t V,
+                                    int64_t ignore_index) {
+  constexpr int kRows = kBlock / kThreads;
+  __shared__ MaxSum<T> sm[kRows][kThreads];
+  const int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
+  MaxSum<T> a{-T(INFINITY), 0.0};
+  if (row < N) {
+    const T* xr = x + row * ld;
+    for (int64_t j = threadIdx.x; j < V; j += kThreads) a = max_sum_step(a, xr[j]);
+  }
+  a = fold_row(a, sm, [](MaxSum<T> u, MaxSum<T> v) { return max_sum_combine(u, v); });
+  if (row >= N || threadIdx.x != 0) return;
+  const T l = a.m + T(math::log(a.s));
+  lse[row] = l;
+  const int64_t t = int64_t(targets[row]);
+  row_loss[row] = t == ignore_index ? 0.0 : double(l) - double(x[row * ld + t]);
+}
+
+struct LossCount {
+  double loss;
+  long long kept;
+};
+
+// Every thread of the single block folds rows tid, tid + kFoldThreads, ... in order, then the
+// block folds the threads in a fixed tree: the same bits on every run, whatever the GPU.
+// row_loss may be null (count only).
+template <typename I>
+__device__ LossCount fold_rows(const double* row_loss, const I* targets, int64_t N,
+                               int64_t ignore_index) {
+  __shared__ LossCount sm[1][kFoldThreads];
+  LossCount a{0.0, 0};
+  for (int64_t n = threadIdx.x; n < N; n += kFoldThreads) {
+    if (row_loss) a.loss += row_loss[n];
+    a.kept += int64_t(targets[n]) != ignore_index;
+  }
+  return fold_row(a, sm, [](LossCount u, LossCount v) {
+    return LossCount{u.loss + v.loss, u.kept + v.kept};
+  });
+}
+
+// d loss / d row_loss of every kept row, as the CPU's row_scale: a fully ignored mean gives 0.
+__device__ __forceinline__ double row_scale(double grad, long long kept, bool sum) {
+  if (sum) return grad;
+  return kept > 0 ? grad / double(kept) : 0.0;
+}
+
+template <typename T, typename I>
+__global__ void loss_kernel(T* loss, const double* row_loss, const I* targets, int64_t N,
+                            int64_t ignore_index, bool sum) {
+  const LossCount a = fold_rows(row_loss, targets, N, ignore_index);
+  if (threadIdx.x == 0) loss[0] = T(a.loss * row_scale(1.0, a.kept, sum));
+}
+
+// The backward's per-row factor, rounded to T as the CPU rounds it; computed on the device so
+// that neither grad nor the count of kept rows travels to the host.
+template <typename T, typename I>
+__global__ void scale_kernel(T* scale, const T* grad, const I* targets, int64_t N,
+                             int64_t ignore_index, bool sum) {
+  const LossCount a = fold_rows<I>(nullptr, targets, N, ignore_index);
+  if (threadIdx.x == 0) scale[0] = T(row_scale(double(grad[0]), a.kept, sum));
+}
+
+// dlogits = (softmax - onehot(target)) * scale, rebuilt from the saved logsumexp; an ignored
+// row is zero. Rows are independent, so no thread waits on another.
+template <int kThreads, typename T, typename I>
+__global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targets, const T* lse,
+                                     const T* scale, int64_t N, int64_t V, int64_t ignore_index) {
+  constexpr int kRows = kBlock / kThreads;
+  const int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
+  if (row >= N) return;
+  const T* xr = x + row * ld;
+  T* dr = d + row * V;
+  const int64_t t = int64_t(targets[row]);
+  if (t == ignore_index) {
+    for (int64_t j = threadIdx.x; j < V; j += kThreads) dr[j] = T(0);
+    return;
+  }
+  const T l = lse[row], s = scale[0];
+  for (int64_t j = threadIdx.x; j < V; j += kThreads) {
+    T v = math::exp(T(xr[j] - l)) * s;
+    if (j == t) v -= s;
+    dr[j] = v;
+  }
+}
+
+// Grid and block of a row kernel: kThreads threads per row, kBlock / kThreads rows per block.
+template <int kThreads>
+dim3 row_grid(int64_t rows, const char* op) {
+  const int64_t per = kBlock / kThreads;
+  const int64_t blocks = (rows + per - 1) / per;
+  MOEGRAD_CHECK(blocks <= INT_MAX, op, ": ", rows, " rows are too many for one launch");
+  return dim3(unsigned(blocks));
+}
+
+template <typename Fn>
+void dispatch_types(const Tensor& logits, const Tensor& targets, const char* op, Fn&& fn) {
+  dispatch_float(logits.dtype(), op, [&](auto ttag) {
+    dispatch_index(targets.dtype(), op, [&](auto itag) { fn(ttag, itag); });
+  });
+}
+
+}  // namespace
+
+void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                           const Tensor& targets, int64_t ignore_index, Reduction reduction) {
+  const char* op = "cross_entropy";
+  const int64_t N = logits.size(0), V = logits.size(1), ld = logits.stride(0);
+  const int device = logits.device().index;
+  cudaStream_t s = stream(device);
+  Tensor row_loss = empty({N}, DType::F64, logits.device());
+  dispatch_types(logits, targets, op, [&](auto ttag, auto itag) {
+    using T = typename decltype(ttag)::type;
+    using I = typename decltype(itag)::type;
+    const T* x = logits.data<T>();
+    const I* tp = targets.data<I>();
+    double* rl = row_loss.data<double>();
+    if (N > 0) {
+      if (V < kMinRowForBlock) {
+        forward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
+            lse.data<T>(), rl, x, ld, tp, N, V, ignore_index);
+      } else {
+        forward_rows_kernel<kBlock, T, I><<<row_grid<kBlock>(N, op), dim3(kBlock, 1), 0, s>>>(
+            lse.data<T>(), rl, x, ld, tp, N, V, ignore_index);
+      }
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+    }
+    loss_kernel<T, I><<<1, kFoldThreads, 0, s>>>(loss.data<T>(), rl, tp, N, ignore_index,
+                                                  reduction == Reduction::Sum);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
+                            const Tensor& targets, const Tensor& lse, int64_t ignore_index,
+                            Reduction reduction) {
+  const char* op = "cross_entropy_backward";
+  const int64_t N = logits.size(0), V = logits.size(1), ld = logits.stride(0);
+  if (N == 0 || V == 0) return;
+  cudaStream_t s = stream(logits.device().index);
+  Tensor scale = empty({}, logits.dtype(), logits.device());
+  dispatch_types(logits, targets, op, [&](auto ttag, auto itag) {
+    using T = typename decltype(ttag)::type;
+    using I = typename decltype(itag)::type;
+    const T* x = logits.data<T>();
+    const I* tp = targets.data<I>();
+    T* sp = scale.data<T>();
+    scale_kernel<T, I><<<1, kFoldThreads, 0, s>>>(sp, grad.data<T>(), tp, N, ignore_index,
+                                                   reduction == Reduction::Sum);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+    T* d = dlogits.data<T>();
+    const T* lp = lse.data<T>();
+    if (V < kMinRowForBlock) {
+      backward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
+          d, x, ld, tp, lp, sp, N, V, ignore_index);
+    } else {
+      backward_rows_kernel<kBlock, T, I><<<row_grid<kBlock>(N, op), dim3(kBlock, 1), 0, s>>>(
+          d, x, ld, tp, lp, sp, N, V, ignore_index);
+    }
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace moegrad::cuda

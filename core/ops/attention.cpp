@@ -7,8 +7,9 @@
 namespace moegrad {
 namespace {
 
-// BLAS reads a [rows, D] matrix through a row stride (its leading dimension) and needs unit
-// stride along D: transposed views such as [B, T, H, D].transpose(1, 2) qualify as they are.
+// BLAS (and the CUDA kernels) read a [rows, D] matrix through a row stride (its leading
+// dimension) and need unit stride along D: transposed views such as [B, T, H, D].transpose(1, 2)
+// qualify as they are.
 Tensor blas_ready(const Tensor& t) {
   const bool unit_inner = t.size(-1) == 1 || t.stride(-1) == 1;
   const bool rows_apart = t.size(-2) == 1 || t.stride(-2) >= t.size(-1);
@@ -29,7 +30,6 @@ void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
   MOEGRAD_CHECK(ok, op, ": expected q [B, H, T, D] and k, v [B, Hkv, S, D] with H divisible by ",
                 "Hkv and D > 0, got q ", shape_str(q.shape()), ", k ", shape_str(k.shape()),
                 ", v ", shape_str(v.shape()));
-  MOEGRAD_CPU_ONLY(q.device(), op);
 }
 
 // The mask viewed as [B, H, T, S] (stride 0 along broadcast dims), or undefined.
@@ -57,8 +57,8 @@ AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor
   Tensor m = expanded_mask(op, mask, q, k);
   AttentionOutput res{empty(q.shape(), q.dtype(), q.device()),
                       empty({q.size(0), q.size(1), q.size(2)}, q.dtype(), q.device())};
-  cpu::attention_forward(res.out, res.lse, blas_ready(q), blas_ready(k), blas_ready(v), causal, m,
-                         resolve_scale(q, scale));
+  MOEGRAD_DISPATCH(q.device(), op, attention_forward, res.out, res.lse, blas_ready(q),
+                   blas_ready(k), blas_ready(v), causal, m, resolve_scale(q, scale));
   return res;
 }
 
@@ -82,9 +82,9 @@ AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Ten
   Tensor m = expanded_mask(op, mask, q, k);
   AttentionGrads g{empty(q.shape(), q.dtype(), q.device()), empty(k.shape(), k.dtype(), k.device()),
                    empty(v.shape(), v.dtype(), v.device())};
-  cpu::attention_backward(g.dq, g.dk, g.dv, blas_ready(grad), blas_ready(q), blas_ready(k),
-                          blas_ready(v), out.contiguous(), lse.contiguous(), causal, m,
-                          resolve_scale(q, scale));
+  MOEGRAD_DISPATCH(q.device(), op, attention_backward, g.dq, g.dk, g.dv, blas_ready(grad),
+                   blas_ready(q), blas_ready(k), blas_ready(v), out.contiguous(), lse.contiguous(),
+                   causal, m, resolve_scale(q, scale));
   return g;
 }
 

@@ -47,4 +47,13 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
                         const Tensor& lse, bool causal, const Tensor& mask, double scale);
 }  // namespace cpu
 
+namespace cuda {
+// The same contract as cpu::; head dims up to 128.
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, bool causal, const Tensor& mask, double scale);
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, bool causal, const Tensor& mask, double scale);
+}  // namespace cuda
+
 }  // namespace moegrad

@@ -1,0 +1,184 @@
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "core/ops/attention.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::random_tensor;
+
+Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+
+// A CUDA view with the same shape and strides as the CPU view `v` of `base`.
+Tensor same_view(const Tensor& v, const Tensor& base_gpu) {
+  return base_gpu.as_strided(v.shape(), v.strides(), v.offset());
+}
+
+// max |a - e| / max |e| over the finite entries of e, which a must match exactly where e is
+// infinite (the logsumexp of a row that sees no key): single entries of a gradient can be ~0, so
+// the error is taken against the tensor's scale.
+::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double tol) {
+  if (actual.shape() != expected.shape())
+    return ::testing::AssertionFailure() << "shape " << shape_str(actual.shape()) << " != "
+                                         << shape_str(expected.shape());
+  std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(e[i])) {
+      if (a[i] != e[i])
+        return ::testing::AssertionFailure() << "element " << i << ": " << a[i] << " != " << e[i];
+      continue;
+    }
+    err = std::max(err, std::fabs(a[i] - e[i]));
+    scale = std::max(scale, std::fabs(e[i]));
+  }
+  const double rel = scale > 0 ? err / scale : err;
+  if (rel <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max error " << err << " against max " << scale
+                                       << " (relative " << rel << ", tolerance " << tol << ")";
+}
+
+double tolerance(DType dt) { return dt == DType::F32 ? 1e-5 : 1e-10; }
+
+// CPU inputs and the same views on the GPU.
+struct Case {
+  Tensor q, k, v, grad, mask;
+  Tensor gq, gk, gv, ggrad, gmask;
+  bool causal = true;
+};
+
+Case contiguous_case(int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D,
+                     bool causal, DType dt, uint64_t seed) {
+  Case c;
+  c.q = random_tensor({B, H, T, D}, seed, dt);
+  c.k = random_tensor({B, Hkv, S, D}, seed + 1, dt);
+  c.v = random_tensor({B, Hkv, S, D}, seed + 2, dt);
+  c.grad = random_tensor({B, H, T, D}, seed + 3, dt);
+  c.gq = gpu(c.q);
+  c.gk = gpu(c.k);
+  c.gv = gpu(c.v);
+  c.ggrad = gpu(c.grad);
+  c.causal = causal;
+  return c;
+}
+
+// Forward against the CPU; backward against the CPU from the CPU's out and lse, so that each
+// kernel is checked on its own.
+void expect_parity(const Case& c) {
+  const double tol = tolerance(c.q.dtype());
+  AttentionOutput cpu = attention_forward(c.q, c.k, c.v, c.causal, c.mask);
+  AttentionOutput cuda = attention_forward(c.gq, c.gk, c.gv, c.causal, c.gmask);
+  ASSERT_TRUE(cuda.out.device().is_cuda());
+  EXPECT_TRUE(close(cuda.out, cpu.out, tol)) << "out";
+  EXPECT_TRUE(close(cuda.lse, cpu.lse, tol)) << "lse";
+  AttentionGrads cg = attention_backward(c.grad, c.q, c.k, c.v, cpu.out, cpu.lse, c.causal, c.mask);
+  AttentionGrads gg = attention_backward(c.ggrad, c.gq, c.gk, c.gv, gpu(cpu.out), gpu(cpu.lse),
+                                         c.causal, c.gmask);
+  EXPECT_TRUE(close(gg.dq, cg.dq, tol)) << "dq";
+  EXPECT_TRUE(close(gg.dk, cg.dk, tol)) << "dk";
+  EXPECT_TRUE(close(gg.dv, cg.dv, tol)) << "dv";
+}
+
+TEST(AttentionCuda, ForwardAndBackwardMatchCpuOverSizes) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 1;
+  int n = 0;
+  for (DType dt : {DType::F32, DType::F64})
+    for (int64_t T : {1, 7, 64, 129, 300})
+      for (int64_t D : {8, 64, 80, 128})
+        for (bool grouped : {false, true}) {
+          // f64 (for gradchecks) on a subset: an odd length and an odd head dim.
+          if (dt == DType::F64 && !((T == 7 || T == 129) && (D == 8 || D == 80))) continue;
+          const int64_t B = grouped ? 3 : 1, Hkv = grouped ? 2 : 4;
+          const bool causal = n++ % 3 != 2;
+          SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " B " << B << " H 4 Hkv " << Hkv
+                                            << " T " << T << " D " << D << " causal " << causal);
+          expect_parity(contiguous_case(B, 4, Hkv, T, T, D, causal, dt, seed));
+          seed += 4;
+        }
+}
+
+TEST(AttentionCuda, MasksKeysBeforeQueriesAndRowsThatSeeNoKey) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    {
+      SCOPED_TRACE("padding mask, S > T");
+      Case c = contiguous_case(2, 4, 2, 5, 41, 16, true, dt, 100);
+      c.mask = zeros({2, 1, 1, 41}, dt);
+      c.mask.select(0, 1).select(2, 1).fill_(-INFINITY);
+      c.gmask = gpu(c.mask);
+      expect_parity(c);
+    }
+    {
+      SCOPED_TRACE("S < T: the first 7 rows see no key");
+      expect_parity(contiguous_case(1, 2, 1, 40, 33, 8, true, dt, 200));
+    }
+    {
+      SCOPED_TRACE("full additive mask, one row masked out entirely, not causal");
+      Case c = contiguous_case(2, 2, 2, 37, 70, 24, false, dt, 300);
+      c.mask = random_tensor({2, 2, 37, 70}, 304, dt);
+      c.mask.select(0, 1).select(0, 0).select(0, 3).fill_(-INFINITY);
+      c.gmask = gpu(c.mask);
+      expect_parity(c);
+    }
+  }
+}
+
+TEST(AttentionCuda, NonContiguousInputs) {
+  SKIP_WITHOUT_GPU();
+  const int64_t B = 2, H = 4, Hkv = 2, T = 67, D = 40;
+  Tensor q_base = random_tensor({B, T, H, D}, 400, DType::F32);
+  Tensor k_base = random_tensor({B, Hkv, T, D + 5}, 401, DType::F32);
+  Tensor v_base = random_tensor({B, Hkv, D, T}, 402, DType::F32);
+  Tensor g_base = random_tensor({B, T, H, D}, 403, DType::F32);
+  Case c;
+  c.q = q_base.transpose(1, 2);        // heads interleaved: read in place
+  c.k = k_base.narrow(3, 2, D);        // padded rows: read in place
+  c.v = v_base.transpose(2, 3);        // stride S along D: copied first
+  c.grad = g_base.transpose(1, 2);
+  c.gq = same_view(c.q, gpu(q_base));
+  c.gk = same_view(c.k, gpu(k_base));
+  c.gv = same_view(c.v, gpu(v_base));
+  c.ggrad = same_view(c.grad, gpu(g_base));
+  expect_parity(c);
+}
+
+TEST(AttentionCuda, BackwardIsBitIdenticalRunToRun) {
+  SKIP_WITHOUT_GPU();
+  Case c = contiguous_case(3, 4, 2, 300, 300, 64, true, DType::F32, 500);
+  AttentionOutput f1 = attention_forward(c.gq, c.gk, c.gv, true);
+  AttentionOutput f2 = attention_forward(c.gq, c.gk, c.gv, true);
+  EXPECT_EQ(f1.out.to_vector<double>(), f2.out.to_vector<double>());
+  EXPECT_EQ(f1.lse.to_vector<double>(), f2.lse.to_vector<double>());
+  AttentionGrads a = attention_backward(c.ggrad, c.gq, c.gk, c.gv, f1.out, f1.lse, true);
+  AttentionGrads b = attention_backward(c.ggrad, c.gq, c.gk, c.gv, f1.out, f1.lse, true);
+  EXPECT_EQ(a.dq.to_vector<double>(), b.dq.to_vector<double>());
+  EXPECT_EQ(a.dk.to_vector<double>(), b.dk.to_vector<double>());
+  EXPECT_EQ(a.dv.to_vector<double>(), b.dv.to_vector<double>());
+}
+
+TEST(AttentionCuda, GradientsThroughAutogradMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor q = random_tensor({1, 2, 9, 8}, 600), k = random_tensor({1, 1, 9, 8}, 601);
+  Tensor v = random_tensor({1, 1, 9, 8}, 602), w = random_tensor({1, 2, 9, 8}, 603);
+  std::vector<Variable> cpu{Variable(q, true), Variable(k, true), Variable(v, true)};
+  std::vector<Variable> cuda{Variable(gpu(q), true), Variable(gpu(k), true),
+                             Variable(gpu(v), true)};
+  sum(mul(scaled_dot_product_attention(cpu[0], cpu[1], cpu[2]), Variable(w))).backward();
+  sum(mul(scaled_dot_product_attention(cuda[0], cuda[1], cuda[2]), Variable(gpu(w)))).backward();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(close(cuda[i].grad(), cpu[i].grad(), 1e-10)) << i;
+}
+
+TEST(AttentionCuda, HeadDimAbove128IsRejected) {
+  SKIP_WITHOUT_GPU();
+  Tensor q = gpu(random_tensor({1, 1, 4, 129}, 700, DType::F32));
+  testing::expect_error([&] { attention_forward(q, q, q, true); }, "head dims up to 128, got 129");
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -44,7 +44,8 @@ int run_training_benchmark(const po::variables_map& vm) {
       config, vm["steps"].as<int64_t>(), vm["warmup"].as<int64_t>());
   std::cout << "seconds per step (median of " << r.steps << "): " << r.seconds_per_step << "\n"
             << "achieved: " << r.gflops << " GFLOP/s (6 x active params x tokens + attention)\n"
-            << "f32 GEMM rate of this machine, same run: " << r.gemm_gflops << " GFLOP/s\n"
+            << "f32 GEMM rate of " << Device::select(config.train.device).str()
+            << ", same run: " << r.gemm_gflops << " GFLOP/s\n"
             << "ratio to GEMM: " << r.gemm_ratio() << "\n"
             << "tokens_per_s=" << r.tokens_per_s << "\n";
   return 0;

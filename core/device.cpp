@@ -40,4 +40,21 @@ int cuda_device_count() {
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
+Device Device::select(const std::string& s) {
+  if (s == "auto") return cuda_available() ? cuda(0) : cpu();
+  const Device d = parse(s);
+  MOEGRAD_CHECK(d.is_cpu() || d.index < cuda_device_count(), "device ", s,
+                ": no such CUDA device (", built_with_cuda() ? "" : "this build has no CUDA; ",
+                cuda_device_count(), " present)");
+  return d;
+}
+
+void synchronize(Device device) {
+#ifdef MOEGRAD_WITH_CUDA
+  if (device.is_cuda()) cuda::synchronize(device.index);
+#else
+  (void)device;
+#endif
+}
+
 }  // namespace moegrad

@@ -19,11 +19,17 @@ struct Device {
   std::string str() const;  // "cpu", "cuda:0"
   // Parses "cpu", "cuda", "cuda:N"; throws on anything else.
   static Device parse(const std::string& s);
+  // As parse(), plus "auto": the first CUDA device when one is present, else the CPU. A CUDA
+  // device must exist; the error says whether the build has CUDA and how many devices it sees.
+  static Device select(const std::string& s);
 };
 
 // True when this build has the CUDA backend and a CUDA device is present and usable.
 bool cuda_available();
 int cuda_device_count();
 bool built_with_cuda();
+// Waits until the device has finished its queued work (nothing to wait for on the CPU): for
+// timing.
+void synchronize(Device device);
 
 }  // namespace moegrad

@@ -33,14 +33,16 @@ double training_flops_per_token(const OlmoeConfig& c, int64_t seq_len) {
          12.0 * double(c.num_hidden_layers) * double(seq_len) * double(c.hidden_size);
 }
 
-double measure_gemm_gflops(int64_t n, int repeats) {
+double measure_gemm_gflops(Device device, int64_t n, int repeats) {
   Generator gen(7);
-  Tensor a = randn({n, n}, gen), b = randn({n, n}, gen);
-  matmul(a, b);  // warm: threads, pages
+  Tensor a = randn({n, n}, gen, DType::F32, device), b = randn({n, n}, gen, DType::F32, device);
+  matmul(a, b);  // warm: threads, pages, cuBLAS's handle
   double best = 1e30;
   for (int i = 0; i < repeats; ++i) {
+    synchronize(device);
     const auto t0 = std::chrono::steady_clock::now();
     Tensor c = matmul(a, b);
+    synchronize(device);
     best = std::min(best, seconds_since(t0));
   }
   return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
@@ -56,6 +58,8 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   init.gen = &gen;
   init.std = mc.initializer_range;
   OlmoeForCausalLM model(mc, init);
+  const Device device = Device::select(config.train.device);
+  model.to(device);
   const NamedParameters params = model.named_parameters();
   const FreezeMask mask = FreezeMask::build(parse_freeze_rules(config.freeze.rules), params);
   mask.apply(params);
@@ -69,7 +73,8 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
     std::vector<data::Batch> out;
     for (int64_t i = 0; i < t.grad_accum; ++i) {
       data::Batch b;
-      b.input_ids = randint(0, mc.vocab_size, {t.batch_size, config.data.seq_len}, data_gen);
+      b.input_ids =
+          randint(0, mc.vocab_size, {t.batch_size, config.data.seq_len}, data_gen).to(device);
       b.languages.assign(size_t(t.batch_size), "random");
       out.push_back(std::move(b));
     }
@@ -79,8 +84,10 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   std::vector<double> times;
   for (int64_t i = 0; i < steps; ++i) {
     std::vector<data::Batch> batches = micro_batches();
+    synchronize(device);
     const auto t0 = std::chrono::steady_clock::now();
     train_step(model, optimizer, batches, options);
+    synchronize(device);
     times.push_back(seconds_since(t0));
   }
   std::sort(times.begin(), times.end());
@@ -90,7 +97,7 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   r.seconds_per_step = times[times.size() / 2];
   r.tokens_per_s = double(r.tokens_per_step) / r.seconds_per_step;
   r.gflops = r.tokens_per_s * training_flops_per_token(mc, config.data.seq_len) / 1e9;
-  r.gemm_gflops = measure_gemm_gflops();
+  r.gemm_gflops = measure_gemm_gflops(device);
   return r;
 }
 

@@ -1,9 +1,10 @@
 // The training benchmark of `moegrad bench --config`: full optimizer steps (forward, backward,
-// AdamW over what the [freeze] rules train) of the config's model on random tokens, against the
-// f32 GEMM rate measured in the same run.
+// AdamW over what the [freeze] rules train) of the config's model on random tokens, on
+// train.device, against the f32 GEMM rate of that device measured in the same run.
 #pragma once
 #include <cstdint>
 
+#include "core/device.h"
 #include "nn/olmoe_config.h"
 #include "train/config.h"
 
@@ -29,7 +30,8 @@ struct BenchmarkResult {
 BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
                                        int64_t warmup = 2);
 
-// Best rate of an n x n x n f32 matmul (moegrad's, i.e. the BLAS it calls), in GFLOP/s.
-double measure_gemm_gflops(int64_t n = 1024, int repeats = 5);
+// Best rate of an n x n x n f32 matmul on `device` (moegrad's, i.e. the BLAS or cuBLAS it
+// calls), in GFLOP/s.
+double measure_gemm_gflops(Device device, int64_t n = 1024, int repeats = 5);
 
 }  // namespace moegrad::train

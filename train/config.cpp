@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace moegrad::train {
@@ -83,7 +84,8 @@ void visit(C& c, F&& f) {
     "load-balancing loss: hf (transformers', pooled over layers) or megablocks (per layer)");
   f("train.z_coef", t.z_coef, "weight of the router z-loss; 0: none");
   f("train.seed", t.seed, "seed of the data order");
-  f("train.device", t.device, "cpu (cuda arrives with the CUDA backend)");
+  f("train.device", t.device,
+    "cpu, cuda, cuda:N, or auto (the first GPU when one is present, else cpu)");
   f("train.precision", t.precision, "f32 (bf16 arrives with the CUDA backend)");
 
   f("freeze.restrict_router", c.freeze.restrict_router,
@@ -159,8 +161,11 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   check(t.z_coef >= 0, c, "train.z_coef", "must be >= 0");
   check(t.lb_kind == "hf" || t.lb_kind == "megablocks", c, "train.lb_kind",
         "'" + t.lb_kind + "' is not hf or megablocks");
-  check(t.device == "cpu" || t.device == "auto", c, "train.device",
-        "'" + t.device + "': only cpu (or auto) trains today; the CUDA training path is not built yet");
+  try {
+    Device::select(t.device);
+  } catch (const Error& e) {
+    throw Error(c.source + ": train.device: " + e.what() + " (cpu, cuda, cuda:N or auto)");
+  }
   check(t.precision == "f32", c, "train.precision",
         "'" + t.precision + "': only f32 trains today (bf16 needs the CUDA backend)");
   check(c.data.seq_len >= 2, c, "data.seq_len", "must be at least 2");

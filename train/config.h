@@ -52,7 +52,7 @@ struct TrainSection {
   // AdamW parameter groups, "PATTERN [lr_scale=X] [weight_decay=Y]"; the first match wins.
   std::vector<std::string> groups;
   uint64_t seed = 0;  // data order
-  std::string device = "cpu";
+  std::string device = "auto";
   std::string precision = "f32";
 };
 

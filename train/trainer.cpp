@@ -49,10 +49,10 @@ std::map<std::string, std::string> ini_entries(const std::string& text) {
 }
 
 // Keys a resumed run may change: its length, learning-rate schedule and clipping (to recover
-// from a divergence), and how it evaluates, logs and checkpoints. The rest (model, data,
+// from a divergence), its device, and how it evaluates, logs and checkpoints. The rest (model, data,
 // batch shape, mask, losses) would make the run another experiment.
 bool may_change_on_resume(const std::string& key) {
-  static const char* const kKeys[] = {"train.steps",         "train.lr",
+  static const char* const kKeys[] = {"train.steps",         "train.lr",         "train.device",
                                       "train.schedule",      "train.warmup_steps",
                                       "train.warmup_start",  "train.alpha_f",
                                       "train.decay_fraction", "train.clip",
@@ -80,7 +80,10 @@ std::vector<std::string> shard_languages(const std::string& dir) {
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
-    : config_(std::move(config)), callbacks_(std::move(callbacks)), run_dir_(config_.run_dir()) {
+    : config_(std::move(config)),
+      device_(Device::select(config_.train.device)),
+      callbacks_(std::move(callbacks)),
+      run_dir_(config_.run_dir()) {
   check_run_dir(resume);
   fs::create_directories(fs::path(run_dir_) / "checkpoints");
   log_.open(fs::path(run_dir_) / "train.log", resume ? std::ios::app : std::ios::trunc);
@@ -100,6 +103,7 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
       model_ = std::make_unique<OlmoeForCausalLM>(config_.model.config, init);
       say("model: new, seed " + std::to_string(config_.model.seed));
     }
+    model_->to(device_);
     const NamedParameters params = model_->named_parameters();
     mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
     mask_.apply(params);
@@ -164,6 +168,7 @@ void Trainer::resume_from_checkpoint() {
   MOEGRAD_CHECK(!latest.empty(), "--resume: ", run_dir_, "/checkpoints holds no checkpoint");
   Checkpoint ck = load_checkpoint(latest);
   model_ = std::move(ck.model);
+  model_->to(device_);
   const json& state = ck.state;
   MOEGRAD_CHECK(state.contains("freeze_mask") && state.contains("loader") &&
                     state.contains("optimizer_step"),
@@ -276,7 +281,8 @@ std::map<std::string, LanguageEval> Trainer::evaluate() {
     int64_t rows = 0, bytes = 0;
     for (int64_t i = 0; i < batches; ++i) {
       data::Batch b = loader.next();
-      for (double l : sequence_losses(model_->forward(b.input_ids).hidden.data(), b.input_ids)) {
+      const Tensor on_device = b.input_ids.to(device_);
+      for (double l : sequence_losses(model_->forward(on_device).hidden.data(), on_device)) {
         sum += l;
         ++rows;
       }
@@ -331,7 +337,10 @@ void Trainer::run() {
   set_training_hooks(true);
   while (step_ < t.steps) {
     std::vector<data::Batch> micro;
-    for (int64_t i = 0; i < t.grad_accum; ++i) micro.push_back(loader_->next());
+    for (int64_t i = 0; i < t.grad_accum; ++i) {
+      micro.push_back(loader_->next());
+      micro.back().input_ids = micro.back().input_ids.to(device_);
+    }
     options.lr = learning_rate(schedule, step_ + 1);
     const auto t0 = std::chrono::steady_clock::now();
     StepReport r;
@@ -380,6 +389,9 @@ void Trainer::run() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const MemoryStats mem = memory_stats(Device::cpu());
   json summary = {{"steps", step_},
+                  {"device", device_.str()},
+                  {"peak_device_memory_bytes",
+                   device_.is_cuda() ? memory_stats(device_).peak_bytes : int64_t(0)},
                   {"seconds", seconds},
                   {"tokens", tokens},
                   {"tokens_per_s", seconds > 0 ? double(tokens) / seconds : 0.0},

@@ -74,6 +74,7 @@ class Trainer {
   void set_training_hooks(bool training);
 
   TrainConfig config_;
+  Device device_;  // train.device, resolved
   TrainerCallbacks callbacks_;
   std::string run_dir_;
   std::unique_ptr<OlmoeForCausalLM> model_;

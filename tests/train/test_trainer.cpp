@@ -256,6 +256,10 @@ TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
                         "warmup_steps 7 exceeds total_steps 6");
   testing::expect_error([&] { load_config(good, {"--train.schedule=linear"}); },
                         "linear");
+  testing::expect_error([&] { load_config(good, {"--train.device=tpu"}); },
+                        "train.device: invalid device 'tpu'");
+  testing::expect_error([&] { load_config(good, {"--train.device=cuda:99"}); },
+                        "train.device: device cuda:99: no such CUDA device");
   testing::expect_error(
       [&] { Trainer(load_config(good, {"--data.languages=de,fr"}), false); },
       "no shard for 'fr'");

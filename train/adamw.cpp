@@ -51,6 +51,8 @@ AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions option
 
 void AdamW::step(double lr) {
   MOEGRAD_CHECK(std::isfinite(lr) && lr >= 0, "AdamW.step: lr must be finite and >= 0, got ", lr);
+  // Every update of the step in one call: on a GPU one launch for all contiguous pieces.
+  std::vector<AdamWTensors> updates;
   for (Slot& s : slots_) {
     const Tensor& grad = s.param.grad();
     if (!grad.defined()) continue;
@@ -60,18 +62,18 @@ void AdamW::step(double lr) {
     ++s.steps;
     const double group_lr = lr * s.lr_scale;
     if (s.runs.empty()) {
-      adamw_step(data, grad, s.exp_avg, s.exp_avg_sq, group_lr, options_.beta1, options_.beta2,
-                 options_.eps, s.weight_decay, s.steps);
+      updates.push_back({data, grad, s.exp_avg, s.exp_avg_sq, group_lr, s.weight_decay, s.steps});
       continue;
     }
     int64_t at = 0;  // the run's first row in the state
     for (const auto& [first, count] : s.runs) {
-      adamw_step(data.narrow(0, first, count), grad.narrow(0, first, count),
-                 s.exp_avg.narrow(0, at, count), s.exp_avg_sq.narrow(0, at, count), group_lr,
-                 options_.beta1, options_.beta2, options_.eps, s.weight_decay, s.steps);
+      updates.push_back({data.narrow(0, first, count), grad.narrow(0, first, count),
+                         s.exp_avg.narrow(0, at, count), s.exp_avg_sq.narrow(0, at, count),
+                         group_lr, s.weight_decay, s.steps});
       at += count;
     }
   }
+  adamw_step_multi(updates, options_.beta1, options_.beta2, options_.eps);
   ++step_count_;
 }
 

@@ -42,8 +42,7 @@ struct AdamWTensors {
 // adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose four
 // tensors are contiguous is updated by ONE kernel launch (per dtype); the others fall back to a
 // launch each. Entries must share one device and must not overlap one another. train::AdamW
-// still calls adamw_step per parameter (and per run of trained rows); switching it to this call
-// turns its hundreds of launches per step into one.
+// makes one such call per step (a piece per parameter, or per run of trained rows).
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
                       double eps);
 

@@ -43,18 +43,15 @@ po::options_description demo_options(DemoOptions& o) {
 }
 
 Device pick_device(const std::string& name) {
-  if (name == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();
-  Device device;
-  try {
-    device = Device::parse(name);
-  } catch (const Error&) {
-    throw UsageError("demo", "invalid value '" + name +
-                                 "' for option '--device': expected cpu, cuda, cuda:N or auto");
+  if (name != "auto") {
+    try {
+      Device::parse(name);
+    } catch (const Error&) {
+      throw UsageError("demo", "invalid value '" + name +
+                                   "' for option '--device': expected cpu, cuda, cuda:N or auto");
+    }
   }
-  MOEGRAD_CHECK(!device.is_cuda() || device.index < cuda_device_count(), "demo: --device ", name,
-                ": no such CUDA device (", built_with_cuda() ? "" : "this build has no CUDA; ",
-                cuda_device_count(), " present)");
-  return device;
+  return Device::select(name);
 }
 
 }  // namespace

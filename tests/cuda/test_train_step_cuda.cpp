@@ -25,12 +25,12 @@ OlmoeConfig tiny_config() {
   return c;
 }
 
-struct Run {
+struct StepsRun {
   std::vector<StepStats> stats;
   std::vector<std::pair<std::string, Tensor>> params;  // on the CPU, after the steps
 };
 
-Run train_steps(Device device, const std::vector<std::string>& rules, int steps) {
+StepsRun train_steps(Device device, const std::vector<std::string>& rules, int steps) {
   Generator gen(5);
   InitOptions init;
   init.gen = &gen;
@@ -46,7 +46,7 @@ Run train_steps(Device device, const std::vector<std::string>& rules, int steps)
   options.loss_weights.hf_load_balancing = 0.01;
   options.loss_weights.z_loss = 0.001;
   Generator data(9);
-  Run run;
+  StepsRun run;
   for (int s = 0; s < steps; ++s) {
     std::vector<data::Batch> micro(2);
     for (data::Batch& b : micro) {
@@ -59,7 +59,7 @@ Run train_steps(Device device, const std::vector<std::string>& rules, int steps)
   return run;
 }
 
-void expect_runs_close(const Run& gpu, const Run& cpu, double tol) {
+void expect_runs_close(const StepsRun& gpu, const StepsRun& cpu, double tol) {
   ASSERT_EQ(gpu.stats.size(), cpu.stats.size());
   for (size_t s = 0; s < cpu.stats.size(); ++s) {
     EXPECT_NEAR(gpu.stats[s].loss, cpu.stats[s].loss, tol * std::abs(cpu.stats[s].loss)) << s;
@@ -83,9 +83,9 @@ TEST(TrainStepCuda, ThreeStepsMatchTheCpu) {
 TEST(TrainStepCuda, AMaskedStepMatchesTheCpuAndLeavesFrozenWeightsAlone) {
   SKIP_WITHOUT_GPU();
   const std::vector<std::string> rules = {"experts -1:1,2", "train model.layers.1.mlp.gate.weight"};
-  const Run gpu = train_steps(Device::cuda(), rules, 2);
+  const StepsRun gpu = train_steps(Device::cuda(), rules, 2);
   expect_runs_close(gpu, train_steps(Device::cpu(), rules, 2), 1e-4);
-  const Run untouched = train_steps(Device::cuda(), rules, 0);
+  const StepsRun untouched = train_steps(Device::cuda(), rules, 0);
   for (size_t i = 0; i < gpu.params.size(); ++i) {
     const std::string& name = gpu.params[i].first;
     if (name.find("layers.1.mlp.experts.1.") != std::string::npos ||
@@ -99,7 +99,7 @@ TEST(TrainStepCuda, AMaskedStepMatchesTheCpuAndLeavesFrozenWeightsAlone) {
 
 TEST(TrainStepCuda, IsBitIdenticalRunToRun) {
   SKIP_WITHOUT_GPU();
-  const Run a = train_steps(Device::cuda(), {}, 2), b = train_steps(Device::cuda(), {}, 2);
+  const StepsRun a = train_steps(Device::cuda(), {}, 2), b = train_steps(Device::cuda(), {}, 2);
   for (size_t s = 0; s < a.stats.size(); ++s) EXPECT_EQ(a.stats[s].loss, b.stats[s].loss);
   for (size_t i = 0; i < a.params.size(); ++i)
     EXPECT_EQ(a.params[i].second.to_vector<float>(), b.params[i].second.to_vector<float>())

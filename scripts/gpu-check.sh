@@ -78,6 +78,14 @@ if [[ -n "$SANITIZER" ]]; then
   timeout 1200 "$SANITIZER" --tool memcheck "$BUILD/tests/test_cuda" >"$LOGS/memcheck.log" 2>&1 ||
     echo "gpu-check: memcheck exited non-zero (see $LOGS/memcheck.log)"
   tail -n 3 "$LOGS/memcheck.log"
+  # A short training run (one step of tiny.cfg on the GPU) under memcheck and racecheck.
+  for tool in memcheck racecheck; do
+    echo "gpu-check: $tool on one training step of experiments/bench/tiny.cfg"
+    timeout 1200 "$SANITIZER" --tool $tool "$BUILD/app/moegrad" bench \
+      --config experiments/bench/tiny.cfg --steps 1 --warmup 0 >"$LOGS/train-$tool.log" 2>&1 ||
+      echo "gpu-check: $tool on training exited non-zero (see $LOGS/train-$tool.log)"
+    tail -n 2 "$LOGS/train-$tool.log"
+  done
 else
   echo "gpu-check: compute-sanitizer not found; memcheck skipped"
 fi
@@ -91,6 +99,15 @@ for b in bench_gemm bench_elementwise; do
   else
     echo "gpu-check: $BUILD/bench/$b not built; skipped"
   fi
+done
+
+# Training steps on the GPU (train.device = auto picks it): tokens/s and the GEMM ratio.
+for cfg in experiments/bench/*.cfg; do
+  name=$(basename "$cfg" .cfg)
+  echo "gpu-check: moegrad bench --config $cfg"
+  timeout 1200 "$BUILD/app/moegrad" bench --config "$cfg" --steps 10 >"$LOGS/train-bench-$name.log" 2>&1 ||
+    { echo "gpu-check: training benchmark $name failed (see $LOGS/train-bench-$name.log)"; status=1; }
+  tail -n 3 "$LOGS/train-bench-$name.log"
 done
 
 # ---- report ----

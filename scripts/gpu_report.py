@@ -6,6 +6,7 @@ REPORT, SANITIZER, GIT_COMMIT, GIT_DIRTY. Exits 1 when a test failed, a CUDA tes
 (the GPU was not usable) or memcheck found errors.
 """
 import datetime
+import glob
 import json
 import os
 import platform
@@ -38,16 +39,45 @@ def ctest_results(junit_name):
     return counts
 
 
+def sanitizer_log(log, tool, binary):
+    text = open(log_path(log), errors="replace").read() if os.path.exists(log_path(log)) else ""
+    m = re.search(r"ERROR SUMMARY: (\d+) error", text)
+    result = {"tool": tool, "binary": binary, "errors": int(m.group(1)) if m else None}
+    if m is None:
+        result["note"] = "no ERROR SUMMARY line: %s did not finish (see %s)" % (tool, log)
+    return result
+
+
 def sanitizer_results():
     if not os.environ.get("SANITIZER"):
         return {"ran": False, "reason": "compute-sanitizer not found"}
-    text = open(log_path("memcheck.log"), errors="replace").read()
-    m = re.search(r"ERROR SUMMARY: (\d+) error", text)
-    result = {"ran": True, "tool": "memcheck", "binary": "tests/test_cuda",
-              "errors": int(m.group(1)) if m else None}
-    if m is None:
-        result["note"] = "no ERROR SUMMARY line: memcheck did not finish (see memcheck.log)"
+    result = {"ran": True}
+    result.update(sanitizer_log("memcheck.log", "memcheck", "tests/test_cuda"))
+    result["training"] = [
+        sanitizer_log("train-%s.log" % tool, tool, "moegrad bench --config tiny.cfg (1 step)")
+        for tool in ("memcheck", "racecheck")]
+    # errors: every finding of every run (None when one of them did not finish)
+    counts = [result["errors"]] + [r["errors"] for r in result["training"]]
+    result["errors"] = None if None in counts else sum(counts)
     return result
+
+
+def training_benchmarks():
+    """moegrad bench --config lines: tokens/s, achieved GFLOP/s, GEMM rate and ratio."""
+    out = {}
+    for path in sorted(glob.glob(log_path("train-bench-*.log"))):
+        name = os.path.basename(path)[len("train-bench-"):-len(".log")]
+        text = open(path, errors="replace").read()
+        def number(pattern):
+            m = re.search(pattern, text)
+            return float(m.group(1)) if m else None
+        out[name] = {
+            "tokens_per_s": number(r"tokens_per_s=([0-9.eE+-]+)"),
+            "achieved_gflops": number(r"achieved: ([0-9.eE+-]+) GFLOP/s"),
+            "gemm_gflops": number(r"GEMM rate of [^,]*, same run: ([0-9.eE+-]+)"),
+            "ratio_to_gemm": number(r"ratio to GEMM: ([0-9.eE+-]+)"),
+        }
+    return out
 
 
 def benchmark_results():
@@ -90,6 +120,7 @@ def main():
         "tests": tests,
         "sanitizer": sanitizer,
         "benchmarks": benchmark_results(),
+        "training_benchmarks": training_benchmarks(),
         "ok": tests_ok and sanitizer_ok,
     }
     with open(os.environ["REPORT"], "w") as f:

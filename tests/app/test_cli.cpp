@@ -397,7 +397,7 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
                         "[data]\ntrain = " << (dir / "shards").string()
                      << "\nheldout = " << (dir / "shards").string()
                      << "\ntokenizer = " << kTokenizer << "\nseq_len = 8\n"
-                        "[train]\nsteps = 2\nbatch_size = 2\n"
+                        "[train]\ndevice = cpu\nsteps = 2\nbatch_size = 2\n"
                         "[run]\ndir = " << (dir / "runs").string() << "\nname = t\n";
   CliRun r = moegrad("train --config '" + cfg.string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;

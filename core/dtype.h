@@ -66,6 +66,14 @@ decltype(auto) dispatch_index(DType t, const char* op, Fn&& fn) {
   }
 }
 
+// A float tensor read with an index tensor (cross-entropy's logits and targets, say).
+template <typename Fn>
+decltype(auto) dispatch_float_index(DType f, DType i, const char* op, Fn&& fn) {
+  return dispatch_float(f, op, [&](auto ftag) {
+    return dispatch_index(i, op, [&](auto itag) { return fn(ftag, itag); });
+  });
+}
+
 // The dtypes a sum can be kept in: the compute floats and the index integers (counts).
 template <typename Fn>
 decltype(auto) dispatch_summable(DType t, const char* op, Fn&& fn) {

@@ -10,6 +10,12 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, Device devi
   return randn(shape, gen, dtype, device);
 }
 
+Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+
+Tensor same_view(const Tensor& v, const Tensor& base_gpu) {
+  return base_gpu.as_strided(v.shape(), v.strides(), v.offset());
+}
+
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol,
                                      double rtol) {
   if (actual.shape() != expected.shape()) {

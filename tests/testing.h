@@ -25,6 +25,12 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::F64
 ::testing::AssertionResult grad_ok(const std::function<Variable(const std::vector<Variable>&)>& fn,
                                    const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
 
+// t copied to the first CUDA device.
+Tensor gpu(const Tensor& t);
+// The view of base_gpu with the shape, strides and offset that `v` has in the CPU tensor whose
+// copy base_gpu is (gpu() makes contiguous copies, so a view must be rebuilt on the device).
+Tensor same_view(const Tensor& v, const Tensor& base_gpu);
+
 // The message of the moegrad::Error that f throws, or "no error".
 std::string error_of(const std::function<void()>& f);
 // Fails unless f throws a moegrad::Error whose message contains `needle`.

@@ -76,18 +76,11 @@ void backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
   }
 }
 
-template <typename Fn>
-void dispatch_types(const Tensor& logits, const Tensor& targets, const char* op, Fn&& fn) {
-  dispatch_float(logits.dtype(), op, [&](auto ttag) {
-    dispatch_index(targets.dtype(), op, [&](auto itag) { fn(ttag, itag); });
-  });
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                            const Tensor& targets, int64_t ignore_index, Reduction reduction) {
-  dispatch_types(logits, targets, "cross_entropy", [&](auto ttag, auto itag) {
+  dispatch_float_index(logits.dtype(), targets.dtype(), "cross_entropy", [&](auto ttag, auto itag) {
     forward<typename decltype(ttag)::type, typename decltype(itag)::type>(
         loss, lse, logits, targets, ignore_index, reduction);
   });
@@ -96,7 +89,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& 
 void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
                             const Tensor& targets, const Tensor& lse, int64_t ignore_index,
                             Reduction reduction) {
-  dispatch_types(logits, targets, "cross_entropy_backward", [&](auto ttag, auto itag) {
+  dispatch_float_index(logits.dtype(), targets.dtype(), "cross_entropy_backward", [&](auto ttag, auto itag) {
     backward<typename decltype(ttag)::type, typename decltype(itag)::type>(
         dlogits, grad, logits, targets, lse, ignore_index, reduction);
   });

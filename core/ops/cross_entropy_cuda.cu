@@ -114,13 +114,6 @@ dim3 row_grid(int64_t rows, const char* op) {
   return dim3(unsigned(blocks));
 }
 
-template <typename Fn>
-void dispatch_types(const Tensor& logits, const Tensor& targets, const char* op, Fn&& fn) {
-  dispatch_float(logits.dtype(), op, [&](auto ttag) {
-    dispatch_index(targets.dtype(), op, [&](auto itag) { fn(ttag, itag); });
-  });
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
@@ -130,7 +123,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& 
   const int device = logits.device().index;
   cudaStream_t s = stream(device);
   Tensor row_loss = empty({N}, DType::F64, logits.device());
-  dispatch_types(logits, targets, op, [&](auto ttag, auto itag) {
+  dispatch_float_index(logits.dtype(), targets.dtype(), op, [&](auto ttag, auto itag) {
     using T = typename decltype(ttag)::type;
     using I = typename decltype(itag)::type;
     const T* x = logits.data<T>();
@@ -160,7 +153,7 @@ void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Ten
   if (N == 0 || V == 0) return;
   cudaStream_t s = stream(logits.device().index);
   Tensor scale = empty({}, logits.dtype(), logits.device());
-  dispatch_types(logits, targets, op, [&](auto ttag, auto itag) {
+  dispatch_float_index(logits.dtype(), targets.dtype(), op, [&](auto ttag, auto itag) {
     using T = typename decltype(ttag)::type;
     using I = typename decltype(itag)::type;
     const T* x = logits.data<T>();

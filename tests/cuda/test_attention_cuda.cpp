@@ -11,12 +11,9 @@ namespace {
 
 using testing::random_tensor;
 
-Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+using testing::gpu;
 
-// A CUDA view with the same shape and strides as the CPU view `v` of `base`.
-Tensor same_view(const Tensor& v, const Tensor& base_gpu) {
-  return base_gpu.as_strided(v.shape(), v.strides(), v.offset());
-}
+using testing::same_view;
 
 // max |a - e| / max |e| over the finite entries of e, which a must match exactly where e is
 // infinite (the logsumexp of a row that sees no key): single entries of a gradient can be ~0, so

@@ -7,7 +7,7 @@ namespace {
 
 using testing::random_tensor;
 
-Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+using testing::gpu;
 
 TEST(EmbeddingCuda, ForwardAndBackwardMatchCpu) {
   SKIP_WITHOUT_GPU();

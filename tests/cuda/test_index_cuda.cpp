@@ -13,7 +13,7 @@ Tensor random_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype
   return randint(0, high, shape, gen, dtype);
 }
 
-Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+using testing::gpu;
 
 // Both backends sum in index order, so the results agree bit for bit.
 TEST(IndexCuda, SelectAndGatherMatchCpu) {

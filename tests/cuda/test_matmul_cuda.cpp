@@ -9,12 +9,9 @@ namespace {
 
 using testing::random_tensor;
 
-Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+using testing::gpu;
 
-// A CUDA view with the same shape and strides as the CPU view `v` of `base`.
-Tensor same_view(const Tensor& v, const Tensor& base_gpu) {
-  return base_gpu.as_strided(v.shape(), v.strides(), v.offset());
-}
+using testing::same_view;
 
 // cuBLAS and OpenBLAS sum in different orders, so f32 results agree only to rounding, which
 // grows with K; an element near zero after cancellation needs the absolute part.

@@ -8,6 +8,7 @@
 #include "core/random.h"
 #include "train/adamw.h"
 #include "train/freeze_mask.h"
+#include "train/setup.h"
 #include "train/train_step.h"
 
 namespace moegrad::train {
@@ -53,16 +54,12 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   MOEGRAD_CHECK(config.model.from.empty(), config.source,
                 ": model.from: the benchmark builds a new model from the [model] keys");
   const OlmoeConfig& mc = config.model.config;
-  Generator gen(config.model.seed);
-  InitOptions init;
-  init.gen = &gen;
-  init.std = mc.initializer_range;
-  OlmoeForCausalLM model(mc, init);
+  const std::unique_ptr<OlmoeForCausalLM> owned = new_model(config);
+  OlmoeForCausalLM& model = *owned;
   const Device device = Device::select(config.train.device);
   model.to(device);
   const NamedParameters params = model.named_parameters();
-  const FreezeMask mask = FreezeMask::build(parse_freeze_rules(config.freeze.rules), params);
-  mask.apply(params);
+  const FreezeMask mask = apply_freeze_mask(config, params);
   const TrainSection& t = config.train;
   AdamW optimizer(params, mask, config.adamw(), config.param_groups());
   StepOptions options = step_options(config);

@@ -4,20 +4,20 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
-#include "core/ops/cross_entropy.h"
+#include "core/ops/binary.h"
+#include "core/ops/index.h"
+#include "core/ops/reduce.h"
 #include "train/grad_clip.h"
 
 namespace moegrad::train {
 
 std::vector<double> sequence_losses(const Tensor& logits, const Tensor& input_ids) {
-  const int64_t b = input_ids.size(0), t = input_ids.size(1);
-  std::vector<double> out(static_cast<size_t>(b));
-  for (int64_t i = 0; i < b; ++i) {
-    Tensor row = logits.select(0, i).narrow(0, 0, t - 1);
-    Tensor targets = input_ids.select(0, i).narrow(0, 1, t - 1).contiguous();
-    out[size_t(i)] = cross_entropy(row, targets).item();
-  }
-  return out;
+  // One pass over all rows and one copy to the host: -log p(target) = logsumexp - logit[target].
+  const int64_t t = input_ids.size(1);
+  const Tensor predicting = logits.narrow(1, 0, t - 1);                    // [B, T-1, V]
+  const Tensor targets = input_ids.narrow(1, 1, t - 1).unsqueeze(2);       // [B, T-1, 1]
+  const Tensor picked = gather(predicting, 2, targets).squeeze(2);         // [B, T-1]
+  return mean(logsumexp(predicting, {2}) - picked, {1}).to_vector<double>();
 }
 
 StepOptions step_options(const TrainConfig& config) {

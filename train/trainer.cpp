@@ -15,6 +15,7 @@
 #include "moe/hooks.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
+#include "train/setup.h"
 
 namespace moegrad::train {
 
@@ -96,18 +97,10 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
       model_ = load_olmoe(config_.model.from);
       say("model: " + config_.model.from);
     } else {
-      Generator gen(config_.model.seed);
-      InitOptions init;
-      init.gen = &gen;
-      init.std = config_.model.config.initializer_range;
-      model_ = std::make_unique<OlmoeForCausalLM>(config_.model.config, init);
+      model_ = new_model(config_);
       say("model: new, seed " + std::to_string(config_.model.seed));
     }
-    model_->to(device_);
-    const NamedParameters params = model_->named_parameters();
-    mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
-    mask_.apply(params);
-    optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
+    setup_training();
     setup_data();
   }
   const NamedParameters params = model_->named_parameters();
@@ -168,19 +161,14 @@ void Trainer::resume_from_checkpoint() {
   MOEGRAD_CHECK(!latest.empty(), "--resume: ", run_dir_, "/checkpoints holds no checkpoint");
   Checkpoint ck = load_checkpoint(latest);
   model_ = std::move(ck.model);
-  model_->to(device_);
   const json& state = ck.state;
   MOEGRAD_CHECK(state.contains("freeze_mask") && state.contains("loader") &&
                     state.contains("optimizer_step"),
                 latest, "/trainer_state.json: missing freeze_mask, loader or optimizer_step");
-  const NamedParameters params = model_->named_parameters();
-  mask_ = FreezeMask::build(parse_freeze_rules(config_.freeze.rules), params);
-  const FreezeMask saved = FreezeMask::from_json(state["freeze_mask"]);
-  const std::string diff = mask_.difference(saved);
+  setup_training();
+  const std::string diff = mask_.difference(FreezeMask::from_json(state["freeze_mask"]));
   MOEGRAD_CHECK(diff.empty(), "--resume: the freeze mask of the config differs from the one in ",
                 latest, ": ", diff);
-  mask_.apply(params);
-  optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
   optimizer_->load_state(ck.optimizer_state);
   optimizer_->set_step_count(state["optimizer_step"].get<int64_t>());
   step_ = state["step"].get<int64_t>();
@@ -200,6 +188,13 @@ void Trainer::resume_from_checkpoint() {
   }
   say("resumed from " + latest + " at step " + std::to_string(step_) +
       (resume_changes_.empty() ? "" : "; config changes:" + resume_changes_));
+}
+
+void Trainer::setup_training() {
+  model_->to(device_);
+  const NamedParameters params = model_->named_parameters();
+  mask_ = apply_freeze_mask(config_, params);
+  optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
 }
 
 void Trainer::setup_data() {

@@ -66,6 +66,8 @@ class Trainer {
 
  private:
   void say(const std::string& line);
+  // Moves the model to the device, applies the freeze mask, makes the optimizer.
+  void setup_training();
   void setup_data();
   void check_run_dir(bool resume);
   void resume_from_checkpoint();

@@ -15,6 +15,7 @@
 #include "moe/checkpoint.h"
 #include "tests/testing.h"
 #include "train/checkpoint.h"
+#include "train/setup.h"
 #include "train/trainer.h"
 
 namespace moegrad::train {
@@ -132,12 +133,8 @@ TEST_F(TrainerTest, AMaskTrainsOnlyItsExpertsAndLeavesEverythingElseBitIdentical
       "restrict_router = true\n");
   TrainConfig config = load_config(cfg);
   Trainer trainer(config, false);
-  // The initial weights, from the same seed.
-  Generator gen(config.model.seed);
-  InitOptions init;
-  init.gen = &gen;
-  init.std = config.model.config.initializer_range;
-  OlmoeForCausalLM initial(config.model.config, init);
+  const std::unique_ptr<OlmoeForCausalLM> fresh = new_model(config);  // the same seed
+  const OlmoeForCausalLM& initial = *fresh;
 
   const TrainableCount count = trainer.trainable();
   const int64_t expert = 3 * 8 * 16, router = 4 * 16;

@@ -17,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kBenchmarks[] = {"gemm", "elementwise"};
+const char* const kBenchmarks[] = {"gemm", "elementwise", "attention"};
 
 po::options_description bench_options() {
   po::options_description options("Options");
@@ -47,6 +47,7 @@ int run_training_benchmark(const po::variables_map& vm) {
             << "f32 GEMM rate of " << Device::select(config.train.device).str()
             << ", same run: " << r.gemm_gflops << " GFLOP/s\n"
             << "ratio to GEMM: " << r.gemm_ratio() << "\n"
+            << "peak memory: " << double(r.peak_bytes) / double(1 << 30) << " GiB\n"
             << "tokens_per_s=" << r.tokens_per_s << "\n";
   return 0;
 }

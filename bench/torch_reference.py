@@ -3,11 +3,12 @@
 
 Times the same training step as train/benchmark.cpp on HF transformers' OlmoeForCausalLM of the
 config's shape: zero_grad, forward with labels (CE + lb_coef * HF load-balancing loss pooled over
-layers), backward, global-norm clipping, torch.optim.AdamW; fp32 on the CPU, random tokens, the
-median of the timed steps after the warmup. Prints the same summary lines as moegrad, the last
-one `tokens_per_s=<number>`.
+layers), backward, global-norm clipping, torch.optim.AdamW; fp32 (no TF32) on the CPU or a CUDA
+GPU, eager or torch.compile'd, random tokens, the median of the timed steps after the warmup.
+Prints the same summary lines as moegrad, the last one `tokens_per_s=<number>`.
 
     .venv-bench/bin/python bench/torch_reference.py --config experiments/bench/tiny.cfg --steps 5
+    python3 bench/torch_reference.py --config experiments/bench/medium.cfg --device cuda --compile
 """
 import argparse
 import configparser
@@ -100,14 +101,16 @@ def training_flops_per_token(m, seq_len):
     return 6.0 * active_parameters(m) + 12.0 * m["num_hidden_layers"] * seq_len * m["hidden_size"]
 
 
-def measure_gemm_gflops(torch, n=1024, repeats=5):
+def measure_gemm_gflops(torch, device, sync, n=1024, repeats=5):
     gen = torch.Generator().manual_seed(7)
-    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    a, b = (torch.randn(n, n, generator=gen).to(device) for _ in range(2))
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best / 1e9
 
@@ -127,6 +130,10 @@ def main():
     ap.add_argument("--adamw", choices=["default", "foreach", "fused"], default="default",
                     help="torch.optim.AdamW implementation; default: torch's choice (on the CPU "
                          "a loop over the parameters)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the step runs (cuda: the first GPU)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (the warmup steps include the compilation)")
     args = ap.parse_args()
     if args.steps <= 0 or args.warmup < 0:
         fail("--steps must be positive and --warmup >= 0")
@@ -141,6 +148,13 @@ def main():
 
     torch.set_num_threads(threads)
     torch.manual_seed(m["seed"])
+    if args.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: torch sees no CUDA GPU")
+    device = torch.device(args.device)
+    # moegrad's f32 is IEEE f32; TF32 matmuls would be another precision.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     hf_config = OlmoeConfig(
         vocab_size=m["vocab_size"], hidden_size=m["hidden_size"],
         intermediate_size=m["intermediate_size"], num_hidden_layers=m["num_hidden_layers"],
@@ -157,21 +171,23 @@ def main():
     kwargs = {"attn_implementation": args.attn, "dtype": torch.float32}
     if args.experts != "default":
         kwargs["experts_implementation"] = args.experts
-    model = OlmoeForCausalLM._from_config(hf_config, **kwargs)
+    model = OlmoeForCausalLM._from_config(hf_config, **kwargs).to(device)
     model.train()
     impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[args.adamw]
     optimizer = torch.optim.AdamW(model.parameters(), lr=t["lr"], betas=(t["beta1"], t["beta2"]),
                                   eps=t["eps"], weight_decay=t["weight_decay"], **impl)
+    forward = torch.compile(model) if args.compile else model
     data_gen = torch.Generator().manual_seed(t["seed"])
 
     def micro_batches():
-        return [torch.randint(0, m["vocab_size"], (t["batch_size"], seq_len), generator=data_gen)
+        return [torch.randint(0, m["vocab_size"], (t["batch_size"], seq_len),
+                              generator=data_gen).to(device)
                 for _ in range(t["grad_accum"])]
 
     def step(batches):
         optimizer.zero_grad(set_to_none=True)
         for ids in batches:
-            out = model(input_ids=ids, labels=ids)
+            out = forward(input_ids=ids, labels=ids)
             loss = out.loss
             if t["z_coef"] != 0:  # ST-MoE router z-loss, as moe/losses.h: mean over layers
                 z = torch.stack([torch.logsumexp(g, dim=-1).square().mean()
@@ -189,26 +205,32 @@ def main():
           f"{t['grad_accum'] * t['batch_size']} x {seq_len} tokens per step)")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} threads, attention {model.config._attn_implementation}, "
-          f"experts {model.config._experts_implementation}, AdamW {args.adamw}")
+          f"experts {model.config._experts_implementation}, AdamW {args.adamw}, "
+          f"device {args.device}{', torch.compile' if args.compile else ', eager'}")
     print(f"active parameters per token: {active_parameters(m)}")
     sys.stdout.flush()
 
     for _ in range(args.warmup):
         step(micro_batches())
+    sync()
     times = []
     for _ in range(args.steps):
         batches = micro_batches()
+        sync()
         t0 = time.perf_counter()
         step(batches)
+        sync()
         times.append(time.perf_counter() - t0)
     times.sort()
     seconds = times[len(times) // 2]
     tokens_per_s = tokens_per_step / seconds
     gflops = tokens_per_s * training_flops_per_token(m, seq_len) / 1e9
-    gemm = measure_gemm_gflops(torch)
+    gemm = measure_gemm_gflops(torch, device, sync)
     print(f"seconds per step (median of {args.steps}): {seconds:.6g}")
     print(f"achieved: {gflops:.6g} GFLOP/s (6 x active params x tokens + attention)")
-    print(f"f32 GEMM rate of this machine, same run: {gemm:.6g} GFLOP/s")
+    print(f"f32 GEMM rate of {args.device}, same run: {gemm:.6g} GFLOP/s")
+    if args.device == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.3f} GiB")
     print(f"ratio to GEMM: {gflops / gemm:.6g}")
     print(f"tokens_per_s={tokens_per_s:.6g}")
 

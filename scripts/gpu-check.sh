@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: builds moegrad with CUDA into build-gpu/, runs the CUDA
-# tests and then the whole suite, runs compute-sanitizer's memcheck over test_cuda (when
-# compute-sanitizer is installed) and the benchmarks (when built), and writes one JSON report.
+# On a machine with an NVIDIA GPU: builds moegrad with CUDA into build-gpu/ (or takes the
+# programs from a bundle made by scripts/gpu-bundle.sh, for a machine that can install
+# nothing), runs the CUDA tests and then the whole suite, compute-sanitizer's memcheck over
+# test_cuda and memcheck + racecheck over one training step (when compute-sanitizer is
+# installed), the benchmarks, and writes one JSON report.
 # Not part of scripts/test.sh: CI has no GPU.
 #
-# Usage: scripts/gpu-check.sh [--out FILE] [--arch SM] [--skip-build]
-#   --out FILE    report path (default: $OUT/gpu-report.json when $OUT is set, else
-#                 bench/results/gpu-report-<date>.json)
-#   --arch SM     CMAKE_CUDA_ARCHITECTURES (default: 90, the H100)
-#   --skip-build  use build-gpu/ as it is
+# Usage: scripts/gpu-check.sh [--out FILE] [--arch SM] [--skip-build] [--bundle FILE]
+#                             [--step-timeout S]
+#   --out FILE         report path (default: $OUT/gpu-report.json when $OUT is set, else
+#                      bench/results/gpu-report-<date>.json)
+#   --arch SM          CMAKE_CUDA_ARCHITECTURES (default: 90, the H100)
+#   --skip-build       use build-gpu/ as it is
+#   --bundle FILE      use the programs of a gpu-bundle.sh tarball; the CPU-only suite is
+#                      not run (it is not in the bundle, and CI runs it)
+#   --step-timeout S   seconds each test, sanitizer or benchmark run may take (default 1200)
 # Exits 1, saying why, when there is no GPU or no CUDA build; once the tests have run it
 # always writes the report, and exits 1 when a test or benchmark failed or memcheck found errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu-check: $*" >&2; exit 1; }
 
-REPORT="" ARCH=90 SKIP_BUILD=0
+REPORT="" ARCH=90 SKIP_BUILD=0 BUNDLE="" STEP_TIMEOUT=1200
 while (($#)); do
   case "$1" in
     --out) [[ $# -ge 2 ]] || die "--out needs a file"; REPORT=$2; shift 2 ;;
     --arch) [[ $# -ge 2 ]] || die "--arch needs a value"; ARCH=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
+    --bundle) [[ $# -ge 2 ]] || die "--bundle needs a file"; BUNDLE=$2; shift 2 ;;
+    --step-timeout) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] ||
+      die "--step-timeout needs a positive number of seconds"; STEP_TIMEOUT=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -42,12 +51,26 @@ GPU_QUERY=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&
   die "no usable NVIDIA GPU: nvidia-smi failed: $GPU_QUERY"
 [[ -n "$GPU_QUERY" ]] || die "no NVIDIA GPU: nvidia-smi lists no device"
 export PATH="$PATH:/usr/local/cuda/bin"
-command -v nvcc >/dev/null ||
-  die "nvcc not found (on PATH or in /usr/local/cuda/bin): install the CUDA toolkit"
-NVCC_VERSION=$(nvcc --version | grep -i release | sed 's/.*release //')
+BUILD=build-gpu
+if [[ -n "$BUNDLE" ]]; then
+  [[ -f "$BUNDLE" ]] || die "--bundle $BUNDLE: no such file"
+  BUILD=build-gpu-bundle
+  rm -rf "$BUILD" && mkdir -p "$BUILD"
+  tar -C "$BUILD" -xJf "$BUNDLE" || die "--bundle $BUNDLE: not a gpu-bundle.sh tarball"
+  for f in commit arch nvcc tests/test_cuda app/moegrad; do
+    [[ -e $BUILD/$f ]] || die "--bundle $BUNDLE: no $f in it (make it with scripts/gpu-bundle.sh)"
+  done
+  SKIP_BUILD=1 ARCH=$(<"$BUILD/arch") NVCC_VERSION="$(<"$BUILD/nvcc") (bundle)"
+  GIT_COMMIT=$(<"$BUILD/commit")
+  export LD_LIBRARY_PATH="$ROOT/$BUILD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+  command -v nvcc >/dev/null ||
+    die "nvcc not found (on PATH or in /usr/local/cuda/bin): install the CUDA toolkit"
+  NVCC_VERSION=$(nvcc --version | grep -i release | sed 's/.*release //')
+  GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+fi
 echo "gpu-check: $GPU_QUERY; nvcc $NVCC_VERSION"
 
-BUILD=build-gpu
 LOGS="${OUT:+$OUT/gpu-check-logs}"
 LOGS="${LOGS:-$ROOT/$BUILD/gpu-check-logs}"
 mkdir -p "$LOGS"
@@ -65,23 +88,34 @@ grep -q '^cuda built: *yes' "$LOGS/info.log" || die "$BUILD was built without CU
 grep -q '^cuda devices: *[1-9]' "$LOGS/info.log" || die "the CUDA runtime sees no device (driver problem?)"
 
 # ---- tests: the CUDA ones first, then everything ----
-status=0
-ctest --test-dir $BUILD -L cuda --no-tests=error --output-on-failure -j4 --timeout 600 \
-  --output-junit "$LOGS/ctest-cuda.xml" 2>&1 | tee "$LOGS/ctest-cuda.log" || status=1
-ctest --test-dir $BUILD --output-on-failure -j4 --timeout 600 \
-  --output-junit "$LOGS/ctest-all.xml" 2>&1 | tee "$LOGS/ctest-all.log" || status=1
+status=0 ALL_TESTS=1
+if [[ -n "$BUNDLE" ]]; then
+  # The bundle holds test programs, not ctest's files (they name this machine's paths).
+  ALL_TESTS=0
+  timeout "$STEP_TIMEOUT" "$BUILD/tests/test_cuda" --gtest_output="xml:$LOGS/ctest-cuda.xml" 2>&1 |
+    tee "$LOGS/ctest-cuda.log" || status=1
+else
+  ctest --test-dir $BUILD -L cuda --no-tests=error --output-on-failure -j4 --timeout "$STEP_TIMEOUT" \
+    --output-junit "$LOGS/ctest-cuda.xml" 2>&1 | tee "$LOGS/ctest-cuda.log" || status=1
+  ctest --test-dir $BUILD --output-on-failure -j4 --timeout "$STEP_TIMEOUT" \
+    --output-junit "$LOGS/ctest-all.xml" 2>&1 | tee "$LOGS/ctest-all.log" || status=1
+fi
 
 # ---- compute-sanitizer ----
 SANITIZER=$(command -v compute-sanitizer || true)
 if [[ -n "$SANITIZER" ]]; then
   echo "gpu-check: $SANITIZER --tool memcheck $BUILD/tests/test_cuda"
-  timeout 1200 "$SANITIZER" --tool memcheck "$BUILD/tests/test_cuda" >"$LOGS/memcheck.log" 2>&1 ||
+  timeout "$STEP_TIMEOUT" "$SANITIZER" --tool memcheck "$BUILD/tests/test_cuda" >"$LOGS/memcheck.log" 2>&1 ||
     echo "gpu-check: memcheck exited non-zero (see $LOGS/memcheck.log)"
   tail -n 3 "$LOGS/memcheck.log"
   # A short training run (one step of tiny.cfg on the GPU) under memcheck and racecheck.
+  # racecheck looks at shared memory only, and instrumenting cuBLAS's kernels for it takes
+  # minutes a step: it checks moegrad's own kernels.
   for tool in memcheck racecheck; do
+    filter=()
+    [[ $tool == racecheck ]] && filter=(--kernel-name kns=moegrad)
     echo "gpu-check: $tool on one training step of experiments/bench/tiny.cfg"
-    timeout 1200 "$SANITIZER" --tool $tool "$BUILD/app/moegrad" bench \
+    timeout "$STEP_TIMEOUT" "$SANITIZER" --tool $tool "${filter[@]}" "$BUILD/app/moegrad" bench \
       --config experiments/bench/tiny.cfg --steps 1 --warmup 0 >"$LOGS/train-$tool.log" 2>&1 ||
       echo "gpu-check: $tool on training exited non-zero (see $LOGS/train-$tool.log)"
     tail -n 2 "$LOGS/train-$tool.log"
@@ -90,11 +124,11 @@ else
   echo "gpu-check: compute-sanitizer not found; memcheck skipped"
 fi
 
-# ---- benchmarks ----
-for b in bench_gemm bench_elementwise; do
+# ---- benchmarks (the GPU ones: the CPU figures belong to bench/README.md's CPU runs) ----
+for b in bench_gemm bench_elementwise bench_attention; do
   if [[ -x $BUILD/bench/$b ]]; then
     echo "gpu-check: $b"
-    "$BUILD/bench/$b" --benchmark_format=json >"$LOGS/$b.json" 2>"$LOGS/$b.err" ||
+    "$BUILD/bench/$b" --benchmark_filter=^cuda/ --benchmark_format=json >"$LOGS/$b.json" 2>"$LOGS/$b.err" ||
       { echo "gpu-check: $b failed (see $LOGS/$b.err)"; status=1; }
   else
     echo "gpu-check: $BUILD/bench/$b not built; skipped"
@@ -105,14 +139,14 @@ done
 for cfg in experiments/bench/*.cfg; do
   name=$(basename "$cfg" .cfg)
   echo "gpu-check: moegrad bench --config $cfg"
-  timeout 1200 "$BUILD/app/moegrad" bench --config "$cfg" --steps 10 >"$LOGS/train-bench-$name.log" 2>&1 ||
+  timeout "$STEP_TIMEOUT" "$BUILD/app/moegrad" bench --config "$cfg" --steps 10 >"$LOGS/train-bench-$name.log" 2>&1 ||
     { echo "gpu-check: training benchmark $name failed (see $LOGS/train-bench-$name.log)"; status=1; }
   tail -n 3 "$LOGS/train-bench-$name.log"
 done
 
 # ---- report ----
 GPU_QUERY="$GPU_QUERY" NVCC_VERSION="$NVCC_VERSION" ARCH="$ARCH" LOGS="$LOGS" REPORT="$REPORT" \
-  SANITIZER="$SANITIZER" GIT_COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-  GIT_DIRTY="$(git status --porcelain 2>/dev/null | grep -q . && echo true || echo false)" \
+  SANITIZER="$SANITIZER" GIT_COMMIT="$GIT_COMMIT" \
+  ALL_TESTS=$ALL_TESTS GIT_DIRTY="$(git status --porcelain 2>/dev/null | grep -q . && echo true || echo false)" \
   python3 scripts/gpu_report.py || status=1
 exit $status

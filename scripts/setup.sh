@@ -5,6 +5,7 @@
 #   MOEGRAD_BUILD_DIR   build folder, relative to the repository root (default: build)
 #   MOEGRAD_BUILD_TYPE  CMAKE_BUILD_TYPE (default: Release)
 #   MOEGRAD_CMAKE_ARGS  extra configure arguments, e.g. "-DMOEGRAD_CUDA=OFF"
+#   MOEGRAD_BUILD_TARGETS  targets to build, separated by spaces (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,4 +48,6 @@ GENERATOR=()
 [[ -f "$BUILD_DIR/CMakeCache.txt" ]] || GENERATOR=(-G Ninja)
 # shellcheck disable=SC2086  # MOEGRAD_CMAKE_ARGS is a list of arguments
 cmake -S . -B "$BUILD_DIR" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${MOEGRAD_CMAKE_ARGS:-}
-cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+TARGETS=()
+for t in ${MOEGRAD_BUILD_TARGETS:-}; do TARGETS+=(--target "$t"); done
+cmake --build "$BUILD_DIR" --parallel "$(nproc)" "${TARGETS[@]}"

@@ -65,6 +65,7 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   StepOptions options = step_options(config);
   options.language_losses = false;
 
+  reset_peak_memory(device);
   Generator data_gen(config.train.seed);
   auto micro_batches = [&] {
     std::vector<data::Batch> out;
@@ -94,6 +95,7 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   r.seconds_per_step = times[times.size() / 2];
   r.tokens_per_s = double(r.tokens_per_step) / r.seconds_per_step;
   r.gflops = r.tokens_per_s * training_flops_per_token(mc, config.data.seq_len) / 1e9;
+  r.peak_bytes = memory_stats(device).peak_bytes;
   r.gemm_gflops = measure_gemm_gflops(device);
   return r;
 }

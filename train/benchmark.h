@@ -23,6 +23,7 @@ struct BenchmarkResult {
   double tokens_per_s = 0;
   double gflops = 0;       // achieved model GFLOP/s
   double gemm_gflops = 0;  // f32 GEMM rate of this machine, same run
+  int64_t peak_bytes = 0;  // high-water mark of moegrad's allocations on the device over the steps
   double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
 };
 

@@ -3,6 +3,7 @@
 #include <climits>
 #include <vector>
 
+#include "core/cuda/rounding.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/adamw.h"
 #include "core/ops/unary_op.h"
@@ -22,13 +23,13 @@ Coeffs<T> make_coeffs(double decay, double beta1, double beta2, double eps, doub
   return {T(decay), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(step_size), T(bc2_sqrt)};
 }
 
-// One element, in the CPU backend's order. Both kernels inline this one function, so a tensor
-// gets the same bits from the per-tensor and the multi-tensor launch.
+// One element, in the CPU backend's order and roundings (no fma: see rounding.cuh), so a tensor
+// gets the CPU's bits, from the per-tensor and the multi-tensor launch alike.
 template <typename T>
 __device__ __forceinline__ void update(T& p, T g, T& m, T& v, const Coeffs<T>& c) {
-  m = m + c.w1 * (g - m);
-  v = v * c.b2 + c.w2 * g * g;
-  p = p * c.decay - c.step_size * (m / (math::sqrt(v) / c.bc2 + c.eps));
+  m = m + mul_rn(c.w1, g - m);
+  v = mul_rn(v, c.b2) + mul_rn(mul_rn(c.w2, g), g);
+  p = mul_rn(p, c.decay) - mul_rn(c.step_size, m / (math::sqrt(v) / c.bc2 + c.eps));
 }
 
 template <typename T>

@@ -4,17 +4,13 @@
 #include <climits>
 #include <type_traits>
 
+#include "core/cuda/rounding.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/reduce_cuda.cuh"
 #include "core/ops/rmsnorm.h"
 
 namespace moegrad::cuda {
 namespace {
-
-// nvcc contracts a * b - c * d into an fma; the CPU build (ISO C++, no fp contraction) does not.
-// Products rounded on their own keep the two backends' elementwise results bit for bit alike.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 
 // kThreads threads (a warp, or the whole block for long rows) per row, the row statistic summed
 // in f64 like the CPU.

@@ -1,15 +1,11 @@
 #include <cuda_runtime.h>
 
+#include "core/cuda/rounding.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/rope.h"
 
 namespace moegrad::cuda {
 namespace {
-
-// nvcc contracts a * b - c * d into an fma; the CPU build (ISO C++, no fp contraction) does not.
-// Products rounded on their own give the CPU's bits.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 
 // One thread per rotated pair (x[..., t, i], x[..., t, i + D/2]). Operand offsets: 0 the low
 // element of x, 1 the low element of out, 2 the (t, i) entry of the tables.

@@ -225,7 +225,8 @@ def main():
     seconds = times[len(times) // 2]
     tokens_per_s = tokens_per_step / seconds
     gflops = tokens_per_s * training_flops_per_token(m, seq_len) / 1e9
-    gemm = measure_gemm_gflops(torch, device, sync)
+    # The same reference sizes as train/benchmark.cpp: 4096^3 fills a GPU, 1024^3 does not.
+    gemm = measure_gemm_gflops(torch, device, sync, n=4096 if args.device == "cuda" else 1024)
     print(f"seconds per step (median of {args.steps}): {seconds:.6g}")
     print(f"achieved: {gflops:.6g} GFLOP/s (6 x active params x tokens + attention)")
     print(f"f32 GEMM rate of {args.device}, same run: {gemm:.6g} GFLOP/s")

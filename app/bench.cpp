@@ -47,7 +47,7 @@ int run_training_benchmark(const po::variables_map& vm) {
             << "f32 GEMM rate of " << Device::select(config.train.device).str()
             << ", same run: " << r.gemm_gflops << " GFLOP/s\n"
             << "ratio to GEMM: " << r.gemm_ratio() << "\n"
-            << "peak memory: " << double(r.peak_bytes) / double(1 << 30) << " GiB\n"
+            << "peak memory: " << memory_breakdown(r.memory.at_peak) << "\n"
             << "tokens_per_s=" << r.tokens_per_s << "\n";
   return 0;
 }

@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/variable.h"
 #include "core/ops/binary.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -31,6 +32,7 @@ void accumulate_leaf(VariableImpl& leaf, const Tensor& grad) {
   if (leaf.grad.defined()) {
     add_(leaf.grad, g);
   } else {
+    MemoryCategoryScope gradients(MemoryCategory::Gradients);
     Tensor c = g.contiguous();
     leaf.grad = c.shares_storage(g) ? g.clone() : c;
   }

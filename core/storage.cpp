@@ -2,12 +2,18 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <iterator>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -58,7 +64,7 @@ class HostAllocator final : public Allocator {
     }
     if (p == nullptr) {
       p = std::aligned_alloc(align, size);
-      MOEGRAD_CHECK(p != nullptr, "out of host memory: failed to allocate ", nbytes, " bytes");
+      if (p == nullptr) throw OutOfMemory("the system has no more memory to give (aligned_alloc failed)");
       if (align == kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
     }
     if (size >= kLargeBlock) {
@@ -114,7 +120,132 @@ HostAllocator& host_allocator() {
   return *host;
 }
 
+thread_local MemoryCategory current_category = MemoryCategory::Activations;
+
+// The by-category accounts of one device, and its limit.
+class CategoryAccounts {
+ public:
+  // Counts `n` more bytes of `c`, unless that passes the limit: then returns false.
+  bool reserve(MemoryCategory c, int64_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (r_.limit > 0 && r_.total() + n > r_.limit) return false;
+    add(c, n);
+    return true;
+  }
+  void release(MemoryCategory c, int64_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r_.current[size_t(c)] -= n;
+  }
+  void move(MemoryCategory from, MemoryCategory to, int64_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r_.current[size_t(from)] -= n;
+    add(to, n);
+  }
+  MemoryReport report() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return r_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r_.peak = r_.current;
+    r_.at_peak = r_.current;
+    r_.peak_total = r_.total();
+  }
+  void set_limit(int64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r_.limit = bytes;
+  }
+
+ private:
+  void add(MemoryCategory c, int64_t n) {
+    int64_t& now = r_.current[size_t(c)];
+    now += n;
+    r_.peak[size_t(c)] = std::max(r_.peak[size_t(c)], now);
+    const int64_t total = r_.total();
+    if (total > r_.peak_total) {
+      r_.peak_total = total;
+      r_.at_peak = r_.current;
+    }
+  }
+
+  std::mutex mutex_;
+  MemoryReport r_;
+};
+
+CategoryAccounts& accounts(Device device) {
+  // Never destroyed, like the allocators: storages may be freed after main returns.
+  static std::mutex mutex;
+  static auto* cpu = new CategoryAccounts();
+  static auto* cuda = new std::vector<std::unique_ptr<CategoryAccounts>>();
+  if (device.is_cpu()) return *cpu;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cuda->size() <= size_t(device.index)) cuda->resize(size_t(device.index) + 1);
+  auto& a = (*cuda)[size_t(device.index)];
+  if (!a) a = std::make_unique<CategoryAccounts>();
+  return *a;
+}
+
+std::string format_bytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  size_t u = 0;
+  while (std::abs(v) >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+std::string out_of_memory(Device device, size_t nbytes, MemoryCategory category,
+                          const std::string& why) {
+  const MemoryReport r = accounts(device).report();
+  return detail::concat("out of memory on ", device.str(), ": tried to allocate ",
+                        format_bytes(int64_t(nbytes)), " for ", memory_category_name(category),
+                        " with ", memory_breakdown(r.current), " in use; ", why);
+}
+
 }  // namespace
+
+const char* memory_category_name(MemoryCategory category) {
+  switch (category) {
+    case MemoryCategory::Weights: return "weights";
+    case MemoryCategory::Gradients: return "gradients";
+    case MemoryCategory::OptimizerState: return "optimizer state";
+    case MemoryCategory::Activations: return "activations";
+  }
+  return "?";
+}
+
+MemoryCategoryScope::MemoryCategoryScope(MemoryCategory category) : previous_(current_category) {
+  current_category = category;
+}
+MemoryCategoryScope::~MemoryCategoryScope() { current_category = previous_; }
+
+int64_t MemoryReport::total() const {
+  int64_t sum = 0;
+  for (int64_t b : current) sum += b;
+  return sum;
+}
+
+MemoryReport memory_report(Device device) { return accounts(device).report(); }
+
+std::string memory_breakdown(const std::array<int64_t, kMemoryCategories>& bytes) {
+  int64_t total = 0;
+  std::string parts;
+  for (size_t c = 0; c < kMemoryCategories; ++c) {
+    total += bytes[c];
+    parts += (c ? ", " : "") + std::string(memory_category_name(MemoryCategory(c))) + " " +
+             format_bytes(bytes[c]);
+  }
+  return format_bytes(total) + " (" + parts + ")";
+}
+
+void set_memory_limit(Device device, int64_t bytes) {
+  MOEGRAD_CHECK(bytes >= 0, "set_memory_limit: bytes must be >= 0 (0: no limit), got ", bytes);
+  accounts(device).set_limit(bytes);
+}
 
 Allocator& allocator_for(Device device) {
   if (device.is_cpu()) return host_allocator();
@@ -136,6 +267,7 @@ MemoryStats memory_stats(Device device) {
 }
 
 void reset_peak_memory(Device device) {
+  accounts(device).reset_peak();
   if (device.is_cpu()) {
     host_allocator().reset_peak();
     return;
@@ -146,15 +278,34 @@ void reset_peak_memory(Device device) {
 }
 
 Storage::Storage(size_t nbytes, Device device)
-    : nbytes_(nbytes), device_(device), allocator_(&allocator_for(device)) {
-  data_ = allocator_->allocate(nbytes);
+    : nbytes_(nbytes), device_(device), category_(current_category) {
+  Allocator& allocator = allocator_for(device);
+  CategoryAccounts& acc = accounts(device);
+  if (!acc.reserve(category_, int64_t(nbytes)))
+    throw OutOfMemory(out_of_memory(
+        device, nbytes, category_,
+        "the memory limit set for " + device.str() + " is " + format_bytes(acc.report().limit)));
+  try {
+    data_ = allocator.allocate(nbytes);
+  } catch (const OutOfMemory& e) {
+    acc.release(category_, int64_t(nbytes));
+    throw OutOfMemory(out_of_memory(device, nbytes, category_, e.what()));
+  }
+  allocator_ = &allocator;
 }
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
     : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
 
+void Storage::set_category(MemoryCategory category) {
+  if (category == category_) return;
+  if (allocator_) accounts(device_).move(category_, category, int64_t(nbytes_));
+  category_ = category;
+}
+
 Storage::~Storage() {
   if (allocator_) {
+    accounts(device_).release(category_, int64_t(nbytes_));
     allocator_->deallocate(data_, nbytes_);
   } else if (release_) {
     release_();

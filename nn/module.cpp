@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/storage.h"
 #include "core/tensor.h"
 
 namespace moegrad {
@@ -16,6 +17,7 @@ Variable Module::register_parameter(const std::string& name, Tensor init) {
   check_name("register_parameter", name);
   for (const auto& [n, p] : params_)
     MOEGRAD_CHECK(n != name, "Module::register_parameter: '", name, "' is already registered");
+  if (init.storage()) init.storage()->set_category(MemoryCategory::Weights);
   Variable v(std::move(init), true);
   params_.emplace_back(name, v);
   return v;
@@ -92,6 +94,7 @@ void Module::to(Device device) const {
   // Keyed by the old storages themselves: holding them to the end, no freed address can be
   // taken for one still to move.
   std::map<std::shared_ptr<Storage>, std::shared_ptr<Storage>> moved;
+  MemoryCategoryScope weights(MemoryCategory::Weights);
   for (auto& [n, p] : named_parameters()) {
     Variable v = p;
     v.zero_grad();

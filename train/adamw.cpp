@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/ops/adamw.h"
+#include "core/storage.h"
 #include "train/glob.h"
 
 namespace moegrad::train {
@@ -43,6 +44,7 @@ AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions option
       s.runs = row_runs(m.rows);
       shape[0] = int64_t(m.rows.size());
     }
+    MemoryCategoryScope state(MemoryCategory::OptimizerState);
     s.exp_avg = zeros(shape, p.dtype(), p.device());
     s.exp_avg_sq = zeros(shape, p.dtype(), p.device());
     slots_.push_back(std::move(s));

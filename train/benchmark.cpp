@@ -57,6 +57,8 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   const std::unique_ptr<OlmoeForCausalLM> owned = new_model(config);
   OlmoeForCausalLM& model = *owned;
   const Device device = Device::select(config.train.device);
+  set_memory_limit(device, config.train.memory_limit_bytes());
+  reset_peak_memory(device);
   model.to(device);
   const NamedParameters params = model.named_parameters();
   const FreezeMask mask = apply_freeze_mask(config, params);
@@ -65,7 +67,6 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   StepOptions options = step_options(config);
   options.language_losses = false;
 
-  reset_peak_memory(device);
   Generator data_gen(config.train.seed);
   auto micro_batches = [&] {
     std::vector<data::Batch> out;
@@ -95,7 +96,7 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   r.seconds_per_step = times[times.size() / 2];
   r.tokens_per_s = double(r.tokens_per_step) / r.seconds_per_step;
   r.gflops = r.tokens_per_s * training_flops_per_token(mc, config.data.seq_len) / 1e9;
-  r.peak_bytes = memory_stats(device).peak_bytes;
+  r.memory = memory_report(device);
   // 1024^3 is a fraction of a GPU's rate (30 of its 52 TFLOP/s on an H100): there the
   // reference is a GEMM that fills the chip.
   r.gemm_gflops = measure_gemm_gflops(device, device.is_cuda() ? 4096 : 1024);

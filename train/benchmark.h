@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/storage.h"
 #include "nn/olmoe_config.h"
 #include "train/config.h"
 
@@ -23,7 +24,7 @@ struct BenchmarkResult {
   double tokens_per_s = 0;
   double gflops = 0;       // achieved model GFLOP/s
   double gemm_gflops = 0;  // f32 GEMM rate of this machine, same run
-  int64_t peak_bytes = 0;  // high-water mark of moegrad's allocations on the device over the steps
+  MemoryReport memory;     // the device's, peaks over the steps (warmup included)
   double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
 };
 

@@ -1,5 +1,7 @@
 #include "train/config.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -87,6 +89,9 @@ void visit(C& c, F&& f) {
   f("train.device", t.device,
     "cpu, cuda, cuda:N, or auto (the first GPU when one is present, else cpu)");
   f("train.precision", t.precision, "f32 (bf16 arrives with the CUDA backend)");
+  f("train.memory_limit", t.memory_limit,
+    "fail allocations past this much memory on the device, as a smaller device would "
+    "(e.g. 40GiB, 512MiB, 2e9; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); 0: no limit");
 
   f("freeze.restrict_router", c.freeze.restrict_router,
     "while training, layers with trained experts route only among them (-inf logits for the "
@@ -165,6 +170,11 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
     Device::select(t.device);
   } catch (const Error& e) {
     throw Error(c.source + ": train.device: " + e.what() + " (cpu, cuda, cuda:N or auto)");
+  }
+  try {
+    t.memory_limit_bytes();
+  } catch (const Error& e) {
+    throw Error(c.source + ": train.memory_limit: " + e.what());
   }
   check(t.precision == "f32", c, "train.precision",
         "'" + t.precision + "': only f32 trains today (bf16 needs the CUDA backend)");
@@ -297,6 +307,26 @@ std::vector<std::pair<std::string, double>> TrainConfig::language_weights() cons
     out.emplace_back(item.substr(0, colon), w);
   }
   return out;
+}
+
+int64_t TrainSection::memory_limit_bytes() const {
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},         {"B", 1},           {"KiB", 0x1p10}, {"MiB", 0x1p20}, {"GiB", 0x1p30},
+      {"TiB", 0x1p40}, {"KB", 1e3},        {"MB", 1e6},     {"GB", 1e9},     {"TB", 1e12}};
+  const char* text = memory_limit.c_str();
+  char* end = nullptr;
+  const double number = std::strtod(text, &end);
+  std::string unit(end);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+  for (const auto& [name, scale] : kUnits) {
+    if (end == text || unit != name) continue;
+    const double bytes = number * scale;
+    MOEGRAD_CHECK(std::isfinite(bytes) && bytes >= 0 && bytes < 0x1p62, "'", memory_limit,
+                  "' is not a size from 0 bytes to 4 EiB");
+    return int64_t(bytes);
+  }
+  throw Error("'" + memory_limit +
+              "' is not a size (a number and a unit: B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,

@@ -54,6 +54,10 @@ struct TrainSection {
   uint64_t seed = 0;  // data order
   std::string device = "auto";
   std::string precision = "f32";
+  // "40GiB", "512MiB", "2e9" bytes: allocations that would take the device past it fail, as on
+  // a device of that size; "0": no limit beyond the device's own.
+  std::string memory_limit = "0";
+  int64_t memory_limit_bytes() const;  // memory_limit in bytes (0: none); throws when malformed
 };
 
 struct FreezeSection {

@@ -50,10 +50,11 @@ std::map<std::string, std::string> ini_entries(const std::string& text) {
 }
 
 // Keys a resumed run may change: its length, learning-rate schedule and clipping (to recover
-// from a divergence), its device, and how it evaluates, logs and checkpoints. The rest (model, data,
+// from a divergence), its device and memory limit, and how it evaluates, logs and checkpoints. The rest (model, data,
 // batch shape, mask, losses) would make the run another experiment.
 bool may_change_on_resume(const std::string& key) {
   static const char* const kKeys[] = {"train.steps",         "train.lr",         "train.device",
+                                      "train.memory_limit",
                                       "train.schedule",      "train.warmup_steps",
                                       "train.warmup_start",  "train.alpha_f",
                                       "train.decay_fraction", "train.clip",
@@ -86,6 +87,8 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
       callbacks_(std::move(callbacks)),
       run_dir_(config_.run_dir()) {
   check_run_dir(resume);
+  set_memory_limit(device_, config_.train.memory_limit_bytes());
+  reset_peak_memory(device_);
   fs::create_directories(fs::path(run_dir_) / "checkpoints");
   log_.open(fs::path(run_dir_) / "train.log", resume ? std::ios::app : std::ios::trunc);
   MOEGRAD_CHECK(log_, "cannot write ", (fs::path(run_dir_) / "train.log").string());
@@ -383,10 +386,13 @@ void Trainer::run() {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const MemoryStats mem = memory_stats(Device::cpu());
+  const MemoryReport device_mem = memory_report(device_);
+  json peak = {{"total", device_mem.peak_total}};
+  for (size_t c = 0; c < kMemoryCategories; ++c)
+    peak[memory_category_name(MemoryCategory(c))] = device_mem.at_peak[c];
   json summary = {{"steps", step_},
                   {"device", device_.str()},
-                  {"peak_device_memory_bytes",
-                   device_.is_cuda() ? memory_stats(device_).peak_bytes : int64_t(0)},
+                  {"peak_device_memory", peak},
                   {"seconds", seconds},
                   {"tokens", tokens},
                   {"tokens_per_s", seconds > 0 ? double(tokens) / seconds : 0.0},
@@ -394,8 +400,8 @@ void Trainer::run() {
                   {"trainable", trainable().trainable},
                   {"total", trainable().total}};
   write_file(fs::path(run_dir_) / "summary.json", summary.dump(2) + "\n");
-  say("model: " + (fs::path(run_dir_) / "model").string() + "; peak host memory " +
-      std::to_string(mem.peak_bytes >> 20) + " MiB");
+  say("model: " + (fs::path(run_dir_) / "model").string() + "; peak memory on " +
+      device_.str() + ": " + memory_breakdown(device_mem.at_peak));
 }
 
 }  // namespace moegrad::train

@@ -47,9 +47,9 @@ class CachingAllocator final : public Allocator {
     }
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();
-      throw Error(detail::concat("CUDA out of memory on cuda:", device_, ": tried to allocate ",
-                                 nbytes, " bytes with ", stats_.allocated,
-                                 " bytes in use by tensors"));
+      throw OutOfMemory(detail::concat(
+          "cudaMalloc of ", size, " bytes failed with the allocator's cache returned to the driver (",
+          stats_.reserved, " bytes still reserved: ", stats_.allocated, " held by tensors)"));
     }
     MOEGRAD_CUDA_CHECK(err);
     stats_.reserved += size;

@@ -415,6 +415,14 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
       EXPECT_NEAR(e["ppl"].get<double>(), std::exp(e["loss"].get<double>()), 1e-9 * e["ppl"].get<double>());
     }
   }
+  {
+    // Peak memory by category: the model's weights, the gradients and Adam moments of a step.
+    std::ifstream in(dir / "runs" / "t" / "summary.json");
+    const nlohmann::json peak = nlohmann::json::parse(in)["peak_device_memory"];
+    for (const char* c : {"weights", "gradients", "optimizer state", "activations"})
+      EXPECT_GT(peak[c].get<int64_t>(), 0) << c << ": " << peak.dump();
+    EXPECT_GE(peak["total"].get<int64_t>(), 4 * peak["weights"].get<int64_t>()) << peak.dump();
+  }
   // Continuing to more steps picks up from the checkpoint of step 2.
   r = moegrad("train --config '" + cfg.string() + "' --resume --train.steps=3");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -423,6 +431,15 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
   r = moegrad("train --config '" + cfg.string() + "'");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "already holds a run")) << r.output;
+
+  // A run that does not fit its memory stops saying what it asked for and what is in use.
+  r = moegrad("train --config '" + cfg.string() + "' --run.name=oom --train.memory_limit=100KiB");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "out of memory on cpu: tried to allocate ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "the memory limit set for cpu is 100.00 KiB")) << r.output;
+  r = moegrad("train --config '" + cfg.string() + "' --run.name=oom2 --train.memory_limit=lots");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "train.memory_limit: 'lots' is not a size")) << r.output;
 
   r = moegrad("train --config '" + cfg.string() + "' --train.lrr=1");
   EXPECT_EQ(r.status, 1) << r.output;

@@ -42,6 +42,90 @@ TEST(MemoryStats, WrappedMemoryIsNotCounted) {
   EXPECT_EQ(memory_stats(Device::cpu()).current_bytes, current);
 }
 
+int64_t category_bytes(MemoryCategory c) {
+  return memory_report(Device::cpu()).current[size_t(c)];
+}
+
+TEST(MemoryCategories, ScopesFileNewStoragesAndSetCategoryRefilesThem) {
+  const int64_t act = category_bytes(MemoryCategory::Activations);
+  const int64_t grads = category_bytes(MemoryCategory::Gradients);
+  const int64_t weights = category_bytes(MemoryCategory::Weights);
+  Tensor a = empty({1000}, DType::F32);  // outside any scope: activations
+  EXPECT_EQ(a.storage()->category(), MemoryCategory::Activations);
+  EXPECT_EQ(category_bytes(MemoryCategory::Activations), act + 4000);
+  {
+    MemoryCategoryScope outer(MemoryCategory::Gradients);
+    Tensor g = empty({500}, DType::F64);
+    {
+      MemoryCategoryScope inner(MemoryCategory::OptimizerState);
+      EXPECT_EQ(empty({1}).storage()->category(), MemoryCategory::OptimizerState);
+    }
+    EXPECT_EQ(g.storage()->category(), MemoryCategory::Gradients);
+    EXPECT_EQ(category_bytes(MemoryCategory::Gradients), grads + 4000);
+  }
+  EXPECT_EQ(category_bytes(MemoryCategory::Gradients), grads);  // freed with its tensor
+  EXPECT_EQ(empty({1}).storage()->category(), MemoryCategory::Activations);  // scopes ended
+
+  a.storage()->set_category(MemoryCategory::Weights);
+  EXPECT_EQ(category_bytes(MemoryCategory::Activations), act);
+  EXPECT_EQ(category_bytes(MemoryCategory::Weights), weights + 4000);
+  a = Tensor();
+  EXPECT_EQ(category_bytes(MemoryCategory::Weights), weights);
+}
+
+TEST(MemoryCategories, ThePeakRemembersWhatWasInMemoryAtTheTop) {
+  const Device cpu = Device::cpu();
+  reset_peak_memory(cpu);
+  const MemoryReport base = memory_report(cpu);
+  Tensor w = empty({1 << 18}, DType::F32);  // 1 MiB
+  w.storage()->set_category(MemoryCategory::Weights);
+  { Tensor act = empty({1 << 19}, DType::F32); }  // 2 MiB at the top, then gone
+  Tensor small = empty({1 << 10}, DType::F32);
+  const MemoryReport r = memory_report(cpu);
+  EXPECT_EQ(r.peak_total, base.total() + 3 * (1 << 20));
+  EXPECT_EQ(r.at_peak[size_t(MemoryCategory::Activations)],
+            base.current[size_t(MemoryCategory::Activations)] + 2 * (1 << 20));
+  EXPECT_EQ(r.at_peak[size_t(MemoryCategory::Weights)],
+            base.current[size_t(MemoryCategory::Weights)] + (1 << 20));
+  EXPECT_EQ(r.peak[size_t(MemoryCategory::Activations)],
+            base.current[size_t(MemoryCategory::Activations)] + 2 * (1 << 20));
+  EXPECT_EQ(r.current[size_t(MemoryCategory::Activations)],
+            base.current[size_t(MemoryCategory::Activations)] + 4096);
+}
+
+TEST(MemoryCategories, AnAllocationPastTheLimitFailsNamingWhatIsInUse) {
+  const Device cpu = Device::cpu();
+  const int64_t in_use = memory_report(cpu).total();
+  set_memory_limit(cpu, in_use + (1 << 20));
+  std::string message;
+  {
+    Tensor fits = empty({1 << 17}, DType::F32);  // 512 KiB: fits
+    fits.storage()->set_category(MemoryCategory::Weights);
+    MemoryCategoryScope state(MemoryCategory::OptimizerState);
+    try {
+      empty({1 << 18}, DType::F32);  // 1 MiB more: does not
+    } catch (const OutOfMemory& e) {
+      message = e.what();
+    }
+    EXPECT_EQ(memory_report(cpu).total(), in_use + (1 << 19));  // the failed one is not counted
+  }
+  set_memory_limit(cpu, 0);
+  EXPECT_NE(message.find("out of memory on cpu: tried to allocate 1.00 MiB for optimizer state"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(" in use; the memory limit set for cpu is "), std::string::npos) << message;
+  for (const char* part : {"weights ", "gradients ", "optimizer state ", "activations "})
+    EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
+  EXPECT_NO_THROW(empty({1 << 18}, DType::F32));  // no limit any more
+  EXPECT_THROW(set_memory_limit(cpu, -1), Error);
+}
+
+TEST(MemoryCategories, BreakdownNamesEveryCategoryWithItsSize) {
+  EXPECT_EQ(memory_breakdown({int64_t(3) << 30, 0, 1536, 100}),
+            "3.00 GiB (weights 3.00 GiB, gradients 0 B, optimizer state 1.50 KiB, activations "
+            "100 B)");
+}
+
 TEST(MemoryStats, CudaReportsTheCachingAllocator) {
   SKIP_WITHOUT_GPU();
   const Device gpu = Device::cuda();

@@ -126,20 +126,5 @@ TEST(MemoryCategories, BreakdownNamesEveryCategoryWithItsSize) {
             "100 B)");
 }
 
-TEST(MemoryStats, CudaReportsTheCachingAllocator) {
-  SKIP_WITHOUT_GPU();
-  const Device gpu = Device::cuda();
-  reset_peak_memory(gpu);
-  const MemoryStats before = memory_stats(gpu);
-  const int64_t bytes = int64_t(sizeof(float)) << 20;
-  {
-    Tensor t = empty({1 << 20}, DType::F32, gpu);
-    EXPECT_GE(memory_stats(gpu).current_bytes, before.current_bytes + bytes);
-  }
-  const MemoryStats after = memory_stats(gpu);
-  EXPECT_EQ(after.current_bytes, before.current_bytes);
-  EXPECT_GE(after.peak_bytes, before.current_bytes + bytes);
-}
-
 }  // namespace
 }  // namespace moegrad

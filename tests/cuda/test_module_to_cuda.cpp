@@ -3,6 +3,7 @@
 #include "autograd/ops.h"
 #include "moe/experts.h"
 #include "nn/linear.h"
+#include "tests/nn/param_gradcheck.h"
 #include "tests/testing.h"
 
 namespace moegrad {

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -376,6 +377,16 @@ void TokenShard::copy_tokens(int64_t begin, int64_t count, int32_t* out) const {
   }
   const uint8_t* p = impl_->tokens + 2 * begin;
   for (int64_t i = 0; i < count; ++i) out[i] = int32_t(load<uint16_t>(p + 2 * i));
+}
+
+std::vector<std::string> shard_languages(const std::string& dir) {
+  namespace fs = std::filesystem;
+  MOEGRAD_CHECK(fs::is_directory(dir), dir, " is not a folder of token shards");
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".shard") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace moegrad::data

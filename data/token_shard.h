@@ -91,4 +91,8 @@ class TokenShard {
   std::shared_ptr<const Impl> impl_;
 };
 
+// The languages of the <LANG>.shard files in `dir` (as `moegrad data build` writes them),
+// sorted; throws naming the folder when it is not one.
+std::vector<std::string> shard_languages(const std::string& dir);
+
 }  // namespace moegrad::data

@@ -71,13 +71,6 @@ std::string read_file(const fs::path& path) {
   return os.str();
 }
 
-std::vector<std::string> shard_languages(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".shard") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 }  // namespace
 
@@ -203,7 +196,7 @@ void Trainer::setup_training() {
 void Trainer::setup_data() {
   const DataSection& d = config_.data;
   std::vector<std::string> languages = config_.language_list();
-  if (languages.empty()) languages = shard_languages(d.train);
+  if (languages.empty()) languages = data::shard_languages(d.train);
   MOEGRAD_CHECK(!languages.empty(), config_.source, ": data.train: ", d.train,
                 " holds no <lang>.shard files (build them with 'moegrad data build')");
   std::vector<data::TokenShard> shards;
@@ -236,7 +229,7 @@ void Trainer::setup_data() {
 
   heldout_shards_.clear();
   if (!d.heldout.empty())
-    for (const std::string& lang : shard_languages(d.heldout))
+    for (const std::string& lang : data::shard_languages(d.heldout))
       heldout_shards_[lang] = (fs::path(d.heldout) / (lang + ".shard")).string();
 }
 

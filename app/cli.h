@@ -53,5 +53,7 @@ int run_data(const Args& args);
 std::string data_usage();
 int run_train(const Args& args);
 std::string train_usage();
+int run_analyze(const Args& args);
+std::string analyze_usage();
 
 }  // namespace moegrad::app

@@ -15,7 +15,7 @@ const Command kCommands[] = {
      info_usage},
     {"demo", "fit a linear model by gradient descent with moegrad's autograd", run_demo,
      demo_usage},
-    {"bench", "run a benchmark program of this build tree (gemm, elementwise)", run_bench,
+    {"bench", "training steps of a config, or a benchmark program (gemm, elementwise, attention)", run_bench,
      bench_usage},
     {"inspect", "parameter counts of an OLMoE checkpoint: total, active per token, by kind and layer",
      run_inspect, inspect_usage},
@@ -24,6 +24,8 @@ const Command kCommands[] = {
     {"data", "build token shards, train a tokenizer, inspect shards", run_data, data_usage},
     {"train", "train or continue an OLMoE model from an experiment config", run_train,
      train_usage},
+    {"analyze", "routing statistics of a model on held-out shards: usage, entropy, divergence, "
+     "specialised and shared experts", run_analyze, analyze_usage},
 };
 
 const Command* find_command(const std::string& name) {

@@ -49,12 +49,6 @@ void fsync_path(const fs::path& p) {
   MOEGRAD_CHECK(rc == 0, "cannot sync '", p.string(), "'");
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // Renames a finished temporary directory over `target` (replacing an older one of the same
 // name) and makes the rename durable.
 void publish(const fs::path& tmp, const fs::path& target) {
@@ -111,7 +105,7 @@ std::string save_checkpoint(const std::string& checkpoints_dir, int64_t step,
     files[name] = {{"bytes", fs::file_size(e.path())}, {"fnv1a64", hex64(fnv1a64_file(e.path()))}};
   }
   full["files"] = files;
-  write_text(tmp / kStateFile, full.dump(2) + "\n");
+  write_file_atomically((tmp / kStateFile).string(), full.dump(2) + "\n");
   publish(tmp, target);
   return target.string();
 }

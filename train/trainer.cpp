@@ -24,12 +24,6 @@ using json = nlohmann::json;
 
 namespace {
 
-void write_file(const fs::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // "section.key" -> value of an INI text written by to_ini.
 std::map<std::string, std::string> ini_entries(const std::string& text) {
   std::map<std::string, std::string> out;
@@ -102,15 +96,15 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
   const NamedParameters params = model_->named_parameters();
   say(mask_.summary(params));
   const TrainableCount count = trainable();
-  write_file(fs::path(run_dir_) / "trainable.json",
-             json{{"trainable", count.trainable},
-                  {"total", count.total},
-                  {"percent", count.percent()},
-                  {"optimizer_state_bytes", optimizer_->state_bytes()},
-                  {"mask", mask_.to_json()}}
-                     .dump(2) +
-                 "\n");
-  write_file(fs::path(run_dir_) / "config.ini", to_ini(config_));
+  write_file_atomically((fs::path(run_dir_) / "trainable.json").string(),
+                        json{{"trainable", count.trainable},
+                             {"total", count.total},
+                             {"percent", count.percent()},
+                             {"optimizer_state_bytes", optimizer_->state_bytes()},
+                             {"mask", mask_.to_json()}}
+                                .dump(2) +
+                            "\n");
+  write_file_atomically((fs::path(run_dir_) / "config.ini").string(), to_ini(config_));
 }
 
 Trainer::~Trainer() = default;
@@ -180,7 +174,7 @@ void Trainer::resume_from_checkpoint() {
       json j = json::parse(line, nullptr, false);
       if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
     }
-    write_file(metrics, kept);
+    write_file_atomically(metrics.string(), kept);
   }
   say("resumed from " + latest + " at step " + std::to_string(step_) +
       (resume_changes_.empty() ? "" : "; config changes:" + resume_changes_));
@@ -392,7 +386,7 @@ void Trainer::run() {
                   {"peak_host_memory_bytes", mem.peak_bytes},
                   {"trainable", trainable().trainable},
                   {"total", trainable().total}};
-  write_file(fs::path(run_dir_) / "summary.json", summary.dump(2) + "\n");
+  write_file_atomically((fs::path(run_dir_) / "summary.json").string(), summary.dump(2) + "\n");
   say("model: " + (fs::path(run_dir_) / "model").string() + "; peak memory on " +
       device_.str() + ": " + memory_breakdown(device_mem.at_peak));
 }

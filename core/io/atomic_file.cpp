@@ -74,4 +74,10 @@ void AtomicFile::commit() {
   MOEGRAD_CHECK(rc == 0, "writing ", path_, ": fsync of its directory: ", std::strerror(err));
 }
 
+void write_file_atomically(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
 }  // namespace moegrad

@@ -34,4 +34,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// The whole of `text` into `path`, atomically.
+void write_file_atomically(const std::string& path, const std::string& text);
+
 }  // namespace moegrad

@@ -387,18 +387,25 @@ TEST(CliTrain, HelpDocumentsEveryConfigKey) {
   EXPECT_TRUE(contains(moegrad("--help").output, "train"));
 }
 
-TEST(CliTrain, TrainsAndResumesFromAConfig) {
-  fs::path dir = corpus("train");
-  ASSERT_EQ(moegrad(build_args(dir, dir / "shards")).status, 0);
+// A tiny model's training config over the shards of corpus() built into dir/shards; the run
+// goes to dir/runs/t.
+fs::path tiny_config(const fs::path& dir, int steps) {
   const fs::path cfg = dir / "tiny.cfg";
   std::ofstream(cfg) << "[model]\nvocab_size = 1024\nhidden_size = 16\nintermediate_size = 8\n"
                         "num_hidden_layers = 2\nnum_attention_heads = 2\nnum_key_value_heads = 2\n"
-                        "num_experts = 4\nnum_experts_per_tok = 2\n"
+                        "num_experts = 4\nnum_experts_per_tok = 2\nmax_position_embeddings = 64\n"
                         "[data]\ntrain = " << (dir / "shards").string()
                      << "\nheldout = " << (dir / "shards").string()
                      << "\ntokenizer = " << kTokenizer << "\nseq_len = 8\n"
-                        "[train]\ndevice = cpu\nsteps = 2\nbatch_size = 2\n"
+                        "[train]\ndevice = cpu\nsteps = " << steps << "\nbatch_size = 2\n"
                         "[run]\ndir = " << (dir / "runs").string() << "\nname = t\n";
+  return cfg;
+}
+
+TEST(CliTrain, TrainsAndResumesFromAConfig) {
+  fs::path dir = corpus("train");
+  ASSERT_EQ(moegrad(build_args(dir, dir / "shards")).status, 0);
+  const fs::path cfg = tiny_config(dir, 2);
   CliRun r = moegrad("train --config '" + cfg.string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "trainable parameters:")) << r.output;
@@ -461,6 +468,44 @@ TEST(CliTrain, BenchConfigPrintsTokensPerSecondLast) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(tokens_per_s=[0-9.]+\n$)"))) << r.output;
   EXPECT_TRUE(contains(r.output, "ratio to GEMM")) << r.output;
+}
+
+TEST(CliAnalyze, WritesRoutingStatisticsAndTheirAnalysis) {
+  fs::path dir = corpus("analyze");
+  ASSERT_EQ(moegrad(build_args(dir, dir / "shards")).status, 0);
+  const fs::path cfg = tiny_config(dir, 1);
+  ASSERT_EQ(moegrad("train --config '" + cfg.string() + "'").status, 0);
+  const std::string model = (dir / "runs" / "t" / "model").string();
+  const std::string base = "analyze --model '" + model + "' --data '" + (dir / "shards").string() +
+                           "' --out '" + (dir / "an").string() + "' --device cpu";
+  CliRun r = moegrad(base + " --seq-len 4");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "specialization")) << r.output;
+  std::ifstream in(dir / "an" / "routing.json");
+  const nlohmann::json a = nlohmann::json::parse(in);
+  EXPECT_EQ(a["languages"], nlohmann::json({"de", "en"}));
+  EXPECT_EQ(a["per_layer"].size(), 2u);
+  // "ls.1" exists in both languages: an aligned pair.
+  EXPECT_GE(a["aligned"]["de"]["documents"].get<int64_t>(), 1) << a["aligned"].dump();
+  for (const char* f : {"routing_stats.json", "layers.csv", "summary.csv", "experts.csv"})
+    EXPECT_TRUE(fs::exists(dir / "an" / f)) << f;
+  std::ifstream layers(dir / "an" / "layers.csv");
+  std::string header;
+  std::getline(layers, header);
+  EXPECT_EQ(header, "layer,language,entropy,jsd_from_english,consistency,aligned_jsd,"
+                    "aligned_normalized_jsd");
+
+  r = moegrad(base + " --seq-len 4 --languages en,fi");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "no shard for 'fi'")) << r.output;
+  r = moegrad(base + " --seq-len 65");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "max_position_embeddings, 64")) << r.output;
+  r = moegrad(base + " --seq-len 4 --parents uk-ru");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "'uk-ru' is not child:parent")) << r.output;
+  EXPECT_EQ(moegrad("analyze --data x --out y").status, 2);  // --model is required
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,179 @@
+// moegrad analyze: routing statistics of a model on held-out token shards, and the analyses of
+// the papers over them (eval/routing_analysis.h), as JSON and CSV tables.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "app/model_args.h"
+#include "core/io/atomic_file.h"
+#include "eval/routing_analysis.h"
+#include "eval/routing_collect.h"
+#include "moe/checkpoint.h"
+
+namespace moegrad::app {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+po::options_description analyze_options() {
+  po::options_description options("Options");
+  options.add_options()("help,h", "show this help and exit")(
+      "model", po::value<std::string>()->value_name("DIR"), "HF-format model directory; required")(
+      "data", po::value<std::string>()->value_name("DIR"),
+      "folder of <LANG>.shard files (moegrad data build), e.g. held-out text; required")(
+      "out", po::value<std::string>()->value_name("DIR"), "folder for the results; required")(
+      "languages", po::value<std::string>()->value_name("a,b,..."),
+      "languages to analyse (default: every shard in --data)")(
+      "seq-len", po::value<int64_t>()->default_value(2048)->value_name("N"),
+      "window length in tokens (windows never cross documents); at most the model's "
+      "max_position_embeddings")(
+      "tokens", po::value<int64_t>()->default_value(1000000)->value_name("N"),
+      "tokens routed per language at most")(
+      "batch-size", po::value<int64_t>()->default_value(8)->value_name("N"),
+      "windows per forward")(
+      "device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto")(
+      "english", po::value<std::string>()->default_value("en")->value_name("LANG"),
+      "reference language of the divergences")(
+      "alpha", po::value<double>()->default_value(0.01),
+      "activation gap at which an expert is language-specific")(
+      "shared-k", po::value<int64_t>()->default_value(5)->value_name("K"), "shared experts per layer")(
+      "parents", po::value<std::string>()->default_value("ca:es,et:fi,mr:hi,sk:cs,uk:ru,ur:ar,nl:en"),
+      "child:parent pairs: a low-resource language borrows its parent's experts and is left "
+      "out of the shared-expert average; 'none' for no pairs");
+  return options;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, sep);)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+std::map<std::string, std::string> parse_parents(const std::string& text) {
+  std::map<std::string, std::string> out;
+  if (text == "none") return out;
+  for (const std::string& pair : split(text, ',')) {
+    const std::vector<std::string> p = split(pair, ':');
+    if (p.size() != 2)
+      throw UsageError("analyze", "--parents: '" + pair + "' is not child:parent");
+    out[p[0]] = p[1];
+  }
+  return out;
+}
+
+std::string number(const json& v) {
+  if (!v.is_number()) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
+  return buf;
+}
+
+// layers.csv: one row per layer and language; summary.csv: one row per layer; experts.csv: the
+// language-specific and shared experts of each layer.
+void write_tables(const fs::path& out, const json& a) {
+  std::ostringstream layers, summary, experts;
+  layers << "layer,language,entropy,jsd_from_english,consistency,aligned_jsd,"
+            "aligned_normalized_jsd\n";
+  summary << "layer,jsd_mean,jsd_mean_without_english,specialization\n";
+  experts << "layer,kind,language,expert\n";
+  for (const json& l : a["per_layer"]) {
+    const int64_t layer = l["layer"].get<int64_t>();
+    for (const json& lang : a["languages"]) {
+      const std::string name = lang.get<std::string>();
+      const json& aligned = a["aligned"].value(name, json::object());
+      layers << layer << "," << name << "," << number(l["entropy"][name]) << ","
+             << number(l["jsd_from_english"].value(name, json())) << ","
+             << number(l["consistency"][name]) << ","
+             << (aligned.contains("jsd") ? number(aligned["jsd"][size_t(layer)]) : "") << ","
+             << (aligned.contains("jsd") ? number(aligned["normalized_jsd"][size_t(layer)]) : "")
+             << "\n";
+    }
+    summary << layer << "," << number(l["jsd_mean"]) << ","
+            << number(l["jsd_mean_without_english"]) << "," << number(l["specialization"]) << "\n";
+    for (const auto& [lang, list] : l["language_specific"].items())
+      for (const json& e : list) experts << layer << ",specific," << lang << "," << e << "\n";
+    for (const json& e : l["shared"]) experts << layer << ",shared,," << e << "\n";
+  }
+  write_file_atomically((out / "layers.csv").string(), layers.str());
+  write_file_atomically((out / "summary.csv").string(), summary.str());
+  write_file_atomically((out / "experts.csv").string(), experts.str());
+}
+
+}  // namespace
+
+std::string analyze_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad analyze --model DIR --data DIR --out DIR [options]\n\n"
+        "Routes each language's documents of --data through the model in windows and counts,\n"
+        "per language, layer and expert, the top-k selections and router probabilities. Writes\n"
+        "to --out: routing_stats.json (the counts), routing.json (per layer: usage, entropy,\n"
+        "JSD between languages and from English, the specialisation score IG(L;E)/H(L),\n"
+        "routing consistency, expert gaps, language-specific and shared experts; and, over\n"
+        "documents present in English too, JSD and entropy-normalised JSD from English per\n"
+        "layer), and the tables layers.csv, summary.csv and experts.csv.\n\n"
+     << analyze_options();
+  return os.str();
+}
+
+int run_analyze(const Args& args) {
+  po::variables_map vm = parse_options("analyze", analyze_options(), args);
+  if (vm.count("help")) {
+    std::cout << analyze_usage();
+    return 0;
+  }
+  const std::string model_dir = required(vm, "analyze", "model");
+  const std::string data_dir = required(vm, "analyze", "data");
+  const fs::path out = required(vm, "analyze", "out");
+  eval::RoutingAnalysisOptions ao;
+  ao.english = vm["english"].as<std::string>();
+  ao.alpha = vm["alpha"].as<double>();
+  ao.shared_k = vm["shared-k"].as<int64_t>();
+  ao.parents = parse_parents(vm["parents"].as<std::string>());
+  if (ao.shared_k < 0) throw UsageError("analyze", "--shared-k must be >= 0");
+  if (!(ao.alpha >= 0)) throw UsageError("analyze", "--alpha must be >= 0");
+  eval::RoutingCollectOptions co;
+  co.seq_len = vm["seq-len"].as<int64_t>();
+  co.max_tokens = vm["tokens"].as<int64_t>();
+  co.batch_size = vm["batch-size"].as<int64_t>();
+  if (co.seq_len < 1 || co.max_tokens < 1 || co.batch_size < 1)
+    throw UsageError("analyze", "--seq-len, --tokens and --batch-size must be positive");
+
+  std::vector<std::string> languages = vm.count("languages")
+                                           ? split(vm["languages"].as<std::string>(), ',')
+                                           : data::shard_languages(data_dir);
+  MOEGRAD_CHECK(!languages.empty(), data_dir, " holds no <LANG>.shard files");
+  std::vector<data::TokenShard> shards;
+  for (const std::string& lang : languages) {
+    const fs::path p = fs::path(data_dir) / (lang + ".shard");
+    MOEGRAD_CHECK(fs::is_regular_file(p), "--languages: no shard for '", lang, "' (",
+                  p.string(), " does not exist)");
+    shards.push_back(data::TokenShard::open(p.string()));
+  }
+  std::unique_ptr<OlmoeForCausalLM> model = load_olmoe(model_dir);
+  model->to(Device::select(vm["device"].as<std::string>()));
+  const OlmoeConfig& c = model->config();
+  eval::RoutingStats stats(c.num_hidden_layers, c.num_experts, c.num_experts_per_tok);
+  eval::collect_routing(*model, shards, co, stats);
+  const json analysis = eval::analyze_routing(stats, ao);
+
+  fs::create_directories(out);
+  write_file_atomically((out / "routing_stats.json").string(), stats.to_json().dump() + "\n");
+  write_file_atomically((out / "routing.json").string(), analysis.dump(1) + "\n");
+  write_tables(out, analysis);
+
+  std::printf("%-6s %10s %10s %14s\n", "layer", "jsd_mean", "jsd_no_en", "specialization");
+  for (const json& l : analysis["per_layer"])
+    std::printf("%-6lld %10.4f %10.4f %14.4f\n", static_cast<long long>(l["layer"].get<int64_t>()),
+                l["jsd_mean"].get<double>(), l["jsd_mean_without_english"].get<double>(),
+                l["specialization"].get<double>());
+  std::printf("wrote routing_stats.json, routing.json, layers.csv, summary.csv, experts.csv to %s\n",
+              out.string().c_str());
+  return 0;
+}
+
+}  // namespace moegrad::app

@@ -98,6 +98,9 @@ void visit(C& c, F&& f) {
     "others); evaluation routes over all experts");
   f("eval.interval", c.eval.interval, "steps between held-out evaluations; 0: only at the end");
   f("eval.batches", c.eval.batches, "held-out batches per language in an evaluation");
+  f("eval.routing_tokens", c.eval.routing_tokens,
+    "held-out tokens per language routed for a routing snapshot (moegrad analyze's statistics "
+    "and analysis, in runs/<name>/routing/step-N/) at step 0 and each evaluation; 0: none");
 
   f("run.name", c.run.name, "run name: results go to run.dir/run.name");
   f("run.dir", c.run.dir, "parent directory of runs");
@@ -192,6 +195,7 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   }
   check(c.eval.interval >= 0, c, "eval.interval", "must be >= 0");
   check(c.eval.batches > 0, c, "eval.batches", "must be positive");
+  check(c.eval.routing_tokens >= 0, c, "eval.routing_tokens", "must be >= 0");
   check(c.run.checkpoint_interval >= 0, c, "run.checkpoint_interval", "must be >= 0");
   check(c.run.keep >= 1, c, "run.keep", "must be at least 1");
   check(c.run.log_interval >= 1, c, "run.log_interval", "must be at least 1");

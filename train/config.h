@@ -69,6 +69,9 @@ struct FreezeSection {
 struct EvalSection {
   int64_t interval = 0;  // steps between held-out evaluations; 0: only at the end
   int64_t batches = 4;   // held-out batches per language
+  // Held-out tokens per language routed for a routing snapshot at each evaluation (and at step
+  // 0 of a new run); 0: none.
+  int64_t routing_tokens = 0;
 };
 
 struct RunSection {

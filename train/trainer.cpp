@@ -11,6 +11,8 @@
 #include "core/random.h"
 #include "core/storage.h"
 #include "data/tokenizer.h"
+#include "eval/routing_analysis.h"
+#include "eval/routing_collect.h"
 #include "moe/checkpoint.h"
 #include "moe/hooks.h"
 #include "train/checkpoint.h"
@@ -284,6 +286,34 @@ std::map<std::string, LanguageEval> Trainer::evaluate() {
   return out;
 }
 
+void Trainer::snapshot_routing() {
+  if (heldout_shards_.empty() || config_.eval.routing_tokens == 0) return;
+  std::vector<data::TokenShard> shards;
+  for (const auto& [lang, path] : heldout_shards_) shards.push_back(data::TokenShard::open(path));
+  const OlmoeConfig& c = model_->config();
+  eval::RoutingStats stats(c.num_hidden_layers, c.num_experts, c.num_experts_per_tok);
+  eval::RoutingCollectOptions o;
+  o.seq_len = config_.data.seq_len;
+  o.max_tokens = config_.eval.routing_tokens;
+  o.batch_size = config_.train.batch_size;
+  eval::collect_routing(*model_, shards, o, stats);  // evaluation routing: no restriction
+  set_training_hooks(true);
+  const json analysis = eval::analyze_routing(stats, eval::RoutingAnalysisOptions{});
+  const fs::path dir = fs::path(run_dir_) / "routing" / ("step-" + std::to_string(step_));
+  fs::create_directories(dir);
+  write_file_atomically((dir / "routing_stats.json").string(), stats.to_json().dump() + "\n");
+  write_file_atomically((dir / "routing.json").string(), analysis.dump(1) + "\n");
+  json layers = json::array();
+  for (const json& l : analysis["per_layer"])
+    layers.push_back({{"jsd_mean", l["jsd_mean"]},
+                      {"jsd_mean_without_english", l["jsd_mean_without_english"]},
+                      {"jsd_from_english", l["jsd_from_english"]},
+                      {"specialization", l["specialization"]},
+                      {"entropy", l["entropy"]}});
+  log_metrics({{"type", "routing"}, {"step", step_}, {"dir", dir.string()}, {"layers", layers}});
+  say("routing at step " + std::to_string(step_) + ": " + dir.string());
+}
+
 void Trainer::write_checkpoint() {
   json state = {{"loader", json::parse(loader_->state_json())},
                 {"freeze_mask", mask_.to_json()},
@@ -315,10 +345,12 @@ void Trainer::run() {
     }
     log_metrics({{"type", "eval"}, {"step", step_}, {"languages", langs}});
     say(line.str());
+    snapshot_routing();
   };
 
   const auto start = std::chrono::steady_clock::now();
   int64_t tokens = 0;
+  if (step_ == 0) snapshot_routing();  // the starting point of the routing dynamics
   set_training_hooks(true);
   while (step_ < t.steps) {
     std::vector<data::Batch> micro;

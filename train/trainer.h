@@ -58,6 +58,9 @@ class Trainer {
   void run();
   // Held-out loss per language (the same sequences every time), routing over every expert.
   std::map<std::string, LanguageEval> evaluate();
+  // Routing statistics of eval.routing_tokens held-out tokens per language and their analysis
+  // (eval/routing_analysis.h), written to routing/step-N/ and summarised in metrics.jsonl.
+  void snapshot_routing();
 
   const OlmoeForCausalLM& model() const { return *model_; }
   const FreezeMask& mask() const { return mask_; }

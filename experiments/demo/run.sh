@@ -3,7 +3,8 @@
 #   1. the corpus (scripts/corpus-manpages.sh), an English BPE tokenizer, token shards;
 #   2. pretrain.cfg: a small English-only OLMoE from scratch;
 #   3. cpt.cfg: continual pre-training on seven languages;
-#   4. adapt-uk.cfg: adaptation of the last layers' experts to Ukrainian.
+#   4. adapt-uk.cfg: adaptation of the last layers' experts to Ukrainian;
+#   5. routing analyses (moegrad analyze) of the English base and the CPT model.
 # A finished step is skipped and an interrupted run resumes from its checkpoint, so the script
 # can be rerun. Usage: experiments/demo/run.sh [MOEGRAD_BINARY] (default build/app/moegrad).
 set -euo pipefail
@@ -44,6 +45,12 @@ for stage in pretrain cpt adapt-uk; do
   resume=()
   [[ -d $out/$stage/checkpoints ]] && resume=(--resume)
   "$moegrad" train --config "experiments/demo/$stage.cfg" "${resume[@]}"
+done
+
+step "routing analysis of the English base and of the CPT model (held-out text)"
+for stage in pretrain cpt; do
+  "$moegrad" analyze --model "$out/$stage/model" --data "$out/shards/heldout" \
+    --out "$out/analysis/$stage" --seq-len 128 --tokens 65536
 done
 
 step "held-out evaluation per language after each stage"

@@ -126,6 +126,41 @@ TEST_F(TrainerTest, ResumeAfterAStopReproducesTheUninterruptedRunBitForBit) {
   expect_same_parameters(full.model(), *reloaded);
 }
 
+TEST_F(TrainerTest, RoutingSnapshotsRecordTheDynamicsWithoutChangingTheRun) {
+  Trainer plain(load_config(write_config("plain")), false);
+  plain.run();
+  // A masked run with restricted routers: the snapshots route over every expert, and the
+  // training routing comes back afterwards (the run matches one without snapshots).
+  const std::string restricted = "[freeze]\nexperts = -1:1,2\nrestrict_router = true\n";
+  Trainer masked(load_config(write_config("masked", restricted)), false);
+  masked.run();
+  Trainer snap(load_config(write_config("snap", restricted + "[eval]\nrouting_tokens = 40\n")),
+               false);
+  snap.run();
+  expect_same_parameters(masked.model(), snap.model());
+
+  std::vector<int64_t> steps;
+  for (const json& m : metrics("snap")) {
+    if (m["type"] != "routing") continue;
+    steps.push_back(m["step"].get<int64_t>());
+    ASSERT_EQ(m["layers"].size(), 2u);
+    EXPECT_TRUE(m["layers"][1]["jsd_from_english"].contains("de")) << m.dump();
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 3, 6}));  // the start and every evaluation
+  for (int64_t step : steps) {
+    const fs::path d = dir_ / "runs" / "snap" / "routing" / ("step-" + std::to_string(step));
+    std::ifstream in(d / "routing_stats.json");
+    const json stats = json::parse(in);
+    EXPECT_EQ(stats["languages"]["en"]["tokens"], 40) << d;
+    // Evaluation routing: the snapshot's layer 1 uses experts the training restriction hides.
+    int64_t hidden = 0;
+    for (int64_t e : {0, 3}) hidden += stats["languages"]["en"]["counts"][1][size_t(e)].get<int64_t>();
+    EXPECT_GT(hidden, 0) << d;
+    EXPECT_TRUE(fs::exists(d / "routing.json")) << d;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "runs" / "plain" / "routing"));  // off by default
+}
+
 TEST_F(TrainerTest, AMaskTrainsOnlyItsExpertsAndLeavesEverythingElseBitIdentical) {
   const std::string cfg = write_config(
       "masked",

@@ -55,5 +55,7 @@ int run_train(const Args& args);
 std::string train_usage();
 int run_analyze(const Args& args);
 std::string analyze_usage();
+int run_trace(const Args& args);
+std::string trace_usage();
 
 }  // namespace moegrad::app

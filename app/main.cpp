@@ -26,6 +26,8 @@ const Command kCommands[] = {
      train_usage},
     {"analyze", "routing statistics of a model on held-out shards: usage, entropy, divergence, "
      "specialised and shared experts", run_analyze, analyze_usage},
+    {"trace", "the experts each token of a text is routed to, layer by layer", run_trace,
+     trace_usage},
 };
 
 const Command* find_command(const std::string& name) {

@@ -91,6 +91,7 @@ class OlmoeForCausalLM : public Module {
 
   // Hooks seen by every MoE layer in later forwards; pass {} to clear.
   void set_router_hooks(RouterHooks hooks) { hooks_ = std::move(hooks); }
+  const RouterHooks& router_hooks() const { return hooks_; }
 
   // The checkpoint's tensors under their HF names, in HF order: the parameters' data (expert
   // weights are views into their layer's stacks).

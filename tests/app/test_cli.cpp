@@ -505,6 +505,17 @@ TEST(CliAnalyze, WritesRoutingStatisticsAndTheirAnalysis) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "'uk-ru' is not child:parent")) << r.output;
   EXPECT_EQ(moegrad("analyze --data x --out y").status, 2);  // --model is required
+  // The trained model has no tokenizer.json of its own: trace needs --tokenizer.
+  r = moegrad("trace --model '" + model + "' --text 'ls - list'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "pass --tokenizer FILE")) << r.output;
+  r = moegrad("trace --model '" + model + "' --tokenizer '" + kTokenizer +
+              "' --text 'ls - list' --json '" + (dir / "trace.json").string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "layer 1\n")) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\"ls\"|\"l\")"))) << r.output;
+  std::ifstream trace(dir / "trace.json");
+  EXPECT_EQ(nlohmann::json::parse(trace)["layers"].size(), 2u);
   fs::remove_all(dir);
 }
 

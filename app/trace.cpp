@@ -1,0 +1,91 @@
+// moegrad trace: which experts each token of a text goes to, layer by layer.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "app/model_args.h"
+#include "core/io/atomic_file.h"
+#include "eval/trace.h"
+#include "moe/checkpoint.h"
+
+namespace moegrad::app {
+namespace {
+
+po::options_description trace_options() {
+  po::options_description options("Options");
+  options.add_options()("help,h", "show this help and exit");
+  add_model_options(options);
+  options.add_options()("text", po::value<std::string>(), "text to route; required")(
+      "json", po::value<std::string>()->value_name("FILE"),
+      "also write every token's experts and weights per layer as JSON")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda, cuda:N or auto");
+  return options;
+}
+
+// A token as printable text: its bytes with control characters and quotes escaped.
+std::string shown(const std::string& bytes) {
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == '"') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return "\"" + out + "\"";
+}
+
+}  // namespace
+
+std::string trace_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad trace --model DIR --text TEXT [--json FILE] [--device D]\n\n"
+        "Routes TEXT through the model and prints, for each layer, each token with the experts\n"
+        "the router chose for it and their weights (largest first), e.g.\n"
+        "  layer 3\n"
+        "    0 \"The\"        e12 0.41  e3 0.22  ...\n\n"
+     << trace_options();
+  return os.str();
+}
+
+int run_trace(const Args& args) {
+  po::variables_map vm = parse_options("trace", trace_options(), args);
+  if (vm.count("help")) {
+    std::cout << trace_usage();
+    return 0;
+  }
+  const std::string model_dir = required(vm, "trace", "model");
+  const std::string text = required(vm, "trace", "text");
+  auto model = load_olmoe(model_dir);
+  std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
+  if (!tokenizer)
+    throw Error("trace: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");
+  model->to(Device::select(vm["device"].as<std::string>()));
+  const eval::RoutingTrace trace = eval::trace_routing(*model, tokenizer->encode(text));
+  for (size_t l = 0; l < trace.layers.size(); ++l) {
+    std::printf("layer %zu\n", l);
+    for (size_t t = 0; t < trace.ids.size(); ++t) {
+      std::printf("  %3zu %-14s", t, shown(tokenizer->token_bytes(trace.ids[t])).c_str());
+      const eval::TokenRouting& r = trace.layers[l][t];
+      for (size_t i = 0; i < r.experts.size(); ++i)
+        std::printf("  e%-3lld %.2f", static_cast<long long>(r.experts[i]), r.weights[i]);
+      std::printf("\n");
+    }
+  }
+  if (vm.count("json")) {
+    nlohmann::json j = eval::to_json(trace);
+    std::vector<std::string> tokens;
+    for (int32_t id : trace.ids) tokens.push_back(tokenizer->decode({id}));
+    j["tokens"] = tokens;
+    write_file_atomically(vm["json"].as<std::string>(), j.dump(1) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace moegrad::app

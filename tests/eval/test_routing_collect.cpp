@@ -5,25 +5,12 @@
 #include "core/random.h"
 #include "eval/routing_collect.h"
 #include "tests/testing.h"
+#include "tests/tiny_olmoe.h"
 
 namespace moegrad::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-OlmoeConfig tiny_config() {
-  OlmoeConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 2;
-  c.num_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.max_position_embeddings = 16;
-  return c;
-}
 
 // One shard per language with documents of 5, 12 and 3 tokens named p0, p1, p2.
 std::vector<data::TokenShard> shards(const fs::path& dir) {
@@ -51,7 +38,7 @@ TEST(RoutingCollect, WindowsStayInsideDocumentsAndCarryTheirNames) {
   Generator gen(1);
   InitOptions init;
   init.gen = &gen;
-  OlmoeForCausalLM model(tiny_config(), init);
+  OlmoeForCausalLM model(testing::tiny_olmoe_config(40, 4, 2, 16), init);
   const std::vector<data::TokenShard> s = shards(dir);
   EXPECT_EQ(data::shard_languages(dir.string()), (std::vector<std::string>{"de", "en"}));
 

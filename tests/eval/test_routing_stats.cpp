@@ -6,23 +6,10 @@
 #include "eval/routing_stats.h"
 #include "moe/olmoe.h"
 #include "tests/testing.h"
+#include "tests/tiny_olmoe.h"
 
 namespace moegrad::eval {
 namespace {
-
-OlmoeConfig tiny_config() {
-  OlmoeConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 2;
-  c.num_experts = 5;
-  c.num_experts_per_tok = 2;
-  c.max_position_embeddings = 32;
-  return c;
-}
 
 struct Fixture {
   Generator gen{4};
@@ -31,7 +18,7 @@ struct Fixture {
     o.gen = &gen;
     return o;
   }
-  OlmoeForCausalLM model{tiny_config(), init()};
+  OlmoeForCausalLM model{testing::tiny_olmoe_config(50, 5, 2, 32), init()};
   Tensor ids = randint(0, 50, {3, 7}, gen);  // rows: en, de, en
 };
 

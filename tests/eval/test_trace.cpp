@@ -5,21 +5,13 @@
 #include "core/random.h"
 #include "eval/trace.h"
 #include "tests/testing.h"
+#include "tests/tiny_olmoe.h"
 
 namespace moegrad::eval {
 namespace {
 
 TEST(Trace, RecordsEachTokensExpertsAndKeepsTheModelsHooks) {
-  OlmoeConfig c;
-  c.vocab_size = 30;
-  c.hidden_size = 16;
-  c.intermediate_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 2;
-  c.num_experts = 6;
-  c.num_experts_per_tok = 2;
-  c.max_position_embeddings = 8;
+  const OlmoeConfig c = testing::tiny_olmoe_config(30, 6, 2, 8);
   Generator gen(2);
   InitOptions init;
   init.gen = &gen;

@@ -6,6 +6,7 @@
 #include "core/storage.h"
 #include "moe/olmoe.h"
 #include "tests/testing.h"
+#include "tests/tiny_olmoe.h"
 #include "train/adamw.h"
 #include "train/freeze_mask.h"
 #include "train/train_step.h"
@@ -18,16 +19,7 @@ int64_t bytes_of(const MemoryReport& r, MemoryCategory c) { return r.current[siz
 TEST(MemoryCategories, AMaskedTrainingStepFilesWeightsGradientsAndOptimizerState) {
   const Device cpu = Device::cpu();
   const MemoryReport base = memory_report(cpu);
-  OlmoeConfig c;
-  c.vocab_size = 61;
-  c.hidden_size = 16;
-  c.intermediate_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 2;
-  c.num_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.max_position_embeddings = 32;
+  const OlmoeConfig c = testing::tiny_olmoe_config(61, 4, 2, 32);
   Generator gen(1);
   InitOptions init;
   init.gen = &gen;

@@ -10,6 +10,7 @@
 #include "core/io/atomic_file.h"
 #include "eval/routing_analysis.h"
 #include "eval/routing_collect.h"
+#include "eval/vocab_overlap.h"
 #include "moe/checkpoint.h"
 
 namespace moegrad::app {
@@ -39,10 +40,15 @@ po::options_description analyze_options() {
       "reference language of the divergences")(
       "alpha", po::value<double>()->default_value(0.01),
       "activation gap at which an expert is language-specific")(
-      "shared-k", po::value<int64_t>()->default_value(5)->value_name("K"), "shared experts per layer")(
-      "parents", po::value<std::string>()->default_value("ca:es,et:fi,mr:hi,sk:cs,uk:ru,ur:ar,nl:en"),
+      "shared-k", po::value<int64_t>()->default_value(5)->value_name("K"),
+      "shared experts per layer")(
+      "parents",
+      po::value<std::string>()->default_value("ca:es,et:fi,mr:hi,sk:cs,uk:ru,ur:ar,nl:en"),
       "child:parent pairs: a low-resource language borrows its parent's experts and is left "
-      "out of the shared-expert average; 'none' for no pairs");
+      "out of the shared-expert average; 'none' for no pairs")(
+      "overlap-min-count", po::value<int64_t>()->default_value(2)->value_name("N"),
+      "vocabulary overlap: a token type counts as used by a language from N occurrences in "
+      "its routed text (so that one stray token does not make a type shared)");
   return options;
 }
 
@@ -74,7 +80,7 @@ std::string number(const json& v) {
 }
 
 // layers.csv: one row per layer and language; summary.csv: one row per layer; experts.csv: the
-// language-specific and shared experts of each layer.
+// language-specific and shared experts of each layer; overlap.csv: one row per language pair.
 void write_tables(const fs::path& out, const json& a) {
   std::ostringstream layers, summary, experts;
   layers << "layer,language,entropy,jsd_from_english,consistency,aligned_jsd,"
@@ -99,6 +105,13 @@ void write_tables(const fs::path& out, const json& a) {
       for (const json& e : list) experts << layer << ",specific," << lang << "," << e << "\n";
     for (const json& e : l["shared"]) experts << layer << ",shared,," << e << "\n";
   }
+  std::ostringstream overlap;
+  overlap << "a,b,jaccard,weighted,last_layer_jsd\n";
+  for (const json& p : a["vocabulary_overlap"]["pairs"])
+    overlap << p["a"].get<std::string>() << "," << p["b"].get<std::string>() << ","
+            << number(p["jaccard"]) << "," << number(p["weighted"]) << ","
+            << number(p["last_layer_jsd"]) << "\n";
+  write_file_atomically((out / "overlap.csv").string(), overlap.str());
   write_file_atomically((out / "layers.csv").string(), layers.str());
   write_file_atomically((out / "summary.csv").string(), summary.str());
   write_file_atomically((out / "experts.csv").string(), experts.str());
@@ -115,7 +128,9 @@ std::string analyze_usage() {
         "JSD between languages and from English, the specialisation score IG(L;E)/H(L),\n"
         "routing consistency, expert gaps, language-specific and shared experts; and, over\n"
         "documents present in English too, JSD and entropy-normalised JSD from English per\n"
-        "layer), and the tables layers.csv, summary.csv and experts.csv.\n\n"
+        "layer; the vocabulary overlap of each pair of languages, Jaccard over the token types\n"
+        "each uses and frequency-weighted, with its Pearson correlation to the last layer's\n"
+        "JSD), and the tables layers.csv, summary.csv, experts.csv and overlap.csv.\n\n"
      << analyze_options();
   return os.str();
 }
@@ -159,7 +174,13 @@ int run_analyze(const Args& args) {
   const OlmoeConfig& c = model->config();
   eval::RoutingStats stats(c.num_hidden_layers, c.num_experts, c.num_experts_per_tok);
   eval::collect_routing(*model, shards, co, stats);
-  const json analysis = eval::analyze_routing(stats, ao);
+  json analysis = eval::analyze_routing(stats, ao);
+  const int64_t min_count = vm["overlap-min-count"].as<int64_t>();
+  if (min_count < 1) throw UsageError("analyze", "--overlap-min-count must be at least 1");
+  std::map<std::string, eval::TypeCounts> types;
+  for (const data::TokenShard& s : shards)
+    types[s.language()] = eval::count_types(s, co.max_tokens);
+  analysis["vocabulary_overlap"] = eval::overlap_analysis(types, analysis, min_count);
 
   fs::create_directories(out);
   write_file_atomically((out / "routing_stats.json").string(), stats.to_json().dump() + "\n");
@@ -171,8 +192,11 @@ int run_analyze(const Args& args) {
     std::printf("%-6lld %10.4f %10.4f %14.4f\n", static_cast<long long>(l["layer"].get<int64_t>()),
                 l["jsd_mean"].get<double>(), l["jsd_mean_without_english"].get<double>(),
                 l["specialization"].get<double>());
-  std::printf("wrote routing_stats.json, routing.json, layers.csv, summary.csv, experts.csv to %s\n",
-              out.string().c_str());
+  const json& r = analysis["vocabulary_overlap"]["pearson_with_last_layer_jsd"];
+  std::printf("vocabulary overlap vs last-layer JSD, Pearson r: jaccard %s, weighted %s\n",
+              number(r["jaccard"]).c_str(), number(r["weighted"]).c_str());
+  std::printf("wrote routing_stats.json, routing.json and the tables (layers, summary, experts, "
+              "overlap .csv) to %s\n", out.string().c_str());
   return 0;
 }
 

@@ -64,7 +64,8 @@ class HostAllocator final : public Allocator {
     }
     if (p == nullptr) {
       p = std::aligned_alloc(align, size);
-      if (p == nullptr) throw OutOfMemory("the system has no more memory to give (aligned_alloc failed)");
+      if (p == nullptr)
+        throw OutOfMemory("the system has no more memory to give (aligned_alloc failed)");
       if (align == kHugePage) madvise(p, size, MADV_HUGEPAGE);  // a hint: failure is harmless
     }
     if (size >= kLargeBlock) {

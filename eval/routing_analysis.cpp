@@ -60,7 +60,8 @@ json layer_analysis(const RoutingStats& stats, const std::vector<std::string>& n
 
   json gaps = json::array();
   for (const ExpertGap& g : expert_gaps(usage))
-    gaps.push_back({{"expert", g.expert}, {"language", names[size_t(g.top_language)]}, {"gap", g.gap}});
+    gaps.push_back(
+        {{"expert", g.expert}, {"language", names[size_t(g.top_language)]}, {"gap", g.gap}});
   out["gaps"] = gaps;
   json specific = json::object();
   std::vector<int64_t> chosen;

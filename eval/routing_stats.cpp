@@ -126,7 +126,8 @@ nlohmann::json RoutingStats::to_json() const {
                    {"consistency_pairs", l.consistency_pairs}};
   nlohmann::json seqs = nlohmann::json::array();
   for (const SequenceRouting& s : sequences_)
-    seqs.push_back({{"language", s.language}, {"document", s.document}, {"mean_prob", s.mean_prob}});
+    seqs.push_back(
+        {{"language", s.language}, {"document", s.document}, {"mean_prob", s.mean_prob}});
   return {{"format", "moegrad.routing_stats"}, {"version", 1},      {"layers", layers_},
           {"experts", experts_},               {"top_k", top_k_},   {"languages", langs},
           {"sequences", seqs}};

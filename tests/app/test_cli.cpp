@@ -487,7 +487,10 @@ TEST(CliAnalyze, WritesRoutingStatisticsAndTheirAnalysis) {
   EXPECT_EQ(a["per_layer"].size(), 2u);
   // "ls.1" exists in both languages: an aligned pair.
   EXPECT_GE(a["aligned"]["de"]["documents"].get<int64_t>(), 1) << a["aligned"].dump();
-  for (const char* f : {"routing_stats.json", "layers.csv", "summary.csv", "experts.csv"})
+  EXPECT_EQ(a["vocabulary_overlap"]["pairs"].size(), 1u);  // de-en
+  EXPECT_GE(a["vocabulary_overlap"]["pairs"][0]["weighted"].get<double>(), 0.0);
+  for (const char* f :
+       {"routing_stats.json", "layers.csv", "summary.csv", "experts.csv", "overlap.csv"})
     EXPECT_TRUE(fs::exists(dir / "an" / f)) << f;
   std::ifstream layers(dir / "an" / "layers.csv");
   std::string header;

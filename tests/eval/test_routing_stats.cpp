@@ -95,7 +95,8 @@ TEST(RoutingStats, JsonRoundTripsAndBadDocumentsAreNamed) {
 
   nlohmann::json bad = j;
   bad["languages"]["de"]["counts"][1].erase(0);
-  testing::expect_error([&] { RoutingStats::from_json(bad); }, "languages.de.counts must be [2][5]");
+  testing::expect_error([&] { RoutingStats::from_json(bad); },
+                        "languages.de.counts must be [2][5]");
   bad = j;
   bad["languages"]["en"].erase("tokens");
   testing::expect_error([&] { RoutingStats::from_json(bad); }, "languages.en has no 'tokens'");

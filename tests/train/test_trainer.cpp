@@ -154,7 +154,8 @@ TEST_F(TrainerTest, RoutingSnapshotsRecordTheDynamicsWithoutChangingTheRun) {
     EXPECT_EQ(stats["languages"]["en"]["tokens"], 40) << d;
     // Evaluation routing: the snapshot's layer 1 uses experts the training restriction hides.
     int64_t hidden = 0;
-    for (int64_t e : {0, 3}) hidden += stats["languages"]["en"]["counts"][1][size_t(e)].get<int64_t>();
+    for (int64_t e : {0, 3})
+      hidden += stats["languages"]["en"]["counts"][1][size_t(e)].get<int64_t>();
     EXPECT_GT(hidden, 0) << d;
     EXPECT_TRUE(fs::exists(d / "routing.json")) << d;
   }

@@ -12,6 +12,7 @@
 #include "eval/routing_collect.h"
 #include "eval/vocab_overlap.h"
 #include "moe/checkpoint.h"
+#include "train/config.h"
 
 namespace moegrad::app {
 namespace {
@@ -52,19 +53,11 @@ po::options_description analyze_options() {
   return options;
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, sep);)
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 std::map<std::string, std::string> parse_parents(const std::string& text) {
   std::map<std::string, std::string> out;
   if (text == "none") return out;
-  for (const std::string& pair : split(text, ',')) {
-    const std::vector<std::string> p = split(pair, ':');
+  for (const std::string& pair : train::split_list(text, ',')) {
+    const std::vector<std::string> p = train::split_list(pair, ':');
     if (p.size() != 2)
       throw UsageError("analyze", "--parents: '" + pair + "' is not child:parent");
     out[p[0]] = p[1];
@@ -158,9 +151,9 @@ int run_analyze(const Args& args) {
   if (co.seq_len < 1 || co.max_tokens < 1 || co.batch_size < 1)
     throw UsageError("analyze", "--seq-len, --tokens and --batch-size must be positive");
 
-  std::vector<std::string> languages = vm.count("languages")
-                                           ? split(vm["languages"].as<std::string>(), ',')
-                                           : data::shard_languages(data_dir);
+  std::vector<std::string> languages =
+      vm.count("languages") ? train::split_list(vm["languages"].as<std::string>(), ',')
+                            : data::shard_languages(data_dir);
   MOEGRAD_CHECK(!languages.empty(), data_dir, " holds no <LANG>.shard files");
   std::vector<data::TokenShard> shards;
   for (const std::string& lang : languages) {

@@ -49,7 +49,7 @@ void collect_routing(OlmoeForCausalLM& model, const std::vector<data::TokenShard
                 c.max_position_embeddings);
   MOEGRAD_CHECK(options.batch_size >= 1 && options.max_tokens >= 1,
                 "collect_routing: batch_size and max_tokens must be positive");
-  const Device device = model.named_parameters().front().second.data().device();
+  const Device device = model.device();
   NoGradGuard no_grad;
   for (const data::TokenShard& shard : shards) {
     MOEGRAD_CHECK(shard.vocab_size() <= c.vocab_size, shard.path(), ": vocabulary of ",

@@ -27,7 +27,7 @@ RoutingTrace trace_routing(OlmoeForCausalLM& model, const std::vector<int32_t>& 
                        {weights.begin() + long(t * k), weights.begin() + long((t + 1) * k)}});
   };
   model.set_router_hooks(hooks);
-  const Device device = model.named_parameters().front().second.data().device();
+  const Device device = model.device();
   std::vector<int64_t> input(ids.begin(), ids.end());
   try {
     NoGradGuard no_grad;

@@ -88,6 +88,12 @@ static Tensor whole_storage(const Tensor& t) {
   return Tensor(t.storage(), {int64_t(nbytes / item)}, {1}, 0, t.dtype());
 }
 
+Device Module::device() const {
+  const auto params = named_parameters();
+  MOEGRAD_CHECK(!params.empty(), "Module::device: the module has no parameters");
+  return params.front().second.data().device();
+}
+
 void Module::to(Device device) const {
   // Parameters viewing one storage (the experts' slices of a stack) must still share one after
   // the move: each storage is copied once, whole, and every view is rebuilt over the copy.

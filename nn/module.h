@@ -33,6 +33,8 @@ class Module {
   // Parameters that view one storage view one storage on `device` too (each storage is copied
   // once, whole; views keep their shape, strides and offset).
   void to(Device device) const;
+  // The device of the parameters (to() keeps them together); throws when there are none.
+  Device device() const;
 
  protected:
   Variable register_parameter(const std::string& name, Tensor init);

@@ -222,17 +222,6 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   }
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream is(s);
-  while (std::getline(is, item, sep)) {
-    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
-
 }  // namespace
 
 po::options_description config_options() {
@@ -247,7 +236,7 @@ AdamWOptions TrainConfig::adamw() const {
 std::vector<ParamGroup> TrainConfig::param_groups() const {
   std::vector<ParamGroup> out;
   for (const std::string& text : train.groups) {
-    std::vector<std::string> words = split(text, ' ');
+    std::vector<std::string> words = split_list(text, ' ');
     MOEGRAD_CHECK(!words.empty(), source, ": train.group: empty group");
     ParamGroup g;
     g.name = g.pattern = words[0];
@@ -289,11 +278,13 @@ ScheduleConfig TrainConfig::schedule() const {
 
 std::string TrainConfig::run_dir() const { return (fs::path(run.dir) / run.name).string(); }
 
-std::vector<std::string> TrainConfig::language_list() const { return split(data.languages, ','); }
+std::vector<std::string> TrainConfig::language_list() const {
+  return split_list(data.languages, ',');
+}
 
 std::vector<std::pair<std::string, double>> TrainConfig::language_weights() const {
   std::vector<std::pair<std::string, double>> out;
-  for (const std::string& item : split(data.weights, ',')) {
+  for (const std::string& item : split_list(data.weights, ',')) {
     const size_t colon = item.find(':');
     double w = 0;
     size_t used = 0;
@@ -331,6 +322,17 @@ int64_t TrainSection::memory_limit_bytes() const {
   }
   throw Error("'" + memory_limit +
               "' is not a size (a number and a unit: B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
+}
+
+std::vector<std::string> split_list(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream is(text);
+  while (std::getline(is, item, sep)) {
+    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,

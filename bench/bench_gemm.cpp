@@ -2,7 +2,9 @@
 // run: "<device>/matmul/<shape>" calls moegrad::matmul (planning, output allocation, the
 // library call); "<device>/blas/<shape>" calls cblas_sgemm (cuBLAS on a GPU) directly on the
 // same inputs into a preallocated output. Both report GFLOP/s = 2 * batch * M * N * K / time;
-// their ratio is what moegrad costs over BLAS. f32 throughout.
+// their ratio is what moegrad costs over BLAS. "<device>/experts/{grouped,loop}/..." run the
+// same projection of all 64 experts of an OLMoE-1B-7B layer as one grouped_matmul and as one
+// matmul per expert: the choice OlmoeExperts makes. f32 throughout.
 #include <cblas.h>
 
 #include <string>
@@ -116,6 +118,32 @@ void register_gemm(Device device, const Gemm& g, bool through_blas) {
   })->Unit(benchmark::kMillisecond);
 }
 
+// One projection of every expert of a layer over its share of `tokens` (top-8 of 64, balanced):
+// x [64 * rows, in] against 64 weights [out, in].
+void register_experts(Device device, int64_t out, int64_t in, bool grouped) {
+  const int64_t experts = 64, rows = (device.is_cpu() ? 512 : 8192) * 8 / experts;
+  std::string name = std::string("experts/") + (grouped ? "grouped/" : "loop/") +
+                     std::to_string(experts) + "x" + std::to_string(rows) + "x" +
+                     std::to_string(out) + "x" + std::to_string(in);
+  register_on(device, name, [=](benchmark::State& state) {
+    Generator gen(0);
+    Tensor x = randn({experts * rows, in}, gen, DType::F32, device);
+    std::vector<Tensor> w;
+    for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, DType::F32, device));
+    const std::vector<int64_t> counts(size_t(experts), rows);
+    time_iterations(state, device, [&] {
+      if (grouped) {
+        benchmark::DoNotOptimize(grouped_matmul(x, w, counts, true));
+      } else {
+        for (int64_t e = 0; e < experts; ++e)
+          benchmark::DoNotOptimize(matmul(x.narrow(0, e * rows, rows), w[size_t(e)], false, true));
+      }
+    });
+    state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(experts * rows * out * in),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+  })->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 }  // namespace moegrad::bench
 
@@ -123,10 +151,16 @@ int main(int argc, char** argv) {
   using namespace moegrad;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  for (Device device : bench::bench_devices())
+  const std::vector<Device> devices = bench::bench_devices();
+  for (Device device : devices)
     for (const bench::Gemm& g : bench::gemms(device)) {
       bench::register_gemm(device, g, false);
       bench::register_gemm(device, g, true);
+    }
+  for (Device device : devices)
+    for (bool grouped : {true, false}) {
+      bench::register_experts(device, 1024, 2048, grouped);  // gate or up
+      bench::register_experts(device, 2048, 1024, grouped);  // down
     }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -12,10 +12,6 @@ OlmoeExpert::OlmoeExpert(Tensor gate, Tensor up, Tensor down)
       up_proj_(register_module("up_proj", std::make_shared<Linear>(std::move(up)))),
       down_proj_(register_module("down_proj", std::make_shared<Linear>(std::move(down)))) {}
 
-Variable OlmoeExpert::forward(const Variable& x) const {
-  return down_proj_->forward(silu(gate_proj_->forward(x)) * up_proj_->forward(x));
-}
-
 Linear& OlmoeExpert::proj(const std::string& proj) const {
   if (proj == "gate_proj") return *gate_proj_;
   if (proj == "up_proj") return *up_proj_;
@@ -93,16 +89,22 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
   const Tensor order_t = from_vector(order, {a}).to(x.device());
   const Tensor token_t = from_vector(token, {a}).to(x.device());
 
-  const Variable rows = index_select(x, 0, token_t);  // [A, H], grouped by expert
-  std::vector<Variable> outs;
+  // The experts with rows, in order; an expert with none runs nothing and so gets no
+  // gradient (as in HF).
+  std::vector<int64_t> rows;
+  std::vector<Variable> gate, up, down;
   for (int64_t e = 0; e < num_experts(); ++e) {
-    // An expert with no rows runs nothing, so it gets no gradient (as in HF).
     if (counts[size_t(e)] == 0) continue;
-    outs.push_back(
-        experts_[size_t(e)]->forward(narrow(rows, 0, start[size_t(e)], counts[size_t(e)])));
+    const OlmoeExpert& ex = *experts_[size_t(e)];
+    rows.push_back(counts[size_t(e)]);
+    gate.push_back(ex.gate_proj().weight());
+    up.push_back(ex.up_proj().weight());
+    down.push_back(ex.down_proj().weight());
   }
+  const Variable x_rows = index_select(x, 0, token_t);  // [A, H], grouped by expert
+  const Variable h = silu(grouped_linear(x_rows, gate, rows)) * grouped_linear(x_rows, up, rows);
   Variable w = unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1);  // [A, 1]
-  Variable combined = concat(outs, 0) * w;
+  Variable combined = grouped_linear(h, down, rows) * w;
   return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined);
 }
 

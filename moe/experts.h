@@ -1,5 +1,6 @@
-// The experts of one MoE layer, run dropless: assignments sorted by expert, one GEMM pair per
-// expert over its contiguous rows, outputs combined back per token with index_add.
+// The experts of one MoE layer, run dropless: assignments sorted by expert into contiguous rows
+// per expert, each projection of all experts one grouped GEMM over them, outputs combined back
+// per token with index_add.
 //
 // Each expert is its own child module "e" with HF's parameter names (e.gate_proj.weight, ...),
 // so freezing an expert leaves it without gradient or optimizer state. Their weights are views
@@ -16,11 +17,10 @@
 
 namespace moegrad {
 
-// One expert (HF OlmoeMLP): down(silu(gate(x)) * up(x)).
+// One expert (HF OlmoeMLP): down(silu(gate(x)) * up(x)), run by OlmoeExperts with the others.
 class OlmoeExpert : public Module {
  public:
   OlmoeExpert(Tensor gate, Tensor up, Tensor down);
-  Variable forward(const Variable& x) const;
 
   Linear& gate_proj() const { return *gate_proj_; }
   Linear& up_proj() const { return *up_proj_; }

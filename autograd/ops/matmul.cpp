@@ -58,4 +58,24 @@ Variable linear(const Variable& x, const Variable& w) {
                      });
 }
 
+Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
+                        const std::vector<int64_t>& rows) {
+  const Tensor xd = x.data();
+  std::vector<Tensor> wd;
+  std::vector<Variable> inputs{x};
+  for (const Variable& v : w) {
+    wd.push_back(v.data());
+    inputs.push_back(v);
+  }
+  return make_result(grouped_matmul(xd, wd, rows, true), "grouped_linear", inputs,
+                     [xd, wd, rows](const Tensor& g, const std::vector<bool>& need) {
+                       const std::vector<bool> want(need.begin() + 1, need.end());
+                       std::vector<Tensor> grads{need[0] ? grouped_matmul(g, wd, rows, false)
+                                                         : Tensor()};
+                       for (Tensor& gw : grouped_matmul_tn(g, xd, rows, want))
+                         grads.push_back(gw);
+                       return grads;
+                     });
+}
+
 }  // namespace moegrad

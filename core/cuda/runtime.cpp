@@ -58,7 +58,11 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   set_device(index);
   cudaStream_t s = stream(index);
   MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, s));
-  MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(s));
+  // moegrad's host memory is pageable, which cudaMemcpyAsync stages before it returns, and a
+  // copy to a device is ordered on the stream before any kernel that reads it: only a copy to
+  // the host has to wait, for its data. So uploading routing tables or GEMM address tables
+  // mid-step does not drain the GPU's queue.
+  if (!dst_device.is_cuda()) MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 }  // namespace moegrad::cuda

@@ -19,7 +19,9 @@ void set_device(int index);
 // keeps the caching allocator's reuse of freed blocks ordered after their last use.
 cudaStream_t stream(int index);
 void synchronize(int index);
-// Copies nbytes between any two devices (host included) and waits for the copy.
+// Copies nbytes between any two devices (host included). Returns once the source may be
+// reused and, for a copy to the host, the data is there; a copy to a device completes in
+// stream order.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
 }  // namespace moegrad::cuda

@@ -100,6 +100,49 @@ GemmBatch plan(const Tensor& la, const Tensor& lb, const Tensor& out, const Shap
 
 Shape batch_dims(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
 
+// out = op(a) @ op(b) for contiguous row-major a, b and out, no batch.
+GemmBatch single_gemm(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
+                      bool trans_b) {
+  GemmBatch g;
+  g.a = a;
+  g.b = b;
+  g.out = out;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = out.size(0);
+  g.n = out.size(1);
+  g.k = trans_a ? a.size(0) : a.size(1);
+  g.lda = a.size(1);
+  g.ldb = b.size(1);
+  for (int64_t v : {g.m, g.n, g.k})
+    MOEGRAD_CHECK(v <= INT_MAX, "grouped_matmul: a dim of ", v, " is over BLAS's 32-bit limit");
+  return g;
+}
+
+// The group sizes partition `total` rows.
+void check_row_groups(const char* op, const std::vector<int64_t>& rows, int64_t total) {
+  int64_t sum = 0;
+  for (int64_t r : rows) {
+    MOEGRAD_CHECK(r >= 0, op, ": negative group size ", r);
+    sum += r;
+  }
+  MOEGRAD_CHECK(sum == total, op, ": group sizes sum to ", sum, " rows, but the input has ",
+                total);
+}
+
+void check_float_operand(const char* op, const Tensor& t, const Tensor& like, const char* what) {
+  check_defined(op, t, what);
+  check_same_device(op, t, like);
+  check_same_dtype(op, t, like);
+  MOEGRAD_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, op,
+                ": expected float32 or float64 operands, got ", dtype_name(t.dtype()));
+  MOEGRAD_CHECK(t.dim() == 2, op, ": expected a 2-D ", what, ", got ", shape_str(t.shape()));
+}
+
+void run_grouped(const Device& device, const GroupedGemm& problems) {
+  if (!problems.empty()) MOEGRAD_DISPATCH(device, "grouped_matmul", grouped_gemm, problems);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
@@ -134,6 +177,63 @@ Tensor linear(const Tensor& x, const Tensor& w) {
   Shape out_shape = x.shape();
   out_shape.back() = w.size(0);
   return matmul(x.dim() == 1 ? x.unsqueeze(0) : x, w, false, true).view(out_shape);
+}
+
+Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
+                      const std::vector<int64_t>& rows, bool trans_w) {
+  const char* op = "grouped_matmul";
+  check_float_operand(op, x, x, "input");
+  MOEGRAD_CHECK(!w.empty() && w.size() == rows.size(), op, ": ", w.size(), " weights for ",
+                rows.size(), " row groups");
+  for (const Tensor& wg : w) {
+    check_float_operand(op, wg, x, "weight");
+    MOEGRAD_CHECK(wg.shape() == w[0].shape(), op, ": weights ", shape_str(w[0].shape()), " and ",
+                  shape_str(wg.shape()), " differ in shape");
+  }
+  const int64_t k = x.size(1), n = trans_w ? w[0].size(0) : w[0].size(1);
+  MOEGRAD_CHECK((trans_w ? w[0].size(1) : w[0].size(0)) == k, op, ": input ",
+                shape_str(x.shape()), " does not fit weights ", shape_str(w[0].shape()),
+                trans_w ? "^T" : "");
+  check_row_groups(op, rows, x.size(0));
+  Tensor out = empty({x.size(0), n}, x.dtype(), x.device());
+  if (out.numel() == 0) return out;
+  if (k == 0) return out.zero_();
+  const Tensor xc = x.contiguous();
+  GroupedGemm problems;
+  for (size_t g = 0, start = 0; g < rows.size(); start += size_t(rows[g]), ++g)
+    if (rows[g] > 0)
+      problems.push_back(single_gemm(xc.narrow(0, int64_t(start), rows[g]), w[g].contiguous(),
+                                     out.narrow(0, int64_t(start), rows[g]), false, trans_w));
+  run_grouped(x.device(), problems);
+  return out;
+}
+
+std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
+                                      const std::vector<int64_t>& rows,
+                                      const std::vector<bool>& want) {
+  const char* op = "grouped_matmul_tn";
+  check_float_operand(op, a, a, "first operand");
+  check_float_operand(op, b, a, "second operand");
+  MOEGRAD_CHECK(a.size(0) == b.size(0), op, ": operands ", shape_str(a.shape()), " and ",
+                shape_str(b.shape()), " differ in rows");
+  MOEGRAD_CHECK(want.size() == rows.size(), op, ": ", want.size(), " flags for ", rows.size(),
+                " row groups");
+  check_row_groups(op, rows, a.size(0));
+  const Tensor ac = a.contiguous(), bc = b.contiguous();
+  std::vector<Tensor> out(rows.size());
+  GroupedGemm problems;
+  for (size_t g = 0, start = 0; g < rows.size(); start += size_t(rows[g]), ++g) {
+    if (!want[g]) continue;
+    out[g] = empty({a.size(1), b.size(1)}, a.dtype(), a.device());
+    if (rows[g] == 0 || out[g].numel() == 0) {
+      out[g].zero_();
+      continue;
+    }
+    problems.push_back(single_gemm(ac.narrow(0, int64_t(start), rows[g]),
+                                   bc.narrow(0, int64_t(start), rows[g]), out[g], true, false));
+  }
+  run_grouped(a.device(), problems);
+  return out;
 }
 
 }  // namespace moegrad

@@ -1,6 +1,9 @@
 // Matrix multiplication (2-D and batched, with broadcast batch dims) on OpenBLAS and cuBLAS,
-// and linear (x @ w^T, the HF Linear convention without bias).
+// linear (x @ w^T, the HF Linear convention without bias), and the row-grouped GEMMs of MoE
+// experts.
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace moegrad {
@@ -12,6 +15,20 @@ namespace moegrad {
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 // x [..., in] @ w^T for w [out, in]: [..., out].
 Tensor linear(const Tensor& x, const Tensor& w);
+
+// Row-grouped matmul, the experts of an MoE layer: x [R, K]'s rows form consecutive groups of
+// rows[g] rows (summing to R), and group g is multiplied by its own matrix:
+// out[group g] = x[group g] @ op(w[g]), where op(w[g]) is [K, N]: w[g] is [N, K] with trans_w
+// (the Linear convention), [K, N] without. All w[g] share one shape; -> [R, N]. One grouped
+// cuBLAS call on a GPU instead of a GEMM launch per group.
+Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
+                      const std::vector<int64_t>& rows, bool trans_w);
+// Its weight-gradient form over the same row groups of a [R, M] and b [R, N]: for each group g
+// with want[g], a[group g]^T @ b[group g] ([M, N]; zeros for a group of no rows); an undefined
+// Tensor where !want[g].
+std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
+                                      const std::vector<int64_t>& rows,
+                                      const std::vector<bool>& want);
 
 // One batched GEMM in row-major BLAS terms: for every index i over `batch`,
 // out_i = op(a_i) @ op(b_i), op transposing when the flag is set. Operand i starts at the
@@ -25,11 +42,16 @@ struct GemmBatch {
   Shape stride_a, stride_b, stride_out;  // one per batch dim
 };
 
+// Independent single GEMMs (empty batch) of one dtype and device, run as one grouped call.
+using GroupedGemm = std::vector<GemmBatch>;
+
 namespace cpu {
 void gemm(const GemmBatch& g);
+void grouped_gemm(const GroupedGemm& problems);
 }  // namespace cpu
 namespace cuda {
 void gemm(const GemmBatch& g);
+void grouped_gemm(const GroupedGemm& problems);
 }  // namespace cuda
 
 }  // namespace moegrad

@@ -1,5 +1,7 @@
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "core/ops/matmul.h"
 
 namespace moegrad::cpu {
@@ -53,6 +55,23 @@ void gemm(const GemmBatch& g) {
       for (int64_t i = 0; i < count; ++i) one(i);
     }
   });
+}
+
+// The same threading rule as a batch: small problems (an expert's few rows) spread over
+// threads, large ones run in turn, each threaded inside OpenBLAS.
+void grouped_gemm(const GroupedGemm& problems) {
+  int64_t total = 0, largest = 0;
+  for (const GemmBatch& g : problems) {
+    total += g.m * g.n * g.k;
+    largest = std::max(largest, g.m * g.n * g.k);
+  }
+  const int64_t count = int64_t(problems.size());
+  if (largest <= kSingleThreadGemm && total > kSingleThreadGemm) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t i = 0; i < count; ++i) gemm(problems[size_t(i)]);
+  } else {
+    for (const GemmBatch& g : problems) gemm(g);
+  }
 }
 
 }  // namespace moegrad::cpu

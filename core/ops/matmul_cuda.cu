@@ -1,6 +1,8 @@
 #include <cublas_v2.h>
 
 #include <climits>
+#include <cstdint>
+#include <vector>
 
 #include "core/cuda/cublas.h"
 #include "core/cuda/runtime.h"
@@ -30,6 +32,26 @@ cublasStatus_t gemm_strided(cublasHandle_t h, const GemmBatch& g, const double* 
                                    int(g.n), sc, count);
 }
 
+cublasStatus_t gemm_grouped(cublasHandle_t h, const cublasOperation_t* ta,
+                            const cublasOperation_t* tb, const int* m, const int* n, const int* k,
+                            const float* const* a, const int* lda, const float* const* b,
+                            const int* ldb, float* const* c, const int* ldc, int count,
+                            const int* group_size) {
+  const std::vector<float> one(size_t(count), 1.0f), zero(size_t(count), 0.0f);
+  return cublasSgemmGroupedBatched(h, ta, tb, m, n, k, one.data(), a, lda, b, ldb, zero.data(), c,
+                                   ldc, count, group_size);
+}
+
+cublasStatus_t gemm_grouped(cublasHandle_t h, const cublasOperation_t* ta,
+                            const cublasOperation_t* tb, const int* m, const int* n, const int* k,
+                            const double* const* a, const int* lda, const double* const* b,
+                            const int* ldb, double* const* c, const int* ldc, int count,
+                            const int* group_size) {
+  const std::vector<double> one(size_t(count), 1.0), zero(size_t(count), 0.0);
+  return cublasDgemmGroupedBatched(h, ta, tb, m, n, k, one.data(), a, lda, b, ldb, zero.data(), c,
+                                   ldc, count, group_size);
+}
+
 }  // namespace
 
 void gemm(const GemmBatch& g) {
@@ -56,6 +78,47 @@ void gemm(const GemmBatch& g) {
       MOEGRAD_CUBLAS_CHECK(gemm_strided(h, g, g.a.data<T>() + oa, sa, g.b.data<T>() + ob, sb,
                                         g.out.data<T>() + oc, sc, int(inner)));
     }
+  });
+}
+
+}  // namespace moegrad::cuda
+
+namespace moegrad::cuda {
+
+// Each problem is a group of one, so problems may differ in every size. The sizes stay on the
+// host as cuBLAS wants them; the operand addresses go to the device in one table whose upload
+// is stream-ordered and does not wait for the GPU. Operands swap as in gemm_strided.
+void grouped_gemm(const GroupedGemm& problems) {
+  if (problems.empty()) return;
+  const Device device = problems[0].out.device();
+  const size_t count = problems.size();
+  MOEGRAD_CHECK(count <= size_t(INT_MAX), "grouped_matmul: ", count, " groups");
+  std::vector<cublasOperation_t> ta(count), tb(count);
+  std::vector<int> m(count), n(count), k(count), lda(count), ldb(count), ldc(count);
+  const std::vector<int> group_size(count, 1);
+  std::vector<int64_t> addresses(3 * count);
+  for (size_t i = 0; i < count; ++i) {
+    const GemmBatch& g = problems[i];
+    ta[i] = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    tb[i] = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    m[i] = int(g.n);
+    n[i] = int(g.m);
+    k[i] = int(g.k);
+    lda[i] = int(g.ldb);
+    ldb[i] = int(g.lda);
+    ldc[i] = int(g.n);
+    addresses[i] = int64_t(reinterpret_cast<uintptr_t>(g.b.data_ptr()));
+    addresses[count + i] = int64_t(reinterpret_cast<uintptr_t>(g.a.data_ptr()));
+    addresses[2 * count + i] = int64_t(reinterpret_cast<uintptr_t>(g.out.data_ptr()));
+  }
+  const Tensor table = from_vector(addresses, {int64_t(3 * count)}).to(device);
+  dispatch_float(problems[0].out.dtype(), "grouped_matmul", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const auto* base = reinterpret_cast<T* const*>(table.data<int64_t>());
+    MOEGRAD_CUBLAS_CHECK(gemm_grouped(cublas_handle(device.index), ta.data(), tb.data(), m.data(),
+                                      n.data(), k.data(), base, lda.data(), base + count,
+                                      ldb.data(), base + 2 * count, ldc.data(), int(count),
+                                      group_size.data()));
   });
 }
 

@@ -1,4 +1,5 @@
 #include "autograd/ops/matmul.h"
+#include "autograd/ops/reduce.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -81,6 +82,29 @@ TEST(MatmulGrad, Linear) {
   EXPECT_GRADCHECK([](const auto& v) { return linear(v[0], v[1]); }, {random_tensor({4}, 62), w});
   Tensor x_t = random_tensor({4, 2}, 63).t();  // [2, 4], transposed
   EXPECT_GRADCHECK([](const auto& v) { return linear(v[0], v[1]); }, {x_t, w});
+}
+
+TEST(MatmulGrad, GroupedLinear) {
+  const std::vector<int64_t> rows = {2, 0, 3, 1};  // the empty group's weight gets zeros
+  std::vector<Tensor> in = {random_tensor({6, 3}, 70)};
+  for (uint64_t s = 71; s < 75; ++s) in.push_back(random_tensor({2, 3}, s));
+  EXPECT_GRADCHECK(
+      [&rows](const auto& v) { return grouped_linear(v[0], {v[1], v[2], v[3], v[4]}, rows); }, in);
+  Tensor x_t = random_tensor({3, 6}, 76).t();  // [6, 3], transposed
+  in[0] = x_t;
+  EXPECT_GRADCHECK(
+      [&rows](const auto& v) { return grouped_linear(v[0], {v[1], v[2], v[3], v[4]}, rows); }, in);
+}
+
+TEST(MatmulGrad, GroupedLinearLeavesFrozenWeightsWithoutGradient) {
+  Variable x(random_tensor({4, 3}, 80), true);
+  Variable trained(random_tensor({2, 3}, 81), true), frozen(random_tensor({2, 3}, 82), false),
+      idle(random_tensor({2, 3}, 83), true);
+  sum(grouped_linear(x, {trained, frozen, idle}, {1, 3, 0})).backward();
+  EXPECT_TRUE(trained.grad().defined());
+  EXPECT_FALSE(frozen.grad().defined());
+  EXPECT_ALL_CLOSE(idle.grad(), zeros({2, 3}, DType::F64), 0, 0);
+  EXPECT_TRUE(x.grad().defined());
 }
 
 }  // namespace

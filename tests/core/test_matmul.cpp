@@ -146,6 +146,70 @@ void expect_error(const std::function<void()>& fn, const std::string& needle) {
   }
 }
 
+// Group g of `rows` as its own 2-D view of t.
+Tensor group(const Tensor& t, const std::vector<int64_t>& rows, size_t g) {
+  int64_t start = 0;
+  for (size_t i = 0; i < g; ++i) start += rows[i];
+  return t.narrow(0, start, rows[g]);
+}
+
+TEST(GroupedMatmul, EachGroupIsAMatmulWithItsOwnWeight) {
+  const std::vector<int64_t> rows = {3, 0, 5, 1, 17};  // an empty group and odd sizes
+  uint64_t seed = 70;
+  for (bool trans : {true, false})
+    for (DType dt : {DType::F64, DType::F32}) {
+      SCOPED_TRACE(::testing::Message() << "trans " << trans << " " << dtype_name(dt));
+      Tensor x = random_tensor({26, 7}, seed++, dt);
+      std::vector<Tensor> w;
+      for (size_t g = 0; g < rows.size(); ++g) w.push_back(random_tensor(mat(trans, 7, 4), seed++, dt));
+      Tensor out = grouped_matmul(x, w, rows, trans);
+      ASSERT_EQ(out.shape(), (Shape{26, 4}));
+      const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+      for (size_t g = 0; g < rows.size(); ++g)
+        EXPECT_ALL_CLOSE(group(out, rows, g), naive_matmul(group(x, rows, g), w[g], false, trans),
+                         tol, tol);
+    }
+}
+
+TEST(GroupedMatmul, NonContiguousOperands) {
+  const std::vector<int64_t> rows = {2, 4};
+  Tensor x = random_tensor({5, 6}, 80).t();                        // [6, 5], column-major
+  std::vector<Tensor> w = {random_tensor({5, 3}, 81).t(),           // [3, 5] transposed views
+                           random_tensor({3, 10}, 82).narrow(1, 2, 5)};
+  Tensor out = grouped_matmul(x, w, rows, true);
+  for (size_t g = 0; g < rows.size(); ++g)
+    EXPECT_ALL_CLOSE(group(out, rows, g), naive_matmul(group(x, rows, g), w[g], false, true),
+                     1e-12, 1e-12);
+}
+
+TEST(GroupedMatmul, WeightGradientFormPerWantedGroup) {
+  const std::vector<int64_t> rows = {4, 0, 3, 2, 1};
+  const std::vector<bool> want = {true, true, false, true, true};
+  Tensor a = random_tensor({10, 5}, 90), b = random_tensor({10, 3}, 91);
+  std::vector<Tensor> out = grouped_matmul_tn(a, b, rows, want);
+  ASSERT_EQ(out.size(), rows.size());
+  EXPECT_FALSE(out[2].defined());
+  EXPECT_ALL_CLOSE(out[1], zeros({5, 3}, DType::F64), 0, 0);
+  for (size_t g : {0, 3, 4})
+    EXPECT_ALL_CLOSE(out[g], naive_matmul(group(a, rows, g), group(b, rows, g), true, false),
+                     1e-12, 1e-12);
+}
+
+TEST(GroupedMatmul, ErrorsNameWhatDoesNotFit) {
+  Tensor x = random_tensor({5, 4}, 95);
+  std::vector<Tensor> w = {random_tensor({3, 4}, 96), random_tensor({3, 4}, 97)};
+  expect_error([&] { grouped_matmul(x, w, {2, 2}, true); },
+               "grouped_matmul: group sizes sum to 4 rows, but the input has 5");
+  expect_error([&] { grouped_matmul(x, w, {5}, true); }, "2 weights for 1 row groups");
+  expect_error([&] { grouped_matmul(x, w, {2, 3}, false); },
+               "input [5, 4] does not fit weights [3, 4]");
+  expect_error([&] { grouped_matmul(x, {w[0], random_tensor({2, 4}, 98)}, {2, 3}, true); },
+               "weights [3, 4] and [2, 4] differ in shape");
+  expect_error([&] { grouped_matmul(x, w, {-1, 6}, true); }, "negative group size -1");
+  expect_error([&] { grouped_matmul_tn(x, random_tensor({4, 2}, 99), {5}, {true}); },
+               "grouped_matmul_tn: operands [5, 4] and [4, 2] differ in rows");
+}
+
 TEST(Matmul, ErrorsNameTheShapes) {
   Tensor a = random_tensor({3, 4}, 60), b = random_tensor({5, 2}, 61);
   expect_error([&] { matmul(a, b); }, "matmul: inner dims differ in [3, 4] @ [5, 2]");

@@ -1,5 +1,5 @@
 // moegrad analyze: routing statistics of a model on held-out token shards, and the analyses of
-// the papers over them (eval/routing_analysis.h), as JSON and CSV tables.
+// the papers over them (eval/routing_analysis.h), as JSON, CSV tables and SVG figures.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +10,7 @@
 #include "core/io/atomic_file.h"
 #include "eval/routing_analysis.h"
 #include "eval/routing_collect.h"
+#include "eval/routing_figures.h"
 #include "eval/vocab_overlap.h"
 #include "moe/checkpoint.h"
 #include "train/config.h"
@@ -123,7 +124,10 @@ std::string analyze_usage() {
         "documents present in English too, JSD and entropy-normalised JSD from English per\n"
         "layer; the vocabulary overlap of each pair of languages, Jaccard over the token types\n"
         "each uses and frequency-weighted, with its Pearson correlation to the last layer's\n"
-        "JSD), and the tables layers.csv, summary.csv, experts.csv and overlap.csv.\n\n"
+        "JSD), and the tables layers.csv, summary.csv, experts.csv and overlap.csv; and in\n"
+        "figures/ as SVG: divergence from English, entropy, specialisation and mean JSD per\n"
+        "layer, expert usage heatmaps of the first, middle and last layer, the last layer's JSD\n"
+        "between languages, and vocabulary overlap against that JSD.\n\n"
      << analyze_options();
   return os.str();
 }
@@ -179,6 +183,10 @@ int run_analyze(const Args& args) {
   write_file_atomically((out / "routing_stats.json").string(), stats.to_json().dump() + "\n");
   write_file_atomically((out / "routing.json").string(), analysis.dump(1) + "\n");
   write_tables(out, analysis);
+  const std::map<std::string, std::string> figures = eval::routing_figures(analysis);
+  fs::create_directories(out / "figures");
+  for (const auto& [name, svg] : figures)
+    write_file_atomically((out / "figures" / name).string(), svg);
 
   std::printf("%-6s %10s %10s %14s\n", "layer", "jsd_mean", "jsd_no_en", "specialization");
   for (const json& l : analysis["per_layer"])
@@ -188,8 +196,9 @@ int run_analyze(const Args& args) {
   const json& r = analysis["vocabulary_overlap"]["pearson_with_last_layer_jsd"];
   std::printf("vocabulary overlap vs last-layer JSD, Pearson r: jaccard %s, weighted %s\n",
               number(r["jaccard"]).c_str(), number(r["weighted"]).c_str());
-  std::printf("wrote routing_stats.json, routing.json and the tables (layers, summary, experts, "
-              "overlap .csv) to %s\n", out.string().c_str());
+  std::printf("wrote routing_stats.json, routing.json, the tables (layers, summary, experts, "
+              "overlap .csv) and %zu figures (figures/*.svg) to %s\n", figures.size(),
+              out.string().c_str());
   return 0;
 }
 

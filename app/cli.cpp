@@ -24,4 +24,19 @@ po::variables_map parse_options(const std::string& command, const po::options_de
   return vm;
 }
 
+void split_config_overrides(const Args& args, Args& own, Args& overrides) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool is_key = a.rfind("--", 0) == 0 && a.find('.') != std::string::npos &&
+                        a.find('.') < a.find('=');
+    if (!is_key) {
+      own.push_back(a);
+      continue;
+    }
+    overrides.push_back(a);
+    // "--train.lr 1e-4": the value is the next argument.
+    if (a.find('=') == std::string::npos && i + 1 < args.size()) overrides.push_back(args[++i]);
+  }
+}
+
 }  // namespace moegrad::app

@@ -28,6 +28,10 @@ class UsageError : public std::runtime_error {
 po::variables_map parse_options(const std::string& command, const po::options_description& options,
                                 const Args& args);
 
+// Splits config key overrides ("--train.lr=1e-4" or "--train.lr 1e-4") from a command's own
+// arguments.
+void split_config_overrides(const Args& args, Args& own, Args& overrides);
+
 // One subcommand: `run` gets the arguments after its name and returns the exit status;
 // `usage` is what `moegrad <name> --help` prints.
 struct Command {
@@ -57,5 +61,7 @@ int run_analyze(const Args& args);
 std::string analyze_usage();
 int run_trace(const Args& args);
 std::string trace_usage();
+int run_profile(const Args& args);
+std::string profile_usage();
 
 }  // namespace moegrad::app

@@ -44,18 +44,7 @@ std::string train_usage() {
 
 int run_train(const Args& args) {
   Args own, overrides;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    const bool is_key = a.rfind("--", 0) == 0 && a.find('.') != std::string::npos &&
-                        a.find('.') < a.find('=');
-    if (!is_key) {
-      own.push_back(a);
-      continue;
-    }
-    overrides.push_back(a);
-    // "--train.lr 1e-4": the value is the next argument.
-    if (a.find('=') == std::string::npos && i + 1 < args.size()) overrides.push_back(args[++i]);
-  }
+  split_config_overrides(args, own, overrides);
   po::variables_map vm = parse_options("train", train_options(), own);
   if (vm.count("help")) {
     std::cout << train_usage();

@@ -1,6 +1,7 @@
 #include "autograd/variable.h"
 
 #include "autograd/grad_mode.h"
+#include "core/profiler.h"
 
 namespace moegrad {
 
@@ -29,7 +30,7 @@ void Variable::register_hook(GradHook hook) const {
 }
 
 Node::Node(std::string name, const std::vector<Variable>& inputs, BackwardFn fn)
-    : name_(std::move(name)), fn_(std::move(fn)) {
+    : name_(std::move(name)), fn_(std::move(fn)), profiled_module_(profiler::current_module()) {
   edges_.reserve(inputs.size());
   for (const Variable& v : inputs) {
     Edge e;
@@ -50,6 +51,11 @@ std::vector<Tensor> Node::apply(const Tensor& grad) {
   MOEGRAD_CHECK(fn_ != nullptr, "backward through ", name_,
                 " a second time: its saved tensors were freed; pass retain_graph=true to the "
                 "first backward");
+  // Profiled as "<op>.backward" under the module whose forward recorded the node.
+  const profiler::ModuleIdScope module(profiled_module_);
+  const profiler::Scope scope(profiler::Kind::Backward,
+                              profiler::enabled() ? name_ + ".backward" : std::string(),
+                              grad.device());
   std::vector<Tensor> grads = fn_(grad, needs_grad_);
   MOEGRAD_CHECK(grads.size() == edges_.size(), name_, " backward returned ", grads.size(),
                 " gradients for ", edges_.size(), " inputs");

@@ -89,6 +89,7 @@ class Node {
   std::vector<bool> needs_grad_;
   BackwardFn fn_;
   std::vector<GradHook> hooks_;
+  int profiled_module_;  // the module whose forward made it, for the profiler (-1: none)
 };
 
 // Wraps an op's result: records `backward` when grad mode is on and any input requires grad.

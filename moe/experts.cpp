@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 
 namespace moegrad {
 
@@ -58,6 +59,7 @@ Tensor OlmoeExperts::stack(const std::string& proj) const {
 
 Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                                const Tensor& indices) const {
+  profiler::ModuleScope scope(this);
   const int64_t hidden = experts_[0]->gate_proj().weight().size(1);
   MOEGRAD_CHECK(x.dim() == 2 && x.size(1) == hidden, "OlmoeExperts: input ", shape_str(x.shape()),
                 " must be [N, ", hidden, "]");
@@ -77,6 +79,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                   " out of range for ", num_experts(), " experts");
     ++counts[size_t(e)];
   }
+  profiler::record_expert_tokens(counts);
   std::vector<int64_t> start(size_t(num_experts()) + 1, 0);
   for (size_t e = 0; e < counts.size(); ++e) start[e + 1] = start[e] + counts[e];
   std::vector<int64_t> order(static_cast<size_t>(a)), token(static_cast<size_t>(a));

@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 #include "moe/losses.h"
 
 namespace moegrad {
@@ -18,6 +19,7 @@ OlmoeDecoderLayer::OlmoeDecoderLayer(const OlmoeConfig& c, int64_t index, const 
 }
 
 LayerOutput OlmoeDecoderLayer::forward(const Variable& x, const RouterHooks* hooks) const {
+  profiler::ModuleScope scope(this);
   Variable h = x + self_attn_->forward(input_layernorm_->forward(x));
   MoeOutput moe = mlp_->forward(post_attention_layernorm_->forward(h), index_, hooks);
   return {h + moe.hidden, moe.router_logits};
@@ -35,6 +37,7 @@ OlmoeModel::OlmoeModel(const OlmoeConfig& c, const InitOptions& init) {
 }
 
 ModelOutput OlmoeModel::forward(const Tensor& input_ids, const RouterHooks* hooks) const {
+  profiler::ModuleScope scope(this);
   MOEGRAD_CHECK(input_ids.dim() == 2 && !is_floating(input_ids.dtype()),
                 "OlmoeModel: input_ids must be an integer [B, T] tensor, got ",
                 shape_str(input_ids.shape()), " ", dtype_name(input_ids.dtype()));

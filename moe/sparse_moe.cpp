@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 #include "moe/router.h"
 
 namespace moegrad {
@@ -16,6 +17,7 @@ OlmoeSparseMoeBlock::OlmoeSparseMoeBlock(const OlmoeConfig& c, const InitOptions
 
 MoeOutput OlmoeSparseMoeBlock::forward(const Variable& x, int64_t layer,
                                        const RouterHooks* hooks) const {
+  profiler::ModuleScope scope(this);
   MOEGRAD_CHECK(x.dim() >= 1 && x.size(-1) == gate_->weight().size(1),
                 "OlmoeSparseMoeBlock: input ", shape_str(x.shape()), " must end in hidden size ",
                 gate_->weight().size(1));

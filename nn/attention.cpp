@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 
 namespace moegrad {
 
@@ -24,6 +25,7 @@ OlmoeAttention::OlmoeAttention(const OlmoeConfig& c, const InitOptions& init)
 }
 
 Variable OlmoeAttention::forward(const Variable& x, const Tensor& positions) const {
+  profiler::ModuleScope scope(this);
   MOEGRAD_CHECK(x.dim() == 3, "OlmoeAttention: input must be [B, T, H], got ",
                 shape_str(x.shape()));
   const int64_t b = x.size(0), t = x.size(1);

@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 
 namespace moegrad {
 
@@ -15,6 +16,9 @@ Linear::Linear(Tensor weight) : weight_(register_parameter("weight", std::move(w
                 shape_str(weight_.shape()));
 }
 
-Variable Linear::forward(const Variable& x) const { return linear(x, weight_); }
+Variable Linear::forward(const Variable& x) const {
+  profiler::ModuleScope scope(this);
+  return linear(x, weight_);
+}
 
 }  // namespace moegrad

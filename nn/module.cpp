@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/profiler.h"
 #include "core/storage.h"
 #include "core/tensor.h"
 
@@ -110,6 +111,12 @@ void Module::to(Device device) const {
     if (!dst) dst = whole_storage(old).to(device).storage();
     v.data() = Tensor(dst, old.shape(), old.strides(), old.offset(), old.dtype());
   }
+}
+
+void Module::name_for_profiler(const std::string& path) const {
+  profiler::name_module(this, path);
+  for (const auto& [name, child] : children_)
+    child->name_for_profiler(path.empty() ? name : path + "." + name);
 }
 
 }  // namespace moegrad

@@ -35,6 +35,9 @@ class Module {
   void to(Device device) const;
   // The device of the parameters (to() keeps them together); throws when there are none.
   Device device() const;
+  // Names this module `path` and each descendant by its dotted path under it for the profiler,
+  // which attributes the work of a module's forward (and its backward) to that path.
+  void name_for_profiler(const std::string& path) const;
 
  protected:
   Variable register_parameter(const std::string& name, Tensor init);

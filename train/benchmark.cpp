@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/ops/matmul.h"
+#include "core/profiler.h"
 #include "core/random.h"
 #include "train/adamw.h"
 #include "train/freeze_mask.h"
@@ -49,58 +50,75 @@ double measure_gemm_gflops(Device device, int64_t n, int repeats) {
   return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
 }
 
-BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps, int64_t warmup) {
-  MOEGRAD_CHECK(steps > 0 && warmup >= 0, "benchmark: steps must be positive");
+SyntheticTraining::SyntheticTraining(const TrainConfig& config)
+    : config_(config), device_(Device::select(config.train.device)), data_gen_(config.train.seed) {
   MOEGRAD_CHECK(config.model.from.empty(), config.source,
                 ": model.from: the benchmark builds a new model from the [model] keys");
-  const OlmoeConfig& mc = config.model.config;
-  const std::unique_ptr<OlmoeForCausalLM> owned = new_model(config);
-  OlmoeForCausalLM& model = *owned;
-  const Device device = Device::select(config.train.device);
-  set_memory_limit(device, config.train.memory_limit_bytes());
-  reset_peak_memory(device);
-  model.to(device);
-  const NamedParameters params = model.named_parameters();
+  model_ = new_model(config);
+  set_memory_limit(device_, config.train.memory_limit_bytes());
+  reset_peak_memory(device_);
+  model_->to(device_);
+  const NamedParameters params = model_->named_parameters();
   const FreezeMask mask = apply_freeze_mask(config, params);
-  const TrainSection& t = config.train;
-  AdamW optimizer(params, mask, config.adamw(), config.param_groups());
-  StepOptions options = step_options(config);
-  options.language_losses = false;
+  optimizer_ = std::make_unique<AdamW>(params, mask, config.adamw(), config.param_groups());
+  options_ = step_options(config);
+  options_.language_losses = false;
+}
 
-  Generator data_gen(config.train.seed);
-  auto micro_batches = [&] {
-    std::vector<data::Batch> out;
+SyntheticTraining::~SyntheticTraining() = default;
+
+int64_t SyntheticTraining::tokens_per_step() const {
+  const TrainSection& t = config_.train;
+  return t.grad_accum * t.batch_size * config_.data.seq_len;
+}
+
+void SyntheticTraining::step() {
+  const TrainSection& t = config_.train;
+  std::vector<data::Batch> batches;
+  {
+    const profiler::PhaseScope phase(profiler::Phase::Data);
     for (int64_t i = 0; i < t.grad_accum; ++i) {
       data::Batch b;
-      b.input_ids =
-          randint(0, mc.vocab_size, {t.batch_size, config.data.seq_len}, data_gen).to(device);
+      b.input_ids = randint(0, config_.model.config.vocab_size,
+                            {t.batch_size, config_.data.seq_len}, data_gen_)
+                        .to(device_);
       b.languages.assign(size_t(t.batch_size), "random");
-      out.push_back(std::move(b));
+      batches.push_back(std::move(b));
     }
-    return out;
-  };
-  for (int64_t i = 0; i < warmup; ++i) train_step(model, optimizer, micro_batches(), options);
-  std::vector<double> times;
-  for (int64_t i = 0; i < steps; ++i) {
-    std::vector<data::Batch> batches = micro_batches();
-    synchronize(device);
-    const auto t0 = std::chrono::steady_clock::now();
-    train_step(model, optimizer, batches, options);
-    synchronize(device);
-    times.push_back(seconds_since(t0));
   }
-  std::sort(times.begin(), times.end());
+  train_step(*model_, *optimizer_, batches, options_);
+}
+
+BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps, int64_t warmup) {
+  MOEGRAD_CHECK(steps > 0 && warmup >= 0, "benchmark: steps must be positive");
+  SyntheticTraining training(config);
+  const Device device = training.device();
+  for (int64_t i = 0; i < warmup; ++i) training.step();
+  const double seconds = training.median_step_seconds(steps);
   BenchmarkResult r;
   r.steps = steps;
-  r.tokens_per_step = t.grad_accum * t.batch_size * config.data.seq_len;
-  r.seconds_per_step = times[times.size() / 2];
+  r.tokens_per_step = training.tokens_per_step();
+  r.seconds_per_step = seconds;
   r.tokens_per_s = double(r.tokens_per_step) / r.seconds_per_step;
-  r.gflops = r.tokens_per_s * training_flops_per_token(mc, config.data.seq_len) / 1e9;
+  r.gflops = r.tokens_per_s * training_flops_per_token(config.model.config, config.data.seq_len) / 1e9;
   r.memory = memory_report(device);
   // 1024^3 is a fraction of a GPU's rate (30 of its 52 TFLOP/s on an H100): there the
   // reference is a GEMM that fills the chip.
   r.gemm_gflops = measure_gemm_gflops(device, device.is_cuda() ? 4096 : 1024);
   return r;
+}
+
+double SyntheticTraining::median_step_seconds(int64_t steps) {
+  std::vector<double> times;
+  for (int64_t i = 0; i < steps; ++i) {
+    synchronize(device_);
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    synchronize(device_);
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace moegrad::train

@@ -3,11 +3,16 @@
 // train.device, against the f32 GEMM rate of that device measured in the same run.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "core/device.h"
+#include "core/random.h"
 #include "core/storage.h"
+#include "moe/olmoe.h"
 #include "nn/olmoe_config.h"
+#include "train/adamw.h"
 #include "train/config.h"
+#include "train/train_step.h"
 
 namespace moegrad::train {
 
@@ -26,6 +31,28 @@ struct BenchmarkResult {
   double gemm_gflops = 0;  // f32 GEMM rate of this machine, same run
   MemoryReport memory;     // the device's, peaks over the steps (warmup included)
   double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
+};
+
+// The benchmark's training: the config's new model on train.device under its [freeze] rules,
+// its AdamW, and fresh random tokens for each step (made under the profiler's data phase).
+class SyntheticTraining {
+ public:
+  explicit SyntheticTraining(const TrainConfig& config);
+  ~SyntheticTraining();
+  void step();  // one full optimizer step: forward, backward, clipping, AdamW
+  // Runs `steps` steps, each timed from an idle device to an idle device; their median.
+  double median_step_seconds(int64_t steps);
+  Device device() const { return device_; }
+  int64_t tokens_per_step() const;
+  const OlmoeForCausalLM& model() const { return *model_; }
+
+ private:
+  const TrainConfig& config_;
+  Device device_;
+  Generator data_gen_;
+  std::unique_ptr<OlmoeForCausalLM> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  StepOptions options_;
 };
 
 // warmup steps are run first and not timed.

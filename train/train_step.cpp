@@ -7,6 +7,7 @@
 #include "core/ops/binary.h"
 #include "core/ops/index.h"
 #include "core/ops/reduce.h"
+#include "core/profiler.h"
 #include "train/grad_clip.h"
 
 namespace moegrad::train {
@@ -38,8 +39,14 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
   model.zero_grad();
   const double scale = 1.0 / double(micro_batches.size());
   for (const data::Batch& batch : micro_batches) {
-    LossOutput r = model.loss(batch.input_ids, options.loss_weights);
-    mul_scalar(r.loss, scale).backward();
+    LossOutput r = [&] {
+      const profiler::PhaseScope phase(profiler::Phase::Forward);
+      return model.loss(batch.input_ids, options.loss_weights);
+    }();
+    {
+      const profiler::PhaseScope phase(profiler::Phase::Backward);
+      mul_scalar(r.loss, scale).backward();
+    }
     s.loss += r.loss.data().item() * scale;
     s.ce += r.ce.data().item() * scale;
     if (r.lb.defined()) s.lb += r.lb.data().item() * scale;
@@ -55,11 +62,13 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     }
   }
   if (options.reduce_gradients) {
+    const profiler::PhaseScope phase(profiler::Phase::Communication);
     std::vector<Variable> trainable;
     for (const auto& [name, p] : optimizer.named_parameters())
       if (p.requires_grad()) trainable.push_back(p);
     options.reduce_gradients(trainable);
   }
+  const profiler::PhaseScope phase(profiler::Phase::Optimizer);
   s.grad_norm = clip_grad_norm(optimizer, options.clip);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     throw NonFiniteLoss("the loss is " + std::to_string(s.loss) + " and the gradient norm " +

@@ -7,6 +7,7 @@ namespace moegrad {
 
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
 
+const char* binary_op_name(BinaryOp op);  // "add", "sub", ...: the profiler's op names
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
 inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }

@@ -179,6 +179,12 @@ Tensor linear(const Tensor& x, const Tensor& w) {
   return matmul(x.dim() == 1 ? x.unsqueeze(0) : x, w, false, true).view(out_shape);
 }
 
+void add_cost(profiler::Cost& cost, const GemmBatch& g) {
+  const double batch = double(shape_numel(g.batch)), size = double(dtype_size(g.out.dtype()));
+  cost.flops += 2.0 * batch * double(g.m) * double(g.n) * double(g.k);
+  cost.bytes += batch * size * double(g.m * g.k + g.k * g.n + g.m * g.n);
+}
+
 Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
                       const std::vector<int64_t>& rows, bool trans_w) {
   const char* op = "grouped_matmul";

@@ -4,6 +4,7 @@
 #pragma once
 #include <vector>
 
+#include "core/profiler.h"
 #include "core/tensor.h"
 
 namespace moegrad {
@@ -41,6 +42,9 @@ struct GemmBatch {
   Shape batch;                           // outermost first; empty for a single GEMM
   Shape stride_a, stride_b, stride_out;  // one per batch dim
 };
+
+// 2 * M * N * K FLOPs per batch entry, and its operands' bytes, for the profiler.
+void add_cost(profiler::Cost& cost, const GemmBatch& g);
 
 // Independent single GEMMs (empty batch) of one dtype and device, run as one grouped call.
 using GroupedGemm = std::vector<GemmBatch>;

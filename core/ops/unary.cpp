@@ -4,10 +4,23 @@
 
 namespace moegrad {
 
+const char* unary_op_name(UnaryOp op) {
+  static const char* const names[] = {"neg",  "exp",    "log",        "sqrt", "rsqrt",
+                                      "abs",  "sign",   "square",     "reciprocal", "tanh",
+                                      "sigmoid", "silu", "relu",      "gelu"};
+  return names[int(op)];
+}
+
+const char* scalar_op_name(ScalarOp op) {
+  static const char* const names[] = {"add_scalar", "mul_scalar", "rsub_scalar",
+                                      "rdiv_scalar", "pow_scalar", "clamp"};
+  return names[int(op)];
+}
+
 Tensor unary(UnaryOp op, const Tensor& x) {
   check_defined("unary", x, "input");
   Tensor out = empty(x.shape(), x.dtype(), x.device());
-  MOEGRAD_DISPATCH(x.device(), "unary", unary, op, out, x);
+  MOEGRAD_DISPATCH(x.device(), unary_op_name(op), unary, op, out, x);
   return out;
 }
 
@@ -26,7 +39,7 @@ Tensor activation_backward(ActivationGrad op, const Tensor& grad, const Tensor& 
 Tensor scalar_op(ScalarOp op, const Tensor& x, double a, double b) {
   check_defined("scalar_op", x, "input");
   Tensor out = empty(x.shape(), x.dtype(), x.device());
-  MOEGRAD_DISPATCH(x.device(), "scalar_op", scalar_op, op, out, x, a, b);
+  MOEGRAD_DISPATCH(x.device(), scalar_op_name(op), scalar_op, op, out, x, a, b);
   return out;
 }
 

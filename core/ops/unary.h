@@ -8,6 +8,7 @@ namespace moegrad {
 enum class UnaryOp { Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Square, Reciprocal, Tanh,
                      Sigmoid, Silu, Relu, Gelu };
 
+const char* unary_op_name(UnaryOp op);  // "neg", "exp", ...: the profiler's op names
 Tensor unary(UnaryOp op, const Tensor& x);
 inline Tensor neg(const Tensor& x) { return unary(UnaryOp::Neg, x); }
 inline Tensor exp(const Tensor& x) { return unary(UnaryOp::Exp, x); }
@@ -30,6 +31,7 @@ Tensor activation_backward(ActivationGrad op, const Tensor& grad, const Tensor& 
 
 // Arithmetic with a scalar, and clamp: one kernel family (x, a, b) -> f(x; a, b).
 enum class ScalarOp { Add, Mul, RSub, RDiv, Pow, Clamp };
+const char* scalar_op_name(ScalarOp op);  // "add_scalar", ...
 Tensor scalar_op(ScalarOp op, const Tensor& x, double a, double b = 0.0);
 inline Tensor add_scalar(const Tensor& x, double s) { return scalar_op(ScalarOp::Add, x, s); }
 inline Tensor mul_scalar(const Tensor& x, double s) { return scalar_op(ScalarOp::Mul, x, s); }

@@ -1,0 +1,45 @@
+// `moegrad profile`: training steps of a config under the op-level profiler (core/profiler.h),
+// and what is made of their events: tables by op, module and phase, the tokens and estimated
+// time of each expert, memory by category, and a Chrome trace.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/profiler.h"
+#include "core/storage.h"
+#include "train/config.h"
+
+namespace moegrad::train {
+
+struct ProfileRun {
+  Device device = Device::cpu();
+  int64_t steps = 0;
+  int64_t tokens_per_step = 0;
+  double unprofiled_step_s = 0;  // median step time of as many steps with the profiler off
+  double profiled_step_s = 0;    // median of the profiled steps
+  std::vector<profiler::Event> events;
+  MemoryReport memory;     // the device's, over the whole run
+  double peak_gflops = 0;  // f32 GEMM rate of the device, same run
+  double peak_gbps = 0;    // copy bandwidth of the device (bytes read + written), same run
+};
+
+// `warmup` unprofiled steps, `steps` timed with the profiler off, then `steps` profiled (each
+// inside a "step" event that ends when the device is idle), on the config's new model with
+// random tokens (SyntheticTraining).
+ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup);
+
+// Every number of a run: per step, the op time that accounts for the step and the remainder;
+// "by_op", "by_module" (layer indices folded to *), "by_phase" rows {key, calls, ms_per_step,
+// share, gflops, gbps, flops_share_of_peak, bytes_share_of_peak}; "experts" rows {module,
+// expert, tokens, ms_per_step_estimated, gflops}: tokens are what the router chose, time is the
+// module's grouped GEMM time split by tokens (one launch runs them all); "memory" by category.
+nlohmann::json profile_summary(const ProfileRun& run);
+// The summary as text tables, the first `top` rows of each.
+std::string profile_table(const nlohmann::json& summary, size_t top = 20);
+// Chrome trace JSON (Perfetto, chrome://tracing): complete events, one process for the host
+// (a lane per thread) and one per GPU; a memory counter; expert tokens as instants.
+nlohmann::json chrome_trace(const std::vector<profiler::Event>& events);
+
+}  // namespace moegrad::train

@@ -1,5 +1,8 @@
 #include "app/cli.h"
 
+#include <algorithm>
+#include <iostream>
+
 namespace moegrad::app {
 
 po::variables_map parse_options(const std::string& command, const po::options_description& options,
@@ -37,6 +40,32 @@ void split_config_overrides(const Args& args, Args& own, Args& overrides) {
     // "--train.lr 1e-4": the value is the next argument.
     if (a.find('=') == std::string::npos && i + 1 < args.size()) overrides.push_back(args[++i]);
   }
+}
+
+std::string subcommand_table(const std::vector<Subcommand>& subcommands) {
+  size_t width = 0;
+  for (const Subcommand& s : subcommands) width = std::max(width, std::string(s.name).size());
+  std::string out;
+  for (const Subcommand& s : subcommands)
+    out += "  " + std::string(s.name) + std::string(width + 2 - std::string(s.name).size(), ' ') +
+           s.summary + "\n";
+  return out;
+}
+
+int run_subcommand(const std::string& command, const std::vector<Subcommand>& subcommands,
+                   const Args& args, const std::string& usage) {
+  std::string names;
+  for (size_t i = 0; i < subcommands.size(); ++i)
+    names += (i == 0 ? "" : i + 1 == subcommands.size() ? " or " : ", ") +
+             std::string(subcommands[i].name);
+  if (args.empty()) throw UsageError(command, "missing subcommand (" + names + ")");
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return 0;
+  }
+  for (const Subcommand& s : subcommands)
+    if (args[0] == s.name) return s.run(Args(args.begin() + 1, args.end()));
+  throw UsageError(command, "unknown subcommand '" + args[0] + "' (expected " + names + ")");
 }
 
 }  // namespace moegrad::app

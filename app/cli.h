@@ -32,6 +32,20 @@ po::variables_map parse_options(const std::string& command, const po::options_de
 // arguments.
 void split_config_overrides(const Args& args, Args& own, Args& overrides);
 
+// A command with subcommands (moegrad data build, ...): each its name, a line on what it does,
+// and its runner, which gets the arguments after its name.
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+};
+// The subcommands as a usage table.
+std::string subcommand_table(const std::vector<Subcommand>& subcommands);
+// Runs the subcommand args[0] names; --help prints `usage`; none or an unknown one is a
+// UsageError listing them.
+int run_subcommand(const std::string& command, const std::vector<Subcommand>& subcommands,
+                   const Args& args, const std::string& usage);
+
 // One subcommand: `run` gets the arguments after its name and returns the exit status;
 // `usage` is what `moegrad <name> --help` prints.
 struct Command {
@@ -63,5 +77,7 @@ int run_trace(const Args& args);
 std::string trace_usage();
 int run_profile(const Args& args);
 std::string profile_usage();
+int run_benchmark(const Args& args);
+std::string benchmark_usage();
 
 }  // namespace moegrad::app

@@ -398,13 +398,7 @@ int run_shard_info(const Args& args) {
   return 0;
 }
 
-struct Subcommand {
-  const char* name;
-  const char* summary;
-  int (*run)(const Args& args);
-};
-
-const Subcommand kSubcommands[] = {
+const std::vector<Subcommand> kSubcommands = {
     {"build", "tokenize documents into one token shard per language", run_build},
     {"train-tokenizer", "train a byte-level BPE tokenizer.json on documents", run_train_tokenizer},
     {"info", "check token shards and print their headers", run_shard_info},
@@ -415,23 +409,13 @@ const Subcommand kSubcommands[] = {
 std::string data_usage() {
   std::ostringstream os;
   os << "Usage: moegrad data <subcommand> [options]\n\nSubcommands:\n";
-  for (const Subcommand& s : kSubcommands) {
-    os << "  " << s.name << std::string(17 - std::string(s.name).size(), ' ') << s.summary << "\n";
-  }
+  os << subcommand_table(kSubcommands);
   os << "\n" << build_usage() << "\n" << train_tokenizer_usage() << "\n" << shard_info_usage();
   return os.str();
 }
 
 int run_data(const Args& args) {
-  if (args.empty()) throw UsageError("data", "missing subcommand (build, train-tokenizer or info)");
-  if (args[0] == "--help" || args[0] == "-h") {
-    std::cout << data_usage();
-    return 0;
-  }
-  for (const Subcommand& s : kSubcommands) {
-    if (args[0] == s.name) return s.run(Args(args.begin() + 1, args.end()));
-  }
-  throw UsageError("data", "unknown subcommand '" + args[0] + "' (expected build, train-tokenizer or info)");
+  return run_subcommand("data", kSubcommands, args, data_usage());
 }
 
 }  // namespace moegrad::app

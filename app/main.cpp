@@ -28,6 +28,8 @@ const Command kCommands[] = {
      "specialised and shared experts", run_analyze, analyze_usage},
     {"trace", "the experts each token of a text is routed to, layer by layer", run_trace,
      trace_usage},
+    {"benchmark", "MultiBLiMP, Belebele and held-out perplexity per language; proxy sets from "
+     "held-out text", run_benchmark, benchmark_usage},
     {"profile", "where a training step's time and memory go: by op, module, phase and expert",
      run_profile, profile_usage},
 };

@@ -17,29 +17,13 @@
 #include <vector>
 
 #include "core/device.h"
+#include "tests/app/cli_runner.h"
 
 namespace {
 
-struct CliRun {
-  int status;          // exit status; -1 when killed by a signal
-  std::string output;  // stdout and stderr together
-};
-
-CliRun moegrad(const std::string& args) {
-  std::string cmd = "'" MOEGRAD_CLI_PATH "' " + args + " 2>&1 </dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  EXPECT_NE(pipe, nullptr) << cmd;
-  if (!pipe) return {-1, ""};
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  int wstatus = pclose(pipe);
-  return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1, out};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using moegrad::testing::CliRun;
+using moegrad::testing::contains;
+using moegrad::testing::moegrad;
 
 std::vector<double> losses(const std::string& demo_output) {
   std::vector<double> out;

@@ -1,0 +1,391 @@
+// moegrad benchmark: MultiBLiMP, Belebele and held-out perplexity per language from local files
+// (run), and the clearly labelled proxy sets in the same formats made from held-out text
+// (proxies), so that the evaluation runs offline.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "app/model_args.h"
+#include "app/progress.h"
+#include "core/io/atomic_file.h"
+#include "eval/benchmarks.h"
+#include "eval/proxy_benchmarks.h"
+#include "moe/checkpoint.h"
+#include "train/config.h"
+
+namespace moegrad::app {
+namespace {
+
+namespace fs = std::filesystem;
+using ordered_json = nlohmann::ordered_json;
+
+po::options_description proxies_options() {
+  po::options_description options("Options of 'benchmark proxies'");
+  options.add_options()("help,h", "show this help and exit")(
+      "corpus", po::value<std::string>()->value_name("PATH"),
+      "held-out documents: PATH/<lang>/heldout (the layout of corpora/manpages), else PATH/<lang>, "
+      "or a PATH with {lang} in it; each a folder of .txt files, a .txt or a .jsonl file; required")(
+      "out", po::value<std::string>()->value_name("DIR"),
+      "folder for proxy_multiblimp/<lang>/data.tsv, proxy_belebele/<lang>.jsonl, their READMEs "
+      "and proxies.json; required")(
+      "languages", po::value<std::string>()->value_name("a,b,..."),
+      "languages (default: every folder in --corpus; required when PATH has {lang})")(
+      "items", po::value<int64_t>()->default_value(200)->value_name("N"),
+      "minimal pairs and questions per language, at most")(
+      "seed", po::value<uint64_t>()->default_value(0)->value_name("S"),
+      "the same seed gives byte-identical files")("passage-sentences",
+                                                  po::value<int64_t>()->default_value(3)->value_name("N"),
+                                                  "sentences in a question's passage")(
+      "min-words", po::value<int64_t>()->default_value(5)->value_name("N"),
+      "fewest words of a sentence used")(
+      "max-words", po::value<int64_t>()->default_value(40)->value_name("N"), "most words of a sentence used");
+  return options;
+}
+
+po::options_description run_options() {
+  po::options_description options("Options of 'benchmark run'");
+  options.add_options()("help,h", "show this help and exit");
+  add_model_options(options);
+  options.add_options()("out", po::value<std::string>()->value_name("DIR"),
+                        "folder for results.json and the CSV tables; required")(
+      "multiblimp", po::value<std::string>()->value_name("DIR"),
+      "MultiBLiMP: DIR/<lang>/data.tsv (e.g. a proxy_multiblimp folder)")(
+      "belebele", po::value<std::string>()->value_name("DIR"),
+      "Belebele: DIR/<name>.jsonl, one file per language variant (e.g. a proxy_belebele folder)")(
+      "perplexity", po::value<std::string>()->value_name("PATH"),
+      "held-out documents, found per language as for 'benchmark proxies --corpus'")(
+      "languages", po::value<std::string>()->value_name("a,b,..."),
+      "languages (default: every one each benchmark's folder holds)")(
+      "shots", po::value<int64_t>()->default_value(0)->value_name("K"),
+      "Belebele: examples before each question, from the same file (the papers report 4)")(
+      "shot-seed", po::value<uint64_t>()->value_name("S"),
+      "Belebele: draw the examples with this seed (default: the first K other questions)")(
+      "prompt", po::value<std::string>()->default_value("letters"),
+      "Belebele prompt: letters (score \" A\"..\" D\" after the passage, question and lettered "
+      "answers; the papers') or answers (score each answer's text after the passage and question)")(
+      "seq-len", po::value<int64_t>()->value_name("N"),
+      "perplexity window in tokens (default: the model's max_position_embeddings)")(
+      "max-tokens", po::value<int64_t>()->default_value(1000000)->value_name("N"),
+      "perplexity: tokens scored per language at most")(
+      "batch-tokens", po::value<int64_t>()->default_value(4096)->value_name("N"),
+      "padded tokens per forward (batch x length)")(
+      "start-id", po::value<int32_t>()->value_name("ID"),
+      "token that conditions text scored from its start (default: the model's BOS, else EOS, "
+      "else the tokenizer's <|endoftext|>)")("device", po::value<std::string>()->default_value("auto"),
+                                             "cpu, cuda, cuda:N or auto");
+  return options;
+}
+
+std::string proxies_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad benchmark proxies --corpus PATH --out DIR [options]\n\n"
+        "Makes PROXY benchmarks from held-out documents, in the formats of MultiBLiMP (minimal\n"
+        "pairs: a prose sentence and the same sentence with two adjacent words swapped,\n"
+        "phenomenon proxy-adjacent-swap) and Belebele (a passage of consecutive sentences, \"Which\n"
+        "sentence comes next?\", the true next sentence among three from other pages), each row\n"
+        "marked proxy, with a README beside each set. They are not MultiBLiMP or Belebele.\n\n"
+     << proxies_options();
+  return os.str();
+}
+
+std::string run_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad benchmark run --model DIR --out DIR [--multiblimp DIR] [--belebele DIR]\n"
+        "                             [--perplexity PATH] [options]\n\n"
+        "Scores the given benchmarks per language and writes results.json and the tables\n"
+        "multiblimp.csv, multiblimp_phenomena.csv, belebele.csv and perplexity.csv. MultiBLiMP:\n"
+        "acc (log p(sen) > log p(wrong_sen)), acc_norm (per character) and acc_token_norm (per\n"
+        "token). Belebele: accuracy of the choice of highest log-likelihood, and its per-character\n"
+        "and per-token variants. Perplexity: tokens, mean NLL, ppl and bits per byte. Proxy sets\n"
+        "are labelled proxy in every output.\n\n"
+     << run_options();
+  return os.str();
+}
+
+[[noreturn]] void usage_error(const std::string& sub, const std::string& message) {
+  throw UsageError("benchmark", sub + ": " + message);
+}
+
+po::variables_map parse(const std::string& sub, const po::options_description& options, const Args& args) {
+  try {
+    return parse_options("benchmark", options, args);
+  } catch (const UsageError& e) {
+    usage_error(sub, e.what());
+  }
+}
+
+std::string need(const po::variables_map& vm, const std::string& sub, const char* flag) {
+  if (!vm.count(flag)) usage_error(sub, std::string("--") + flag + " is required");
+  return vm[flag].as<std::string>();
+}
+
+std::optional<std::vector<std::string>> language_flag(const po::variables_map& vm) {
+  if (!vm.count("languages")) return std::nullopt;
+  return train::split_list(vm["languages"].as<std::string>(), ',');
+}
+
+// The sorted names that `name` gives the entries of `dir` it accepts.
+std::vector<std::string> list_dir(const std::string& flag, const fs::path& dir,
+                                  const std::function<std::optional<std::string>(const fs::path&)>& name) {
+  MOEGRAD_CHECK(fs::is_directory(dir), flag, ": ", dir.string(), " is not a folder");
+  std::vector<std::string> out;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir))
+    if (std::optional<std::string> n = name(e.path())) out.push_back(*n);
+  std::sort(out.begin(), out.end());
+  MOEGRAD_CHECK(!out.empty(), flag, ": ", dir.string(), " holds no languages");
+  return out;
+}
+
+// Documents of each language: PATH with {lang} replaced, else PATH/<lang>/heldout when it
+// exists, else PATH/<lang>.
+std::map<std::string, std::string> document_paths(const std::string& flag, const std::string& path,
+                                                  std::optional<std::vector<std::string>> languages) {
+  const size_t at = path.find("{lang}");
+  if (!languages) {
+    MOEGRAD_CHECK(at == std::string::npos, flag, ": ", path, " names languages by {lang}: give --languages");
+    // Hidden folders (a download cache) are no language.
+    languages = list_dir(flag, path, [](const fs::path& p) -> std::optional<std::string> {
+      const std::string name = p.filename().string();
+      if (!fs::is_directory(p) || name.empty() || name[0] == '.') return std::nullopt;
+      return name;
+    });
+  }
+  std::map<std::string, std::string> out;
+  for (const std::string& lang : *languages) {
+    fs::path p = at != std::string::npos ? fs::path(std::string(path).replace(at, 6, lang))
+                 : fs::exists(fs::path(path) / lang / "heldout") ? fs::path(path) / lang / "heldout"
+                                                                 : fs::path(path) / lang;
+    MOEGRAD_CHECK(fs::exists(p), flag, ": no documents for '", lang, "' (", p.string(), " does not exist)");
+    out[lang] = p.string();
+  }
+  return out;
+}
+
+// The benchmark files of each language: dir/<lang>/data.tsv or dir/<lang>.jsonl.
+std::map<std::string, std::string> benchmark_files(const std::string& flag, const fs::path& dir,
+                                                   const std::optional<std::vector<std::string>>& languages,
+                                                   bool multiblimp) {
+  auto file_of = [&](const std::string& lang) {
+    return multiblimp ? dir / lang / "data.tsv" : dir / (lang + ".jsonl");
+  };
+  const std::vector<std::string> langs =
+      languages ? *languages : list_dir(flag, dir, [&](const fs::path& p) -> std::optional<std::string> {
+        if (multiblimp && fs::is_regular_file(p / "data.tsv")) return p.filename().string();
+        if (!multiblimp && p.extension() == ".jsonl") return p.stem().string();
+        return std::nullopt;
+      });
+  std::map<std::string, std::string> out;
+  for (const std::string& lang : langs) {
+    const fs::path f = file_of(lang);
+    MOEGRAD_CHECK(fs::is_regular_file(f), flag, ": no file for '", lang, "' (", f.string(),
+                  " does not exist)");
+    out[lang] = f.string();
+  }
+  return out;
+}
+
+std::string number(const ordered_json& v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
+  return buf;
+}
+
+// A progress line for one language's scoring, drawn from the scorer's callback; `bar` must
+// outlive the scoring.
+std::function<void(int64_t, int64_t)> progress_of(std::optional<Progress>& bar, const std::string& label) {
+  return [&bar, label](int64_t done, int64_t total) {
+    if (!bar) bar.emplace(label, total, "seq");
+    bar->update(done);
+  };
+}
+
+int run_proxies(const Args& args) {
+  const po::variables_map vm = parse("proxies", proxies_options(), args);
+  if (vm.count("help")) {
+    std::cout << proxies_usage();
+    return 0;
+  }
+  const std::string corpus = need(vm, "proxies", "corpus"), out = need(vm, "proxies", "out");
+  eval::ProxyOptions o;
+  o.items = vm["items"].as<int64_t>();
+  o.seed = vm["seed"].as<uint64_t>();
+  o.passage_sentences = vm["passage-sentences"].as<int64_t>();
+  o.min_words = vm["min-words"].as<int64_t>();
+  o.max_words = vm["max-words"].as<int64_t>();
+  if (o.items < 1 || o.passage_sentences < 1)
+    usage_error("proxies", "--items and --passage-sentences must be positive");
+  if (o.min_words < 3 || o.max_words < o.min_words)
+    usage_error("proxies", "--min-words must be at least 3 and at most --max-words");
+  const auto sources = document_paths("--corpus", corpus, language_flag(vm));
+  const auto counts = eval::write_proxy_benchmarks(sources, out, o);
+  std::printf("%-8s %6s %10s %6s %10s\n", "language", "pages", "sentences", "pairs", "questions");
+  for (const auto& [lang, c] : counts)
+    std::printf("%-8s %6lld %10lld %6lld %10lld\n", lang.c_str(), static_cast<long long>(c.pages),
+                static_cast<long long>(c.sentences), static_cast<long long>(c.pairs),
+                static_cast<long long>(c.questions));
+  std::printf(
+      "wrote PROXY sets (not MultiBLiMP or Belebele) to %s: proxy_multiblimp/, proxy_belebele/, "
+      "proxies.json\n",
+      out.c_str());
+  return 0;
+}
+
+int run_run(const Args& args) {
+  const po::variables_map vm = parse("run", run_options(), args);
+  if (vm.count("help")) {
+    std::cout << run_usage();
+    return 0;
+  }
+  const std::string model_dir = need(vm, "run", "model");
+  const fs::path out = need(vm, "run", "out");
+  if (!vm.count("multiblimp") && !vm.count("belebele") && !vm.count("perplexity"))
+    usage_error("run", "give at least one of --multiblimp, --belebele and --perplexity");
+  eval::BelebeleOptions bo;
+  bo.shots = vm["shots"].as<int64_t>();
+  if (vm.count("shot-seed")) bo.shot_seed = vm["shot-seed"].as<uint64_t>();
+  try {
+    bo.prompt = eval::parse_belebele_prompt(vm["prompt"].as<std::string>());
+  } catch (const Error& e) {
+    usage_error("run", std::string("--prompt: ") + e.what());
+  }
+  eval::PerplexityOptions pp;
+  if (vm.count("seq-len")) pp.seq_len = vm["seq-len"].as<int64_t>();
+  pp.max_tokens = vm["max-tokens"].as<int64_t>();
+  eval::BatchScoreOptions batch;
+  batch.max_batch_tokens = vm["batch-tokens"].as<int64_t>();
+  if (bo.shots < 0) usage_error("run", "--shots must not be negative");
+  if (pp.max_tokens < 1 || batch.max_batch_tokens < 1 || (vm.count("seq-len") && pp.seq_len < 2))
+    usage_error("run", "--max-tokens and --batch-tokens must be positive, --seq-len at least 2");
+  const std::optional<std::vector<std::string>> languages = language_flag(vm);
+  // Every input is found before the model is loaded, so a typo fails at once.
+  std::map<std::string, std::string> multiblimp, belebele, perplexity;
+  if (vm.count("multiblimp"))
+    multiblimp = benchmark_files("--multiblimp", vm["multiblimp"].as<std::string>(), languages, true);
+  if (vm.count("belebele"))
+    belebele = benchmark_files("--belebele", vm["belebele"].as<std::string>(), languages, false);
+  if (vm.count("perplexity"))
+    perplexity = document_paths("--perplexity", vm["perplexity"].as<std::string>(), languages);
+
+  std::unique_ptr<OlmoeForCausalLM> model = load_olmoe(model_dir);
+  std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
+  if (!tokenizer) throw Error("benchmark: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");
+  model->to(Device::select(vm["device"].as<std::string>()));
+  batch.start_id = vm.count("start-id") ? vm["start-id"].as<int32_t>()
+                                        : eval::start_token_id(model->config(), &*tokenizer);
+  bo.scoring.batch = batch;
+  pp.scoring.batch = batch;
+  eval::ScoringOptions so{batch};
+
+  ordered_json results = {{"model", model_dir}, {"start_id", *batch.start_id}};
+  fs::create_directories(out);
+  if (!multiblimp.empty()) {
+    std::ostringstream table, phenomena;
+    table << "language,proxy,pairs,acc,acc_norm,acc_token_norm,skipped\n";
+    phenomena << "language,proxy,phenomenon,pairs,acc,acc_norm,acc_token_norm\n";
+    ordered_json section = ordered_json::object();
+    for (const auto& [lang, file] : multiblimp) {
+      const std::vector<eval::MinimalPair> pairs = eval::read_multiblimp(file);
+      std::optional<Progress> bar;
+      eval::ScoringOptions o = so;
+      o.batch.progress = progress_of(bar, "multiblimp " + lang);
+      const eval::MultiblimpResult r = eval::score_multiblimp(*model, *tokenizer, pairs, o);
+      if (bar) bar->finish();
+      ordered_json j = {{"file", file}};
+      j.update(r.to_json());
+      section[lang] = j;
+      const std::string proxy = r.proxy ? "true" : "false";
+      table << lang << "," << proxy << "," << r.all.items << "," << number(j["acc"]) << ","
+            << number(j["acc_norm"]) << "," << number(j["acc_token_norm"]) << "," << r.skipped << "\n";
+      for (const auto& [name, p] : j["phenomena"].items())
+        phenomena << lang << "," << proxy << "," << name << "," << p["items"].get<int64_t>() << ","
+                  << number(p["acc"]) << "," << number(p["acc_norm"]) << "," << number(p["acc_token_norm"])
+                  << "\n";
+      std::printf(
+          "multiblimp%s %-8s pairs %5lld  acc %.4f  acc_norm %.4f  acc_token_norm %.4f  skipped %lld\n",
+          r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.all.items),
+          j["acc"].get<double>(), j["acc_norm"].get<double>(), j["acc_token_norm"].get<double>(),
+          static_cast<long long>(r.skipped));
+    }
+    results["multiblimp"] = section;
+    write_file_atomically((out / "multiblimp.csv").string(), table.str());
+    write_file_atomically((out / "multiblimp_phenomena.csv").string(), phenomena.str());
+  }
+  if (!belebele.empty()) {
+    std::ostringstream table;
+    table << "language,proxy,prompt,shots,questions,acc,acc_norm,acc_token_norm,truncated,skipped\n";
+    ordered_json section = ordered_json::object();
+    for (const auto& [lang, file] : belebele) {
+      const std::vector<eval::BelebeleItem> items = eval::read_belebele(file);
+      std::optional<Progress> bar;
+      eval::BelebeleOptions o = bo;
+      o.scoring.batch.progress = progress_of(bar, "belebele " + lang);
+      const eval::BelebeleResult r = eval::score_belebele(*model, *tokenizer, items, o);
+      if (bar) bar->finish();
+      ordered_json j = {{"file", file}};
+      j.update(r.to_json(bo));
+      section[lang] = j;
+      table << lang << "," << (r.proxy ? "true" : "false") << "," << eval::belebele_prompt_name(bo.prompt)
+            << "," << bo.shots << "," << r.accuracy.items << "," << number(j["acc"]) << ","
+            << number(j["acc_norm"]) << "," << number(j["acc_token_norm"]) << "," << r.truncated << ","
+            << r.skipped << "\n";
+      std::printf(
+          "belebele%s %-8s questions %5lld  %lld-shot  acc %.4f  acc_norm %.4f  truncated %lld  "
+          "skipped %lld\n",
+          r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.accuracy.items),
+          static_cast<long long>(bo.shots), j["acc"].get<double>(), j["acc_norm"].get<double>(),
+          static_cast<long long>(r.truncated), static_cast<long long>(r.skipped));
+    }
+    results["belebele"] = section;
+    write_file_atomically((out / "belebele.csv").string(), table.str());
+  }
+  if (!perplexity.empty()) {
+    std::ostringstream table;
+    table << "language,documents,tokens,nll,ppl,bpb\n";
+    ordered_json section = ordered_json::object();
+    for (const auto& [lang, path] : perplexity) {
+      std::optional<Progress> bar;
+      eval::PerplexityOptions o = pp;
+      o.scoring.batch.progress = progress_of(bar, "perplexity " + lang);
+      const eval::PerplexityResult r = eval::score_perplexity(*model, *tokenizer, path, o);
+      if (bar) bar->finish();
+      ordered_json j = {{"path", path}};
+      j.update(r.to_json());
+      section[lang] = j;
+      table << lang << "," << r.documents << "," << r.tokens << "," << number(j["nll"]) << ","
+            << number(j["ppl"]) << "," << number(j["bpb"]) << "\n";
+      std::printf("perplexity %-8s tokens %8lld  nll %.4f  ppl %.2f  bpb %.4f\n", lang.c_str(),
+                  static_cast<long long>(r.tokens), j["nll"].get<double>(), j["ppl"].get<double>(),
+                  j["bpb"].get<double>());
+    }
+    results["perplexity"] = section;
+    write_file_atomically((out / "perplexity.csv").string(), table.str());
+  }
+  write_file_atomically((out / "results.json").string(), results.dump(1) + "\n");
+  std::printf("wrote results.json and the tables to %s\n", out.string().c_str());
+  return 0;
+}
+
+const std::vector<Subcommand> kSubcommands = {
+    {"run", "score MultiBLiMP, Belebele and held-out perplexity per language", run_run},
+    {"proxies", "make PROXY sets in their formats from held-out text", run_proxies},
+};
+
+}  // namespace
+
+std::string benchmark_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad benchmark <subcommand> [options]\n\nSubcommands:\n";
+  os << subcommand_table(kSubcommands);
+  os << "\n" << run_usage() << "\n" << proxies_usage();
+  return os.str();
+}
+
+int run_benchmark(const Args& args) {
+  return run_subcommand("benchmark", kSubcommands, args, benchmark_usage());
+}
+
+}  // namespace moegrad::app

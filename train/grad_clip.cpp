@@ -2,37 +2,40 @@
 
 #include <cmath>
 
-#include "core/ops/binary.h"
 #include "core/ops/index.h"
-#include "core/ops/reduce.h"
+#include "core/ops/multi_tensor.h"
 
 namespace moegrad::train {
 
-double grad_norm(const NamedParameters& params, const FreezeMask& mask) {
-  Tensor total;  // f64, on the gradients' device: one host sync at the end
+namespace {
+
+// The trained gradients (a row-masked parameter's trained rows only).
+std::vector<Tensor> trained_grads(const NamedParameters& params, const FreezeMask& mask,
+                                  bool rows_only) {
+  std::vector<Tensor> grads;
   for (const auto& [name, p] : params) {
     const ParamMask& m = mask.at(name);
     const Tensor& g = p.grad();
     if (!m.trains() || !g.defined()) continue;
-    Tensor x = m.mode == ParamMask::Mode::Rows
-                   ? index_select(g, 0, from_vector(m.rows, {int64_t(m.rows.size())}, g.device()))
-                   : g;
-    x = x.to(DType::F64);
-    Tensor squares = sum(mul(x, x));
-    total = total.defined() ? add(total, squares.to(total.device())) : squares;
+    grads.push_back(rows_only && m.mode == ParamMask::Mode::Rows
+                        ? index_select(g, 0, from_vector(m.rows, {int64_t(m.rows.size())}, g.device()))
+                        : g);
   }
-  return total.defined() ? std::sqrt(total.item()) : 0.0;
+  return grads;
+}
+
+}  // namespace
+
+double grad_norm(const NamedParameters& params, const FreezeMask& mask) {
+  // One multi-tensor reduction on the gradients' device and one host sync.
+  return std::sqrt(sum_of_squares(trained_grads(params, mask, true)).item());
 }
 
 double clip_grad_norm(const NamedParameters& params, const FreezeMask& mask, double max_norm) {
   const double norm = grad_norm(params, mask);
   const double coef = max_norm / (norm + 1e-6);
   if (max_norm <= 0 || !std::isfinite(norm) || coef >= 1) return norm;
-  for (const auto& [name, p] : params) {
-    const Tensor& g = p.grad();
-    if (mask.at(name).trains() && g.defined())
-      binary_(BinaryOp::Mul, g, scalar_tensor(coef, g.dtype(), g.device()));
-  }
+  scale_(trained_grads(params, mask, false), coef);
   return norm;
 }
 

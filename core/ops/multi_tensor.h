@@ -1,0 +1,29 @@
+// Operations over a list of tensors at once, for the optimizer's pass over every gradient:
+// the squared global norm and an in-place rescale. On a GPU each is one or two launches for the
+// whole list instead of several per tensor, and no host sync. Not differentiable.
+#pragma once
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moegrad {
+
+// The sum over every element x of every tensor of x * x, accumulated in f64, as a one-element
+// f64 tensor on the tensors' device (float tensors of one device; undefined or empty ones add
+// nothing; an empty list gives a CPU zero). The summation order is fixed, so the result is the
+// same bits run to run.
+Tensor sum_of_squares(const std::vector<Tensor>& tensors);
+// Multiplies every tensor by `factor` in place (the factor rounded to each tensor's dtype).
+void scale_(const std::vector<Tensor>& tensors, double factor);
+
+namespace cpu {
+// out: f64 [1]; tensors contiguous, non-empty, one dtype.
+void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors);
+void scale_(const std::vector<Tensor>& tensors, double factor);
+}  // namespace cpu
+namespace cuda {
+void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors);
+void scale_(const std::vector<Tensor>& tensors, double factor);
+}  // namespace cuda
+
+}  // namespace moegrad

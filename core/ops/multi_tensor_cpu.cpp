@@ -1,0 +1,52 @@
+#include <algorithm>
+#include <vector>
+
+#include "core/ops/multi_tensor.h"
+
+namespace moegrad::cpu {
+namespace {
+
+// Elements per partial sum: the partials, and so the result, do not depend on the thread count.
+constexpr int64_t kChunk = 1 << 16;
+
+}  // namespace
+
+void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
+  dispatch_float(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    // Every chunk's first element and size, in list order.
+    std::vector<const T*> chunks;
+    std::vector<int64_t> sizes;
+    for (const Tensor& t : tensors)
+      for (int64_t begin = 0; begin < t.numel(); begin += kChunk) {
+        chunks.push_back(t.data<T>() + begin);
+        sizes.push_back(std::min(kChunk, t.numel() - begin));
+      }
+    std::vector<double> partial(chunks.size());
+    const int64_t count = int64_t(chunks.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < count; ++c) {
+      const T* x = chunks[size_t(c)];
+      double s = 0;
+      for (int64_t i = 0; i < sizes[size_t(c)]; ++i) s += double(x[i]) * double(x[i]);
+      partial[size_t(c)] = s;
+    }
+    double total = out.data<double>()[0];
+    for (double p : partial) total += p;
+    out.data<double>()[0] = total;
+  });
+}
+
+void scale_(const std::vector<Tensor>& tensors, double factor) {
+  for (const Tensor& t : tensors)
+    dispatch_float(t.dtype(), "scale_", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T* x = t.data<T>();
+      const T f = T(factor);
+      const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > kChunk)
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] * f;
+    });
+}
+
+}  // namespace moegrad::cpu

@@ -1,0 +1,130 @@
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <vector>
+
+#include "core/ops/reduce_cuda.cuh"
+#include "core/cuda/strided.cuh"
+#include "core/ops/multi_tensor.h"
+
+namespace moegrad::cuda {
+namespace {
+
+// Elements per block; a tensor's blocks cover it in order.
+constexpr int64_t kChunk = int64_t(kBlock) * 16;
+
+template <typename T>
+struct Slice {
+  T* x;
+  int64_t n;
+  int64_t first_block;  // the launch's blocks before this tensor's first
+};
+
+// The slice block b works on: the last whose first_block <= b (slices are non-empty, so
+// first_block strictly increases).
+template <typename T>
+__device__ __forceinline__ Slice<T> slice_of(const Slice<T>* slices, int count, int64_t b) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (slices[mid].first_block <= b) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return slices[lo];
+}
+
+// partial[b] = the f64 sum of squares of block b's chunk, folded in a fixed tree.
+template <typename T>
+__global__ void squares_kernel(const Slice<T>* slices, int count, double* partial) {
+  __shared__ double sm[1][kBlock];
+  const Slice<T> s = slice_of(slices, count, blockIdx.x);
+  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
+  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
+  double acc = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = double(s.x[i]);
+    acc += v * v;
+  }
+  acc = fold_row<kBlock, 1>(acc, sm, [](double a, double b) { return a + b; });
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+// out[0] += the sum of the n partials: each thread adds a fixed stride of them, then one fold.
+__global__ void total_kernel(const double* partial, int64_t n, double* out) {
+  __shared__ double sm[1][kBlock];
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  acc = fold_row<kBlock, 1>(acc, sm, [](double a, double b) { return a + b; });
+  if (threadIdx.x == 0) out[0] += acc;
+}
+
+template <typename T>
+__global__ void scale_kernel(const Slice<T>* slices, int count, T factor) {
+  const Slice<T> s = slice_of(slices, count, blockIdx.x);
+  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
+  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s.x[i] = s.x[i] * factor;
+}
+
+// The slices of `tensors` (contiguous, non-empty, dtype T) in a table on the device; `blocks`
+// gets the launch's block count. The upload is stream-ordered (see copy_bytes).
+template <typename T>
+Tensor slice_table(const std::vector<Tensor>& tensors, int64_t& blocks, int& count) {
+  std::vector<Slice<T>> slices;
+  blocks = 0;
+  for (const Tensor& t : tensors) {
+    slices.push_back({t.data<T>(), t.numel(), blocks});
+    blocks += (t.numel() + kChunk - 1) / kChunk;
+  }
+  MOEGRAD_CHECK(blocks <= INT_MAX && slices.size() <= size_t(INT_MAX), "multi-tensor op: ",
+                slices.size(), " tensors in ", blocks, " blocks are too many for one launch");
+  count = int(slices.size());
+  const size_t bytes = slices.size() * sizeof(Slice<T>);
+  Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, tensors[0].device());
+  const int device = tensors[0].device().index;
+  MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(table.data_ptr(), slices.data(), bytes,
+                                     cudaMemcpyHostToDevice, stream(device)));
+  return table;
+}
+
+}  // namespace
+
+void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
+  dispatch_float(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    int64_t blocks = 0;
+    int count = 0;
+    const Tensor table = slice_table<T>(tensors, blocks, count);
+    const Tensor partial = empty({blocks}, DType::F64, out.device());
+    cudaStream_t s = stream(out.device().index);
+    squares_kernel<T><<<unsigned(blocks), kBlock, 0, s>>>(
+        static_cast<const Slice<T>*>(table.data_ptr()), count, partial.data<double>());
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+    total_kernel<<<1, kBlock, 0, s>>>(partial.data<double>(), blocks, out.data<double>());
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void scale_(const std::vector<Tensor>& tensors, double factor) {
+  // One launch per dtype, over the tensors of that dtype.
+  for (DType dt : {DType::F32, DType::F64}) {
+    std::vector<Tensor> group;
+    for (const Tensor& t : tensors)
+      if (t.dtype() == dt) group.push_back(t);
+    if (group.empty()) continue;
+    dispatch_float(dt, "scale_", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      int64_t blocks = 0;
+      int count = 0;
+      const Tensor table = slice_table<T>(group, blocks, count);
+      scale_kernel<T><<<unsigned(blocks), kBlock, 0, stream(group[0].device().index)>>>(
+          static_cast<const Slice<T>*>(table.data_ptr()), count, T(factor));
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+    });
+  }
+}
+
+}  // namespace moegrad::cuda

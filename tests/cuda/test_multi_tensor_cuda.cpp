@@ -1,0 +1,37 @@
+#include "core/ops/multi_tensor.h"
+#include "tests/testing.h"
+
+namespace moegrad {
+namespace {
+
+using testing::gpu;
+using testing::random_tensor;
+
+std::vector<Tensor> list_on(Device device) {
+  std::vector<Tensor> ts = {random_tensor({3, 5}, 1, DType::F32), random_tensor({70001}, 2),
+                            random_tensor({4097}, 3, DType::F32), random_tensor({1}, 4),
+                            random_tensor({6, 4}, 5, DType::F32).t()};
+  for (Tensor& t : ts) t = device.is_cuda() ? gpu(t) : t;
+  return ts;
+}
+
+TEST(MultiTensorCuda, SumOfSquaresMatchesCpuAndRepeatsBitForBit) {
+  SKIP_WITHOUT_GPU();
+  const double cpu = sum_of_squares(list_on(Device::cpu())).item();
+  const std::vector<Tensor> ts = list_on(Device::cuda());
+  const Tensor s = sum_of_squares(ts);
+  EXPECT_TRUE(s.device().is_cuda());
+  EXPECT_NEAR(s.item(), cpu, 1e-12 * cpu);
+  EXPECT_EQ(sum_of_squares(ts).item(), s.item());
+}
+
+TEST(MultiTensorCuda, ScaleMatchesCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  std::vector<Tensor> cpu = list_on(Device::cpu()), cuda = list_on(Device::cuda());
+  scale_(cpu, 0.61);
+  scale_(cuda, 0.61);
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_ALL_CLOSE(cuda[i], cpu[i], 0, 0);
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -164,6 +164,14 @@ std::vector<Event> stop() {
   return std::move(p.events);
 }
 
+void pause() { detail::recording.store(false); }
+
+void resume() {
+  Profile& p = profile();
+  std::lock_guard<std::mutex> lock(p.mu);
+  detail::recording.store(true);
+}
+
 void name_module(const void* module, const std::string& path) {
   Profile& p = profile();
   std::lock_guard<std::mutex> lock(p.mu);

@@ -55,6 +55,10 @@ void start();
 // Stops recording and returns the events in start order, GPU times resolved (this waits for
 // the GPUs that ran profiled work).
 std::vector<Event> stop();
+// Within a profile: work between pause and resume is not recorded (runs as with the profiler
+// off), so profiled and unprofiled steps can alternate.
+void pause();
+void resume();
 
 // The dotted path reported for a module object (nn's Module registers a model's tree).
 void name_module(const void* module, const std::string& path);

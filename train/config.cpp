@@ -102,6 +102,11 @@ void visit(C& c, F&& f) {
     "held-out tokens per language routed for a routing snapshot (moegrad analyze's statistics "
     "and analysis, in runs/<name>/routing/step-N/) at step 0 and each evaluation; 0: none");
 
+  f("profile.start", c.profile.start,
+    "first step run under the op-level profiler (moegrad profile's tables, profile.json and "
+    "trace.json go to runs/<name>/profile/); 0: none");
+  f("profile.steps", c.profile.steps, "steps profiled from profile.start");
+
   f("run.name", c.run.name, "run name: results go to run.dir/run.name");
   f("run.dir", c.run.dir, "parent directory of runs");
   f("run.checkpoint_interval", c.run.checkpoint_interval,
@@ -199,6 +204,8 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   check(c.run.checkpoint_interval >= 0, c, "run.checkpoint_interval", "must be >= 0");
   check(c.run.keep >= 1, c, "run.keep", "must be at least 1");
   check(c.run.log_interval >= 1, c, "run.log_interval", "must be at least 1");
+  check(c.profile.start >= 0, c, "profile.start", "must be >= 0");
+  check(c.profile.steps >= 1, c, "profile.steps", "must be at least 1");
   check(!c.run.name.empty() && c.run.name.find('/') == std::string::npos, c, "run.name",
         "must be a non-empty name without '/'");
   if (!c.model.from.empty()) {

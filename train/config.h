@@ -74,6 +74,11 @@ struct EvalSection {
   int64_t routing_tokens = 0;
 };
 
+struct ProfileSection {
+  int64_t start = 0;  // the first profiled step (counting from 1); 0: no profiling
+  int64_t steps = 3;  // profiled steps from `start`
+};
+
 struct RunSection {
   std::string name = "run";
   std::string dir = "runs";
@@ -89,6 +94,7 @@ struct TrainConfig {
   TrainSection train;
   FreezeSection freeze;
   EvalSection eval;
+  ProfileSection profile;
   RunSection run;
 
   std::string run_dir() const;  // run.dir / run.name

@@ -124,10 +124,14 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
   run.device = training.device();
   run.steps = steps;
   run.tokens_per_step = training.tokens_per_step();
-  run.unprofiled_step_s = training.median_step_seconds(steps);
+  // Unprofiled and profiled steps alternate, so a machine that slows down or speeds up
+  // during the run (other work, clocks) shifts both medians alike and the overhead stays fair.
   profiler::start();
-  std::vector<double> profiled;
+  std::vector<double> profiled, unprofiled;
   for (int64_t i = 0; i < steps; ++i) {
+    profiler::pause();
+    unprofiled.push_back(training.median_step_seconds(1));
+    profiler::resume();
     synchronize(run.device);
     const auto t0 = std::chrono::steady_clock::now();
     {
@@ -138,8 +142,9 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
     profiled.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   run.events = profiler::stop();
-  std::sort(profiled.begin(), profiled.end());
+  for (std::vector<double>* times : {&profiled, &unprofiled}) std::sort(times->begin(), times->end());
   run.profiled_step_s = profiled[profiled.size() / 2];
+  run.unprofiled_step_s = unprofiled[unprofiled.size() / 2];
   run.memory = memory_report(run.device);
   run.peak_gflops = measure_gemm_gflops(run.device, run.device.is_cuda() ? 4096 : 1024);
   run.peak_gbps = measure_copy_gbps(run.device);
@@ -148,9 +153,11 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
 
 json profile_summary(const ProfileRun& run) {
   std::map<std::string, Totals> by_op, by_module, by_phase;
+  std::map<std::string, double> phase_wall_us;
   double op_us = 0, step_us = 0;
   for (const Event& e : run.events) {
     if (e.kind == Kind::Step) step_us += e.duration_us;
+    if (e.kind == Kind::Phase) phase_wall_us[e.name] += e.duration_us;
     if (!counted(e)) continue;
     op_us += e.duration_us;
     const std::string phase = profiler::phase_name(e.phase);
@@ -167,6 +174,8 @@ json profile_summary(const ProfileRun& run) {
     memory[memory_category_name(MemoryCategory(c))] = {{"peak_bytes", run.memory.peak[c]},
                                                        {"at_peak_bytes", run.memory.at_peak[c]}};
   memory["peak_total_bytes"] = run.memory.peak_total;
+  json phase_wall = json::object();
+  for (const auto& [phase, us] : phase_wall_us) phase_wall[phase] = us / steps / 1e3;
   return {{"device", run.device.str()},
           {"steps", run.steps},
           {"tokens_per_step", run.tokens_per_step},
@@ -184,6 +193,7 @@ json profile_summary(const ProfileRun& run) {
           {"by_op", rows(by_op, run, step_per)},
           {"by_module", rows(by_module, run, step_per)},
           {"by_phase", rows(by_phase, run, step_per)},
+          {"phase_host_ms_per_step", phase_wall},
           {"experts", experts(run)},
           {"memory", memory}};
 }
@@ -192,13 +202,20 @@ std::string profile_table(const json& s, size_t top) {
   std::ostringstream os;
   os << "profile on " << s["device"].get<std::string>() << ": " << s["steps"] << " steps of "
      << s["tokens_per_step"] << " tokens\n"
-     << "step " << fixed(s["step_ms"], 2) << " ms (without the profiler "
-     << fixed(s["unprofiled_step_ms"], 2) << " ms, overhead "
-     << fixed(100 * s["overhead"].get<double>(), 1) << "%); ops "
-     << fixed(s["ops_ms_per_step"], 2) << " ms = " << fixed(100 * s["ops_share_of_step"].get<double>(), 1)
-     << "% of the step, unaccounted " << fixed(s["unaccounted_ms_per_step"], 2) << " ms\n"
-     << "peaks of this device, same run: f32 GEMM " << fixed(s["peak_gflops"], 0)
-     << " GFLOP/s, copy " << fixed(s["peak_gbps"], 1) << " GB/s\n";
+     << "step " << fixed(s["step_ms"], 2) << " ms";
+  if (s["unprofiled_step_ms"].get<double>() > 0)
+    os << " (without the profiler " << fixed(s["unprofiled_step_ms"], 2) << " ms, overhead "
+       << fixed(100 * s["overhead"].get<double>(), 1) << "%)";
+  os << "; ops " << fixed(s["ops_ms_per_step"], 2) << " ms = "
+     << fixed(100 * s["ops_share_of_step"].get<double>(), 1) << "% of the step, unaccounted "
+     << fixed(s["unaccounted_ms_per_step"], 2) << " ms\n";
+  if (s["peak_gflops"].get<double>() > 0)
+    os << "peaks of this device, same run: f32 GEMM " << fixed(s["peak_gflops"], 0)
+       << " GFLOP/s, copy " << fixed(s["peak_gbps"], 1) << " GB/s\n";
+  os << "host time per step by phase (on a GPU the host runs ahead of the device):";
+  for (const auto& [phase, ms] : s["phase_host_ms_per_step"].items())
+    os << " " << phase << " " << fixed(ms.get<double>(), 2) << " ms";
+  os << "\n";
   for (const char* table : {"by_phase", "by_module", "by_op"}) {
     os << "\n" << table << "\n";
     char line[256];

@@ -17,7 +17,7 @@ struct ProfileRun {
   Device device = Device::cpu();
   int64_t steps = 0;
   int64_t tokens_per_step = 0;
-  double unprofiled_step_s = 0;  // median step time of as many steps with the profiler off
+  double unprofiled_step_s = 0;  // median of as many steps with the profiler off, run in turn
   double profiled_step_s = 0;    // median of the profiled steps
   std::vector<profiler::Event> events;
   MemoryReport memory;     // the device's, over the whole run
@@ -25,14 +25,15 @@ struct ProfileRun {
   double peak_gbps = 0;    // copy bandwidth of the device (bytes read + written), same run
 };
 
-// `warmup` unprofiled steps, `steps` timed with the profiler off, then `steps` profiled (each
-// inside a "step" event that ends when the device is idle), on the config's new model with
-// random tokens (SyntheticTraining).
+// `warmup` unprofiled steps, then `steps` profiled ones (each inside a "step" event that ends
+// when the device is idle) alternating with as many timed with the profiler off, on the
+// config's new model with random tokens (SyntheticTraining).
 ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup);
 
 // Every number of a run: per step, the op time that accounts for the step and the remainder;
 // "by_op", "by_module" (layer indices folded to *), "by_phase" rows {key, calls, ms_per_step,
-// share, gflops, gbps, flops_share_of_peak, bytes_share_of_peak}; "experts" rows {module,
+// share, gflops, gbps, of_peak_gflops, of_peak_gbps} over the ops' (device) time;
+// "phase_host_ms_per_step": each phase scope's host time (data loading has no ops); "experts" rows {module,
 // expert, tokens, ms_per_step_estimated, gflops}: tokens are what the router chose, time is the
 // module's grouped GEMM time split by tokens (one launch runs them all); "memory" by category.
 nlohmann::json profile_summary(const ProfileRun& run);

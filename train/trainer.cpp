@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "core/profiler.h"
 #include "core/random.h"
 #include "core/storage.h"
 #include "data/tokenizer.h"
@@ -16,6 +18,7 @@
 #include "moe/checkpoint.h"
 #include "moe/hooks.h"
 #include "train/checkpoint.h"
+#include "train/profile.h"
 #include "train/schedule.h"
 #include "train/setup.h"
 
@@ -57,7 +60,8 @@ bool may_change_on_resume(const std::string& key) {
                                       "data.heldout"};
   for (const char* k : kKeys)
     if (key == k) return true;
-  return key.rfind("run.", 0) == 0 || key.rfind("eval.", 0) == 0;
+  return key.rfind("run.", 0) == 0 || key.rfind("eval.", 0) == 0 ||
+         key.rfind("profile.", 0) == 0;
 }
 
 std::string read_file(const fs::path& path) {
@@ -119,6 +123,25 @@ void Trainer::say(const std::string& line) {
   if (callbacks_.on_message) callbacks_.on_message(line);
 }
 
+void Trainer::write_profile(int64_t last_step) {
+  ProfileRun run;
+  run.device = device_;
+  run.events = profiler::stop();
+  for (const profiler::Event& e : run.events) run.steps += e.kind == profiler::Kind::Step;
+  run.tokens_per_step = config_.train.grad_accum * config_.train.batch_size * config_.data.seq_len;
+  run.memory = memory_report(device_);
+  const json summary = profile_summary(run);
+  const fs::path dir = fs::path(run_dir_) / "profile";
+  fs::create_directories(dir);
+  write_file_atomically((dir / "profile.json").string(), summary.dump(1) + "\n");
+  write_file_atomically((dir / "profile.txt").string(), profile_table(summary));
+  write_file_atomically((dir / "trace.json").string(), chrome_trace(run.events).dump() + "\n");
+  log_metrics({{"type", "profile"}, {"steps", run.steps}, {"last_step", last_step},
+               {"step_ms", summary["step_ms"]}, {"ops_ms_per_step", summary["ops_ms_per_step"]}});
+  say("profiled " + std::to_string(run.steps) + " steps up to step " +
+      std::to_string(last_step) + ": " + (dir / "profile.txt").string());
+}
+
 void Trainer::check_run_dir(bool resume) {
   const fs::path dir(run_dir_);
   if (resume) {
@@ -137,7 +160,7 @@ void Trainer::check_run_dir(bool resume) {
     }
     MOEGRAD_CHECK(refused.empty(), "--resume: the config differs from the one ", run_dir_,
                   " was started with; only train.steps, the learning-rate schedule, train.clip, "
-                  "data.heldout, eval.* and run.* may change:",
+                  "data.heldout, eval.*, profile.* and run.* may change:",
                   refused);
     resume_changes_ = allowed;
     return;
@@ -352,17 +375,35 @@ void Trainer::run() {
   int64_t tokens = 0;
   if (step_ == 0) snapshot_routing();  // the starting point of the routing dynamics
   set_training_hooks(true);
+  const ProfileSection& prof = config_.profile;
   while (step_ < t.steps) {
+    const bool profiled = prof.start > 0 && step_ + 1 >= prof.start &&
+                          step_ + 1 < prof.start + prof.steps;
+    if (profiled && step_ + 1 == prof.start) {
+      model_->name_for_profiler("");
+      profiler::start();
+    }
+    std::optional<profiler::Scope> step_scope;
+    if (profiled) step_scope.emplace(profiler::Kind::Step, "step", Device::cpu());
     std::vector<data::Batch> micro;
-    for (int64_t i = 0; i < t.grad_accum; ++i) {
-      micro.push_back(loader_->next());
-      micro.back().input_ids = micro.back().input_ids.to(device_);
+    {
+      const profiler::PhaseScope data_phase(profiler::Phase::Data);
+      for (int64_t i = 0; i < t.grad_accum; ++i) {
+        micro.push_back(loader_->next());
+        micro.back().input_ids = micro.back().input_ids.to(device_);
+      }
     }
     options.lr = learning_rate(schedule, step_ + 1);
     const auto t0 = std::chrono::steady_clock::now();
     StepReport r;
     try {
       r.stats = train_step(*model_, *optimizer_, micro, options);
+      if (profiled) {
+        synchronize(device_);
+        step_scope.reset();
+        if (step_ + 1 == prof.start + prof.steps - 1 || step_ + 1 == t.steps)
+          write_profile(step_ + 1);
+      }
     } catch (const NonFiniteLoss& e) {
       const std::string last = latest_checkpoint((fs::path(run_dir_) / "checkpoints").string());
       const std::string msg = "step " + std::to_string(step_ + 1) + ": " + e.what() +

@@ -73,6 +73,8 @@ class Trainer {
   void setup_training();
   void setup_data();
   void check_run_dir(bool resume);
+  // Stops the [profile] window's profile and writes runs/<name>/profile/.
+  void write_profile(int64_t last_step);
   void resume_from_checkpoint();
   void write_checkpoint();
   void log_metrics(const nlohmann::json& line);

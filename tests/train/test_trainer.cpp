@@ -162,6 +162,33 @@ TEST_F(TrainerTest, RoutingSnapshotsRecordTheDynamicsWithoutChangingTheRun) {
   EXPECT_FALSE(fs::exists(dir_ / "runs" / "plain" / "routing"));  // off by default
 }
 
+TEST_F(TrainerTest, AProfileWindowProfilesItsStepsWithoutChangingTheRun) {
+  Trainer plain(load_config(write_config("plain")), false);
+  plain.run();
+  Trainer profiled(load_config(write_config("profiled", "[profile]\nstart = 2\nsteps = 3\n")),
+                   false);
+  profiled.run();
+  expect_same_parameters(plain.model(), profiled.model());
+
+  int lines = 0;
+  for (const json& m : metrics("profiled"))
+    if (m["type"] == "profile") {
+      ++lines;
+      EXPECT_EQ(m["steps"], 3);
+      EXPECT_EQ(m["last_step"], 4);
+    }
+  EXPECT_EQ(lines, 1);
+  const fs::path dir = dir_ / "runs" / "profiled" / "profile";
+  std::ifstream in(dir / "profile.json");
+  const json summary = json::parse(in);
+  EXPECT_EQ(summary["steps"], 3);
+  for (const char* phase : {"data", "forward", "backward", "optimizer"})
+    EXPECT_GT(summary["phase_host_ms_per_step"].value(phase, 0.0), 0.0) << phase;
+  EXPECT_TRUE(fs::exists(dir / "trace.json"));
+  EXPECT_TRUE(fs::exists(dir / "profile.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "runs" / "plain" / "profile"));
+}
+
 TEST_F(TrainerTest, AMaskTrainsOnlyItsExpertsAndLeavesEverythingElseBitIdentical) {
   const std::string cfg = write_config(
       "masked",

@@ -1,15 +1,30 @@
 #include "train/setup.h"
 
 #include "core/random.h"
+#include "data/tokenizer.h"
 
 namespace moegrad::train {
+
+std::optional<int64_t> document_separator(const DataSection& data) {
+  if (data.eos_id >= 0) return data.eos_id;
+  if (data.tokenizer.empty()) return std::nullopt;
+  const std::optional<int32_t> id =
+      data::Tokenizer::from_file(data.tokenizer).token_to_id("<|endoftext|>");
+  return id ? std::optional<int64_t>(*id) : std::nullopt;
+}
 
 std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config) {
   Generator gen(config.model.seed);
   InitOptions init;
   init.gen = &gen;
   init.std = config.model.config.initializer_range;
-  return std::make_unique<OlmoeForCausalLM>(config.model.config, init);
+  // OLMoE's default special ids belong to its own 50k vocabulary: a new model's EOS is the
+  // run's document separator (what scoring conditions a text on), and it has no padding id
+  // outside its vocabulary.
+  OlmoeConfig c = config.model.config;
+  c.eos_token_id = document_separator(config.data);
+  if (c.pad_token_id && *c.pad_token_id >= c.vocab_size) c.pad_token_id.reset();
+  return std::make_unique<OlmoeForCausalLM>(c, init);
 }
 
 FreezeMask apply_freeze_mask(const TrainConfig& config, const NamedParameters& params) {

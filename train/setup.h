@@ -2,6 +2,7 @@
 // freeze mask in force.
 #pragma once
 #include <memory>
+#include <optional>
 
 #include "moe/olmoe.h"
 #include "train/config.h"
@@ -9,7 +10,12 @@
 
 namespace moegrad::train {
 
-// A new model of the [model] shape, initialised from model.seed (on the CPU).
+// The id that separates documents in packed sequences: data.eos_id, else the data.tokenizer's
+// <|endoftext|>; none when neither gives one.
+std::optional<int64_t> document_separator(const DataSection& data);
+
+// A new model of the [model] shape, initialised from model.seed (on the CPU), with the run's
+// document separator as its EOS id.
 std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config);
 
 // The [freeze] rules resolved over `params` and applied: frozen parameters stop requiring grad.

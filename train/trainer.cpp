@@ -228,17 +228,16 @@ void Trainer::setup_data() {
                   ": vocabulary of ", shards.back().vocab_size(),
                   " tokens does not fit the model's vocab_size ", model_->config().vocab_size);
   }
-  int64_t eos = d.eos_id;
   if (!d.tokenizer.empty()) {
     const data::Tokenizer tok = data::Tokenizer::from_file(d.tokenizer);
     token_bytes_.assign(size_t(tok.vocab_size()), 0);
     for (int32_t id = 0; id < tok.vocab_size(); ++id)
       if (tok.has_id(id)) token_bytes_[size_t(id)] = int64_t(tok.token_bytes(id).size());
-    auto id = tok.token_to_id("<|endoftext|>");
-    MOEGRAD_CHECK(id.has_value() || eos >= 0, d.tokenizer,
-                  ": has no <|endoftext|> token to separate documents; set data.eos_id");
-    if (eos < 0) eos = *id;
   }
+  const std::optional<int64_t> separator = document_separator(d);
+  MOEGRAD_CHECK(separator.has_value() || d.tokenizer.empty(), d.tokenizer,
+                ": has no <|endoftext|> token to separate documents; set data.eos_id");
+  const int64_t eos = separator.value_or(-1);
   loader_options_.seq_len = d.seq_len;
   loader_options_.batch_size = config_.train.batch_size;
   loader_options_.seed = config_.train.seed;

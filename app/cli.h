@@ -71,6 +71,8 @@ int run_data(const Args& args);
 std::string data_usage();
 int run_train(const Args& args);
 std::string train_usage();
+int run_adapt(const Args& args);
+std::string adapt_usage();
 int run_analyze(const Args& args);
 std::string analyze_usage();
 int run_trace(const Args& args);

@@ -24,6 +24,8 @@ const Command kCommands[] = {
     {"data", "build token shards, train a tokenizer, inspect shards", run_data, data_usage},
     {"train", "train or continue an OLMoE model from an experiment config", run_train,
      train_usage},
+    {"adapt", "selective adaptation: train the experts a routing analysis picks for a language",
+     run_adapt, adapt_usage},
     {"analyze", "routing statistics of a model on held-out shards: usage, entropy, divergence, "
      "specialised and shared experts", run_analyze, analyze_usage},
     {"trace", "the experts each token of a text is routed to, layer by layer", run_trace,

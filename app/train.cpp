@@ -42,16 +42,22 @@ std::string train_usage() {
   return os.str();
 }
 
-int run_train(const Args& args) {
+namespace {
+
+// moegrad train, or moegrad adapt: the same run, whose config must choose an [adapt] method.
+int train_command(const std::string& command, const Args& args, std::string (*usage)()) {
   Args own, overrides;
   split_config_overrides(args, own, overrides);
-  po::variables_map vm = parse_options("train", train_options(), own);
+  po::variables_map vm = parse_options(command, train_options(), own);
   if (vm.count("help")) {
-    std::cout << train_usage();
+    std::cout << usage();
     return 0;
   }
-  const std::string path = required(vm, "train", "config");
+  const std::string path = required(vm, command, "config");
   train::TrainConfig config = train::load_config(path, overrides);
+  if (command == "adapt" && config.adapt.method == "none")
+    throw Error(path + ": adapt.method: moegrad adapt needs an [adapt] method (seft, ssft, aeft, "
+                "top_n, random, final_layers or full)");
 
   Progress progress("train", config.train.steps, "steps");
   train::TrainerCallbacks callbacks;
@@ -68,5 +74,25 @@ int run_train(const Args& args) {
   std::cout << "run: " << config.run_dir() << "\n";
   return 0;
 }
+
+}  // namespace
+
+int run_train(const Args& args) { return train_command("train", args, train_usage); }
+
+std::string adapt_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad adapt --config FILE [--resume] [--section.key=value ...]\n\n"
+        "Selective adaptation: moegrad train with a config whose [adapt] section chooses what\n"
+        "trains from a routing analysis (moegrad analyze's routing.json): the target language's\n"
+        "specific experts of the last layers and their routers (seft), plus shared experts\n"
+        "(ssft), or the baselines (aeft, top_n, random, final_layers, full). The exact trainable\n"
+        "count and percentage are printed and saved in trainable.json with the chosen experts;\n"
+        "expert methods route among the trained experts while training (adapt.restrict_router).\n"
+        "Every key of 'moegrad train --help' applies.\n\n"
+     << train_options();
+  return os.str();
+}
+
+int run_adapt(const Args& args) { return train_command("adapt", args, adapt_usage); }
 
 }  // namespace moegrad::app

@@ -59,7 +59,7 @@ SyntheticTraining::SyntheticTraining(const TrainConfig& config)
   reset_peak_memory(device_);
   model_->to(device_);
   const NamedParameters params = model_->named_parameters();
-  const FreezeMask mask = apply_freeze_mask(config, params);
+  const FreezeMask mask = apply_freeze_mask(config, *model_);
   optimizer_ = std::make_unique<AdamW>(params, mask, config.adamw(), config.param_groups());
   options_ = step_options(config);
   options_.language_losses = false;

@@ -96,6 +96,23 @@ void visit(C& c, F&& f) {
   f("freeze.restrict_router", c.freeze.restrict_router,
     "while training, layers with trained experts route only among them (-inf logits for the "
     "others); evaluation routes over all experts");
+  AdaptSection& a = c.adapt;
+  f("adapt.method", a.method,
+    "selective adaptation instead of [freeze] rules: seft (the target language's specific "
+    "experts of the last adapt.layers layers, and their routers), ssft (+ adapt.shared_k shared "
+    "experts), aeft (every expert), top_n (adapt.top_n experts by gap), random (a random other "
+    "language's specific experts), final_layers (every parameter of those layers), full; none");
+  f("adapt.language", a.language, "target language (one without experts borrows its parent's)");
+  f("adapt.routing", a.routing, "routing.json of moegrad analyze that picks the experts");
+  f("adapt.layers", a.layers, "the last N layers adapt");
+  f("adapt.shared_k", a.shared_k, "ssft: shared experts per layer");
+  f("adapt.top_n", a.top_n, "top_n: experts per layer");
+  f("adapt.seed", a.seed, "random: seed of the choice of the other language");
+  f("adapt.parents", a.parents,
+    "child:parent pairs, e.g. 'uk:ru,ca:es'; empty: the paper's (ca-es et-fi mr-hi sk-cs uk-ru "
+    "ur-ar nl-en)");
+  f("adapt.restrict_router", a.restrict_router,
+    "expert methods: while training, adapted layers route only among the trained experts");
   f("eval.interval", c.eval.interval, "steps between held-out evaluations; 0: only at the end");
   f("eval.batches", c.eval.batches, "held-out batches per language in an evaluation");
   f("eval.routing_tokens", c.eval.routing_tokens,
@@ -204,6 +221,24 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   check(c.run.checkpoint_interval >= 0, c, "run.checkpoint_interval", "must be >= 0");
   check(c.run.keep >= 1, c, "run.keep", "must be at least 1");
   check(c.run.log_interval >= 1, c, "run.log_interval", "must be at least 1");
+  static const std::set<std::string> kAdaptMethods = {
+      "none", "seft", "ssft", "aeft", "top_n", "random", "final_layers", "full"};
+  check(kAdaptMethods.count(c.adapt.method) > 0, c, "adapt.method",
+        "'" + c.adapt.method + "' is not one of none, seft, ssft, aeft, top_n, random, "
+        "final_layers, full");
+  check(c.adapt.layers >= 1, c, "adapt.layers", "must be at least 1");
+  check(c.adapt.shared_k >= 0, c, "adapt.shared_k", "must be >= 0");
+  check(c.adapt.top_n >= 1, c, "adapt.top_n", "must be at least 1");
+  if (c.adapt.method != "none") {
+    check(c.freeze.rules.empty(), c, "adapt.method",
+          "chooses what trains: leave the [freeze] rules out (or set adapt.method = none)");
+    const bool needs_routing = c.adapt.method != "aeft" && c.adapt.method != "final_layers" &&
+                               c.adapt.method != "full";
+    if (needs_routing)
+      check(fs::is_regular_file(c.adapt.routing), c, "adapt.routing",
+            "'" + c.adapt.routing + "' is not a file (adapt.method " + c.adapt.method +
+                " picks experts from moegrad analyze's routing.json)");
+  }
   check(c.profile.start >= 0, c, "profile.start", "must be >= 0");
   check(c.profile.steps >= 1, c, "profile.steps", "must be at least 1");
   check(!c.run.name.empty() && c.run.name.find('/') == std::string::npos, c, "run.name",
@@ -284,6 +319,12 @@ ScheduleConfig TrainConfig::schedule() const {
 }
 
 std::string TrainConfig::run_dir() const { return (fs::path(run.dir) / run.name).string(); }
+
+bool TrainConfig::restricts_router() const {
+  const bool expert_method = adapt.method != "none" && adapt.method != "final_layers" &&
+                             adapt.method != "full";
+  return freeze.restrict_router || (expert_method && adapt.restrict_router);
+}
 
 std::vector<std::string> TrainConfig::language_list() const {
   return split_list(data.languages, ',');

@@ -14,6 +14,7 @@
 
 #include "nn/olmoe_config.h"
 #include "train/adamw.h"
+#include "train/adapt.h"
 #include "train/schedule.h"
 
 namespace moegrad::train {
@@ -93,11 +94,15 @@ struct TrainConfig {
   DataSection data;
   TrainSection train;
   FreezeSection freeze;
+  AdaptSection adapt;
   EvalSection eval;
   ProfileSection profile;
   RunSection run;
 
   std::string run_dir() const;  // run.dir / run.name
+  // Whether adapted layers route only among their trained experts while training
+  // (freeze.restrict_router, or an [adapt] method that trains experts).
+  bool restricts_router() const;
   std::vector<std::string> language_list() const;
   std::vector<std::pair<std::string, double>> language_weights() const;
   ScheduleConfig schedule() const;  // from the [train] keys

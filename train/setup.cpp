@@ -1,5 +1,7 @@
 #include "train/setup.h"
 
+#include <fstream>
+
 #include "core/random.h"
 #include "data/tokenizer.h"
 
@@ -27,8 +29,27 @@ std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config) {
   return std::make_unique<OlmoeForCausalLM>(c, init);
 }
 
-FreezeMask apply_freeze_mask(const TrainConfig& config, const NamedParameters& params) {
-  FreezeMask mask = FreezeMask::build(parse_freeze_rules(config.freeze.rules), params);
+Adaptation adaptation(const TrainConfig& config, const OlmoeConfig& model) {
+  nlohmann::json analysis = nlohmann::json::object();
+  if (!config.adapt.routing.empty()) {
+    std::ifstream in(config.adapt.routing);
+    MOEGRAD_CHECK(in, config.source, ": adapt.routing: cannot read ", config.adapt.routing);
+    analysis = nlohmann::json::parse(in, nullptr, false);
+    MOEGRAD_CHECK(!analysis.is_discarded() && analysis.is_object(), config.source,
+                  ": adapt.routing: ", config.adapt.routing, " is not a routing.json");
+  }
+  try {
+    return resolve_adaptation(config.adapt, model.num_hidden_layers, model.num_experts, analysis);
+  } catch (const std::exception& e) {
+    throw Error(config.source + ": " + e.what());
+  }
+}
+
+FreezeMask apply_freeze_mask(const TrainConfig& config, const OlmoeForCausalLM& model) {
+  std::vector<std::string> rules = config.freeze.rules;
+  if (config.adapt.method != "none") rules = adaptation(config, model.config()).rules;
+  const NamedParameters params = model.named_parameters();
+  FreezeMask mask = FreezeMask::build(parse_freeze_rules(rules), params);
   mask.apply(params);
   return mask;
 }

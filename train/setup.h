@@ -18,7 +18,11 @@ std::optional<int64_t> document_separator(const DataSection& data);
 // document separator as its EOS id.
 std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config);
 
-// The [freeze] rules resolved over `params` and applied: frozen parameters stop requiring grad.
-FreezeMask apply_freeze_mask(const TrainConfig& config, const NamedParameters& params);
+// The [adapt] section resolved for this model (its routing.json read); errors name the config.
+Adaptation adaptation(const TrainConfig& config, const OlmoeConfig& model);
+
+// What trains, resolved over the model's parameters and applied (frozen parameters stop
+// requiring grad): the [adapt] method's rules when it has one, else the [freeze] rules.
+FreezeMask apply_freeze_mask(const TrainConfig& config, const OlmoeForCausalLM& model);
 
 }  // namespace moegrad::train

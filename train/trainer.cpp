@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <sstream>
@@ -102,14 +103,28 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
   const NamedParameters params = model_->named_parameters();
   say(mask_.summary(params));
   const TrainableCount count = trainable();
+  json trainable_json = {{"trainable", count.trainable},
+                         {"total", count.total},
+                         {"percent", count.percent()},
+                         {"optimizer_state_bytes", optimizer_->state_bytes()},
+                         {"mask", mask_.to_json()}};
+  if (config_.adapt.method != "none") {
+    const Adaptation a = adaptation(config_, model_->config());
+    json experts = json::object();
+    for (const auto& [layer, list] : a.experts) experts[std::to_string(layer)] = list;
+    trainable_json["adaptation"] = {{"method", config_.adapt.method},
+                                    {"language", config_.adapt.language},
+                                    {"experts_of", a.source_language},
+                                    {"experts", experts}};
+    char percent[32];
+    std::snprintf(percent, sizeof percent, "%.3f%%", count.percent());
+    say("adaptation " + config_.adapt.method + " for " + config_.adapt.language +
+        (a.source_language.empty() ? "" : " (experts of " + a.source_language + ")") + ": " +
+        std::to_string(count.trainable) + " of " + std::to_string(count.total) +
+        " parameters train (" + percent + ")");
+  }
   write_file_atomically((fs::path(run_dir_) / "trainable.json").string(),
-                        json{{"trainable", count.trainable},
-                             {"total", count.total},
-                             {"percent", count.percent()},
-                             {"optimizer_state_bytes", optimizer_->state_bytes()},
-                             {"mask", mask_.to_json()}}
-                                .dump(2) +
-                            "\n");
+                        trainable_json.dump(2) + "\n");
   write_file_atomically((fs::path(run_dir_) / "config.ini").string(), to_ini(config_));
 }
 
@@ -208,7 +223,7 @@ void Trainer::resume_from_checkpoint() {
 void Trainer::setup_training() {
   model_->to(device_);
   const NamedParameters params = model_->named_parameters();
-  mask_ = apply_freeze_mask(config_, params);
+  mask_ = apply_freeze_mask(config_, *model_);
   optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
 }
 
@@ -252,7 +267,7 @@ void Trainer::setup_data() {
 }
 
 void Trainer::set_training_hooks(bool training) {
-  if (!config_.freeze.restrict_router || !training) {
+  if (!config_.restricts_router() || !training) {
     model_->set_router_hooks({});
     return;
   }

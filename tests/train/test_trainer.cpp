@@ -189,6 +189,33 @@ TEST_F(TrainerTest, AProfileWindowProfilesItsStepsWithoutChangingTheRun) {
   EXPECT_FALSE(fs::exists(dir_ / "runs" / "plain" / "profile"));
 }
 
+TEST_F(TrainerTest, AnAdaptMethodChoosesWhatTrainsFromARoutingAnalysis) {
+  const fs::path routing = dir_ / "routing.json";
+  json analysis = {{"languages", {"de", "en"}}, {"layers", 2}, {"experts", 4}, {"per_layer", json::array()}};
+  for (int l = 0; l < 2; ++l)
+    analysis["per_layer"].push_back({{"layer", l},
+                                     {"language_specific", {{"de", {1}}, {"en", {2}}}},
+                                     {"shared", {0, 3}},
+                                     {"gaps", json::array()}});
+  std::ofstream(routing) << analysis.dump();
+  Trainer seft(load_config(write_config("seft", "[adapt]\nmethod = seft\nlanguage = de\nrouting = " +
+                                                    routing.string() + "\nlayers = 1\n")),
+               false);
+  // The router of layer 1 (4 x 16) and expert 1's three projections (3 x 8 x 16).
+  EXPECT_EQ(seft.trainable().trainable, 4 * 16 + 3 * 8 * 16);
+  std::ifstream in(dir_ / "runs" / "seft" / "trainable.json");
+  const json t = json::parse(in);
+  EXPECT_EQ(t["adaptation"]["method"], "seft");
+  EXPECT_EQ(t["adaptation"]["experts"]["1"], json({1}));
+  EXPECT_TRUE(load_config(write_config("seft2", "[adapt]\nmethod = aeft\n")).restricts_router());
+  EXPECT_FALSE(load_config(write_config("final", "[adapt]\nmethod = final_layers\n")).restricts_router());
+  testing::expect_error(
+      [&] { load_config(write_config("both", "[freeze]\nexperts = -1:all\n[adapt]\nmethod = aeft\n")); },
+      "adapt.method: chooses what trains: leave the [freeze] rules out");
+  testing::expect_error([&] { load_config(write_config("nofile", "[adapt]\nmethod = seft\nlanguage = de\n")); },
+                        "adapt.routing: '' is not a file");
+}
+
 TEST_F(TrainerTest, AMaskTrainsOnlyItsExpertsAndLeavesEverythingElseBitIdentical) {
   const std::string cfg = write_config(
       "masked",

@@ -1,6 +1,7 @@
 // moegrad benchmark: MultiBLiMP, Belebele and held-out perplexity per language from local files
 // (run), and the clearly labelled proxy sets in the same formats made from held-out text
-// (proxies), so that the evaluation runs offline.
+// (proxies), so that the evaluation runs offline; with a steering file, every score without and
+// with router steering.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "core/io/atomic_file.h"
 #include "eval/benchmarks.h"
 #include "eval/proxy_benchmarks.h"
+#include "eval/steering.h"
 #include "moe/checkpoint.h"
 #include "train/config.h"
 
@@ -73,6 +75,8 @@ po::options_description run_options() {
       "perplexity: tokens scored per language at most")(
       "batch-tokens", po::value<int64_t>()->default_value(4096)->value_name("N"),
       "padded tokens per forward (batch x length)")(
+      "steer", po::value<std::string>()->value_name("FILE"),
+      "router steering file (see below): score every benchmark without and with it")(
       "start-id", po::value<int32_t>()->value_name("ID"),
       "token that conditions text scored from its start (default: the model's BOS, else EOS, "
       "else the tokenizer's <|endoftext|>)")("device", po::value<std::string>()->default_value("auto"),
@@ -102,6 +106,16 @@ std::string run_usage() {
         "token). Belebele: accuracy of the choice of highest log-likelihood, and its per-character\n"
         "and per-token variants. Perplexity: tokens, mean NLL, ppl and bits per byte. Proxy sets\n"
         "are labelled proxy in every output.\n\n"
+        "--steer FILE scores everything twice, without and then with router steering at\n"
+        "inference (the hard form: in the chosen layers, on the log-softmax of the router\n"
+        "logits, promoted experts set to the row's max + delta and demoted ones to its min -\n"
+        "delta; the soft form: lambda * w added or subtracted), and adds to every row of\n"
+        "results.json a \"steered\" result and a \"steering_difference\" (steered minus\n"
+        "unsteered), and to every table the steered_* and diff_* columns. FILE is JSON:\n"
+        "  {\"mode\": \"hard\"|\"soft\", \"delta\": 0.01, \"lambda\": 1.0,\n"
+        "   \"layers\": [first, last] | \"layer_list\": [l, ...],\n"
+        "   \"promote\": {\"<layer>\": [experts]} and/or \"promote_all\": [experts],\n"
+        "   \"demote\" / \"demote_all\": the same, \"weights\": {\"<layer>\": {\"<expert>\": w}}}\n\n"
      << run_options();
   return os.str();
 }
@@ -194,6 +208,48 @@ std::string number(const ordered_json& v) {
   return buf;
 }
 
+const std::vector<std::string> kAccuracies = {"acc", "acc_norm", "acc_token_norm"};
+const std::vector<std::string> kPerplexities = {"nll", "ppl", "bpb"};
+
+// {metric: steered - unsteered}.
+ordered_json difference(const ordered_json& unsteered, const ordered_json& steered,
+                        const std::vector<std::string>& metrics) {
+  ordered_json out = ordered_json::object();
+  for (const std::string& m : metrics) out[m] = steered[m].get<double>() - unsteered[m].get<double>();
+  return out;
+}
+
+// The table columns a steered run adds: ",steered_<m>...,diff_<m>...".
+std::string steered_header(const std::vector<std::string>& metrics) {
+  std::string out;
+  for (const char* prefix : {"steered_", "diff_"})
+    for (const std::string& m : metrics) out.append(",").append(prefix).append(m);
+  return out;
+}
+
+std::string steered_cells(const ordered_json& steered, const ordered_json& diff,
+                          const std::vector<std::string>& metrics) {
+  std::string out;
+  for (const ordered_json* j : {&steered, &diff})
+    for (const std::string& m : metrics) out.append(",").append(number((*j)[m]));
+  return out;
+}
+
+// "  steered  acc 0.5100 (+0.0200)  ...".
+void print_steered(const ordered_json& steered, const ordered_json& diff, const std::vector<std::string>& metrics) {
+  std::printf("  steered");
+  for (const std::string& m : metrics)
+    std::printf("  %s %.4f (%+.4f)", m.c_str(), steered[m].get<double>(), diff[m].get<double>());
+  std::printf("\n");
+}
+
+// Routes the model's later forwards with `steering`, or without any intervention when null.
+void set_steering(OlmoeForCausalLM& model, const eval::Steering* steering) {
+  RouterHooks hooks = model.router_hooks();
+  hooks.intervene = steering ? eval::steering_intervention(*steering) : RouterIntervention();
+  model.set_router_hooks(hooks);
+}
+
 // A progress line for one language's scoring, drawn from the scorer's callback; `bar` must
 // outlive the scoring.
 std::function<void(int64_t, int64_t)> progress_of(std::optional<Progress>& bar, const std::string& label) {
@@ -269,11 +325,32 @@ int run_run(const Args& args) {
     belebele = benchmark_files("--belebele", vm["belebele"].as<std::string>(), languages, false);
   if (vm.count("perplexity"))
     perplexity = document_paths("--perplexity", vm["perplexity"].as<std::string>(), languages);
+  const std::string steer_file = vm.count("steer") ? vm["steer"].as<std::string>() : "";
+  if (!steer_file.empty()) eval::read_steering(steer_file);
 
   std::unique_ptr<OlmoeForCausalLM> model = load_olmoe(model_dir);
   std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
   if (!tokenizer) throw Error("benchmark: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");
   model->to(Device::select(vm["device"].as<std::string>()));
+  std::optional<eval::Steering> steering;
+  if (!steer_file.empty())
+    steering = eval::read_steering(steer_file, {model->config().num_hidden_layers, model->config().num_experts});
+  // Each scorer runs unsteered, then steered when a steering is given, with `label` on its
+  // progress line.
+  auto variants = [&](const std::string& label, const auto& score) {
+    using Result = decltype(score(std::function<void(int64_t, int64_t)>()));
+    std::vector<const eval::Steering*> runs = {nullptr};
+    if (steering) runs.push_back(&*steering);
+    std::vector<Result> out;
+    for (const eval::Steering* s : runs) {
+      set_steering(*model, s);
+      std::optional<Progress> bar;
+      out.push_back(score(progress_of(bar, label + (s ? " steered" : ""))));
+      if (bar) bar->finish();
+    }
+    set_steering(*model, nullptr);
+    return out;
+  };
   batch.start_id = vm.count("start-id") ? vm["start-id"].as<int32_t>()
                                         : eval::start_token_id(model->config(), &*tokenizer);
   bo.scoring.batch = batch;
@@ -281,34 +358,49 @@ int run_run(const Args& args) {
   eval::ScoringOptions so{batch};
 
   ordered_json results = {{"model", model_dir}, {"start_id", *batch.start_id}};
+  if (steering) results["steering"] = {{"file", steer_file}, {"steering", steering->to_json()}};
+  const std::string steered_acc = steering ? steered_header(kAccuracies) : "";
   fs::create_directories(out);
   if (!multiblimp.empty()) {
     std::ostringstream table, phenomena;
-    table << "language,proxy,pairs,acc,acc_norm,acc_token_norm,skipped\n";
-    phenomena << "language,proxy,phenomenon,pairs,acc,acc_norm,acc_token_norm\n";
+    table << "language,proxy,pairs,acc,acc_norm,acc_token_norm,skipped" << steered_acc << "\n";
+    phenomena << "language,proxy,phenomenon,pairs,acc,acc_norm,acc_token_norm" << steered_acc << "\n";
     ordered_json section = ordered_json::object();
     for (const auto& [lang, file] : multiblimp) {
       const std::vector<eval::MinimalPair> pairs = eval::read_multiblimp(file);
-      std::optional<Progress> bar;
-      eval::ScoringOptions o = so;
-      o.batch.progress = progress_of(bar, "multiblimp " + lang);
-      const eval::MultiblimpResult r = eval::score_multiblimp(*model, *tokenizer, pairs, o);
-      if (bar) bar->finish();
+      const auto rs = variants("multiblimp " + lang, [&](std::function<void(int64_t, int64_t)> progress) {
+        eval::ScoringOptions o = so;
+        o.batch.progress = std::move(progress);
+        return eval::score_multiblimp(*model, *tokenizer, pairs, o);
+      });
+      const eval::MultiblimpResult& r = rs[0];
       ordered_json j = {{"file", file}};
       j.update(r.to_json());
+      if (steering) {
+        j["steered"] = rs[1].to_json();
+        j["steering_difference"] = difference(j, j["steered"], kAccuracies);
+      }
       section[lang] = j;
       const std::string proxy = r.proxy ? "true" : "false";
       table << lang << "," << proxy << "," << r.all.items << "," << number(j["acc"]) << ","
-            << number(j["acc_norm"]) << "," << number(j["acc_token_norm"]) << "," << r.skipped << "\n";
-      for (const auto& [name, p] : j["phenomena"].items())
+            << number(j["acc_norm"]) << "," << number(j["acc_token_norm"]) << "," << r.skipped;
+      if (steering) table << steered_cells(j["steered"], j["steering_difference"], kAccuracies);
+      table << "\n";
+      for (const auto& [name, p] : j["phenomena"].items()) {
         phenomena << lang << "," << proxy << "," << name << "," << p["items"].get<int64_t>() << ","
-                  << number(p["acc"]) << "," << number(p["acc_norm"]) << "," << number(p["acc_token_norm"])
-                  << "\n";
+                  << number(p["acc"]) << "," << number(p["acc_norm"]) << "," << number(p["acc_token_norm"]);
+        if (steering) {
+          const ordered_json& sp = j["steered"]["phenomena"][name];
+          phenomena << steered_cells(sp, difference(p, sp, kAccuracies), kAccuracies);
+        }
+        phenomena << "\n";
+      }
       std::printf(
           "multiblimp%s %-8s pairs %5lld  acc %.4f  acc_norm %.4f  acc_token_norm %.4f  skipped %lld\n",
           r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.all.items),
           j["acc"].get<double>(), j["acc_norm"].get<double>(), j["acc_token_norm"].get<double>(),
           static_cast<long long>(r.skipped));
+      if (steering) print_steered(j["steered"], j["steering_difference"], kAccuracies);
     }
     results["multiblimp"] = section;
     write_file_atomically((out / "multiblimp.csv").string(), table.str());
@@ -316,50 +408,68 @@ int run_run(const Args& args) {
   }
   if (!belebele.empty()) {
     std::ostringstream table;
-    table << "language,proxy,prompt,shots,questions,acc,acc_norm,acc_token_norm,truncated,skipped\n";
+    table << "language,proxy,prompt,shots,questions,acc,acc_norm,acc_token_norm,truncated,skipped"
+          << steered_acc << "\n";
     ordered_json section = ordered_json::object();
     for (const auto& [lang, file] : belebele) {
       const std::vector<eval::BelebeleItem> items = eval::read_belebele(file);
-      std::optional<Progress> bar;
-      eval::BelebeleOptions o = bo;
-      o.scoring.batch.progress = progress_of(bar, "belebele " + lang);
-      const eval::BelebeleResult r = eval::score_belebele(*model, *tokenizer, items, o);
-      if (bar) bar->finish();
+      const auto rs = variants("belebele " + lang, [&](std::function<void(int64_t, int64_t)> progress) {
+        eval::BelebeleOptions o = bo;
+        o.scoring.batch.progress = std::move(progress);
+        return eval::score_belebele(*model, *tokenizer, items, o);
+      });
+      const eval::BelebeleResult& r = rs[0];
       ordered_json j = {{"file", file}};
       j.update(r.to_json(bo));
+      if (steering) {
+        j["steered"] = rs[1].to_json(bo);
+        j["steering_difference"] = difference(j, j["steered"], kAccuracies);
+      }
       section[lang] = j;
       table << lang << "," << (r.proxy ? "true" : "false") << "," << eval::belebele_prompt_name(bo.prompt)
             << "," << bo.shots << "," << r.accuracy.items << "," << number(j["acc"]) << ","
             << number(j["acc_norm"]) << "," << number(j["acc_token_norm"]) << "," << r.truncated << ","
-            << r.skipped << "\n";
+            << r.skipped;
+      if (steering) table << steered_cells(j["steered"], j["steering_difference"], kAccuracies);
+      table << "\n";
       std::printf(
           "belebele%s %-8s questions %5lld  %lld-shot  acc %.4f  acc_norm %.4f  truncated %lld  "
           "skipped %lld\n",
           r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.accuracy.items),
           static_cast<long long>(bo.shots), j["acc"].get<double>(), j["acc_norm"].get<double>(),
           static_cast<long long>(r.truncated), static_cast<long long>(r.skipped));
+      if (steering) print_steered(j["steered"], j["steering_difference"], kAccuracies);
     }
     results["belebele"] = section;
     write_file_atomically((out / "belebele.csv").string(), table.str());
   }
   if (!perplexity.empty()) {
     std::ostringstream table;
-    table << "language,documents,tokens,nll,ppl,bpb\n";
+    table << "language,documents,tokens,nll,ppl,bpb" << (steering ? steered_header(kPerplexities) : "")
+          << "\n";
     ordered_json section = ordered_json::object();
     for (const auto& [lang, path] : perplexity) {
-      std::optional<Progress> bar;
-      eval::PerplexityOptions o = pp;
-      o.scoring.batch.progress = progress_of(bar, "perplexity " + lang);
-      const eval::PerplexityResult r = eval::score_perplexity(*model, *tokenizer, path, o);
-      if (bar) bar->finish();
+      const auto rs = variants("perplexity " + lang, [&](std::function<void(int64_t, int64_t)> progress) {
+        eval::PerplexityOptions o = pp;
+        o.scoring.batch.progress = std::move(progress);
+        return eval::score_perplexity(*model, *tokenizer, path, o);
+      });
+      const eval::PerplexityResult& r = rs[0];
       ordered_json j = {{"path", path}};
       j.update(r.to_json());
+      if (steering) {
+        j["steered"] = rs[1].to_json();
+        j["steering_difference"] = difference(j, j["steered"], kPerplexities);
+      }
       section[lang] = j;
       table << lang << "," << r.documents << "," << r.tokens << "," << number(j["nll"]) << ","
-            << number(j["ppl"]) << "," << number(j["bpb"]) << "\n";
+            << number(j["ppl"]) << "," << number(j["bpb"]);
+      if (steering) table << steered_cells(j["steered"], j["steering_difference"], kPerplexities);
+      table << "\n";
       std::printf("perplexity %-8s tokens %8lld  nll %.4f  ppl %.2f  bpb %.4f\n", lang.c_str(),
                   static_cast<long long>(r.tokens), j["nll"].get<double>(), j["ppl"].get<double>(),
                   j["bpb"].get<double>());
+      if (steering) print_steered(j["steered"], j["steering_difference"], kPerplexities);
     }
     results["perplexity"] = section;
     write_file_atomically((out / "perplexity.csv").string(), table.str());

@@ -231,21 +231,6 @@ TEST(Steering, PromotingAnExpertInEveryLayerPutsItInEveryTokensTopK) {
   EXPECT_EQ(with_expert, (std::vector<int64_t>{unsteered[0], 16}));
 }
 
-TEST(Steering, CudaMatchesCpu) {
-  SKIP_WITHOUT_GPU();
-  NoGradGuard no_grad;
-  const Tensor x = testing::random_tensor({37, 6}, 3, DType::F32);
-  for (const char* text : {R"({"layers": [0, 0], "promote_all": [1, 4], "demote_all": [0]})",
-                           R"({"mode": "soft", "lambda": 0.7, "layers": [0, 0], "promote_all": [5],
-                               "demote_all": [2], "weights": {"0": {"5": 2.5}}})"}) {
-    const RouterIntervention steer = steering_intervention(parse(text));
-    const Tensor cpu = steer(0, Variable(x)).data();
-    const Tensor gpu = steer(0, Variable(testing::gpu(x))).data();
-    EXPECT_EQ(gpu.device(), testing::gpu(x).device());
-    EXPECT_ALL_CLOSE(gpu.to(Device::cpu()), cpu, 1e-6, 1e-5);
-  }
-}
-
 TEST(Steering, MiddleLayersAreTheMiddleThird) {
   EXPECT_EQ(middle_layers(16), (std::vector<int64_t>{5, 6, 7, 8, 9, 10}));
   EXPECT_EQ(middle_layers(4), (std::vector<int64_t>{1, 2}));

@@ -55,6 +55,8 @@ struct ThreadState {
   int thread = -1;
   int depth = 0;
   int ops = 0;  // ops open on this thread
+  std::string next_op;  // add_to_next_op's name and cost
+  Cost next_op_cost;
   int module = -1;
   Phase phase = Phase::None;
 };
@@ -80,6 +82,11 @@ int64_t open_event(Profile& p, Kind kind, std::string_view name, Device device, 
   e.start_us = now_us(p);
   e.flops = cost.flops;
   e.bytes = cost.bytes;
+  if (kind == Kind::Op && !tls.next_op.empty() && tls.next_op == name) {
+    e.flops += tls.next_op_cost.flops;
+    e.bytes += tls.next_op_cost.bytes;
+    tls.next_op.clear();
+  }
   GpuMarks m;
 #ifdef MOEGRAD_WITH_CUDA
   if (device.is_cuda()) {
@@ -241,6 +248,12 @@ PhaseScope::~PhaseScope() {
 }
 
 int current_module() { return tls.module; }
+
+void add_to_next_op(std::string_view name, Cost cost) {
+  if (!enabled()) return;
+  tls.next_op = std::string(name);
+  tls.next_op_cost = cost;
+}
 
 ModuleIdScope::ModuleIdScope(int module) : previous_(tls.module) { tls.module = module; }
 ModuleIdScope::~ModuleIdScope() { tls.module = previous_; }

@@ -117,6 +117,11 @@ class ModuleIdScope {
   int previous_ = -1;
 };
 
+// Adds what an op's operand shapes do not tell (attention's FLOPs: its operands are q, k, v,
+// not the T x T products) to the next op named `name` this thread dispatches (the copies that
+// make its operands ready run first).
+void add_to_next_op(std::string_view name, Cost cost);
+
 // Records the tokens each expert of the current module (an MoE layer's experts) received.
 void record_expert_tokens(const std::vector<int64_t>& tokens);
 

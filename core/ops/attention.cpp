@@ -48,6 +48,17 @@ double resolve_scale(const Tensor& q, std::optional<double> scale) {
   return scale.value_or(1.0 / std::sqrt(double(q.size(3))));
 }
 
+// Multiply-adds per (query, key) pair and head dim: forward QK^T and PV (2 each, 2 FLOPs per
+// multiply-add); backward recomputes QK^T and forms dV, dP, dQ and dK (5). Causal attention
+// computes only the pairs where the key is not after the query (queries aligned to the end).
+void profile_attention_flops(const char* op, const Tensor& q, const Tensor& k, bool causal,
+                             double per_pair) {
+  const double tq = double(q.size(2)), tk = double(k.size(2));
+  const double pairs = causal ? tq * (tk - tq) + tq * (tq + 1) / 2 : tq * tk;
+  profiler::add_to_next_op(
+      op, {2.0 * per_pair * double(q.size(0)) * double(q.size(1)) * pairs * double(q.size(3)), 0.0});
+}
+
 }  // namespace
 
 AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
@@ -57,6 +68,7 @@ AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor
   Tensor m = expanded_mask(op, mask, q, k);
   AttentionOutput res{empty(q.shape(), q.dtype(), q.device()),
                       empty({q.size(0), q.size(1), q.size(2)}, q.dtype(), q.device())};
+  profile_attention_flops(op, q, k, causal, 2);
   MOEGRAD_DISPATCH(q.device(), op, attention_forward, res.out, res.lse, blas_ready(q),
                    blas_ready(k), blas_ready(v), causal, m, resolve_scale(q, scale));
   return res;
@@ -82,6 +94,7 @@ AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Ten
   Tensor m = expanded_mask(op, mask, q, k);
   AttentionGrads g{empty(q.shape(), q.dtype(), q.device()), empty(k.shape(), k.dtype(), k.device()),
                    empty(v.shape(), v.dtype(), v.device())};
+  profile_attention_flops(op, q, k, causal, 5);
   MOEGRAD_DISPATCH(q.device(), op, attention_backward, g.dq, g.dk, g.dv, blas_ready(grad),
                    blas_ready(q), blas_ready(k), blas_ready(v), out.contiguous(), lse.contiguous(),
                    causal, m, resolve_scale(q, scale));

@@ -1,5 +1,6 @@
 #include "core/profiler.h"
 
+#include "core/ops/attention.h"
 #include "core/ops/binary.h"
 #include "core/ops/matmul.h"
 #include "tests/testing.h"
@@ -60,6 +61,19 @@ TEST(Profiler, GroupedMatmulCountsEveryGroup) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].name, "grouped_matmul");
   EXPECT_DOUBLE_EQ(events[0].flops, 2.0 * 6 * 3 * 4);
+}
+
+TEST(Profiler, AttentionCountsTheFlopsOfItsPairs) {
+  Tensor q = random_tensor({1, 2, 4, 8}, 7), k = random_tensor({1, 2, 4, 8}, 8),
+         v = random_tensor({1, 2, 4, 8}, 9);
+  profiler::start();
+  attention_forward(q.transpose(1, 2).transpose(1, 2), k, v, true, Tensor(), std::nullopt);
+  const std::vector<profiler::Event> events = profiler::stop();
+  ASSERT_FALSE(events.empty());
+  const profiler::Event& e = events.back();
+  EXPECT_EQ(e.name, "scaled_dot_product_attention");
+  // 2 heads x 10 causal pairs x 8 dims x 2 multiply-adds x 2 FLOPs.
+  EXPECT_DOUBLE_EQ(e.flops, 2.0 * 10 * 8 * 2 * 2);
 }
 
 TEST(Profiler, AScopeStillOpenWhenTheProfileStopsIsDropped) {

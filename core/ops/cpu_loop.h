@@ -1,7 +1,8 @@
 // The CPU strided loop every elementwise kernel runs on: dims are coalesced, the outer dims
-// are split across OpenMP threads and the innermost run is handed to the kernel, which
-// vectorises it when all its strides are 1.
+// (or, when everything merged into one run, pieces of it) are split across OpenMP threads and
+// the innermost run is handed to the kernel, which vectorises it when all its strides are 1.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -58,6 +59,18 @@ void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, Inner
     }
     inner(run, off, inner_stride);
   };
+  if (numel >= kParallelGrain && rows == 1) {
+    // One long run (a contiguous tensor, whose dims all merged): its pieces go to the threads.
+    const int64_t pieces = (run + kParallelGrain - 1) / kParallelGrain;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pieces; ++p) {
+      std::array<int64_t, N> off{};
+      const int64_t begin = p * kParallelGrain;
+      for (size_t k = 0; k < N; ++k) off[k] = begin * inner_stride[k];
+      inner(std::min(kParallelGrain, run - begin), off, inner_stride);
+    }
+    return;
+  }
   if (numel >= kParallelGrain && rows > 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) do_row(r);

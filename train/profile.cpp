@@ -154,12 +154,14 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
 json profile_summary(const ProfileRun& run) {
   std::map<std::string, Totals> by_op, by_module, by_phase;
   std::map<std::string, double> phase_wall_us;
-  double op_us = 0, step_us = 0;
+  double op_us = 0, step_us = 0, moe_us = 0, attention_us = 0;
   for (const Event& e : run.events) {
     if (e.kind == Kind::Step) step_us += e.duration_us;
     if (e.kind == Kind::Phase) phase_wall_us[e.name] += e.duration_us;
     if (!counted(e)) continue;
     op_us += e.duration_us;
+    if (e.module.find(".mlp") != std::string::npos) moe_us += e.duration_us;
+    if (e.module.find(".self_attn") != std::string::npos) attention_us += e.duration_us;
     const std::string phase = profiler::phase_name(e.phase);
     add(by_op[phase.empty() ? e.name : e.name + " (" + phase + ")"], e);
     add(by_module[e.module.empty() ? "(outside modules, " + (phase.empty() ? "no phase" : phase) + ")"
@@ -188,6 +190,9 @@ json profile_summary(const ProfileRun& run) {
           {"ops_ms_per_step", op_us / steps / 1e3},
           {"unaccounted_ms_per_step", (step_us - op_us) / steps / 1e3},
           {"ops_share_of_step", step_us > 0 ? op_us / step_us : 0.0},
+          {"shares", {{"moe", step_us > 0 ? moe_us / step_us : 0.0},
+                      {"attention", step_us > 0 ? attention_us / step_us : 0.0},
+                      {"rest", step_us > 0 ? (op_us - moe_us - attention_us) / step_us : 0.0}}},
           {"peak_gflops", run.peak_gflops},
           {"peak_gbps", run.peak_gbps},
           {"by_op", rows(by_op, run, step_per)},
@@ -212,6 +217,9 @@ std::string profile_table(const json& s, size_t top) {
   if (s["peak_gflops"].get<double>() > 0)
     os << "peaks of this device, same run: f32 GEMM " << fixed(s["peak_gflops"], 0)
        << " GFLOP/s, copy " << fixed(s["peak_gbps"], 1) << " GB/s\n";
+  os << "share of the step: MoE layers " << fixed(100 * s["shares"]["moe"].get<double>(), 1)
+     << "%, attention " << fixed(100 * s["shares"]["attention"].get<double>(), 1) << "%, the rest "
+     << fixed(100 * s["shares"]["rest"].get<double>(), 1) << "%\n";
   os << "host time per step by phase (on a GPU the host runs ahead of the device):";
   for (const auto& [phase, ms] : s["phase_host_ms_per_step"].items())
     os << " " << phase << " " << fixed(ms.get<double>(), 2) << " ms";

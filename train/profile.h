@@ -33,7 +33,8 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
 // Every number of a run: per step, the op time that accounts for the step and the remainder;
 // "by_op", "by_module" (layer indices folded to *), "by_phase" rows {key, calls, ms_per_step,
 // share, gflops, gbps, of_peak_gflops, of_peak_gbps} over the ops' (device) time;
-// "phase_host_ms_per_step": each phase scope's host time (data loading has no ops); "experts" rows {module,
+// "phase_host_ms_per_step": each phase scope's host time (data loading has no ops); "shares"
+// of the step in MoE layers (modules under .mlp), attention (.self_attn) and the rest; "experts" rows {module,
 // expert, tokens, ms_per_step_estimated, gflops}: tokens are what the router chose, time is the
 // module's grouped GEMM time split by tokens (one launch runs them all); "memory" by category.
 nlohmann::json profile_summary(const ProfileRun& run);

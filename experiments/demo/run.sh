@@ -4,7 +4,8 @@
 #   2. pretrain.cfg: a small English-only OLMoE from scratch;
 #   3. cpt.cfg: continual pre-training on seven languages;
 #   4. adapt-uk.cfg: adaptation of the last layers' experts to Ukrainian;
-#   5. routing analyses (moegrad analyze) of the English base and the CPT model.
+#   5. routing analyses (moegrad analyze) of the English base and the CPT model;
+#   6. a profile of the demo model's training step (runs/demo/profile/profile.txt).
 # A finished step is skipped and an interrupted run resumes from its checkpoint, so the script
 # can be rerun. Usage: experiments/demo/run.sh [MOEGRAD_BINARY] (default build/app/moegrad).
 set -euo pipefail
@@ -52,6 +53,10 @@ for stage in pretrain cpt; do
   "$moegrad" analyze --model "$out/$stage/model" --data "$out/shards/heldout" \
     --out "$out/analysis/$stage" --seq-len 128 --tokens 65536
 done
+
+step "profile of a training step of the demo model (moegrad profile)"
+"$moegrad" profile --config experiments/demo/pretrain.cfg --steps 3 --warmup 1 --top 12 \
+  --out "$out/profile" | head -4
 
 step "held-out evaluation per language after each stage"
 python3 - "$out" <<'PY' 2>/dev/null || grep -h '^eval' "$out"/*/train.log

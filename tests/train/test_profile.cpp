@@ -105,6 +105,11 @@ TEST(Profile, ARunAccountsForItsStepsAndWritesANestedChromeTrace) {
   for (const char* phase : {"forward", "backward", "optimizer"})
     EXPECT_NE(row(s["by_phase"], phase), nullptr) << phase;
   EXPECT_NE(profile_table(s).find("by_module"), std::string::npos);
+  const double shares = s["shares"]["moe"].get<double>() + s["shares"]["attention"].get<double>() +
+                        s["shares"]["rest"].get<double>();
+  EXPECT_NEAR(shares, s["ops_share_of_step"].get<double>(), 1e-9);
+  EXPECT_GT(s["shares"]["moe"].get<double>(), 0.0);
+  EXPECT_GT(s["shares"]["attention"].get<double>(), 0.0);
 
   const json trace = json::parse(chrome_trace(run.events).dump());
   expect_nested(trace);

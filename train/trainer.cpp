@@ -1,9 +1,11 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -16,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "eval/routing_analysis.h"
 #include "eval/routing_collect.h"
+#include "eval/routing_figures.h"
 #include "moe/checkpoint.h"
 #include "moe/hooks.h"
 #include "train/checkpoint.h"
@@ -347,8 +350,30 @@ void Trainer::snapshot_routing() {
                       {"jsd_from_english", l["jsd_from_english"]},
                       {"specialization", l["specialization"]},
                       {"entropy", l["entropy"]}});
+  fs::create_directories(dir / "figures");
+  for (const auto& [name, svg] : eval::routing_figures(analysis))
+    write_file_atomically((dir / "figures" / name).string(), svg);
+  write_routing_dynamics();
   log_metrics({{"type", "routing"}, {"step", step_}, {"dir", dir.string()}, {"layers", layers}});
   say("routing at step " + std::to_string(step_) + ": " + dir.string());
+}
+
+void Trainer::write_routing_dynamics() {
+  const fs::path routing = fs::path(run_dir_) / "routing";
+  std::vector<std::pair<int64_t, json>> snapshots;
+  for (const auto& entry : fs::directory_iterator(routing)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || !fs::is_regular_file(entry.path() / "routing.json")) continue;
+    std::ifstream in(entry.path() / "routing.json");
+    snapshots.push_back({std::stoll(name.substr(5)), json::parse(in)});
+  }
+  std::sort(snapshots.begin(), snapshots.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  fs::create_directories(routing / "figures");
+  for (const char* metric : {"jsd_mean", "jsd_mean_without_english", "jsd_from_english",
+                             "specialization", "entropy"})
+    write_file_atomically((routing / "figures" / (std::string(metric) + "_over_steps.svg")).string(),
+                          eval::metric_over_checkpoints(snapshots, metric));
 }
 
 void Trainer::write_checkpoint() {

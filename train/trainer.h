@@ -73,6 +73,9 @@ class Trainer {
   void setup_training();
   void setup_data();
   void check_run_dir(bool resume);
+  // Figures of each per-layer routing metric across the run's snapshots so far, in
+  // runs/<name>/routing/figures/.
+  void write_routing_dynamics();
   // Stops the [profile] window's profile and writes runs/<name>/profile/.
   void write_profile(int64_t last_step);
   void resume_from_checkpoint();

@@ -158,7 +158,11 @@ TEST_F(TrainerTest, RoutingSnapshotsRecordTheDynamicsWithoutChangingTheRun) {
       hidden += stats["languages"]["en"]["counts"][1][size_t(e)].get<int64_t>();
     EXPECT_GT(hidden, 0) << d;
     EXPECT_TRUE(fs::exists(d / "routing.json")) << d;
+    EXPECT_TRUE(fs::exists(d / "figures" / "entropy.svg")) << d;
   }
+  std::ifstream dynamics(dir_ / "runs" / "snap" / "routing" / "figures" / "jsd_mean_over_steps.svg");
+  const std::string svg((std::istreambuf_iterator<char>(dynamics)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_FALSE(fs::exists(dir_ / "runs" / "plain" / "routing"));  // off by default
 }
 

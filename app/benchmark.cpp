@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -82,6 +83,38 @@ po::options_description run_options() {
       "else the tokenizer's <|endoftext|>)")("device", po::value<std::string>()->default_value("auto"),
                                              "cpu, cuda, cuda:N or auto");
   return options;
+}
+
+po::options_description steer_options() {
+  po::options_description options("Options of 'benchmark steer'");
+  options.add_options()("help,h", "show this help and exit")(
+      "analysis", po::value<std::string>()->value_name("FILE"),
+      "routing.json of moegrad analyze; required")(
+      "out", po::value<std::string>()->value_name("FILE"), "steering file to write; required")(
+      "language", po::value<std::string>()->default_value(""),
+      "whose preferred experts to promote (default: the analysis's English)")(
+      "reference", po::value<std::string>()->default_value(""),
+      "compared with this language (default: the mean expert, i.e. task experts)")(
+      "layers", po::value<std::string>()->value_name("FIRST-LAST"),
+      "steered layers (default: the middle third)")(
+      "tau", po::value<double>()->default_value(0.3, "0.3"),
+      "an expert is preferred when its activation frequency exceeds the reference's by more")(
+      "std", po::value<double>()->default_value(0.0),
+      "instead of tau: by more than this many standard deviations of the differences (0: tau)")(
+      "mode", po::value<std::string>()->default_value("hard"), "hard or soft")(
+      "delta", po::value<double>()->default_value(0.01), "hard form: above the row's maximum")(
+      "lambda", po::value<double>()->default_value(1.0), "soft form: scale of the weights");
+  return options;
+}
+
+std::string steer_usage() {
+  std::ostringstream os;
+  os << "Usage: moegrad benchmark steer --analysis routing.json --out steer.json [options]\n\n"
+        "Writes a router steering file (for 'benchmark run --steer') that promotes, in the\n"
+        "chosen layers, the experts a language activates more than the reference does (paper 2:\n"
+        "English task experts in the middle layers).\n\n"
+     << steer_options();
+  return os.str();
 }
 
 std::string proxies_usage() {
@@ -479,9 +512,55 @@ int run_run(const Args& args) {
   return 0;
 }
 
+int run_steer(const Args& args) {
+  const po::variables_map vm = parse("steer", steer_options(), args);
+  if (vm.count("help")) {
+    std::cout << steer_usage();
+    return 0;
+  }
+  const std::string path = need(vm, "steer", "analysis"), out = need(vm, "steer", "out");
+  eval::SteeringFromAnalysisOptions o;
+  o.language = vm["language"].as<std::string>();
+  o.reference = vm["reference"].as<std::string>();
+  o.threshold.tau = vm["tau"].as<double>();
+  o.threshold.num_std = vm["std"].as<double>();
+  o.delta = vm["delta"].as<double>();
+  o.lambda = vm["lambda"].as<double>();
+  const std::string mode = vm["mode"].as<std::string>();
+  if (mode != "hard" && mode != "soft") usage_error("steer", "--mode must be hard or soft, got '" + mode + "'");
+  o.mode = mode == "hard" ? eval::SteeringMode::Hard : eval::SteeringMode::Soft;
+  if (vm.count("layers")) {
+    const std::string range = vm["layers"].as<std::string>();
+    const size_t dash = range.find('-');
+    try {
+      const int64_t first = std::stoll(range.substr(0, dash));
+      const int64_t last = dash == std::string::npos ? first : std::stoll(range.substr(dash + 1));
+      if (first < 0 || last < first) throw std::invalid_argument(range);
+      for (int64_t l = first; l <= last; ++l) o.layers.push_back(l);
+    } catch (const std::exception&) {
+      usage_error("steer", "--layers must be FIRST-LAST (e.g. 5-10), got '" + range + "'");
+    }
+  }
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read " + path);
+  const nlohmann::json analysis = nlohmann::json::parse(in, nullptr, false);
+  if (analysis.is_discarded()) throw Error(path + ": not JSON (expected moegrad analyze's routing.json)");
+  const eval::Steering steering = eval::steering_from_analysis(analysis, o);
+  write_file_atomically(out, steering.to_json().dump(1) + "\n");
+  int64_t promoted = 0;
+  for (const auto& [layer, s] : steering.layers) promoted += int64_t(s.promote.size());
+  std::printf("wrote %s: %lld promoted experts over %zu layers\n", out.c_str(),
+              static_cast<long long>(promoted), steering.layers.size());
+  if (promoted == 0)
+    std::printf("note: no expert passes the threshold; lower --tau (a small model's frequencies "
+                "differ less)\n");
+  return 0;
+}
+
 const std::vector<Subcommand> kSubcommands = {
     {"run", "score MultiBLiMP, Belebele and held-out perplexity per language", run_run},
     {"proxies", "make PROXY sets in their formats from held-out text", run_proxies},
+    {"steer", "write a router steering file from a routing analysis", run_steer},
 };
 
 }  // namespace
@@ -490,7 +569,7 @@ std::string benchmark_usage() {
   std::ostringstream os;
   os << "Usage: moegrad benchmark <subcommand> [options]\n\nSubcommands:\n";
   os << subcommand_table(kSubcommands);
-  os << "\n" << run_usage() << "\n" << proxies_usage();
+  os << "\n" << run_usage() << "\n" << proxies_usage() << "\n" << steer_usage();
   return os.str();
 }
 

@@ -176,4 +176,27 @@ TEST(CliBenchmark, BadUsageNamesTheProblem) {
   fs::remove_all(dir);
 }
 
+TEST(CliBenchmark, SteerWritesASteeringFileFromAnAnalysis) {
+  const fs::path dir = fs::temp_directory_path() / ("moegrad-steer-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  // 3 layers of 4 experts, top-2: English uses expert 0 far above the mean expert in layer 1.
+  std::ofstream(dir / "routing.json") << R"({"languages": ["en", "xx"], "layers": 3, "experts": 4,
+    "top_k": 2, "english": "en", "per_layer": [
+      {"layer": 0, "usage": {"en": [0.25, 0.25, 0.25, 0.25], "xx": [0.25, 0.25, 0.25, 0.25]}},
+      {"layer": 1, "usage": {"en": [0.45, 0.3, 0.15, 0.1], "xx": [0.1, 0.3, 0.15, 0.45]}},
+      {"layer": 2, "usage": {"en": [0.25, 0.25, 0.25, 0.25], "xx": [0.25, 0.25, 0.25, 0.25]}}]})";
+  const std::string out = (dir / "steer.json").string();
+  const CliRun r = moegrad("benchmark steer --analysis '" + (dir / "routing.json").string() +
+                           "' --out '" + out + "' --layers 1-1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  std::ifstream in(out);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["promote_all"], nlohmann::json({0})) << j.dump();  // 0.9 against the mean's 0.5
+  EXPECT_EQ(j["layers"], nlohmann::json({1, 1}));
+  const CliRun bad = moegrad("benchmark steer --analysis x --out y --layers 3-x");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(contains(bad.output, "--layers must be FIRST-LAST")) << bad.output;
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -3,6 +3,7 @@
 #include <climits>
 #include <vector>
 
+#include "core/cuda/multi_tensor.cuh"
 #include "core/cuda/rounding.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/adamw.h"
@@ -64,22 +65,12 @@ struct Slice {
   Coeffs<T> c;
 };
 
-// Block b updates chunk b - first_block of the last slice whose first_block <= b. Slices are
-// non-empty, so first_block strictly increases and every block has exactly one slice.
+// Block b updates chunk b - first_block of its slice.
 template <typename T>
 __global__ void multi_kernel(const Slice<T>* slices, int count) {
   const int64_t b = blockIdx.x;
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (slices[mid].first_block <= b) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
   // A copy in registers: the stores below could alias the table for all the compiler knows.
-  const Slice<T> s = slices[lo];
+  const Slice<T> s = slices[slice_of_block(slices, count, b)];
   const int64_t begin = (b - s.first_block) * kChunk;
   const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {

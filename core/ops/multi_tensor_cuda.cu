@@ -3,9 +3,10 @@
 #include <climits>
 #include <vector>
 
-#include "core/ops/reduce_cuda.cuh"
+#include "core/cuda/multi_tensor.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/multi_tensor.h"
+#include "core/ops/reduce_cuda.cuh"
 
 namespace moegrad::cuda {
 namespace {
@@ -20,20 +21,9 @@ struct Slice {
   int64_t first_block;  // the launch's blocks before this tensor's first
 };
 
-// The slice block b works on: the last whose first_block <= b (slices are non-empty, so
-// first_block strictly increases).
 template <typename T>
 __device__ __forceinline__ Slice<T> slice_of(const Slice<T>* slices, int count, int64_t b) {
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (slices[mid].first_block <= b) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return slices[lo];
+  return slices[slice_of_block(slices, count, b)];
 }
 
 // partial[b] = the f64 sum of squares of block b's chunk, folded in a fixed tree.

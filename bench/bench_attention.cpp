@@ -94,15 +94,11 @@ void register_unfused(Device device, const Shape4& s) {
 
 int main(int argc, char** argv) {
   using namespace moegrad;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  for (Device device : bench::bench_devices())
+  return bench::run_benchmarks(argc, argv, [](Device device) {
     for (const bench::Shape4& s : bench::shapes(device)) {
       bench::register_fused(device, s, false);
       bench::register_fused(device, s, true);
       bench::register_unfused(device, s);
     }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  });
 }

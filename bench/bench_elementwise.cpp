@@ -88,13 +88,8 @@ void register_memcpy(Device device) {
 
 int main(int argc, char** argv) {
   using namespace moegrad;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  for (Device device : bench::bench_devices()) {
+  return bench::run_benchmarks(argc, argv, [](Device device) {
     bench::register_memcpy(device);
     for (const bench::Op& op : bench::ops()) bench::register_op(device, op);
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  });
 }

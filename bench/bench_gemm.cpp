@@ -149,20 +149,14 @@ void register_experts(Device device, int64_t out, int64_t in, bool grouped) {
 
 int main(int argc, char** argv) {
   using namespace moegrad;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::vector<Device> devices = bench::bench_devices();
-  for (Device device : devices)
+  return bench::run_benchmarks(argc, argv, [](Device device) {
     for (const bench::Gemm& g : bench::gemms(device)) {
       bench::register_gemm(device, g, false);
       bench::register_gemm(device, g, true);
     }
-  for (Device device : devices)
     for (bool grouped : {true, false}) {
       bench::register_experts(device, 1024, 2048, grouped);  // gate or up
       bench::register_experts(device, 2048, 1024, grouped);  // down
     }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  });
 }

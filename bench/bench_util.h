@@ -64,4 +64,16 @@ inline benchmark::internal::Benchmark* register_on(Device device, const std::str
   return device.is_cpu() ? b->UseRealTime() : b->UseManualTime();
 }
 
+// A benchmark program's main: parses Google Benchmark's flags, lets `register_device` register
+// the benchmarks of each device present, runs the ones the flags select.
+inline int run_benchmarks(int argc, char** argv,
+                          const std::function<void(Device)>& register_device) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (Device device : bench_devices()) register_device(device);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace moegrad::bench

@@ -1,5 +1,9 @@
 // The tiny OLMoE that tests build: 2 layers, hidden 16 in 2 heads, experts of width 8.
 #pragma once
+#include <memory>
+
+#include "core/random.h"
+#include "moe/olmoe.h"
 #include "nn/olmoe_config.h"
 
 namespace moegrad::testing {
@@ -17,6 +21,13 @@ inline OlmoeConfig tiny_olmoe_config(int64_t vocab_size, int64_t num_experts, in
   c.num_experts_per_tok = top_k;
   c.max_position_embeddings = max_positions;
   return c;
+}
+
+// A model of config c initialised from gen (which then goes on for the test's own draws).
+inline std::unique_ptr<OlmoeForCausalLM> tiny_olmoe(const OlmoeConfig& c, Generator& gen) {
+  InitOptions init;
+  init.gen = &gen;
+  return std::make_unique<OlmoeForCausalLM>(c, init);
 }
 
 }  // namespace moegrad::testing

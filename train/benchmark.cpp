@@ -67,11 +67,6 @@ SyntheticTraining::SyntheticTraining(const TrainConfig& config)
 
 SyntheticTraining::~SyntheticTraining() = default;
 
-int64_t SyntheticTraining::tokens_per_step() const {
-  const TrainSection& t = config_.train;
-  return t.grad_accum * t.batch_size * config_.data.seq_len;
-}
-
 void SyntheticTraining::step() {
   const TrainSection& t = config_.train;
   std::vector<data::Batch> batches;

@@ -43,7 +43,7 @@ class SyntheticTraining {
   // Runs `steps` steps, each timed from an idle device to an idle device; their median.
   double median_step_seconds(int64_t steps);
   Device device() const { return device_; }
-  int64_t tokens_per_step() const;
+  int64_t tokens_per_step() const { return config_.tokens_per_step(); }
   const OlmoeForCausalLM& model() const { return *model_; }
 
  private:

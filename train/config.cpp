@@ -320,6 +320,10 @@ ScheduleConfig TrainConfig::schedule() const {
 
 std::string TrainConfig::run_dir() const { return (fs::path(run.dir) / run.name).string(); }
 
+int64_t TrainConfig::tokens_per_step() const {
+  return train.grad_accum * train.batch_size * data.seq_len;
+}
+
 bool TrainConfig::restricts_router() const {
   const bool expert_method = adapt.method != "none" && adapt.method != "final_layers" &&
                              adapt.method != "full";

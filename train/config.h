@@ -100,6 +100,7 @@ struct TrainConfig {
   RunSection run;
 
   std::string run_dir() const;  // run.dir / run.name
+  int64_t tokens_per_step() const;  // grad_accum x batch_size x seq_len
   // Whether adapted layers route only among their trained experts while training
   // (freeze.restrict_router, or an [adapt] method that trains experts).
   bool restricts_router() const;

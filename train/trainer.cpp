@@ -146,7 +146,7 @@ void Trainer::write_profile(int64_t last_step) {
   run.device = device_;
   run.events = profiler::stop();
   for (const profiler::Event& e : run.events) run.steps += e.kind == profiler::Kind::Step;
-  run.tokens_per_step = config_.train.grad_accum * config_.train.batch_size * config_.data.seq_len;
+  run.tokens_per_step = config_.tokens_per_step();
   run.memory = memory_report(device_);
   const json summary = profile_summary(run);
   const fs::path dir = fs::path(run_dir_) / "profile";

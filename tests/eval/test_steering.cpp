@@ -197,9 +197,8 @@ TEST(Steering, InterventionChecksExpertsAndRefusesToCutARecordedGradient) {
 TEST(Steering, PromotingAnExpertInEveryLayerPutsItInEveryTokensTopK) {
   const OlmoeConfig c = testing::tiny_olmoe_config(30, 6, 2, 8);
   Generator gen(5);
-  InitOptions init;
-  init.gen = &gen;
-  OlmoeForCausalLM model(c, init);
+  const auto owned = testing::tiny_olmoe(c, gen);
+  OlmoeForCausalLM& model = *owned;
   const Tensor ids =
       from_vector<int32_t>({3, 7, 7, 29, 1, 0, 12, 5, 8, 8, 2, 19, 4, 4, 25, 6}, {2, 8});
   // Counts, per layer, the tokens whose top-k holds expert 3.

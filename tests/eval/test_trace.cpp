@@ -13,9 +13,8 @@ namespace {
 TEST(Trace, RecordsEachTokensExpertsAndKeepsTheModelsHooks) {
   const OlmoeConfig c = testing::tiny_olmoe_config(30, 6, 2, 8);
   Generator gen(2);
-  InitOptions init;
-  init.gen = &gen;
-  OlmoeForCausalLM model(c, init);
+  const auto owned = testing::tiny_olmoe(c, gen);
+  OlmoeForCausalLM& model = *owned;
   RouterHooks steer;
   steer.intervene = restrict_experts({1, 4, 5}, {1});  // layer 1 routes among 1, 4 and 5
   model.set_router_hooks(steer);

@@ -21,9 +21,8 @@ TEST(MemoryCategories, AMaskedTrainingStepFilesWeightsGradientsAndOptimizerState
   const MemoryReport base = memory_report(cpu);
   const OlmoeConfig c = testing::tiny_olmoe_config(61, 4, 2, 32);
   Generator gen(1);
-  InitOptions init;
-  init.gen = &gen;
-  OlmoeForCausalLM model(c, init);
+  const auto owned = testing::tiny_olmoe(c, gen);
+  OlmoeForCausalLM& model = *owned;
   const NamedParameters params = model.named_parameters();
   int64_t weight_bytes = 0;
   std::set<const Storage*> storages;

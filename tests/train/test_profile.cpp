@@ -25,9 +25,8 @@ const json* row(const json& rows, const std::string& key) {
 TEST(Profile, ExpertRowsShowTheTokensOfAForcedRouting) {
   const OlmoeConfig c = testing::tiny_olmoe_config(61, 4, 2, 32);
   Generator gen(1);
-  InitOptions init;
-  init.gen = &gen;
-  OlmoeForCausalLM model(c, init);
+  const auto owned = testing::tiny_olmoe(c, gen);
+  OlmoeForCausalLM& model = *owned;
   model.name_for_profiler("");
   RouterHooks hooks;
   hooks.intervene = restrict_experts({1, 3});  // every token to experts 1 and 3, in each layer

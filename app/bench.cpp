@@ -32,7 +32,7 @@ po::options_description bench_options() {
 
 int run_training_benchmark(const po::variables_map& vm) {
   const train::TrainConfig config =
-      train::load_config(vm["config"].as<std::string>(), {}, /*need_data=*/false);
+      train::load_config(vm["config"].as<std::string>(), {}, /*check_inputs=*/false);
   const OlmoeConfig& m = config.model.config;
   std::cout << "config: " << config.source << " (hidden " << m.hidden_size << ", "
             << m.num_hidden_layers << " layers, " << m.num_experts << " experts top-"

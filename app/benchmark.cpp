@@ -546,6 +546,7 @@ int run_steer(const Args& args) {
   const nlohmann::json analysis = nlohmann::json::parse(in, nullptr, false);
   if (analysis.is_discarded()) throw Error(path + ": not JSON (expected moegrad analyze's routing.json)");
   const eval::Steering steering = eval::steering_from_analysis(analysis, o);
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   write_file_atomically(out, steering.to_json().dump(1) + "\n");
   int64_t promoted = 0;
   for (const auto& [layer, s] : steering.layers) promoted += int64_t(s.promote.size());

@@ -81,5 +81,10 @@ int run_profile(const Args& args);
 std::string profile_usage();
 int run_benchmark(const Args& args);
 std::string benchmark_usage();
+int run_pipeline(const Args& args);
+std::string pipeline_usage();
+
+// The command called `name`, or null.
+const Command* find_command(const std::string& name);
 
 }  // namespace moegrad::app

@@ -34,14 +34,10 @@ const Command kCommands[] = {
      "held-out text", run_benchmark, benchmark_usage},
     {"profile", "where a training step's time and memory go: by op, module, phase and expert",
      run_profile, profile_usage},
+    {"run", "a whole experiment from one config: data, pretraining, continual pre-training, "
+     "routing analysis, selective adaptation, benchmarks, steering, profile, report.md",
+     run_pipeline, pipeline_usage},
 };
-
-const Command* find_command(const std::string& name) {
-  for (const Command& c : kCommands) {
-    if (name == c.name) return &c;
-  }
-  return nullptr;
-}
 
 po::options_description global_options() {
   po::options_description options("Options");
@@ -83,6 +79,14 @@ int run(const Args& args) {
 }
 
 }  // namespace
+
+const Command* find_command(const std::string& name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
 }  // namespace moegrad::app
 
 int main(int argc, char** argv) {

@@ -5,13 +5,14 @@
 # There: scripts/gpu-check.sh --bundle FILE. Needs nvcc here; the GPU machine needs the
 # driver and a CUDA toolkit of the same major version (for libcudart and libcublas).
 #
-# Usage: scripts/gpu-bundle.sh [--out FILE] [--arch SM]
-#   --out FILE   tarball path (default: build-gpu/gpu-bundle.tar.xz)
+# Usage: scripts/gpu-bundle.sh [--out FILE] [--arch SM] [--build DIR]
+#   --out FILE   tarball path (default: BUILD/gpu-bundle.tar.xz)
 #   --arch SM    CMAKE_CUDA_ARCHITECTURES (default: 90, the H100)
+#   --build DIR  build directory (default: build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu-bundle: $*" >&2; exit 1; }
 
 BUILD=build-gpu OUT_FILE="" ARCH=90
@@ -19,6 +20,7 @@ while (($#)); do
   case "$1" in
     --out) [[ $# -ge 2 ]] || die "--out needs a file"; OUT_FILE=$2; shift 2 ;;
     --arch) [[ $# -ge 2 ]] || die "--arch needs a value"; ARCH=$2; shift 2 ;;
+    --build) [[ $# -ge 2 ]] || die "--build needs a folder"; BUILD=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu-bundle: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac

@@ -76,12 +76,14 @@ fs::path temp_dir_for(const fs::path& target) {
 
 }  // namespace
 
-void save_model_atomically(const OlmoeForCausalLM& model, const std::string& dir) {
+void save_model_atomically(const OlmoeForCausalLM& model, const std::string& dir,
+                           const std::string& tokenizer) {
   const fs::path target = fs::absolute(dir);
   fs::create_directories(target.parent_path());
   const fs::path tmp = temp_dir_for(target);
   fs::remove_all(tmp);
   save_olmoe(model, tmp.string());
+  if (!tokenizer.empty()) fs::copy_file(tokenizer, tmp / "tokenizer.json");
   publish(tmp, target);
 }
 

@@ -41,7 +41,9 @@ Checkpoint load_checkpoint(const std::string& dir);
 // Deletes all but the newest `keep` checkpoints.
 void prune_checkpoints(const std::string& checkpoints_dir, int64_t keep);
 
-// Writes the model alone as an HF directory, atomically (temporary directory + rename).
-void save_model_atomically(const OlmoeForCausalLM& model, const std::string& dir);
+// Writes the model alone as an HF directory, atomically (temporary directory + rename), with a
+// copy of `tokenizer` (a tokenizer.json; empty: none) so that the directory is usable alone.
+void save_model_atomically(const OlmoeForCausalLM& model, const std::string& dir,
+                           const std::string& tokenizer = "");
 
 }  // namespace moegrad::train

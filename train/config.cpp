@@ -175,7 +175,7 @@ void check(bool ok, const TrainConfig& c, const char* key, const std::string& wh
   MOEGRAD_CHECK(ok, c.source, ": ", key, ": ", what);
 }
 
-void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data) {
+void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inputs) {
   const TrainSection& t = c.train;
   check(t.steps > 0, c, "train.steps", "must be positive");
   check(t.batch_size > 0, c, "train.batch_size", "must be positive");
@@ -204,7 +204,7 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   check(t.precision == "f32", c, "train.precision",
         "'" + t.precision + "': only f32 trains today (bf16 needs the CUDA backend)");
   check(c.data.seq_len >= 2, c, "data.seq_len", "must be at least 2");
-  if (need_data) {
+  if (check_inputs) {
     check(!c.data.train.empty(), c, "data.train", "is required (a directory of token shards)");
     check(fs::is_directory(c.data.train), c, "data.train",
           "'" + c.data.train + "' is not a directory");
@@ -234,7 +234,7 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
           "chooses what trains: leave the [freeze] rules out (or set adapt.method = none)");
     const bool needs_routing = c.adapt.method != "aeft" && c.adapt.method != "final_layers" &&
                                c.adapt.method != "full";
-    if (needs_routing)
+    if (needs_routing && check_inputs)
       check(fs::is_regular_file(c.adapt.routing), c, "adapt.routing",
             "'" + c.adapt.routing + "' is not a file (adapt.method " + c.adapt.method +
                 " picks experts from moegrad analyze's routing.json)");
@@ -244,8 +244,8 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool need_data)
   check(!c.run.name.empty() && c.run.name.find('/') == std::string::npos, c, "run.name",
         "must be a non-empty name without '/'");
   if (!c.model.from.empty()) {
-    check(fs::is_regular_file(fs::path(c.model.from) / "config.json"), c, "model.from",
-          "'" + c.model.from + "' is not a model directory (no config.json)");
+    check(!check_inputs || fs::is_regular_file(fs::path(c.model.from) / "config.json"), c,
+          "model.from", "'" + c.model.from + "' is not a model directory (no config.json)");
     visit(const_cast<TrainConfig&>(c), [&](const char* key, auto&, const char*) {
       const std::string k = key;
       if (k.rfind("model.", 0) == 0 && k != "model.from" && k != "model.seed")
@@ -388,7 +388,7 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
-                        bool need_data) {
+                        bool check_inputs) {
   TrainConfig c;
   c.source = path;
   MOEGRAD_CHECK(fs::is_regular_file(path), "config file '", path, "' does not exist");
@@ -434,7 +434,7 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
   take_rules(file);
   take_rules(cli);
   c.freeze.rules = rules;
-  validate(c, vm, need_data);
+  validate(c, vm, check_inputs);
   return c;
 }
 

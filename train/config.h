@@ -114,9 +114,11 @@ struct TrainConfig {
 boost::program_options::options_description config_options();
 
 // Reads `path`, then applies `overrides` ("--section.key=value" strings, which win over the
-// file), and validates. need_data false (benchmarks on random tokens) skips the [data] paths.
+// file), and validates. check_inputs false skips whether the files it reads exist (the [data]
+// paths, model.from, adapt.routing): benchmarks on random tokens, or a config checked before
+// the stages that make its inputs have run.
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
-                        bool need_data = true);
+                        bool check_inputs = true);
 
 // The resolved config as an INI file that load_config reads back to the same values.
 std::string to_ini(const TrainConfig& config);

@@ -481,7 +481,12 @@ void Trainer::run() {
   }
   report_eval();
   write_checkpoint();
-  save_model_atomically(*model_, (fs::path(run_dir_) / "model").string());
+  // The tokenizer goes with the model (a continued model's own when the config names none).
+  std::string tokenizer = config_.data.tokenizer;
+  if (tokenizer.empty() && !config_.model.from.empty() &&
+      fs::is_regular_file(fs::path(config_.model.from) / "tokenizer.json"))
+    tokenizer = (fs::path(config_.model.from) / "tokenizer.json").string();
+  save_model_atomically(*model_, (fs::path(run_dir_) / "model").string(), tokenizer);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const MemoryStats mem = memory_stats(Device::cpu());

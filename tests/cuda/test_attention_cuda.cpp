@@ -131,6 +131,58 @@ TEST(AttentionCuda, MasksKeysBeforeQueriesAndRowsThatSeeNoKey) {
   }
 }
 
+// f32 with a head dim that is a multiple of 4 and aligned rows takes the tiled kernels (64 rows
+// by 64 or 32 streamed rows, D padded to 32, 64, 96 or 128); other f32 head dims the generic
+// ones. Lengths straddle the tiles, T != S both ways, with grouped heads and masks.
+TEST(AttentionCuda, TiledAndGenericPathsOverEdgeShapes) {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    int64_t B, H, Hkv, T, S, D;
+    bool causal;
+  };
+  const Shape shapes[] = {
+      {1, 2, 1, 65, 65, 32, true},   {2, 4, 2, 100, 100, 96, true}, {1, 2, 2, 63, 63, 128, true},
+      {1, 4, 1, 70, 150, 64, true},  {1, 2, 1, 150, 70, 64, true},  {1, 2, 2, 65, 129, 12, false},
+      {1, 3, 3, 33, 97, 100, true},  {2, 2, 1, 129, 64, 13, true},  {1, 2, 2, 64, 64, 4, false},
+      {1, 2, 1, 200, 131, 128, false}};
+  uint64_t seed = 800;
+  for (const Shape& s : shapes) {
+    SCOPED_TRACE(::testing::Message() << "B " << s.B << " H " << s.H << " Hkv " << s.Hkv << " T "
+                                      << s.T << " S " << s.S << " D " << s.D << " causal "
+                                      << s.causal);
+    expect_parity(contiguous_case(s.B, s.H, s.Hkv, s.T, s.S, s.D, s.causal, DType::F32, seed));
+    seed += 4;
+  }
+  {
+    SCOPED_TRACE("tiled, additive mask with a row masked out, causal, S > T");
+    Case c = contiguous_case(2, 4, 2, 77, 140, 64, true, DType::F32, 900);
+    c.mask = random_tensor({2, 1, 77, 140}, 904, DType::F32);
+    c.mask.select(0, 0).select(0, 0).select(0, 70).fill_(-INFINITY);
+    c.gmask = gpu(c.mask);
+    expect_parity(c);
+  }
+}
+
+// Interleaved heads and padded rows with 16-byte aligned rows keep the tiled kernels.
+TEST(AttentionCuda, NonContiguousAlignedInputs) {
+  SKIP_WITHOUT_GPU();
+  const int64_t B = 2, H = 4, Hkv = 2, T = 90, D = 64;
+  Tensor q_base = random_tensor({B, T, H, D}, 1000, DType::F32);
+  Tensor k_base = random_tensor({B, Hkv, T, D + 8}, 1001, DType::F32);
+  Tensor v_base = random_tensor({B, T, Hkv, D}, 1002, DType::F32);
+  Tensor g_base = random_tensor({B, T, H, D}, 1003, DType::F32);
+  Case c;
+  c.q = q_base.transpose(1, 2);
+  c.k = k_base.narrow(3, 4, D);
+  c.v = v_base.transpose(1, 2);
+  c.grad = g_base.transpose(1, 2);
+  c.gq = same_view(c.q, gpu(q_base));
+  c.gk = same_view(c.k, gpu(k_base));
+  c.gv = same_view(c.v, gpu(v_base));
+  c.ggrad = same_view(c.grad, gpu(g_base));
+  expect_parity(c);
+}
+
 TEST(AttentionCuda, NonContiguousInputs) {
   SKIP_WITHOUT_GPU();
   const int64_t B = 2, H = 4, Hkv = 2, T = 67, D = 40;
@@ -140,7 +192,7 @@ TEST(AttentionCuda, NonContiguousInputs) {
   Tensor g_base = random_tensor({B, T, H, D}, 403, DType::F32);
   Case c;
   c.q = q_base.transpose(1, 2);        // heads interleaved: read in place
-  c.k = k_base.narrow(3, 2, D);        // padded rows: read in place
+  c.k = k_base.narrow(3, 2, D);        // padded rows, 8 bytes off 16: the generic kernels
   c.v = v_base.transpose(2, 3);        // stride S along D: copied first
   c.grad = g_base.transpose(1, 2);
   c.gq = same_view(c.q, gpu(q_base));
@@ -152,6 +204,7 @@ TEST(AttentionCuda, NonContiguousInputs) {
 
 TEST(AttentionCuda, BackwardIsBitIdenticalRunToRun) {
   SKIP_WITHOUT_GPU();
+  // Tiled path (D = 64, f32).
   Case c = contiguous_case(3, 4, 2, 300, 300, 64, true, DType::F32, 500);
   AttentionOutput f1 = attention_forward(c.gq, c.gk, c.gv, true);
   AttentionOutput f2 = attention_forward(c.gq, c.gk, c.gv, true);

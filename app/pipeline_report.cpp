@@ -14,6 +14,7 @@
 
 #include "core/io/atomic_file.h"
 #include "eval/svg_plot.h"
+#include "train/config.h"
 
 namespace moegrad::app {
 namespace {
@@ -86,28 +87,6 @@ class Table {
   std::vector<bool> right_;
   std::vector<std::vector<std::string>> rows_;
 };
-
-// A line of key = value from an INI file's [section] (the run's resolved config.ini).
-std::string ini_value(const fs::path& file, const std::string& section, const std::string& key) {
-  std::ifstream in(file);
-  std::string line, current;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] == '[') {
-      current = line.substr(1, line.find(']') - 1);
-      continue;
-    }
-    const size_t eq = line.find('=');
-    if (current != section || eq == std::string::npos) continue;
-    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
-    auto trim = [](std::string s) {
-      const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    if (trim(k) == key) return trim(v);
-  }
-  return "";
-}
 
 std::vector<std::string> svg_files(const fs::path& dir) {
   std::vector<std::string> out;
@@ -225,7 +204,7 @@ class Report {
         t.row({m, "not trained yet"});
         continue;
       }
-      t.row({m, ini_value(dir_ / stage / "config.ini", "data", "languages"),
+      t.row({m, train::load_config((dir_ / "configs" / (stage + ".cfg")).string(), {}, false).data.languages,
              count(s.value("steps", int64_t(0))), count(s.value("tokens", int64_t(0))),
              count(tr.value("trainable", int64_t(0))) + " of " + count(tr.value("total", int64_t(0))),
              fmt(number_at(tr, "percent"), "%.3f%%"),

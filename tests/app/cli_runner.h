@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace moegrad::testing {
@@ -23,6 +25,13 @@ inline CliRun moegrad(const std::string& args) {
   while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
   const int wstatus = pclose(pipe);
   return {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1, out};
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
 }
 
 inline bool contains(const std::string& s, const std::string& part) {

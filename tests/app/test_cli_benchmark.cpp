@@ -21,13 +21,7 @@ namespace fs = std::filesystem;
 using moegrad::testing::CliRun;
 using moegrad::testing::contains;
 using moegrad::testing::moegrad;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using moegrad::testing::read_file;
 
 // dir/corpus/<lang>/heldout with three man-page-like pages per language, and dir/model: the
 // fixture model (no BOS or EOS id) with a tokenizer whose <|endoftext|> becomes the start token.
@@ -101,7 +95,7 @@ TEST(CliBenchmark, ProxiesThenScoresOfEveryBenchmark) {
   EXPECT_TRUE(contains(r.output, "PROXY")) << r.output;
   ASSERT_EQ(moegrad(proxies + "'" + (dir / "q").string() + "'").status, 0);
   for (const char* f : {"proxy_multiblimp/en/data.tsv", "proxy_belebele/de.jsonl", "proxies.json"})
-    EXPECT_EQ(slurp(dir / "p" / f), slurp(dir / "q" / f)) << f;
+    EXPECT_EQ(read_file(dir / "p" / f), read_file(dir / "q" / f)) << f;
 
   const std::string run = "benchmark run --model '" + (dir / "model").string() + "' --device cpu --out '" +
                           (dir / "r").string() + "' --multiblimp '" +
@@ -122,7 +116,7 @@ TEST(CliBenchmark, ProxiesThenScoresOfEveryBenchmark) {
   EXPECT_GT(j["perplexity"]["en"]["tokens"].get<int64_t>(), 0);
   EXPECT_EQ(j["perplexity"]["en"]["documents"], 3);  // found under en/heldout
   auto header = [&](const char* file) {
-    const std::string text = slurp(dir / "r" / file);
+    const std::string text = read_file(dir / "r" / file);
     return text.substr(0, text.find('\n'));
   };
   EXPECT_EQ(header("multiblimp.csv"), "language,proxy,pairs,acc,acc_norm,acc_token_norm,skipped");

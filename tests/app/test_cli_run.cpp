@@ -18,13 +18,7 @@ namespace fs = std::filesystem;
 using moegrad::testing::CliRun;
 using moegrad::testing::contains;
 using moegrad::testing::moegrad;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using moegrad::testing::read_file;
 
 // dir/corpus/<lang>/{train,heldout}: man-page-like pages in three "languages".
 fs::path make_corpus(const std::string& tag) {
@@ -102,19 +96,19 @@ TEST(CliRun, WholeExperimentWritesTheReportAndARerunSkipsIt) {
     EXPECT_TRUE(fs::exists(run / f)) << f;
   // The stages are joined: CPT continues the pretrained model, adaptation the CPT model with
   // the CPT analysis's experts, on the target alone.
-  const std::string cpt_cfg = slurp(run / "configs/cpt.cfg");
+  const std::string cpt_cfg = read_file(run / "configs/cpt.cfg");
   EXPECT_TRUE(contains(cpt_cfg, "from = " + (run / "pretrain/model").string())) << cpt_cfg;
   EXPECT_TRUE(contains(cpt_cfg, "languages = en,de")) << cpt_cfg;
-  const std::string ssft_cfg = slurp(run / "configs/adapt-ssft.cfg");
+  const std::string ssft_cfg = read_file(run / "configs/adapt-ssft.cfg");
   EXPECT_TRUE(contains(ssft_cfg, "routing = " + (run / "analysis/cpt/routing.json").string()));
   EXPECT_TRUE(contains(ssft_cfg, "languages = uk")) << ssft_cfg;
-  const nlohmann::json trainable = nlohmann::json::parse(slurp(run / "adapt-ssft/trainable.json"));
+  const nlohmann::json trainable = nlohmann::json::parse(read_file(run / "adapt-ssft/trainable.json"));
   EXPECT_EQ(trainable["adaptation"]["method"], "ssft");
   // uk's own experts when the analysis found some, else its parent's.
   const std::string of = trainable["adaptation"]["experts_of"];
   EXPECT_TRUE(of == "uk" || of == "de") << of;
 
-  const std::string report = slurp(run / "report.md");
+  const std::string report = read_file(run / "report.md");
   for (const char* part : {"## Stages", "## Models and training", "## Selective adaptation to uk",
                            "## Benchmarks per language", "PROXY", "## Routing analysis",
                            "## Router steering", "## Profile of a training step", "MoE layers",

@@ -1,6 +1,7 @@
 // The backward engine: a topological sort of the graph below the root, then one pass in
 // reverse order that sums each node's incoming gradients before running its rule.
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "autograd/grad_mode.h"
@@ -25,12 +26,28 @@ void accumulate(Tensor& slot, const Tensor& grad) {
   slot = slot.defined() ? add(slot, grad) : grad;
 }
 
+// True when `t` is the only tensor that views its storage, and views all of it, densely:
+// nothing else can see a write into it, and it holds no memory beyond its elements. Every
+// tensor (and view) holds a reference to its storage, so the count covers whatever a rule,
+// a hook, a node's saved tensors, the engine or the caller still has.
+bool sole_owner(const Tensor& t) {
+  return t.storage().use_count() == 1 && t.is_contiguous() && t.offset() == 0 &&
+         size_t(t.numel()) * dtype_size(t.dtype()) == t.storage()->nbytes();
+}
+
 // A leaf's .grad is its own buffer, summed into in place across backward calls (gradient
-// accumulation over micro-batches).
-void accumulate_leaf(VariableImpl& leaf, const Tensor& grad) {
-  Tensor g = run_hooks(leaf.hooks, grad);
+// accumulation over micro-batches). The first gradient becomes that buffer when nothing else
+// can see it (a fresh result, the common case); otherwise (the same tensor returned for
+// several inputs, a view of a larger gradient, one a hook or the caller keeps) a copy does.
+// `grad` comes by value, moved from the engine's list, so that its reference is the only one
+// the engine holds.
+void accumulate_leaf(VariableImpl& leaf, Tensor grad) {
+  Tensor g = run_hooks(leaf.hooks, std::move(grad));
   if (leaf.grad.defined()) {
     add_(leaf.grad, g);
+  } else if (sole_owner(g)) {
+    g.storage()->set_category(MemoryCategory::Gradients);
+    leaf.grad = std::move(g);
   } else {
     MemoryCategoryScope gradients(MemoryCategory::Gradients);
     Tensor c = g.contiguous();
@@ -54,7 +71,7 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
   // Backward rules are plain tensor code; recording them would only waste memory.
   NoGradGuard no_grad;
   if (is_leaf()) {
-    accumulate_leaf(*impl_, root_grad);
+    accumulate_leaf(*impl_, std::move(root_grad));
     return;
   }
 
@@ -82,12 +99,13 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     Tensor g = run_hooks(n->hooks(), std::move(grads[n]));
     grads.erase(n);
     std::vector<Tensor> input_grads = n->apply(g);
+    g = Tensor();  // a rule that passes it on (add) leaves it to its inputs alone
     if (!retain_graph) n->release();
     const auto& edges = n->edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
       if (e.leaf) {
-        accumulate_leaf(*e.leaf, input_grads[i]);
+        accumulate_leaf(*e.leaf, std::move(input_grads[i]));
       } else if (e.node) {
         accumulate(grads[e.node.get()], input_grads[i]);
         if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());

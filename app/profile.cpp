@@ -41,7 +41,8 @@ std::string profile_usage() {
         "Prints tables by phase (forward, backward, optimizer, data), by module (layers folded)\n"
         "and by op, with GFLOP/s and GB/s against this device's GEMM and copy rates measured in\n"
         "the same run, the tokens each expert received and its estimated share of the time, and\n"
-        "the memory peak by category. The ops account for the step up to the printed remainder.\n"
+        "the memory peak by category (weights, gradients, optimizer state, activations, and\n"
+        "workspace: the ops' scratch). The ops account for the step up to the printed remainder.\n"
         "With --out: profile.json (every number), profile.txt (the tables) and trace.json (a\n"
         "Chrome trace for Perfetto or chrome://tracing: the host's threads and each GPU's\n"
         "stream as lanes, a memory counter). Config keys can be overridden: --train.device=cuda.\n\n"
@@ -58,7 +59,7 @@ int run_profile(const Args& args) {
     return 0;
   }
   const std::string path = required(vm, "profile", "config");
-  const train::TrainConfig config = train::load_config(path, overrides, /*need_data=*/false);
+  const train::TrainConfig config = train::load_config(path, overrides, /*check_inputs=*/false);
   const int64_t steps = vm["steps"].as<int64_t>(), warmup = vm["warmup"].as<int64_t>();
   if (steps <= 0) throw UsageError("profile", "--steps must be positive, got " + std::to_string(steps));
   if (warmup < 0) throw UsageError("profile", "--warmup must be >= 0, got " + std::to_string(warmup));

@@ -215,6 +215,7 @@ const char* memory_category_name(MemoryCategory category) {
     case MemoryCategory::Gradients: return "gradients";
     case MemoryCategory::OptimizerState: return "optimizer state";
     case MemoryCategory::Activations: return "activations";
+    case MemoryCategory::Workspace: return "workspace";
   }
   return "?";
 }

@@ -37,9 +37,10 @@ void reset_peak_memory(Device device);
 // What a storage holds, for the memory report and out-of-memory messages. A new storage takes
 // the category of the innermost MemoryCategoryScope of its thread (activations outside any:
 // everything a forward or backward pass makes); set_category re-files one whose role is known
-// later (a module's parameters are weights).
-enum class MemoryCategory : uint8_t { Weights, Gradients, OptimizerState, Activations };
-constexpr size_t kMemoryCategories = 4;
+// later (a module's parameters are weights). Workspace is an op's scratch: what it allocates
+// for itself (input copies, partial sums, address tables) and lets go before it returns.
+enum class MemoryCategory : uint8_t { Weights, Gradients, OptimizerState, Activations, Workspace };
+constexpr size_t kMemoryCategories = 5;
 const char* memory_category_name(MemoryCategory category);  // "weights", "optimizer state", ...
 
 class MemoryCategoryScope {
@@ -64,7 +65,8 @@ struct MemoryReport {
   int64_t total() const;
 };
 MemoryReport memory_report(Device device);
-// "12.5 GiB (weights 4.0 GiB, gradients 0.3 GiB, optimizer state 0.6 GiB, activations 7.6 GiB)"
+// "12.5 GiB (weights 4.0 GiB, gradients 0.3 GiB, optimizer state 0.6 GiB, activations 7.5 GiB,
+// workspace 0.1 GiB)"
 std::string memory_breakdown(const std::array<int64_t, kMemoryCategories>& bytes);
 
 // Makes any allocation that would take the storages on `device` past `bytes` fail with

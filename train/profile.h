@@ -36,7 +36,10 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
 // "phase_host_ms_per_step": each phase scope's host time (data loading has no ops); "shares"
 // of the step in MoE layers (modules under .mlp), attention (.self_attn) and the rest; "experts" rows {module,
 // expert, tokens, ms_per_step_estimated, gflops}: tokens are what the router chose, time is the
-// module's grouped GEMM time split by tokens (one launch runs them all); "memory" by category.
+// module's grouped GEMM time split by tokens (one launch runs them all); "memory": for each
+// category (weights, gradients, optimizer state, activations, workspace: the ops' scratch)
+// {peak_bytes, at_peak_bytes} (its own high-water mark, its bytes when the total peaked), and
+// peak_total_bytes.
 nlohmann::json profile_summary(const ProfileRun& run);
 // The summary as text tables, the first `top` rows of each.
 std::string profile_table(const nlohmann::json& summary, size_t top = 20);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -64,6 +65,7 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, do
     check_same_device(op, tensors[0].param, t.param);
     cs.push_back(coefficients(t.lr, t.weight_decay, beta1, beta2, t.step));
   }
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the device's table of tensors
   MOEGRAD_DISPATCH(tensors[0].param.device(), op, adamw_step_multi, tensors, cs, beta1, beta2,
                    eps);
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -69,6 +70,8 @@ AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor
   AttentionOutput res{empty(q.shape(), q.dtype(), q.device()),
                       empty({q.size(0), q.size(1), q.size(2)}, q.dtype(), q.device())};
   profile_attention_flops(op, q, k, causal, 2);
+  // The outputs exist: the operands' copies and the kernels' scratch are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(q.device(), op, attention_forward, res.out, res.lse, blas_ready(q),
                    blas_ready(k), blas_ready(v), causal, m, resolve_scale(q, scale));
   return res;
@@ -95,6 +98,8 @@ AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Ten
   AttentionGrads g{empty(q.shape(), q.dtype(), q.device()), empty(k.shape(), k.dtype(), k.device()),
                    empty(v.shape(), v.dtype(), v.device())};
   profile_attention_flops(op, q, k, causal, 5);
+  // Operand copies, the grouped heads' dK and dV slots, the kernels' row dots.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(q.device(), op, attention_backward, g.dq, g.dk, g.dv, blas_ready(grad),
                    blas_ready(q), blas_ready(k), blas_ready(v), out.contiguous(), lse.contiguous(),
                    causal, m, resolve_scale(q, scale));

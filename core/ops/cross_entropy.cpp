@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -21,6 +22,7 @@ void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor
                 op, ": expected logits [N, V] and targets [N], got logits ",
                 shape_str(logits.shape()), " and targets ", shape_str(targets.shape()));
   const int64_t V = logits.size(1);
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the targets' host copy
   // On a GPU this copies the targets to the host and waits: one sync per call buys the message
   // naming the row, and keeps an out-of-range target from ever reaching a kernel.
   dispatch_index(targets.dtype(), op, [&](auto tag) {
@@ -42,6 +44,8 @@ CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& tar
   check_logits_and_targets("cross_entropy", logits, targets, ignore_index);
   CrossEntropyOutput out{empty({}, logits.dtype(), logits.device()),
                          empty({logits.size(0)}, logits.dtype(), logits.device())};
+  // The outputs exist: operand copies and the per-row losses are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(logits.device(), "cross_entropy", cross_entropy_forward, out.loss, out.lse,
                    unit_inner_stride(logits), targets.contiguous(), ignore_index, reduction);
   return out;
@@ -61,6 +65,7 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Te
                 ": expected a one-element grad and lse [", logits.size(0), "], got grad ",
                 shape_str(grad.shape()), " and lse ", shape_str(lse.shape()));
   Tensor dlogits = empty(logits.shape(), logits.dtype(), logits.device());
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // operand copies, the loss scale
   MOEGRAD_DISPATCH(logits.device(), op, cross_entropy_backward, dlogits, grad,
                    unit_inner_stride(logits), targets.contiguous(), lse.contiguous(), ignore_index,
                    reduction);

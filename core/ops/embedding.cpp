@@ -2,6 +2,7 @@
 
 #include "core/ops/dispatch.h"
 #include "core/ops/index.h"
+#include "core/storage.h"
 
 namespace moegrad {
 
@@ -15,8 +16,9 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
                     "the rows of weight " + shape_str(weight.shape()));
   // out[i, h] = weight[ids[i], h]: weight's row stride zeroed, ids broadcast along h.
   const int64_t n = ids.numel(), hidden = weight.size(1);
-  Tensor flat = ids.reshape({n});
   Tensor out = empty({n, hidden}, weight.dtype(), weight.device());
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // a copy of strided ids
+  Tensor flat = ids.reshape({n});
   Tensor wv = weight.as_strided({n, hidden}, {0, weight.stride(1)}, weight.offset());
   Tensor iv = flat.as_strided({n, hidden}, {flat.stride(0), 0}, flat.offset());
   MOEGRAD_DISPATCH(weight.device(), "embedding", gather, out, wv, iv, weight.stride(0));
@@ -41,6 +43,8 @@ Tensor embedding_backward(const Tensor& grad, const Tensor& ids, int64_t vocab_s
   const int64_t n = ids.numel(), hidden = grad.size(-1);
   Tensor out = zeros({vocab_size, hidden}, grad.dtype(), grad.device());
   if (n == 0 || hidden == 0) return out;
+  // The output exists: operand copies and the kernel's sort buffers are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(grad.device(), "embedding_backward", index_add, out.view({1, vocab_size, hidden}),
                    ids.reshape({n}).contiguous(), grad.contiguous().view({1, n, hidden}));
   return out;

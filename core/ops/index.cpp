@@ -2,6 +2,7 @@
 
 #include "core/ops/compare.h"
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -39,6 +40,7 @@ void check_index_range(const char* op, const Tensor& idx, int64_t size, const st
   MOEGRAD_CHECK(is_integral(idx.dtype()), op, ": expected an int32 or int64 index tensor, got ",
                 dtype_name(idx.dtype()));
   if (idx.numel() == 0) return;
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // idx's copy, the result's
   int64_t lo = 0, hi = 0;
   MOEGRAD_DISPATCH(idx.device(), op, index_min_max, idx, lo, hi);
   int64_t bad = lo < 0 ? lo : hi;
@@ -96,6 +98,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& 
   int64_t outer = 1, inner = 1;
   for (int64_t k = 0; k < d; ++k) outer *= x.size(k);
   for (int64_t k = d + 1; k < x.dim(); ++k) inner *= x.size(k);
+  // The output exists: operand copies and the kernel's sort buffers are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), "index_add", index_add, out.view({outer, x.size(d), inner}),
                    idx.contiguous(), src.contiguous().view({outer, idx.numel(), inner}));
   return out;
@@ -124,8 +128,12 @@ Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype) {
   check_defined("one_hot", idx, "index");
   MOEGRAD_CHECK(num_classes >= 0, "one_hot: num_classes must be >= 0, got ", num_classes);
   check_index_range("one_hot", idx, num_classes, detail::concat(num_classes, " classes"));
-  Tensor classes = arange(0, num_classes, 1, idx.dtype(), idx.device());
-  return eq(idx.unsqueeze(-1), classes).to(dtype);
+  Shape shape = idx.shape();
+  shape.push_back(num_classes);
+  Tensor out = empty(shape, dtype, idx.device());
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the classes, the comparison
+  out.copy_(eq(idx.unsqueeze(-1), arange(0, num_classes, 1, idx.dtype(), idx.device())));
+  return out;
 }
 
 }  // namespace moegrad

@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -164,6 +165,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   Tensor out = empty(out_shape, a.dtype(), a.device());
   if (out.numel() == 0) return out;
   if (la.size(-1) == 0) return out.zero_();  // a sum over nothing
+  // The output exists: the operands' copies are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(a.device(), "matmul", gemm, plan(la, lb, out, batch));
   return out;
 }
@@ -204,6 +207,8 @@ Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
   Tensor out = empty({x.size(0), n}, x.dtype(), x.device());
   if (out.numel() == 0) return out;
   if (k == 0) return out.zero_();
+  // Operand copies, the device's address table.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   const Tensor xc = x.contiguous();
   GroupedGemm problems;
   for (size_t g = 0, start = 0; g < rows.size(); start += size_t(rows[g]), ++g)
@@ -225,12 +230,15 @@ std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
   MOEGRAD_CHECK(want.size() == rows.size(), op, ": ", want.size(), " flags for ", rows.size(),
                 " row groups");
   check_row_groups(op, rows, a.size(0));
-  const Tensor ac = a.contiguous(), bc = b.contiguous();
   std::vector<Tensor> out(rows.size());
+  for (size_t g = 0; g < rows.size(); ++g)
+    if (want[g]) out[g] = empty({a.size(1), b.size(1)}, a.dtype(), a.device());
+  // Operand copies, the device's address table.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
+  const Tensor ac = a.contiguous(), bc = b.contiguous();
   GroupedGemm problems;
   for (size_t g = 0, start = 0; g < rows.size(); start += size_t(rows[g]), ++g) {
     if (!want[g]) continue;
-    out[g] = empty({a.size(1), b.size(1)}, a.dtype(), a.device());
     if (rows[g] == 0 || out[g].numel() == 0) {
       out[g].zero_();
       continue;

@@ -2,6 +2,7 @@
 
 #include "core/ops/binary.h"
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -26,6 +27,7 @@ Tensor sum_of_squares(const std::vector<Tensor>& tensors) {
   std::vector<Tensor> xs = members(op, tensors);
   if (xs.empty()) return zeros({1}, DType::F64);
   Tensor out = zeros({1}, DType::F64, xs[0].device());
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // copies, partial sums, tables
   // One backend call per dtype, each adding into out in list order.
   for (DType dt : {DType::F32, DType::F64}) {
     std::vector<Tensor> group;
@@ -37,6 +39,8 @@ Tensor sum_of_squares(const std::vector<Tensor>& tensors) {
 }
 
 void scale_(const std::vector<Tensor>& tensors, double factor) {
+  // In place: what it allocates (scalars, tables) is scratch.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   std::vector<Tensor> dense;
   for (const Tensor& x : members("scale_", tensors)) {
     if (x.is_contiguous()) {

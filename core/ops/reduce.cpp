@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -84,7 +85,11 @@ Plan plan(const char* op, const Tensor& x, const std::vector<int64_t>& dims) {
     // Interleaved or unmergeable dims: copy with the reduced dims innermost.
     std::vector<int64_t> perm = kept_dims;
     perm.insert(perm.end(), red_dims.begin(), red_dims.end());
-    Tensor c = x.permute(perm).contiguous();
+    Tensor c;
+    {
+      const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the op's own copy
+      c = x.permute(perm).contiguous();
+    }
     nr = p.reduced_numel;
     p.x3 = c.as_strided({x.numel() / nr, nr, 1}, {nr, 1, 1}, c.offset());
   }
@@ -98,7 +103,10 @@ std::pair<Tensor, Tensor> max_with_index(const char* op, const Tensor& x, int64_
                 shape_str(x.shape()));
   Tensor values = empty(p.kept, x.dtype(), x.device());
   Tensor indices = empty(p.kept, DType::I64, x.device());
-  if (values.numel() > 0) MOEGRAD_DISPATCH(x.device(), op, argmax, values, indices, p.x3);
+  if (values.numel() > 0) {
+    const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the device's partial results
+    MOEGRAD_DISPATCH(x.device(), op, argmax, values, indices, p.x3);
+  }
   if (keepdim) return {values, indices};
   return {values.view(p.dropped), indices.view(p.dropped)};
 }
@@ -116,6 +124,8 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, bo
     if (x.numel() == 0) {
       out.fill_(op == ReduceOp::Sum ? 0.0 : op == ReduceOp::Mean ? NAN : -INFINITY);
     } else {
+      // The device's partial results.
+      const MemoryCategoryScope workspace(MemoryCategory::Workspace);
       MOEGRAD_DISPATCH(x.device(), name, reduce, op, out, p.x3);
     }
   }

@@ -1,6 +1,7 @@
 #include "core/ops/rmsnorm.h"
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -23,6 +24,8 @@ RmsNormOutput rmsnorm_forward(const Tensor& x, const Tensor& w, double eps) {
   check_input_and_weight("rmsnorm", x, w);
   RmsNormOutput out{empty(x.shape(), x.dtype(), x.device()),
                     empty(row_shape(x), x.dtype(), x.device())};
+  // The outputs exist: operand copies are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), "rmsnorm", rmsnorm_forward, out.y, out.rstd, x.contiguous(),
                    w.contiguous(), eps);
   return out;
@@ -42,6 +45,8 @@ RmsNormGrads rmsnorm_backward(const Tensor& grad, const Tensor& x, const Tensor&
                 shape_str(row_shape(x)), ", got grad ", shape_str(grad.shape()), " and rstd ",
                 shape_str(rstd.shape()));
   RmsNormGrads g{empty(x.shape(), x.dtype(), x.device()), empty(w.shape(), w.dtype(), w.device())};
+  // Operand copies, dw's partial sums.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), "rmsnorm_backward", rmsnorm_backward, g.dx, g.dw,
                    grad.contiguous(), x.contiguous(), w.contiguous(), rstd.contiguous());
   return g;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -29,8 +30,9 @@ Tensor apply(const char* op, const Tensor& x, double theta, const Tensor& positi
   MOEGRAD_CHECK(x.dim() >= 2 && x.size(-1) % 2 == 0, op,
                 ": expected input [..., T, D] with D even, got ", shape_str(x.shape()));
   MOEGRAD_CHECK(theta > 0, op, ": theta must be positive, got ", theta);
-  RopeTables tab = rope_tables(x.size(-2), x.size(-1), theta, positions, x.dtype());
   Tensor out = empty(x.shape(), x.dtype(), x.device());
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the tables
+  RopeTables tab = rope_tables(x.size(-2), x.size(-1), theta, positions, x.dtype());
   // The tables come from the host (the rounding HF does); a GPU gets a copy of the same bits.
   MOEGRAD_DISPATCH(x.device(), op, rope, out, x, tab.cos.to(x.device()), tab.sin.to(x.device()),
                    inverse);

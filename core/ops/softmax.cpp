@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 namespace {
@@ -29,6 +30,8 @@ Tensor forward(const char* op, const Tensor& x, int64_t dim, bool log) {
   Shape s3 = split_at(x.shape(), dim, op);
   Tensor out = empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return out;
+  // The output exists: the operands' copies are workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), op, softmax, out.view(s3), x.contiguous().view(s3), log);
   return out;
 }
@@ -43,6 +46,7 @@ Tensor backward(const char* op, const Tensor& grad, const Tensor& y, int64_t dim
   Shape s3 = split_at(y.shape(), dim, op);
   Tensor out = empty(y.shape(), y.dtype(), y.device());
   if (y.numel() == 0) return out;
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // operand copies
   MOEGRAD_DISPATCH(y.device(), op, softmax_backward, out.view(s3), grad.contiguous().view(s3),
                    y.contiguous().view(s3), log);
   return out;

@@ -1,6 +1,7 @@
 #include "core/ops/topk.h"
 
 #include "core/ops/dispatch.h"
+#include "core/storage.h"
 
 namespace moegrad {
 
@@ -18,6 +19,8 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k) {
   Tensor indices = empty(shape, DType::I64, x.device());
   const int64_t rows = n == 0 ? 0 : x.numel() / n;
   if (rows == 0 || k == 0) return {values, indices};
+  // The outputs exist: the input's copy is workspace.
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), "topk", topk, values.view({rows, k}), indices.view({rows, k}),
                    x.contiguous().view({rows, n}));
   return {values, indices};

@@ -1,5 +1,7 @@
 #include <vector>
 
+#include "core/ops/attention.h"
+#include "core/ops/softmax.h"
 #include "core/storage.h"
 #include "core/tensor.h"
 #include "tests/testing.h"
@@ -114,16 +116,76 @@ TEST(MemoryCategories, AnAllocationPastTheLimitFailsNamingWhatIsInUse) {
             std::string::npos)
       << message;
   EXPECT_NE(message.find(" in use; the memory limit set for cpu is "), std::string::npos) << message;
-  for (const char* part : {"weights ", "gradients ", "optimizer state ", "activations "})
+  for (const char* part :
+       {"weights ", "gradients ", "optimizer state ", "activations ", "workspace "})
     EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
   EXPECT_NO_THROW(empty({1 << 18}, DType::F32));  // no limit any more
   EXPECT_THROW(set_memory_limit(cpu, -1), Error);
 }
 
 TEST(MemoryCategories, BreakdownNamesEveryCategoryWithItsSize) {
-  EXPECT_EQ(memory_breakdown({int64_t(3) << 30, 0, 1536, 100}),
+  EXPECT_EQ(memory_breakdown({int64_t(3) << 30, 0, 1536, 100, 2048}),
             "3.00 GiB (weights 3.00 GiB, gradients 0 B, optimizer state 1.50 KiB, activations "
-            "100 B)");
+            "100 B, workspace 2.00 KiB)");
+  EXPECT_STREQ(memory_category_name(MemoryCategory::Workspace), "workspace");
+}
+
+// How far each category rose above `base` at its own peak, and where it is now.
+struct Rise {
+  int64_t peak, now;
+};
+Rise rise(const MemoryReport& base, const MemoryReport& r, MemoryCategory c) {
+  const size_t i = size_t(c);
+  return {r.peak[i] - base.current[i], r.current[i] - base.current[i]};
+}
+
+TEST(MemoryCategories, AnOpsCopyOfItsInputIsWorkspaceNotActivations) {
+  const Device cpu = Device::cpu();
+  // Transposed: softmax along the last dim reads a contiguous copy.
+  const Tensor x = testing::random_tensor({64, 32}, 1, DType::F32).transpose(0, 1);
+  const int64_t bytes = 32 * 64 * 4;
+  reset_peak_memory(cpu);
+  const MemoryReport base = memory_report(cpu);
+  const Tensor y = softmax(x, -1);
+  const MemoryReport r = memory_report(cpu);
+  const Rise ws = rise(base, r, MemoryCategory::Workspace);
+  const Rise act = rise(base, r, MemoryCategory::Activations);
+  EXPECT_EQ(ws.peak, bytes);  // the copy, gone with the op
+  EXPECT_EQ(ws.now, 0);
+  EXPECT_EQ(act.peak, bytes);  // the output alone
+  EXPECT_EQ(act.now, bytes);
+  EXPECT_EQ(y.storage()->category(), MemoryCategory::Activations);
+}
+
+TEST(MemoryCategories, GroupedAttentionsPerHeadSlotsAreWorkspace) {
+  const Device cpu = Device::cpu();
+  // 4 query heads over 2 kv heads: the CPU backward sums dK and dV over a [B, H, S, D] slot each.
+  const int64_t B = 1, H = 4, Hkv = 2, T = 8, D = 4;
+  const Tensor q = testing::random_tensor({B, H, T, D}, 2, DType::F32);
+  const Tensor k = testing::random_tensor({B, Hkv, T, D}, 3, DType::F32);
+  const Tensor v = testing::random_tensor({B, Hkv, T, D}, 4, DType::F32);
+  const Tensor grad = testing::random_tensor({B, H, T, D}, 5, DType::F32);
+  const AttentionOutput fwd = attention_forward(q, k, v, true);
+  reset_peak_memory(cpu);
+  const MemoryReport base = memory_report(cpu);
+  const AttentionGrads g = attention_backward(grad, q, k, v, fwd.out, fwd.lse, true);
+  const MemoryReport r = memory_report(cpu);
+  const int64_t f32 = 4;
+  const Rise ws = rise(base, r, MemoryCategory::Workspace);
+  const Rise act = rise(base, r, MemoryCategory::Activations);
+  EXPECT_EQ(ws.peak, 2 * B * H * T * D * f32);
+  EXPECT_EQ(ws.now, 0);
+  EXPECT_EQ(act.peak, (B * H * T * D + 2 * B * Hkv * T * D) * f32);  // dq, dk, dv
+  EXPECT_EQ(act.now, act.peak);
+}
+
+TEST(MemoryCategories, WorkspaceNestsLikeAnyScope) {
+  MemoryCategoryScope grads(MemoryCategory::Gradients);
+  {
+    MemoryCategoryScope workspace(MemoryCategory::Workspace);
+    EXPECT_EQ(empty({1}).storage()->category(), MemoryCategory::Workspace);
+  }
+  EXPECT_EQ(empty({1}).storage()->category(), MemoryCategory::Gradients);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // Memory accounting on a GPU: the caching allocator's counts, the categories, and the limit
 // that makes a device look smaller.
+#include "core/ops/matmul.h"
+#include "core/ops/multi_tensor.h"
 #include "core/storage.h"
 #include "core/tensor.h"
 #include "tests/testing.h"
@@ -40,6 +42,41 @@ TEST(MemoryCuda, CategoriesAndTheLimitWorkOnTheDevice) {
   }
   EXPECT_EQ(memory_report(gpu).current[grads], base.current[grads]);
   EXPECT_EQ(memory_report(Device::cpu()).limit, 0);  // each device has its own
+}
+
+// How far category c rose above `base`: at its own peak, and now.
+int64_t peak_rise(const MemoryReport& base, const MemoryReport& r, MemoryCategory c) {
+  return r.peak[size_t(c)] - base.current[size_t(c)];
+}
+int64_t rise(const MemoryReport& base, const MemoryReport& r, MemoryCategory c) {
+  return r.current[size_t(c)] - base.current[size_t(c)];
+}
+
+TEST(MemoryCuda, AnOpsScratchIsWorkspaceNotActivations) {
+  SKIP_WITHOUT_GPU();
+  const Device gpu = Device::cuda();
+  const MemoryCategory ws = MemoryCategory::Workspace, act = MemoryCategory::Activations;
+  const Tensor x = testing::random_tensor({6, 4}, 1, DType::F32, gpu);
+  std::vector<Tensor> w;
+  for (uint64_t g = 0; g < 3; ++g)
+    w.push_back(testing::random_tensor({4, 5}, 2 + g, DType::F32, gpu));
+  reset_peak_memory(gpu);
+  MemoryReport base = memory_report(gpu);
+  const Tensor out = grouped_matmul(x, w, {1, 2, 3}, false);
+  MemoryReport r = memory_report(gpu);
+  EXPECT_EQ(peak_rise(base, r, ws), 3 * 3 * 8);  // the device's table: 3 addresses per group
+  EXPECT_EQ(rise(base, r, ws), 0);
+  EXPECT_EQ(peak_rise(base, r, act), 6 * 5 * 4);  // the output alone
+  EXPECT_EQ(rise(base, r, act), 6 * 5 * 4);
+
+  reset_peak_memory(gpu);
+  base = memory_report(gpu);
+  const Tensor total = sum_of_squares(w);
+  r = memory_report(gpu);
+  EXPECT_GT(peak_rise(base, r, ws), 0);  // the table of tensors, the blocks' partial sums
+  EXPECT_EQ(rise(base, r, ws), 0);
+  EXPECT_EQ(peak_rise(base, r, act), 8);  // the one-element f64 result
+  EXPECT_EQ(rise(base, r, act), 8);
 }
 
 }  // namespace

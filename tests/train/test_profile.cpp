@@ -93,7 +93,7 @@ TEST(Profile, ARunAccountsForItsStepsAndWritesANestedChromeTrace) {
                         "num_hidden_layers = 2\nnum_attention_heads = 2\nnum_key_value_heads = 2\n"
                         "num_experts = 4\nnum_experts_per_tok = 2\nmax_position_embeddings = 64\n"
                         "[data]\nseq_len = 32\n[train]\nbatch_size = 2\n";
-  const TrainConfig config = load_config(cfg.string(), {}, /*need_data=*/false);
+  const TrainConfig config = load_config(cfg.string(), {}, /*check_inputs=*/false);
   const ProfileRun run = run_profile(config, 2, 1);
   const json s = profile_summary(run);
   EXPECT_EQ(s["steps"], 2);
@@ -109,6 +109,10 @@ TEST(Profile, ARunAccountsForItsStepsAndWritesANestedChromeTrace) {
   EXPECT_NEAR(shares, s["ops_share_of_step"].get<double>(), 1e-9);
   EXPECT_GT(s["shares"]["moe"].get<double>(), 0.0);
   EXPECT_GT(s["shares"]["attention"].get<double>(), 0.0);
+  // Every category rose during the run; the ops' scratch (RoPE's tables, at least) as workspace.
+  for (const char* c : {"weights", "gradients", "optimizer state", "activations", "workspace"})
+    EXPECT_GT(s["memory"][c]["peak_bytes"].get<int64_t>(), 0) << c << ": " << s["memory"].dump();
+  EXPECT_NE(profile_table(s).find(", workspace "), std::string::npos);
 
   const json trace = json::parse(chrome_trace(run.events).dump());
   expect_nested(trace);

@@ -1,10 +1,9 @@
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "core/ops/cpu_loop.h"
+#include "core/ops/cpu_math.h"
 #include "core/ops/cross_entropy.h"
-#include "core/ops/unary_op.h"
 
 namespace moegrad::cpu {
 namespace {
@@ -33,12 +32,8 @@ void forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, const 
 #pragma omp parallel for schedule(static) if (N * V >= kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     const T* x = xp + n * ld;
-    T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < V; ++j) m = x[j] > m ? x[j] : m;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < V; ++j) s += double(math::exp(x[j] - m));
+    const T m = row_max(x, V);
+    const double s = sum_exp(x, V, m);
     const T l = m + T(std::log(s));
     lp[n] = l;
     const int64_t t = int64_t(tp[n]);
@@ -71,6 +66,7 @@ void backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
       continue;
     }
     const T l = lp[n];
+#pragma omp simd
     for (int64_t j = 0; j < V; ++j) d[j] = math::exp(x[j] - l) * scale;
     d[t] -= scale;
   }

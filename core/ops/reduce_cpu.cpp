@@ -1,7 +1,10 @@
 #include <algorithm>
+#include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/cpu_loop.h"
+#include "core/ops/cpu_math.h"
 #include "core/ops/reduce.h"
 #include "core/ops/reduce_op.h"
 
@@ -19,10 +22,25 @@ constexpr int64_t kColumns = 64;
 // and let the compiler vectorise across them; they are merged in a fixed order.
 constexpr int kLanes = 8;
 
+// logsumexp's accumulator of a contiguous run: its maximum, then its sum of exp(x - max), each
+// one vectorised pass, instead of the reducer's branch and rescale per element. An infinite
+// maximum m makes exp(x - m) NaN where x == m: those count as exp(0), NaNs as NaN, the rest 0.
+template <typename T>
+MaxSum<T> max_sum_run(const T* x, int64_t n) {
+  const T m = row_max(x, n);
+  if (!std::isinf(m)) return {m, sum_exp(x, n, m)};
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i] == m ? 1.0 : (x[i] != x[i] ? double(NAN) : 0.0);
+  return {m, s};
+}
+
 template <typename Red, typename T>
 typename Red::Acc reduce_run(const Red& red, const T* p, int64_t begin, int64_t end,
                              int64_t stride) {
   using Acc = typename Red::Acc;
+  if constexpr (std::is_same_v<Red, LogSumExpReducer<T>>) {
+    if (stride == 1) return max_sum_run(p + begin, end - begin);
+  }
   Acc a[kLanes];
   for (int k = 0; k < kLanes; ++k) a[k] = red.identity();
   int64_t r = begin;

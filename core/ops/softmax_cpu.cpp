@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/ops/cpu_loop.h"
+#include "core/ops/cpu_math.h"
 #include "core/ops/reduce_op.h"
 #include "core/ops/softmax.h"
 
@@ -11,16 +12,6 @@ namespace {
 // Columns (softmax over a dim that is not the last) are handled this many at a time, so the
 // inner loops run over contiguous memory.
 constexpr int64_t kColumns = 64;
-
-template <typename T>
-T row_max(const T* x, int64_t n) {
-  T m[4] = {-T(INFINITY), -T(INFINITY), -T(INFINITY), -T(INFINITY)};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) m[k] = nan_max(m[k], x[i + k]);
-  for (; i < n; ++i) m[0] = nan_max(m[0], x[i]);
-  return nan_max(nan_max(m[0], m[1]), nan_max(m[2], m[3]));
-}
 
 // The f64 sum of term(i) for i < n in eight interleaved partial sums, merged in a fixed order:
 // no add waits on the previous one, and the result does not depend on the thread count.
@@ -43,18 +34,14 @@ void softmax_rows(T* y, const T* x, int64_t rows, int64_t D, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
     T* yr = y + r * D;
-    T m = row_max(xr, D);
+    const T m = row_max(xr, D);
     if (log) {
-      double s = row_sum(D, [&](int64_t i) { return double(math::exp(T(xr[i] - m))); });
-      T ls = T(std::log(s));
+      const T ls = T(std::log(sum_exp(xr, D, m)));
+#pragma omp simd
       for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m) - ls;
     } else {
-      double s = row_sum(D, [&](int64_t i) {
-        T e = math::exp(T(xr[i] - m));
-        yr[i] = e;
-        return double(e);
-      });
-      T inv = T(1.0 / s);
+      const T inv = T(1.0 / store_exp(yr, xr, D, m));
+#pragma omp simd
       for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
     }
   }

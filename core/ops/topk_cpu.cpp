@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -7,8 +8,82 @@
 #include "core/ops/topk_op.h"
 
 namespace moegrad::cpu {
+namespace {
 
-// Per row: a partial sort of the positions, O(n log k).
+// Up to this k, a row is scanned keeping its k best in order (an MoE router's top-2 of a few
+// hundred experts); above it, a partial sort of the positions.
+constexpr int64_t kScanK = 16;
+// The row is read as kLanes interleaved lanes (element i in lane i % kLanes): one vectorised
+// pass finds each lane's maximum.
+constexpr int64_t kLanes = 16;
+
+// The k best of row[0, n) into vals / idx, best first. The k-th largest lane maximum t is a
+// lower bound of the k-th best value (k distinct elements reach it), so only the elements >= t
+// of the lanes whose maximum reaches t need the exact, branchy comparison: about k of them.
+template <typename T>
+void scan_row(const T* row, int64_t n, int64_t k, T* vals, int64_t* idx) {
+  std::fill(idx, idx + k, int64_t(-1));  // empty slots, after every element
+  auto offer = [&](int64_t i) {
+    const T v = row[i];
+    if (!topk_before(v, i, vals[k - 1], idx[k - 1])) return;
+    int64_t j = k - 1;
+    for (; j > 0 && topk_before(v, i, vals[j - 1], idx[j - 1]); --j) {
+      vals[j] = vals[j - 1];
+      idx[j] = idx[j - 1];
+    }
+    vals[j] = v;
+    idx[j] = i;
+  };
+  const int64_t body = n - n % kLanes;
+  T lane[kLanes], probe[kLanes];
+  for (int64_t c = 0; c < kLanes; ++c) {
+    lane[c] = -T(INFINITY);
+    probe[c] = T(0);
+  }
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int64_t c = 0; c < kLanes; ++c) {
+      const T v = row[i + c];
+      lane[c] = v > lane[c] ? v : lane[c];
+      probe[c] += v * T(0);  // NaN once a NaN or an infinity passed (the maxima skip NaNs)
+    }
+  }
+  T probe_sum = T(0);
+  for (int64_t c = 0; c < kLanes; ++c) probe_sum += probe[c];
+  if (probe_sum != probe_sum) {  // rare: every element takes the exact comparison
+    for (int64_t i = 0; i < n; ++i) offer(i);
+    return;
+  }
+  // t: the next largest lane maximum below the last, until k lanes are counted. A +inf lane is
+  // never counted, which only lowers t.
+  T t = T(INFINITY);
+  for (int64_t counted = 0; counted < k && t != -T(INFINITY);) {
+    T m = -T(INFINITY);
+    for (int64_t c = 0; c < kLanes; ++c) m = (lane[c] < t && lane[c] > m) ? lane[c] : m;
+    for (int64_t c = 0; c < kLanes; ++c) counted += lane[c] == m;
+    t = m;
+  }
+  for (int64_t c = 0; c < kLanes; ++c) {
+    if (lane[c] < t) continue;
+    for (int64_t i = c; i < body; i += kLanes)
+      if (!(row[i] < t)) offer(i);
+  }
+  for (int64_t i = body; i < n; ++i) offer(i);
+}
+
+// A partial sort of the row's positions (order holds one per element): O(n log k).
+template <typename T>
+void sort_row(const T* row, int64_t k, T* vals, int64_t* idx, std::vector<int64_t>& order) {
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [row](int64_t a, int64_t b) { return topk_before(row[a], a, row[b], b); });
+  for (int64_t j = 0; j < k; ++j) {
+    vals[j] = row[order[j]];
+    idx[j] = order[j];
+  }
+}
+
+}  // namespace
+
 void topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
   dispatch_float(x.dtype(), "topk", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -18,16 +93,13 @@ void topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
     int64_t* ip = indices.data<int64_t>();
 #pragma omp parallel if (rows * n >= kParallelGrain)
     {
-      std::vector<int64_t> order(n);
+      std::vector<int64_t> order(k <= kScanK ? 0 : n);
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
-        const T* row = xp + r * n;
-        std::iota(order.begin(), order.end(), int64_t(0));
-        std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                          [row](int64_t a, int64_t b) { return topk_before(row[a], a, row[b], b); });
-        for (int64_t j = 0; j < k; ++j) {
-          vp[r * k + j] = row[order[j]];
-          ip[r * k + j] = order[j];
+        if (k <= kScanK) {
+          scan_row(xp + r * n, n, k, vp + r * k, ip + r * k);
+        } else {
+          sort_row(xp + r * n, k, vp + r * k, ip + r * k, order);
         }
       }
     }

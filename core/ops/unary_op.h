@@ -20,12 +20,15 @@ namespace math {
 // Results below FLT_MIN flush to zero.
 inline float exp_f32(float x) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kMin = -87.3365447f, kMax = 88.7228391f;  // ln(FLT_MIN), ln(FLT_MAX)
+  // ln(FLT_MIN) and ln(FLT_MAX), rounded outwards: exp(kMin) < FLT_MIN, exp(kMax) > FLT_MAX.
+  constexpr float kMin = -87.3365447f, kMax = 88.7228391f;
   float xc = x < kMin ? kMin : (x > kMax ? kMax : x);
-  // Round to nearest by adding and removing 1.5 * 2^23: floorf would not vectorise.
+  // Round to nearest by adding 1.5 * 2^23 (floorf would not vectorise); n is then the low
+  // bits of the sum.
   constexpr float kRound = 12582912.0f;
-  float n = (xc * kLog2e + kRound) - kRound;
-  int32_t ni = int32_t(n);
+  const float t = xc * kLog2e + kRound;
+  const float n = t - kRound;
+  const uint32_t ni = f32_bits(t) - f32_bits(kRound);
   float r = xc - n * kLn2Hi - n * kLn2Lo;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -34,11 +37,12 @@ inline float exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  // 2^n in two factors: n reaches 128, one past the largest f32 exponent.
-  int32_t n1 = ni / 2, n2 = ni - n1;
-  float y = p * f32_from_bits(uint32_t(n1 + 127) << 23) * f32_from_bits(uint32_t(n2 + 127) << 23);
-  y = x < kMin ? 0.0f : y;
-  y = x > kMax ? INFINITY : y;
+  // p * 2^n by adding n to p's exponent: one integer add instead of two multiplies by powers of
+  // two. It is exact because p * 2^n stays a normal float for kMin < x < kMax: n = -126 only
+  // with r >= 0 (p >= 1), and n = 128 only with r < 0 (p < 1).
+  float y = f32_from_bits(f32_bits(p) + (ni << 23));
+  y = x <= kMin ? 0.0f : y;
+  y = x >= kMax ? INFINITY : y;
   return x != x ? x : y;
 }
 

@@ -69,6 +69,35 @@ TEST(TopK, MatchesReferenceForManyK) {
   for (int64_t k : {1, 4, 16}) expect_matches_reference(ties, k);
 }
 
+// The small-k path (a vectorised bound, then exact comparisons above it) against the full sort,
+// over row lengths around its vector width, ties, infinities and NaN.
+TEST(TopK, SmallKPathMatchesReferenceWithTiesInfinitiesAndNan) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double specials[] = {inf, -inf, std::numeric_limits<double>::quiet_NaN()};
+  Generator gen(5);
+  for (DType dtype : {DType::F32, DType::F64})
+    for (int64_t n : {1, 5, 15, 16, 17, 64, 128, 300})
+      for (int mix = 0; mix < 3; ++mix) {
+        // mix 0: distinct values; 1: many ties; 2: ties with +-inf and NaN sprinkled in.
+        std::vector<double> v = (mix == 0 ? randn({6, n}, gen, DType::F64)
+                                          : randint(0, 5, {6, n}, gen).to(DType::F64))
+                                    .to_vector<double>();
+        if (mix == 2)
+          for (size_t i = 0; i < v.size(); i += 7) v[i] = specials[(i / 7) % 3];
+        const Tensor x = from_vector<double>(v, {6, n}).to(dtype);
+        for (int64_t k : {1, 2, 4, 8, 16, 17}) {
+          if (k > n) continue;
+          auto [values, indices] = topk(x, k);
+          auto [rv, ri] = ref_topk(x, k);
+          EXPECT_EQ(indices.to_vector<int64_t>(), ri)
+              << dtype_name(dtype) << " n " << n << " mix " << mix << " k " << k;
+          const std::vector<double> got = values.to_vector<double>();
+          for (size_t i = 0; i < got.size(); ++i)
+            EXPECT_TRUE(got[i] == rv[i] || (std::isnan(got[i]) && std::isnan(rv[i]))) << i;
+        }
+      }
+}
+
 TEST(TopK, NonContiguousInput) {
   Tensor x = random_tensor({9, 4, 6}, 3).transpose(0, 2);  // [6, 4, 9]
   expect_matches_reference(x, 3);

@@ -24,8 +24,9 @@ constexpr double kCharWidth = 0.62;
 constexpr std::array<const char*, 9> kPalette = {"#CC6677", "#332288", "#DDCC77",
                                                  "#117733", "#88CCEE", "#882255",
                                                  "#44AA99", "#999933", "#AA4499"};
-// Once the palette is used up the next series repeat its colours with the next dash pattern.
-constexpr std::array<const char*, 4> kDashes = {"", "7 3", "2 2", "7 3 2 3"};
+// Once the palette is used up the next series repeat its colours with the next dash pattern:
+// solid, dashed, dotted, dash-dot, dash-dot-dot.
+constexpr std::array<const char*, 5> kDashes = {"", "7 3", "2 2", "7 3 2 3", "7 3 2 3 2 3"};
 
 // Viridis at five evenly spaced stops; colours in between are interpolated in RGB.
 constexpr std::array<std::array<double, 3>, 5> kViridis = {{{68, 1, 84},
@@ -153,7 +154,10 @@ struct Axis {
         mn = std::min(mn, v);
         mx = std::max(mx, v);
       }
-    ticks = nice_ticks(mn, mx, 6, integer);
+    // A few whole numbers (layers) get a tick each, so that the axis ends at the last one
+    // rather than at the next multiple of 2 or 5.
+    const bool few = integer && mn <= mx && mx - mn <= 12;
+    ticks = nice_ticks(mn, mx, few ? std::max(int(mx - mn) + 1, 2) : 6, integer);
     lo = ticks.front();
     hi = ticks.back();
   }
@@ -202,6 +206,13 @@ void draw_title(Svg& svg, const std::string& title, double x) {
 }
 
 bool finite(double x, double y) { return std::isfinite(x) && std::isfinite(y); }
+
+// Whether labels are "0", "1", "2", ... in order.
+bool counts_up(const std::vector<std::string>& labels) {
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] != std::to_string(i)) return false;
+  return !labels.empty();
+}
 
 }  // namespace
 
@@ -280,11 +291,15 @@ std::string to_svg(const LinePlot& p) {
   if (xs.empty()) xs = p.x;  // no point to place: the axis still shows the x range
   const Axis xa(xs, p.integer_x), ya(ys, false);
 
-  const double left = 36 + ya.label_width(), top = 44, w = 560, h = 340, bottom = 56;
-  const double row = 18, legend_x = left + w + 24;
+  // A legend taller than the plot area stretches it: 30 lines get the room the legend takes.
+  const double row = 18;
+  const double left = 36 + ya.label_width(), top = 44, w = 560,
+               h = std::max(340.0, row * double(p.series.size())), bottom = 56;
+  // Swatches long enough to show every dash pattern, dots included, on both sides of the marker.
+  const double legend_x = left + w + 24, swatch = 40;
   double legend_w = 0;
   for (const LineSeries& s : p.series) legend_w = std::max(legend_w, text_width(s.name, kFont));
-  const double width = std::max(legend_x + (p.series.empty() ? 0 : 40 + legend_w + 12),
+  const double width = std::max(legend_x + (p.series.empty() ? 0 : swatch + 8 + legend_w + 12),
                                 left + text_width(p.title, kTitleFont) + 12);
   const double height =
       std::max(top + h + bottom, top + 8 + row * double(p.series.size()) + 12);
@@ -320,9 +335,9 @@ std::string to_svg(const LinePlot& p) {
     svg.raw("</g>\n");
     const double y = top + 8 + row * double(k);
     svg.raw("<g class=\"legend\">\n");
-    svg.line(legend_x, y, legend_x + 28, y, stroke);
-    svg.circle(legend_x + 14, y, 2.5, "fill=\"" + colour + "\"");
-    svg.text(legend_x + 36, y + 4, s.name, kFont, "start");
+    svg.line(legend_x, y, legend_x + swatch, y, stroke);
+    svg.circle(legend_x + swatch / 2, y, 2.5, "fill=\"" + colour + "\"");
+    svg.text(legend_x + swatch + 8, y + 4, s.name, kFont, "start");
     svg.raw("</g>\n");
   }
   return svg.finish(width, height, p.title);
@@ -351,14 +366,25 @@ std::string to_svg(const Heatmap& p) {
                                : std::clamp(640.0 / double(cols), 10.0, 48.0);
   const double ch = rows == 0 ? 0
                     : annotate ? std::clamp(340.0 / double(rows), 24.0, 40.0)
-                               : std::clamp(360.0 / double(rows), 12.0, 32.0);
+                               : std::clamp(360.0 / double(rows), 14.0, 32.0);
   const double row_font = std::min(kFont, std::max(ch - 2, 8.0));
-  const double col_font = std::min(kFont, std::max(cw - 1, 8.0));
+  // Columns labelled 0, 1, 2, ... (experts) are positions: when too narrow for a full-size
+  // label each, only every k-th is labelled, k the smallest power of two that leaves it room,
+  // with a tick; 128 numbers squeezed upright into 10-pixel columns are not legible. Other
+  // labels (languages) are all written, smaller and upright if need be.
+  size_t every = 1;
+  if (counts_up(p.column_labels)) {
+    double widest = 0;
+    for (const std::string& l : p.column_labels) widest = std::max(widest, text_width(l, kFont));
+    if (widest > cw - 4)
+      while (every < cols && double(every) * cw < widest + 6) every *= 2;
+  }
+  const double col_font = every > 1 ? kFont : std::min(kFont, std::max(cw - 1, 8.0));
   double row_w = 0, col_w = 0;
   for (const std::string& l : p.row_labels) row_w = std::max(row_w, text_width(l, row_font));
   for (const std::string& l : p.column_labels) col_w = std::max(col_w, text_width(l, col_font));
-  const bool rotate = col_w > cw - 4;
-  const double col_h = rotate ? col_w + 8 : col_font + 8;
+  const bool rotate = every == 1 && col_w > cw - 4;
+  const double col_h = rotate ? col_w + 8 : col_font + (every > 1 ? 12 : 8);
 
   const double left = 36 + row_w + 8, top = 44;
   const double gw = cw * double(cols), gh = ch * double(rows);
@@ -383,7 +409,9 @@ std::string to_svg(const Heatmap& p) {
     if (!std::isfinite(v)) return std::array<double, 3>{217, 217, 217};
     return viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5);
   };
-  svg.raw("<g class=\"cells\">\n");
+  // crispEdges: anti-aliased edges of adjacent cells let the white background through as
+  // hairlines whenever the figure is scaled.
+  svg.raw("<g class=\"cells\" shape-rendering=\"crispEdges\">\n");
   for (size_t r = 0; r < rows; ++r)
     for (size_t c = 0; c < cols; ++c) {
       const double v = p.values[r][c];
@@ -408,9 +436,12 @@ std::string to_svg(const Heatmap& p) {
   for (size_t r = 0; r < rows; ++r)
     svg.text(left - 6, top + ch * (double(r) + 0.5) + row_font * 0.35, p.row_labels[r], row_font,
              "end");
-  for (size_t c = 0; c < cols; ++c) {
+  for (size_t c = 0; c < cols; c += every) {
     const double x = left + cw * (double(c) + 0.5);
-    if (rotate)
+    if (every > 1) {
+      svg.line(x, top + gh, x, top + gh + 4, "stroke=\"black\"");
+      svg.text(x, top + gh + col_font + 7, p.column_labels[c], col_font, "middle");
+    } else if (rotate)
       svg.text(x + col_font * 0.35, top + gh + 6, p.column_labels[c], col_font, "end", "", -90);
     else
       svg.text(x, top + gh + col_font + 4, p.column_labels[c], col_font, "middle");

@@ -168,8 +168,40 @@ TEST(SvgPlot, ThirtySeriesStayDistinctAndTheLegendGrows) {
   for (std::sregex_iterator it(svg.begin(), svg.end(), swatch), end; it != end; ++it, ++swatches)
     EXPECT_GT(std::stod((*it)[1]), data_right);
   EXPECT_EQ(swatches, 30u);
+  // The plot area is as tall as the legend: the x axis lies below the last entry.
+  std::smatch m;
+  const std::regex x_axis(
+      R"re(<line x1="[0-9.]+" y1="([0-9.]+)" x2="[0-9.]+" y2="\1" stroke="black"/>)re");
+  ASSERT_TRUE(std::regex_search(svg, m, x_axis));
+  const double axis_y = std::stod(m[1]);
+  ASSERT_TRUE(std::regex_search(svg, m, std::regex(R"re(y="([0-9.]+)" font-size="12">lang29<)re")));
+  EXPECT_GT(axis_y, std::stod(m[1]));
   p.series.resize(2);
   EXPECT_GT(svg_height(svg), svg_height(to_svg(p)));
+}
+
+TEST(SvgPlot, FortyFiveSeriesHaveFortyFiveStyles) {
+  LinePlot p{"many", "layer", "entropy", {0, 1}, {}, true};
+  for (int i = 0; i < 45; ++i) p.series.push_back({"s" + std::to_string(i), {0, double(i)}});
+  const std::string svg = to_svg(p);
+  std::set<std::string> styles;
+  const std::regex line(R"re(<polyline points="[^"]*" fill="none" (stroke="[^"]*"[^/]*)/>)re");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), line), end; it != end; ++it)
+    styles.insert((*it)[1]);
+  EXPECT_EQ(styles.size(), 45u);
+}
+
+TEST(SvgPlot, FewIntegerTicksEndAtTheLastLayer) {
+  LinePlot p{"layers", "layer", "JSD", {0, 1, 2, 3, 4, 5, 6, 7}, {}, true};
+  p.series = {{"de", {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}}};
+  const std::string svg = to_svg(p);
+  for (int layer = 0; layer < 8; ++layer)
+    EXPECT_NE(svg.find(">" + std::to_string(layer) + "</text>"), std::string::npos) << layer;
+  EXPECT_EQ(svg.find(">8</text>"), std::string::npos);  // no empty column after the last layer
+  // Many steps still get a handful of nice ticks.
+  p.x = {0, 100, 200, 300, 400, 500, 600, 700};
+  EXPECT_NE(to_svg(p).find(">200</text>"), std::string::npos);
+  EXPECT_EQ(to_svg(p).find(">100</text>"), std::string::npos);
 }
 
 TEST(SvgPlot, DegenerateLinePlotsHaveFiniteCoordinates) {
@@ -241,6 +273,36 @@ TEST(SvgPlot, LargeHeatmapKeepsCellsLegible) {
   EXPECT_GE(std::stod(m[2]), 8.0);
   EXPECT_NE(svg.find("rotate(-90"), std::string::npos);  // 64 column labels stand upright
   EXPECT_GE(svg_height(svg), 30 * 8.0);
+  EXPECT_NE(svg.find("shape-rendering=\"crispEdges\""), std::string::npos);  // no hairlines
+}
+
+TEST(SvgPlot, ExpertColumnsAreLabelledEveryFewAtFullSize) {
+  // 33 languages x 128 experts: the expert numbers of every 4th column, upright and at full
+  // size with a tick; every language label.
+  Heatmap h;
+  h.title = "usage";
+  for (int r = 0; r < 33; ++r) h.row_labels.push_back("l" + std::to_string(r));
+  for (int c = 0; c < 128; ++c) h.column_labels.push_back(std::to_string(c));
+  h.values.assign(33, std::vector<double>(128, 0.25));
+  h.values[0][0] = 0.75;
+  const std::string svg = to_svg(h);
+  EXPECT_TRUE(well_formed(svg));
+  EXPECT_TRUE(finite_coordinates(svg));
+  EXPECT_EQ(count(svg, "class=\"cell\""), 33u * 128u);
+  const std::regex column(R"re(font-size="12" text-anchor="middle">([0-9]+)</text>)re");
+  std::vector<int> labelled;
+  for (std::sregex_iterator it(svg.begin(), svg.end(), column), end; it != end; ++it)
+    labelled.push_back(std::stoi((*it)[1]));
+  ASSERT_EQ(labelled.size(), 32u);
+  for (size_t i = 0; i < labelled.size(); ++i) EXPECT_EQ(labelled[i], int(4 * i));
+  EXPECT_EQ(count(svg, "rotate(-90"), 1u);  // the y axis title only
+  for (int r = 0; r < 33; ++r)
+    EXPECT_NE(svg.find("font-size=\"12\" text-anchor=\"end\">l" + std::to_string(r) + "<"),
+              std::string::npos)
+        << r;
+  // Labels that are not 0, 1, 2, ... are all written, even when that means upright.
+  h.column_labels[5] = "five";
+  EXPECT_EQ(count(to_svg(h), "rotate(-90"), 1u + 128u);
 }
 
 TEST(SvgPlot, DegenerateHeatmapsHaveFiniteCoordinates) {

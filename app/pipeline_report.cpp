@@ -49,6 +49,26 @@ std::string count(int64_t n) {
   return s;
 }
 
+// [0,1,2,3,7,9,10] as "0-3,7,9-10"; in the order given otherwise.
+std::string expert_list(const json& list) {
+  std::vector<int64_t> v;
+  for (const json& e : list) v.push_back(e.get<int64_t>());
+  if (!std::is_sorted(v.begin(), v.end())) {
+    std::string out;
+    for (int64_t e : v) out += (out.empty() ? "" : ",") + std::to_string(e);
+    return out;
+  }
+  std::string out;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    out += (out.empty() ? "" : ",") + std::to_string(v[i]) +
+           (j > i ? (j == i + 1 ? "," : "-") + std::to_string(v[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
 double mean(const std::vector<double>& v) {
   double s = 0;
   int64_t n = 0;
@@ -243,16 +263,13 @@ class Report {
       os_ << "- **" << m << "** trains " << count(tr.value("trainable", int64_t(0))) << " of "
           << count(tr.value("total", int64_t(0))) << " parameters ("
           << fmt(number_at(tr, "percent"), "%.3f%%") << ")";
-      if (tr.contains("adaptation") && tr["adaptation"].contains("experts")) {
+      if (tr.contains("adaptation") && !tr["adaptation"].value("experts", json::object()).empty()) {
         const json& a = tr["adaptation"];
         const std::string of = a.value("experts_of", "");
         if (!of.empty() && of != tgt) os_ << ", the experts of " << of << " (" << tgt << "'s parent)";
         os_ << "; experts per layer:";
-        for (const auto& [layer, list] : a["experts"].items()) {
-          std::string experts;
-          for (const json& e : list) experts += (experts.empty() ? "" : ",") + e.dump();
-          os_ << " " << layer << ": [" << experts << "]";
-        }
+        for (const auto& [layer, list] : a["experts"].items())
+          os_ << " " << layer << ": [" << expert_list(list) << "]";
       }
       os_ << ".\n";
     }
@@ -430,11 +447,8 @@ class Report {
     for (size_t l = first; l < layers.size(); ++l) {
       std::string specific, shared;
       if (layers[l].contains("language_specific"))
-        for (const auto& [lang, list] : layers[l]["language_specific"].items()) {
-          std::string e;
-          for (const json& x : list) e += (e.empty() ? "" : ",") + x.dump();
-          specific += (specific.empty() ? "" : "; ") + lang + ": " + e;
-        }
+        for (const auto& [lang, list] : layers[l]["language_specific"].items())
+          specific += (specific.empty() ? "" : "; ") + lang + ": " + expert_list(list);
       if (layers[l].contains("shared"))
         for (const json& x : layers[l]["shared"]) shared += (shared.empty() ? "" : ", ") + x.dump();
       t.row({std::to_string(l), specific, shared});
@@ -456,9 +470,7 @@ class Report {
     if (file.contains("promote"))
       for (const auto& [layer, list] : file["promote"].items()) {
         promoted += int64_t(list.size());
-        std::string e;
-        for (const json& x : list) e += (e.empty() ? "" : ",") + x.dump();
-        layers += " " + layer + ": [" + e + "]";
+        layers += " " + layer + ": [" + expert_list(list) + "]";
       }
     os_ << "The " << c_.steer_model << " model, " << c_.steer_mode << " steering ("
         << (c_.steer_mode == "hard" ? "delta " + fmt(c_.delta, "%g") : "lambda " + fmt(c_.lambda, "%g"))
@@ -514,10 +526,13 @@ class Report {
     os_ << "The top ops:\n\n" << t.str();
     if (p.contains("memory")) {
       const json& mem = p["memory"];
-      os_ << "Peak memory " << fmt(number_at(mem, "peak_total_bytes") / 1048576.0, "%.1f") << " MiB:";
+      std::string parts;
       for (const auto& [k, v] : mem.items())
-        if (v.is_object()) os_ << " " << k << " " << fmt(number_at(v, "at_peak_bytes") / 1048576.0, "%.1f") << " MiB;";
-      os_ << " (at the peak).\n\n";
+        if (v.is_object())
+          parts += (parts.empty() ? "" : ", ") + k + " " +
+                   fmt(number_at(v, "at_peak_bytes") / 1048576.0, "%.1f") + " MiB";
+      os_ << "Peak memory " << fmt(number_at(mem, "peak_total_bytes") / 1048576.0, "%.1f")
+          << " MiB; at that moment " << parts << ".\n\n";
     }
   }
 

@@ -333,7 +333,8 @@ std::string stage_ini(const PipelineConfig& config, const std::string& stage,
     if (std::find(sections.begin(), sections.end(), s) == sections.end()) sections.push_back(s);
   }
   std::ostringstream os;
-  os << "# stage " << stage << " of " << config.source << ", written by moegrad run\n";
+  // No path of the pipeline file here: the text is part of the stage's signature.
+  os << "# stage " << stage << " of a moegrad run pipeline\n";
   for (const std::string& s : sections) {
     os << "\n[" << s << "]\n";
     for (const auto& [key, value] : keys)

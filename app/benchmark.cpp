@@ -578,4 +578,12 @@ int run_benchmark(const Args& args) {
   return run_subcommand("benchmark", kSubcommands, args, benchmark_usage());
 }
 
+std::string eval_usage() { return "'moegrad eval' is 'moegrad benchmark run':\n\n" + run_usage(); }
+
+int run_eval(const Args& args) {
+  Args run = {"run"};
+  run.insert(run.end(), args.begin(), args.end());
+  return run_benchmark(run);
+}
+
 }  // namespace moegrad::app

@@ -81,6 +81,8 @@ int run_profile(const Args& args);
 std::string profile_usage();
 int run_benchmark(const Args& args);
 std::string benchmark_usage();
+int run_eval(const Args& args);  // benchmark run
+std::string eval_usage();
 int run_pipeline(const Args& args);
 std::string pipeline_usage();
 

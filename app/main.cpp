@@ -32,6 +32,8 @@ const Command kCommands[] = {
      trace_usage},
     {"benchmark", "MultiBLiMP, Belebele and held-out perplexity per language; proxy sets from "
      "held-out text", run_benchmark, benchmark_usage},
+    {"eval", "score a model on benchmarks, optionally with router steering (= benchmark run)",
+     run_eval, eval_usage},
     {"profile", "where a training step's time and memory go: by op, module, phase and expert",
      run_profile, profile_usage},
     {"run", "a whole experiment from one config: data, pretraining, continual pre-training, "

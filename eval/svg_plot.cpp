@@ -351,6 +351,11 @@ std::string to_svg(const Heatmap& p) {
     MOEGRAD_CHECK(p.values[r].size() == cols, "Heatmap '", p.title, "': row ", r, " ('",
                   p.row_labels[r], "') has ", p.values[r].size(),
                   " values, expected one per column label (", cols, ")");
+  MOEGRAD_CHECK(p.cell_text.empty() || p.cell_text.size() == rows, "Heatmap '", p.title, "': ",
+                p.cell_text.size(), " rows of cell text, expected ", rows);
+  for (const auto& row : p.cell_text)
+    MOEGRAD_CHECK(row.size() == cols, "Heatmap '", p.title, "': a row of ", row.size(),
+                  " cell texts, expected ", cols);
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& row : p.values)
     for (double v : row)
@@ -360,11 +365,18 @@ std::string to_svg(const Heatmap& p) {
   const double noise = any ? 1e-9 * std::max(std::abs(lo), std::abs(hi)) : 0;
   auto shown = [&](double v) { return std::abs(v) <= noise ? 0.0 : v; };
 
-  const bool annotate = p.annotate && rows <= 12 && cols <= 12;
+  // Cell texts are always written: the cells grow to hold them.
+  const bool texts = !p.cell_text.empty();
+  const bool annotate = texts || (p.annotate && rows <= 12 && cols <= 12);
+  double text_w = 0;
+  for (const auto& row : p.cell_text)
+    for (const std::string& t : row) text_w = std::max(text_w, text_width(t, 11));
   const double cw = cols == 0 ? 0
+                    : texts    ? std::max(text_w + 8, 28.0)
                     : annotate ? std::clamp(560.0 / double(cols), 44.0, 64.0)
                                : std::clamp(640.0 / double(cols), 10.0, 48.0);
   const double ch = rows == 0 ? 0
+                    : texts    ? 22.0
                     : annotate ? std::clamp(340.0 / double(rows), 24.0, 40.0)
                                : std::clamp(360.0 / double(rows), 14.0, 32.0);
   const double row_font = std::min(kFont, std::max(ch - 2, 8.0));
@@ -430,7 +442,7 @@ std::string to_svg(const Heatmap& p) {
         const std::array<double, 3> rgb = colour_of(v);
         const double luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
         svg.text(left + cw * (double(c) + 0.5), top + ch * (double(r) + 0.5) + 4,
-                 format_number(shown(v), 2), 11, "middle",
+                 texts ? p.cell_text[r][c] : format_number(shown(v), 2), 11, "middle",
                  luminance < 140 ? "fill=\"white\"" : "fill=\"black\"");
       }
   for (size_t r = 0; r < rows; ++r)

@@ -33,6 +33,9 @@ struct Heatmap {
   std::vector<std::vector<double>> values;
   std::string value_label;  // what the colours mean, beside the colour bar
   bool annotate = true;
+  // Text written in each cell instead of its value (values' shape; empty: none), whatever
+  // the size: the cells grow to hold it.
+  std::vector<std::vector<std::string>> cell_text;
 };
 
 struct ScatterPoint {

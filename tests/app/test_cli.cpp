@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "data/byte_level.h"
 #include "tests/app/cli_runner.h"
 
 namespace {
@@ -493,17 +494,26 @@ TEST(CliAnalyze, WritesRoutingStatisticsAndTheirAnalysis) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "'uk-ru' is not child:parent")) << r.output;
   EXPECT_EQ(moegrad("analyze --data x --out y").status, 2);  // --model is required
-  // The trained model has no tokenizer.json of its own: trace needs --tokenizer.
-  r = moegrad("trace --model '" + model + "' --text 'ls - list'");
+  // The trained model carries the run's tokenizer; a copy without it needs --tokenizer.
+  EXPECT_TRUE(fs::exists(fs::path(model) / "tokenizer.json"));
+  const fs::path bare = dir / "bare";
+  fs::create_directories(bare);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fs::path(model) / f, bare / f);
+  r = moegrad("trace --model '" + bare.string() + "' --text 'ls - list'");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "pass --tokenizer FILE")) << r.output;
-  r = moegrad("trace --model '" + model + "' --tokenizer '" + kTokenizer +
-              "' --text 'ls - list' --json '" + (dir / "trace.json").string() + "'");
+  // A byte-level token can hold part of a character: its label escapes the bytes.
+  r = moegrad("trace --model '" + model + "' --text 'ls - list é' --json '" +
+              (dir / "trace.json").string() + "' --svg '" + (dir / "trace.svg").string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "layer 1\n")) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\"ls\"|\"l\")"))) << r.output;
   std::ifstream trace(dir / "trace.json");
   EXPECT_EQ(nlohmann::json::parse(trace)["layers"].size(), 2u);
+  const std::string svg = moegrad::testing::read_file((dir / "trace.svg").string());
+  EXPECT_TRUE(contains(svg, "first expert per layer")) << svg.substr(0, 400);
+  EXPECT_TRUE(std::regex_search(svg, std::regex(">e[0-9]+<"))) << "cells name their expert";
+  EXPECT_EQ(moegrad::data::utf8_invalid_at(svg), std::string::npos) << "the SVG is valid UTF-8";
   fs::remove_all(dir);
 }
 

@@ -334,6 +334,25 @@ TEST(SvgPlot, HeatmapSizeMismatchNamesThePlot) {
                         "row 1 ('en') has 1 values, expected one per column label (2)");
 }
 
+// A routing trace: 16 layers x 20 tokens, each cell naming its expert, written whatever the size.
+TEST(SvgPlot, HeatmapCellTextIsWrittenInEveryCellAndChecked) {
+  Heatmap h;
+  h.title = "trace";
+  for (int l = 0; l < 16; ++l) h.row_labels.push_back(std::to_string(l));
+  for (int t = 0; t < 20; ++t) h.column_labels.push_back("tok" + std::to_string(t));
+  for (int l = 0; l < 16; ++l) {
+    h.values.push_back(std::vector<double>(20, 0.1 * (l % 5)));
+    h.cell_text.push_back(std::vector<std::string>(20, "e" + std::to_string(100 + l)));
+  }
+  const std::string svg = to_svg(h);
+  EXPECT_TRUE(well_formed(svg));
+  EXPECT_TRUE(finite_coordinates(svg));
+  for (int l = 0; l < 16; ++l)
+    EXPECT_EQ(count(svg, ">e" + std::to_string(100 + l) + "<"), 20u) << l;
+  h.cell_text.pop_back();
+  testing::expect_error([&] { to_svg(h); }, "Heatmap 'trace': 15 rows of cell text, expected 16");
+}
+
 TEST(SvgPlot, ScatterHasLabelsFitLineAndCaption) {
   ScatterPlot p{"overlap vs JSD", "overlap", "JSD", {}, true, "r = -0.76"};
   p.points = {{0.1, 0.6, "de-fr"}, {0.4, 0.3, "en<es"}, {0.8, 0.1, ""}, {NAN, 1, "gone"}};

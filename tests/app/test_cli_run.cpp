@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "data/bpe_trainer.h"
 #include "tests/app/cli_runner.h"
 
 namespace {
@@ -126,6 +128,50 @@ TEST(CliRun, WholeExperimentWritesTheReportAndARerunSkipsIt) {
   EXPECT_EQ(changed.status, 1) << changed.output;
   EXPECT_TRUE(contains(changed.output, "stage cpt was run before with other settings"))
       << changed.output;
+  fs::remove_all(dir);
+}
+
+// The papers' setting: an HF base model with its own tokenizer, no pretraining; the profile
+// takes the base's shape from its config.json.
+TEST(CliRun, StartsFromAnHfBaseModel) {
+  const fs::path dir = make_corpus("hf");
+  const fs::path base = dir / "base";
+  fs::create_directories(base);
+  const fs::path src = fs::path(MOEGRAD_SOURCE_DIR) / "tests/reference/olmoe/base";
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(src / f, base / f);
+  std::vector<std::string> texts;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "corpus"))
+    if (e.is_regular_file()) texts.push_back(read_file(e.path().string()));
+  moegrad::data::BpeTrainerOptions opts;
+  opts.vocab_size = 300;
+  opts.special_tokens = {"<|endoftext|>"};
+  moegrad::data::train_bpe(texts, opts).save((base / "tokenizer.json").string());
+  const fs::path cfg = dir / "pipeline.cfg";
+  std::ofstream(cfg) << "[pipeline]\ndir = " << (dir / "run").string()
+                     << "\nlanguages = en,de,uk\ntarget = uk\ndevice = cpu\nbase = " << base.string()
+                     << "\nstages = cpt,analysis,adapt,benchmarks,profile\n[data]\ncorpus = "
+                     << (dir / "corpus").string()
+                     << "\n[cpt]\ndata.seq_len = 16\ntrain.steps = 2\ntrain.batch_size = 2\n"
+                        "[analysis]\ntokens = 128\n[adapt]\nmethods = aeft\ndata.seq_len = 16\n"
+                        "train.steps = 1\ntrain.batch_size = 2\nadapt.layers = 1\n"
+                        "[benchmarks]\nitems = 3\nperplexity_tokens = 128\n"
+                        "[profile]\nsteps = 1\nwarmup = 0\n";
+  const CliRun plan = moegrad("run '" + cfg.string() + "' --plan");
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  EXPECT_FALSE(contains(plan.output, "pretrain")) << plan.output;
+  EXPECT_FALSE(contains(plan.output, "train-tokenizer")) << plan.output;
+  const CliRun r = moegrad("run '" + cfg.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path run = dir / "run";
+  EXPECT_TRUE(contains(read_file((run / "configs/cpt.cfg").string()), "from = " + base.string()));
+  EXPECT_TRUE(contains(read_file((run / "configs/profile.cfg").string()), "hidden_size = 64"));
+  for (const char* f : {"cpt/model/tokenizer.json", "analysis/base/routing.json",
+                        "benchmarks/base/results.json", "benchmarks/adapt-aeft/results.json",
+                        "profile/profile.json"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  const std::string report = read_file((run / "report.md").string());
+  EXPECT_TRUE(contains(report, "Base model: `" + base.string() + "`")) << report;
+  EXPECT_TRUE(contains(report, "| base | (given) |")) << report;
   fs::remove_all(dir);
 }
 

@@ -15,14 +15,13 @@
 #include <iostream>
 #include <sstream>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include "app/cli.h"
 #include "app/pipeline_report.h"
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "core/io/checksum.h"
 #include "train/config.h"
 #include "train/pipeline_config.h"
 
@@ -44,13 +43,6 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   std::string out;
   for (const std::string& s : items) out += (out.empty() ? "" : sep) + s;
   return out;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
 }
 
 // One step of the experiment: its name, a line on what it does, the command it runs (for the
@@ -131,7 +123,7 @@ class Pipeline {
 
   void plan() {
     std::string tokenizer = c_.tokenizer;
-    std::vector<std::string> data_stages;
+    data_stages_.clear();
     if (tokenizer.empty() && !c_.base.empty() &&
         fs::is_regular_file(fs::path(c_.base) / "tokenizer.json"))
       tokenizer = (fs::path(c_.base) / "tokenizer.json").string();
@@ -143,7 +135,7 @@ class Pipeline {
            {"data", "train-tokenizer", "--input", (fs::path(c_.corpus) / c_.english / "train").string(),
             "--vocab-size", std::to_string(c_.vocab_size), "--out", tokenizer},
            "", {}, nullptr});
-      data_stages.push_back("tokenizer");
+      data_stages_.push_back("tokenizer");
     }
     tokenizer_ = tokenizer;
     if (c_.shards.empty()) {
@@ -153,11 +145,10 @@ class Pipeline {
           cmd.insert(cmd.end(), {"--input", lang + "=" + (fs::path(c_.corpus) / lang / split).string()});
         cmd.insert(cmd.end(), {"--out", path(std::string("shards/") + split)});
         add({std::string("shards-") + split, std::string("token shards of the ") + split + " documents",
-             cmd, "", data_stages, nullptr});
+             cmd, "", data_stages_, nullptr});
       }
-      data_stages = {"shards-train", "shards-heldout"};
+      data_stages_ = {"shards-train", "shards-heldout"};
     }
-    data_stages_ = data_stages;
 
     if (c_.runs("pretrain")) add_training("pretrain");
     if (c_.runs("cpt")) add_training("cpt");
@@ -210,7 +201,6 @@ class Pipeline {
   }
 
   void add_analyses() {
-    const std::vector<std::string>& data_stages = data_stages_;
     if (c_.runs("analysis")) {
       std::vector<std::string> analysed = {"base"};
       if (c_.runs("cpt")) analysed.push_back("cpt");
@@ -224,7 +214,7 @@ class Pipeline {
                     "--alpha", number(c_.alpha), "--shared-k", std::to_string(c_.shared_k),
                     "--overlap-min-count", std::to_string(c_.overlap_min_count)};
         if (!c_.parents.empty()) cmd.insert(cmd.end(), {"--parents", c_.parents});
-        std::vector<std::string> uses = data_stages;
+        std::vector<std::string> uses = data_stages_;
         if (!training_stage_of(m).empty()) uses.push_back(training_stage_of(m));
         add({"analysis-" + m, "routing analysis of the " + m + " model on held-out text", cmd, "",
              uses, nullptr});
@@ -350,47 +340,34 @@ class Pipeline {
   // A stage's config is checked before anything runs, so a typo fails at once, not after the
   // stages before it.
   void check_stage_config(const std::string& stage, const std::string& ini, bool profile = false) {
-    const fs::path tmp = fs::temp_directory_path() /
-                         ("moegrad-run-" + std::to_string(::getpid()) + "-" + stage + ".cfg");
-    { std::ofstream(tmp) << ini; }
-    try {
-      train::load_config(tmp.string(), {}, /*check_inputs=*/false);
-    } catch (const Error& e) {
-      fs::remove(tmp);
-      std::string msg = e.what();
-      if (msg.rfind(tmp.string(), 0) == 0) msg = msg.substr(tmp.string().size());
-      throw Error(c_.source + (profile ? " (the profile's config)" : " [" + stage.substr(0, stage.find('-')) + "]") + msg);
-    }
-    fs::remove(tmp);
+    std::istringstream in(ini);
+    train::parse_config(in, c_.source + (profile ? " (the profile's config)"
+                                                 : " [" + stage.substr(0, stage.find('-')) + "]"),
+                        {}, /*check_inputs=*/false);
   }
 
   // The signature of a stage: its command or config and those of the stages it uses.
   std::string signature(const Stage& s) const {
     std::string sig = join(s.command, " ") + "\n" + s.config_text;
     for (const std::string& u : s.uses) {
-      const fs::path f = dir_ / "stages" / (u + ".json");
-      json j = fs::exists(f) ? json::parse(read_text(f), nullptr, false) : json();
+      const json j = record(u);
       sig += "\nuses " + u + " " + (j.is_object() ? j.value("signature_hash", "") : "");
     }
     return sig;
   }
 
-  static std::string hash_hex(const std::string& text) {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
+  // stages/<stage>.json of a finished stage; null when it has not finished.
+  json record(const std::string& stage) const {
+    std::ifstream in(dir_ / "stages" / (stage + ".json"));
+    return in ? json::parse(in, nullptr, false) : json();
   }
 
   // "done", "changed" (done with another signature), "partial" (a training stage with
   // checkpoints) or "to do".
   std::string status(const Stage& s) const {
-    const fs::path f = dir_ / "stages" / (s.name + ".json");
-    if (fs::exists(f)) {
-      const json j = json::parse(read_text(f), nullptr, false);
+    const json j = record(s.name);
+    if (!j.is_null())
       return j.is_object() && j.value("signature", "") == signature(s) ? "done" : "changed";
-    }
     if (s.done_by_itself && s.done_by_itself()) return "partial";
     return "to do";
   }
@@ -444,7 +421,7 @@ class Pipeline {
                          {"seconds", seconds},
                          {"finished", std::time(nullptr)},
                          {"signature", sig},
-                         {"signature_hash", hash_hex(sig)}};
+                         {"signature_hash", hex64(fnv1a64(sig.data(), sig.size()))}};
     write_file_atomically(path("stages/" + s.name + ".json"), record.dump(1) + "\n");
     std::fflush(stdout);
   }

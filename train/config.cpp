@@ -389,11 +389,16 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
                         bool check_inputs) {
-  TrainConfig c;
-  c.source = path;
   MOEGRAD_CHECK(fs::is_regular_file(path), "config file '", path, "' does not exist");
   std::ifstream in(path);
   MOEGRAD_CHECK(in, "cannot read config file '", path, "'");
+  return parse_config(in, path, overrides, check_inputs);
+}
+
+TrainConfig parse_config(std::istream& in, const std::string& path,
+                         const std::vector<std::string>& overrides, bool check_inputs) {
+  TrainConfig c;
+  c.source = path;
   po::options_description options = options_for(c);
   po::variables_map vm;
   std::vector<std::string> rules;  // "train PATTERN", ... in file order, then the command line's

@@ -6,6 +6,7 @@
 // command line.
 #pragma once
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,6 +120,9 @@ boost::program_options::options_description config_options();
 // the stages that make its inputs have run.
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
                         bool check_inputs = true);
+// The same for a config's text; `source` names it in errors (e.g. "pipeline.cfg [cpt]").
+TrainConfig parse_config(std::istream& in, const std::string& source,
+                         const std::vector<std::string>& overrides = {}, bool check_inputs = true);
 
 // The resolved config as an INI file that load_config reads back to the same values.
 std::string to_ini(const TrainConfig& config);

@@ -44,8 +44,28 @@ decltype(auto) dispatch_all(DType t, Fn&& fn) {
   throw Error("dispatch_all: invalid dtype");
 }
 
-// Compute kernels run in f32 (training) and f64 (gradient checks); bf16/f16 are storage
-// formats converted with .to() until the mixed-precision kernels land.
+// The type a kernel computes in for elements stored as T: a bf16 value is widened to f32 when
+// loaded and rounded once when stored (mixed precision: f32 arithmetic and accumulation on
+// bf16 tensors); f32 and f64 compute in themselves.
+template <typename T> struct compute_type { using type = T; };
+template <> struct compute_type<bf16> { using type = float; };
+template <typename T> using compute_t = typename compute_type<T>::type;
+
+// The element types of the compute kernels: f32 (training), f64 (gradient checks) and bf16
+// (mixed-precision training), each computing in compute_t<T>. f16 is a storage format only.
+template <typename Fn>
+decltype(auto) dispatch_compute(DType t, const char* op, Fn&& fn) {
+  switch (t) {
+    case DType::F32: return fn(type_tag<float>{});
+    case DType::F64: return fn(type_tag<double>{});
+    case DType::BF16: return fn(type_tag<bf16>{});
+    default:
+      throw Error(std::string(op) + ": expected a float32, float64 or bfloat16 tensor, got " +
+                  dtype_name(t));
+  }
+}
+
+// Kernels that have no bf16 form: f32 and f64 only.
 template <typename Fn>
 decltype(auto) dispatch_float(DType t, const char* op, Fn&& fn) {
   switch (t) {

@@ -86,18 +86,20 @@ decltype(auto) dispatch_index(DType t, const char* op, Fn&& fn) {
   }
 }
 
-// A float tensor read with an index tensor (cross-entropy's logits and targets, say).
+// A compute-dtype tensor (f32, f64, bf16) read with an index tensor (cross-entropy's logits
+// and targets, say).
 template <typename Fn>
 decltype(auto) dispatch_float_index(DType f, DType i, const char* op, Fn&& fn) {
-  return dispatch_float(f, op, [&](auto ftag) {
+  return dispatch_compute(f, op, [&](auto ftag) {
     return dispatch_index(i, op, [&](auto itag) { return fn(ftag, itag); });
   });
 }
 
-// The dtypes a sum can be kept in: the compute floats and the index integers (counts).
+// The dtypes a sum can be kept in: the compute floats (bf16 adding in f32) and the index
+// integers (counts).
 template <typename Fn>
 decltype(auto) dispatch_summable(DType t, const char* op, Fn&& fn) {
-  if (is_floating(t)) return dispatch_float(t, op, fn);
+  if (is_floating(t)) return dispatch_compute(t, op, fn);
   return dispatch_index(t, op, fn);
 }
 

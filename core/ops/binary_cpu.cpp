@@ -4,8 +4,9 @@
 namespace moegrad::cpu {
 
 void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  dispatch_float(out.dtype(), "binary", [&](auto tag) {
+  dispatch_compute(out.dtype(), "binary", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_binary(op, [&](auto op_c) {
       constexpr BinaryOp O = decltype(op_c)::value;
       T* o = out.data<T>();
@@ -18,13 +19,14 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
                         const T* xp = x + off[1];
                         const T* yp = y + off[2];
                         if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
-                          for (int64_t i = 0; i < n; ++i) op_[i] = binary_apply<O>(xp[i], yp[i]);
+                          for (int64_t i = 0; i < n; ++i)
+                            op_[i] = T(binary_apply<O>(C(xp[i]), C(yp[i])));
                         } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
-                          const T yv = *yp;
-                          for (int64_t i = 0; i < n; ++i) op_[i] = binary_apply<O>(xp[i], yv);
+                          const C yv = C(*yp);
+                          for (int64_t i = 0; i < n; ++i) op_[i] = T(binary_apply<O>(C(xp[i]), yv));
                         } else {
                           for (int64_t i = 0; i < n; ++i)
-                            op_[i * st[0]] = binary_apply<O>(xp[i * st[1]], yp[i * st[2]]);
+                            op_[i * st[0]] = T(binary_apply<O>(C(xp[i * st[1]]), C(yp[i * st[2]])));
                         }
                       });
     });

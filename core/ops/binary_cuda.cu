@@ -12,14 +12,15 @@ struct BinaryFn {
   const T* a;
   const T* b;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = binary_apply<BinaryOp(Op)>(a[off[1]], b[off[2]]);
+    using C = compute_t<T>;
+    out[off[0]] = T(binary_apply<BinaryOp(Op)>(C(a[off[1]]), C(b[off[2]])));
   }
 };
 
 }  // namespace
 
 void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  dispatch_float(out.dtype(), "binary", [&](auto tag) {
+  dispatch_compute(out.dtype(), "binary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_binary(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);

@@ -1,5 +1,6 @@
 // The scalar function of each BinaryOp, shared by the CPU loop and the CUDA kernel so both
-// backends compute the same thing.
+// backends compute the same thing. Kernels call it in compute_t of their storage type (f32 for
+// bf16) and round the result once.
 #pragma once
 #include <cmath>
 

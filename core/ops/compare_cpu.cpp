@@ -6,6 +6,7 @@ namespace moegrad::cpu {
 void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   dispatch_comparable(a.dtype(), "compare", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_compare(op, [&](auto c) {
       bool* o = out.data<bool>();
       const T* x = a.data<T>();
@@ -13,8 +14,8 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
       strided_loop<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
                       [&](int64_t n, const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& st) {
                         for (int64_t i = 0; i < n; ++i)
-                          o[off[0] + i * st[0]] =
-                              compare_apply<decltype(c)::value>(x[off[1] + i * st[1]], y[off[2] + i * st[2]]);
+                          o[off[0] + i * st[0]] = compare_apply<decltype(c)::value>(
+                              C(x[off[1] + i * st[1]]), C(y[off[2] + i * st[2]]));
                       });
     });
   });

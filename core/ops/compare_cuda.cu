@@ -12,7 +12,8 @@ struct CompareFn {
   const T* a;
   const T* b;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = compare_apply<CompareOp(Op)>(a[off[1]], b[off[2]]);
+    using C = compute_t<T>;
+    out[off[0]] = compare_apply<CompareOp(Op)>(C(a[off[1]]), C(b[off[2]]));
   }
 };
 

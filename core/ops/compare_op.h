@@ -1,4 +1,5 @@
-// The scalar function of each CompareOp, shared by the CPU loop and the CUDA kernel.
+// The scalar function of each CompareOp, shared by the CPU loop and the CUDA kernel, called in
+// compute_t of the storage type (bf16 compares as f32, which is exact).
 #pragma once
 #include "core/dtype.h"
 #include "core/ops/compare.h"
@@ -22,12 +23,13 @@ void dispatch_compare(CompareOp op, Fn&& fn) {
   dispatch_enum<C, C::Eq, C::Ne, C::Lt, C::Le, C::Gt, C::Ge>(op, fn);
 }
 
-// The dtypes with native comparison: every dtype but the 16-bit floats.
+// The dtypes compare and where take: every dtype but f16, a storage format only.
 template <typename Fn>
 decltype(auto) dispatch_comparable(DType t, const char* op, Fn&& fn) {
   switch (t) {
     case DType::F32: return fn(type_tag<float>{});
     case DType::F64: return fn(type_tag<double>{});
+    case DType::BF16: return fn(type_tag<bf16>{});
     case DType::I32: return fn(type_tag<int32_t>{});
     case DType::I64: return fn(type_tag<int64_t>{});
     case DType::Bool: return fn(type_tag<bool>{});

@@ -13,14 +13,15 @@ void check_operands(const char* op, const Tensor& x, const Tensor& idx) {
   check_same_device(op, x, idx);
 }
 
-// index_add and scatter_add sum into x: float or integer values, never bool or 16-bit floats.
+// index_add and scatter_add sum into x: compute floats or integers, never bool or f16.
 void check_accumulable(const char* op, const Tensor& x, const Tensor& src) {
   check_defined(op, src, "source");
   check_same_device(op, x, src);
   check_same_dtype(op, x, src);
   DType t = x.dtype();
-  MOEGRAD_CHECK(t == DType::F32 || t == DType::F64 || is_integral(t), op,
-                ": expected a float32, float64, int32 or int64 input, got ", dtype_name(t));
+  MOEGRAD_CHECK(t == DType::F32 || t == DType::F64 || t == DType::BF16 || is_integral(t), op,
+                ": expected a float32, float64, bfloat16, int32 or int64 input, got ",
+                dtype_name(t));
 }
 
 std::string dim_of(int64_t dim, const Tensor& x) {

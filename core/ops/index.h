@@ -5,7 +5,10 @@
 //
 // The accumulating ops are deterministic on both backends: every output element receives its
 // contributions one at a time, in increasing order of their position in the index tensor,
-// starting from x. CPU and CUDA therefore agree bit for bit.
+// starting from x. CPU and CUDA therefore agree bit for bit. On bf16, index_add sums each
+// output element in f32 and rounds it once (it gathers many rows: embedding gradients, the
+// experts' combine); scatter_add rounds after each addition (its uses add one or a few values
+// per element).
 #pragma once
 #include <string>
 
@@ -16,7 +19,7 @@ namespace moegrad {
 // out = x with dim of size idx.numel(): out[.., i, ..] = x[.., idx[i], ..]. idx is 1-d.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx);
 // out = x, then out[.., idx[i], ..] += src[.., i, ..] for each i. src has x's shape except
-// idx.numel() along dim. Accumulates f32, f64, i32 or i64.
+// idx.numel() along dim. Accumulates f32, f64, bf16, i32 or i64.
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
 // out has idx's shape (same rank as x, idx.size(d) <= x.size(d) for d != dim), and
 // out[i][j][k] = x[i][idx[i][j][k]][k] for dim = 1.

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "core/ops/cpu_loop.h"
 #include "core/ops/index.h"
@@ -54,32 +55,41 @@ void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim
 void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
   dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
-      using I = typename decltype(itag)::type;
-      const int64_t outer = out.size(0), rows = out.size(1), inner = out.size(2),
-                    n = idx.numel();
-      const int64_t slabs = (inner + kSlab - 1) / kSlab;
-      T* o = out.data<T>();
-      const T* s = src.data<T>();
-      const I* ip = idx.data<I>();
-      auto run = [&](int64_t task) {
-        int64_t b = task / slabs, h0 = (task % slabs) * kSlab, h1 = std::min(inner, h0 + kSlab);
-        for (int64_t j = 0; j < n; ++j) {
-          T* dst = o + (b * rows + int64_t(ip[j])) * inner;
-          const T* row = s + (b * n + j) * inner;
-          for (int64_t h = h0; h < h1; ++h) dst[h] += row[h];
-        }
-      };
-      int64_t tasks = outer * slabs;
+    if constexpr (std::is_same_v<T, bf16>) {
+      // Each output element sums its contributions in f32 and is rounded once, as the CUDA
+      // kernel does in a register: the slabs run on f32 copies.
+      Tensor wide = out.to(DType::F32);
+      index_add(wide, idx, src.to(DType::F32));
+      out.copy_(wide);
+    } else {
+      dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
+        using I = typename decltype(itag)::type;
+        const int64_t outer = out.size(0), rows = out.size(1), inner = out.size(2),
+                      n = idx.numel();
+        const int64_t slabs = (inner + kSlab - 1) / kSlab;
+        T* o = out.data<T>();
+        const T* s = src.data<T>();
+        const I* ip = idx.data<I>();
+        auto run = [&](int64_t task) {
+          int64_t b = task / slabs, h0 = (task % slabs) * kSlab, h1 = std::min(inner, h0 + kSlab);
+          for (int64_t j = 0; j < n; ++j) {
+            T* dst = o + (b * rows + int64_t(ip[j])) * inner;
+            const T* row = s + (b * n + j) * inner;
+            for (int64_t h = h0; h < h1; ++h) dst[h] += row[h];
+          }
+        };
+        int64_t tasks = outer * slabs;
 #pragma omp parallel for schedule(static) if (outer * n * inner >= kParallelGrain && tasks > 1)
-      for (int64_t t = 0; t < tasks; ++t) run(t);
-    });
+        for (int64_t t = 0; t < tasks; ++t) run(t);
+      });
+    }
   });
 }
 
 void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
   dispatch_summable(out.dtype(), "scatter_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_index(idx.dtype(), "scatter_add", [&](auto itag) {
       using I = typename decltype(itag)::type;
       // One line = the elements of idx along dim at fixed other coordinates. Lines write to
@@ -98,7 +108,10 @@ void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor
                           T* oq = o + off[0] + r * st[0];
                           const I* iq = ip + off[1] + r * st[1];
                           const T* sq = sp + off[2] + r * st[2];
-                          for (int64_t j = 0; j < m; ++j) oq[int64_t(iq[j * is]) * os] += sq[j * ss];
+                          for (int64_t j = 0; j < m; ++j) {
+                            T& dst = oq[int64_t(iq[j * is]) * os];
+                            dst = T(C(dst) + C(sq[j * ss]));
+                          }
                         }
                       });
     });

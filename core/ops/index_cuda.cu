@@ -63,28 +63,35 @@ __global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, i
   }
 }
 
-// One thread per output element sums its segment of source rows, in index order.
+// One thread per output element sums its segment of source rows, in index order, in
+// compute_t<T> (bf16 rounded once at the end, as the CPU does).
 template <typename T>
 __global__ void index_add_kernel(T* out, const T* src, const int32_t* perm, const int32_t* start,
                                  int64_t rows, int64_t n, int64_t inner, int64_t total) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t h = i % inner, row = i / inner, v = row % rows, b = row / rows;
-    T acc = out[i];
-    for (int32_t p = start[v]; p < start[v + 1]; ++p) acc += src[(b * n + perm[p]) * inner + h];
-    out[i] = acc;
+    compute_t<T> acc = compute_t<T>(out[i]);
+    for (int32_t p = start[v]; p < start[v + 1]; ++p)
+      acc += compute_t<T>(src[(b * n + perm[p]) * inner + h]);
+    out[i] = T(acc);
   }
 }
 
-// One thread per line of idx along dim: lines write to disjoint outputs, so no atomics.
+// One thread per line of idx along dim: lines write to disjoint outputs, so no atomics. Each
+// addition is rounded to T, as on the CPU.
 template <typename T, typename I>
 __global__ void scatter_add_kernel(T* out, const I* idx, const T* src, int64_t m, int64_t os,
                                    int64_t is, int64_t ss, int64_t lines, StridedIndex<3> ix) {
+  using C = compute_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < lines;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[3];
     ix.offsets(i, off);
-    for (int64_t j = 0; j < m; ++j) out[off[0] + int64_t(idx[off[1] + j * is]) * os] += src[off[2] + j * ss];
+    for (int64_t j = 0; j < m; ++j) {
+      T& dst = out[off[0] + int64_t(idx[off[1] + j * is]) * os];
+      dst = T(C(dst) + C(src[off[2] + j * ss]));
+    }
   }
 }
 

@@ -11,9 +11,10 @@ namespace moegrad {
 // The sum over every element x of every tensor of x * x, accumulated in f64, as a one-element
 // f64 tensor on the tensors' device (float tensors of one device; undefined or empty ones add
 // nothing; an empty list gives a CPU zero). The summation order is fixed, so the result is the
-// same bits run to run.
+// same bits run to run. The list may mix f32, f64 and bf16 tensors (a bf16 model's gradients).
 Tensor sum_of_squares(const std::vector<Tensor>& tensors);
-// Multiplies every tensor by `factor` in place (the factor rounded to each tensor's dtype).
+// Multiplies every tensor by `factor` in place: the factor rounded to f32 for f32 and bf16
+// tensors (a bf16 product rounded once), to f64 for f64 ones.
 void scale_(const std::vector<Tensor>& tensors, double factor);
 
 namespace cpu {

@@ -12,8 +12,9 @@ constexpr int64_t kChunk = 1 << 16;
 }  // namespace
 
 void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
-  dispatch_float(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
+  dispatch_compute(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     // Every chunk's first element and size, in list order.
     std::vector<const T*> chunks;
     std::vector<int64_t> sizes;
@@ -28,7 +29,10 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
     for (int64_t c = 0; c < count; ++c) {
       const T* x = chunks[size_t(c)];
       double s = 0;
-      for (int64_t i = 0; i < sizes[size_t(c)]; ++i) s += double(x[i]) * double(x[i]);
+      for (int64_t i = 0; i < sizes[size_t(c)]; ++i) {
+        const double v = double(C(x[i]));
+        s += v * v;
+      }
       partial[size_t(c)] = s;
     }
     double total = out.data<double>()[0];
@@ -39,13 +43,14 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
 
 void scale_(const std::vector<Tensor>& tensors, double factor) {
   for (const Tensor& t : tensors)
-    dispatch_float(t.dtype(), "scale_", [&](auto tag) {
+    dispatch_compute(t.dtype(), "scale_", [&](auto tag) {
       using T = typename decltype(tag)::type;
+      using C = compute_t<T>;
       T* x = t.data<T>();
-      const T f = T(factor);
+      const C f = C(factor);
       const int64_t n = t.numel();
 #pragma omp parallel for schedule(static) if (n > kChunk)
-      for (int64_t i = 0; i < n; ++i) x[i] = x[i] * f;
+      for (int64_t i = 0; i < n; ++i) x[i] = T(C(x[i]) * f);
     });
 }
 

@@ -35,7 +35,7 @@ __global__ void squares_kernel(const Slice<T>* slices, int count, double* partia
   const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
   double acc = 0;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const double v = double(s.x[i]);
+    const double v = double(compute_t<T>(s.x[i]));
     acc += v * v;
   }
   acc = fold_row<kBlock, 1>(acc, sm, [](double a, double b) { return a + b; });
@@ -52,11 +52,12 @@ __global__ void total_kernel(const double* partial, int64_t n, double* out) {
 }
 
 template <typename T>
-__global__ void scale_kernel(const Slice<T>* slices, int count, T factor) {
+__global__ void scale_kernel(const Slice<T>* slices, int count, compute_t<T> factor) {
   const Slice<T> s = slice_of(slices, count, blockIdx.x);
   const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
   const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s.x[i] = s.x[i] * factor;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    s.x[i] = T(compute_t<T>(s.x[i]) * factor);
 }
 
 // The slices of `tensors` (contiguous, non-empty, dtype T) in a table on the device; `blocks`
@@ -83,7 +84,7 @@ Tensor slice_table(const std::vector<Tensor>& tensors, int64_t& blocks, int& cou
 }  // namespace
 
 void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
-  dispatch_float(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
+  dispatch_compute(tensors[0].dtype(), "sum_of_squares", [&](auto tag) {
     using T = typename decltype(tag)::type;
     int64_t blocks = 0;
     int count = 0;
@@ -100,18 +101,18 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
 
 void scale_(const std::vector<Tensor>& tensors, double factor) {
   // One launch per dtype, over the tensors of that dtype.
-  for (DType dt : {DType::F32, DType::F64}) {
+  for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
     std::vector<Tensor> group;
     for (const Tensor& t : tensors)
       if (t.dtype() == dt) group.push_back(t);
     if (group.empty()) continue;
-    dispatch_float(dt, "scale_", [&](auto tag) {
+    dispatch_compute(dt, "scale_", [&](auto tag) {
       using T = typename decltype(tag)::type;
       int64_t blocks = 0;
       int count = 0;
       const Tensor table = slice_table<T>(group, blocks, count);
       scale_kernel<T><<<unsigned(blocks), kBlock, 0, stream(group[0].device().index)>>>(
-          static_cast<const Slice<T>*>(table.data_ptr()), count, T(factor));
+          static_cast<const Slice<T>*>(table.data_ptr()), count, compute_t<T>(factor));
       MOEGRAD_CUDA_CHECK_LAUNCH();
     });
   }

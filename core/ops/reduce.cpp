@@ -39,8 +39,9 @@ bool merge(const Tensor& x, const std::vector<int64_t>& dims, int64_t& size, int
 
 Plan plan(const char* op, const Tensor& x, const std::vector<int64_t>& dims) {
   check_defined(op, x, "input");
-  MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64, op,
-                ": expected a float32 or float64 tensor, got ", dtype_name(x.dtype()));
+  MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64 || x.dtype() == DType::BF16,
+                op, ": expected a float32, float64 or bfloat16 tensor, got ",
+                dtype_name(x.dtype()));
   std::vector<bool> reduced(x.dim(), dims.empty());
   for (int64_t d : dims) {
     int64_t n = normalize_dim(d, x.dim(), op);

@@ -1,6 +1,7 @@
 // Reductions along dims: sum, mean, amax, max/argmax, logsumexp, and sum_to (the reverse of
-// broadcasting). Float inputs (f32, f64); f32 sums accumulate in f64. Results do not depend
-// on the number of threads: each output is folded in an order fixed by the shapes alone.
+// broadcasting). Float inputs (f32, f64, bf16), results in the input's dtype; f32 and bf16
+// sums accumulate in f64. Results do not depend on the number of threads: each output is
+// folded in an order fixed by the shapes alone.
 #pragma once
 #include <utility>
 #include <vector>

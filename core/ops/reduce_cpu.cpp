@@ -38,7 +38,8 @@ template <typename Red, typename T>
 typename Red::Acc reduce_run(const Red& red, const T* p, int64_t begin, int64_t end,
                              int64_t stride) {
   using Acc = typename Red::Acc;
-  if constexpr (std::is_same_v<Red, LogSumExpReducer<T>>) {
+  // The vectorised passes read f32 or f64; bf16 takes the reducer's steps.
+  if constexpr (std::is_same_v<Red, LogSumExpReducer<T>> && !std::is_same_v<T, bf16>) {
     if (stride == 1) return max_sum_run(p + begin, end - begin);
   }
   Acc a[kLanes];
@@ -125,14 +126,14 @@ void run(const Red& red, const Tensor& x) {
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& out, const Tensor& x) {
-  dispatch_float(x.dtype(), "reduce", [&](auto tag) {
+  dispatch_compute(x.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
     with_reducer(op, out.data<T>(), x.size(1), [&](auto red) { run<decltype(red), T>(red, x); });
   });
 }
 
 void argmax(const Tensor& values, const Tensor& indices, const Tensor& x) {
-  dispatch_float(x.dtype(), "argmax", [&](auto tag) {
+  dispatch_compute(x.dtype(), "argmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     run<ArgMaxReducer<T>, T>({values.data<T>(), indices.data<int64_t>()}, x);
   });

@@ -162,14 +162,14 @@ void run(const Red& red, const Tensor& x) {
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& out, const Tensor& x) {
-  dispatch_float(x.dtype(), "reduce", [&](auto tag) {
+  dispatch_compute(x.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
     with_reducer(op, out.data<T>(), x.size(1), [&](auto red) { run<decltype(red), T>(red, x); });
   });
 }
 
 void argmax(const Tensor& values, const Tensor& indices, const Tensor& x) {
-  dispatch_float(x.dtype(), "argmax", [&](auto tag) {
+  dispatch_compute(x.dtype(), "argmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     run<ArgMaxReducer<T>, T>({values.data<T>(), indices.data<int64_t>()}, x);
   });

@@ -1,12 +1,14 @@
 // The reducers behind every reduction, shared by the CPU loops and the CUDA kernels so both
 // backends compute the same thing. A reducer folds elements into an accumulator (step), merges
-// two accumulators (combine) and writes the result of output j (write). Sums accumulate in
-// f64 for f32 inputs too: long sums keep their precision, and the backends agree to f32
-// rounding whatever order they fold in.
+// two accumulators (combine) and writes the result of output j (write). A reducer of storage
+// type T reads its elements as compute_t<T> (bf16 as f32) and rounds once in write. Sums
+// accumulate in f64 for f32 and bf16 inputs too: long sums keep their precision, and the
+// backends agree to the output's rounding whatever order they fold in.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/half.h"
 #include "core/ops/reduce.h"
 #include "core/ops/unary_op.h"
@@ -31,23 +33,25 @@ MOEGRAD_HD T nan_max(T a, T x) { return (a >= x || a != a) ? a : x; }
 
 template <typename T>
 struct SumReducer {
+  using C = compute_t<T>;
   using Acc = double;
   T* out;
   double divisor;  // 1 for sum, the reduced count for mean
   MOEGRAD_HD Acc identity() const { return 0.0; }
-  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return a + double(x); }
+  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return a + double(C(x)); }
   MOEGRAD_HD Acc combine(Acc a, Acc b) const { return a + b; }
-  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(a / divisor); }
+  // bf16 rounds through f32, as an f32 sum would be rounded.
+  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(C(a / divisor)); }
 };
 
 template <typename T>
 struct AmaxReducer {
-  using Acc = T;
+  using Acc = compute_t<T>;
   T* out;
-  MOEGRAD_HD Acc identity() const { return -T(INFINITY); }
-  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return nan_max(a, x); }
+  MOEGRAD_HD Acc identity() const { return -Acc(INFINITY); }
+  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return nan_max(a, Acc(x)); }
   MOEGRAD_HD Acc combine(Acc a, Acc b) const { return nan_max(a, b); }
-  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = a; }
+  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(a); }
 };
 
 template <typename T>
@@ -60,7 +64,8 @@ struct ValueIndex {
 // fold order, so any split of the work gives the same answer.
 template <typename T>
 struct ArgMaxReducer {
-  using Acc = ValueIndex<T>;
+  using C = compute_t<T>;
+  using Acc = ValueIndex<C>;
   T* values;
   int64_t* indices;
   MOEGRAD_HD static bool better(Acc b, Acc a) {
@@ -68,11 +73,14 @@ struct ArgMaxReducer {
     if (a.v != a.v) return false;
     return b.v > a.v || (b.v == a.v && b.i < a.i);
   }
-  MOEGRAD_HD Acc identity() const { return {-T(INFINITY), INT64_MAX}; }
-  MOEGRAD_HD Acc step(Acc a, T x, int64_t r) const { return better(Acc{x, r}, a) ? Acc{x, r} : a; }
+  MOEGRAD_HD Acc identity() const { return {-C(INFINITY), INT64_MAX}; }
+  MOEGRAD_HD Acc step(Acc a, T x, int64_t r) const {
+    const Acc b{C(x), r};
+    return better(b, a) ? b : a;
+  }
   MOEGRAD_HD Acc combine(Acc a, Acc b) const { return better(b, a) ? b : a; }
   MOEGRAD_HD void write(int64_t j, Acc a) const {
-    values[j] = a.v;
+    values[j] = T(a.v);
     indices[j] = a.i;
   }
 };
@@ -112,13 +120,14 @@ MOEGRAD_HD MaxSum<T> max_sum_combine(MaxSum<T> a, MaxSum<T> b) {
 
 template <typename T>
 struct LogSumExpReducer {
-  using Acc = MaxSum<T>;
+  using C = compute_t<T>;
+  using Acc = MaxSum<C>;
   T* out;
-  MOEGRAD_HD Acc identity() const { return {-T(INFINITY), 0.0}; }
-  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return max_sum_step(a, x); }
+  MOEGRAD_HD Acc identity() const { return {-C(INFINITY), 0.0}; }
+  MOEGRAD_HD Acc step(Acc a, T x, int64_t) const { return max_sum_step(a, C(x)); }
   MOEGRAD_HD Acc combine(Acc a, Acc b) const { return max_sum_combine(a, b); }
   // An empty or all -inf row gives -inf + log(0 or n) = -inf.
-  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(double(a.m) + math::log(a.s)); }
+  MOEGRAD_HD void write(int64_t j, Acc a) const { out[j] = T(C(double(a.m) + math::log(a.s))); }
 };
 
 // Calls run(reducer) with the reducer of `op` writing to `out`; both backends pick their

@@ -4,9 +4,11 @@
 namespace moegrad::cpu {
 namespace {
 
-// out[i] = f(x[i]) over any strides; the all-unit-stride run is the vectorised path.
+// out[i] = f(x[i]) over any strides, f taking and returning compute_t<T>; the all-unit-stride
+// run is the vectorised path.
 template <typename T, typename F>
 void map1(const Tensor& out, const Tensor& x, F f) {
+  using C = compute_t<T>;
   T* o = out.data<T>();
   const T* p = x.data<T>();
   strided_loop<2>(out.shape(), {out.strides(), x.strides()},
@@ -14,9 +16,9 @@ void map1(const Tensor& out, const Tensor& x, F f) {
                     T* op_ = o + off[0];
                     const T* xp = p + off[1];
                     if (st[0] == 1 && st[1] == 1) {
-                      for (int64_t i = 0; i < n; ++i) op_[i] = f(xp[i]);
+                      for (int64_t i = 0; i < n; ++i) op_[i] = T(f(C(xp[i])));
                     } else {
-                      for (int64_t i = 0; i < n; ++i) op_[i * st[0]] = f(xp[i * st[1]]);
+                      for (int64_t i = 0; i < n; ++i) op_[i * st[0]] = T(f(C(xp[i * st[1]])));
                     }
                   });
 }
@@ -24,17 +26,18 @@ void map1(const Tensor& out, const Tensor& x, F f) {
 }  // namespace
 
 void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
-  dispatch_float(x.dtype(), "unary", [&](auto tag) {
+  dispatch_compute(x.dtype(), "unary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_unary(op, [&](auto c) {
-      map1<T>(out, x, [](T v) { return unary_apply<decltype(c)::value>(v); });
+      map1<T>(out, x, [](compute_t<T> v) { return unary_apply<decltype(c)::value>(v); });
     });
   });
 }
 
 void activation_backward(ActivationGrad op, const Tensor& out, const Tensor& grad, const Tensor& x) {
-  dispatch_float(x.dtype(), "activation_backward", [&](auto tag) {
+  dispatch_compute(x.dtype(), "activation_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_activation_grad(op, [&](auto c) {
       T* o = out.data<T>();
       const T* g = grad.data<T>();
@@ -42,19 +45,20 @@ void activation_backward(ActivationGrad op, const Tensor& out, const Tensor& gra
       strided_loop<3>(out.shape(), {out.strides(), grad.strides(), x.strides()},
                       [&](int64_t n, const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& st) {
                         for (int64_t i = 0; i < n; ++i)
-                          o[off[0] + i * st[0]] = activation_grad_apply<decltype(c)::value>(
-                              g[off[1] + i * st[1]], p[off[2] + i * st[2]]);
+                          o[off[0] + i * st[0]] = T(activation_grad_apply<decltype(c)::value>(
+                              C(g[off[1] + i * st[1]]), C(p[off[2] + i * st[2]])));
                       });
     });
   });
 }
 
 void scalar_op(ScalarOp op, const Tensor& out, const Tensor& x, double a, double b) {
-  dispatch_float(x.dtype(), "scalar_op", [&](auto tag) {
+  dispatch_compute(x.dtype(), "scalar_op", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_scalar_op(op, [&](auto c) {
-      T ta = T(a), tb = T(b);
-      map1<T>(out, x, [ta, tb](T v) { return scalar_apply<decltype(c)::value>(v, ta, tb); });
+      C ta = C(a), tb = C(b);
+      map1<T>(out, x, [ta, tb](C v) { return scalar_apply<decltype(c)::value>(v, ta, tb); });
     });
   });
 }

@@ -10,7 +10,9 @@ template <int Op, typename T>
 struct UnaryFn {
   T* out;
   const T* x;
-  __device__ void operator()(const int64_t* off) const { out[off[0]] = unary_apply<UnaryOp(Op)>(x[off[1]]); }
+  __device__ void operator()(const int64_t* off) const {
+    out[off[0]] = T(unary_apply<UnaryOp(Op)>(compute_t<T>(x[off[1]])));
+  }
 };
 
 template <int Op, typename T>
@@ -19,7 +21,8 @@ struct ActivationGradFn {
   const T* g;
   const T* x;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = activation_grad_apply<ActivationGrad(Op)>(g[off[1]], x[off[2]]);
+    using C = compute_t<T>;
+    out[off[0]] = T(activation_grad_apply<ActivationGrad(Op)>(C(g[off[1]]), C(x[off[2]])));
   }
 };
 
@@ -27,16 +30,16 @@ template <int Op, typename T>
 struct ScalarFn {
   T* out;
   const T* x;
-  T a, b;
+  compute_t<T> a, b;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = scalar_apply<ScalarOp(Op)>(x[off[1]], a, b);
+    out[off[0]] = T(scalar_apply<ScalarOp(Op)>(compute_t<T>(x[off[1]]), a, b));
   }
 };
 
 }  // namespace
 
 void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
-  dispatch_float(x.dtype(), "unary", [&](auto tag) {
+  dispatch_compute(x.dtype(), "unary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_unary(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
@@ -47,7 +50,7 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
 }
 
 void activation_backward(ActivationGrad op, const Tensor& out, const Tensor& grad, const Tensor& x) {
-  dispatch_float(x.dtype(), "activation_backward", [&](auto tag) {
+  dispatch_compute(x.dtype(), "activation_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_activation_grad(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
@@ -58,12 +61,13 @@ void activation_backward(ActivationGrad op, const Tensor& out, const Tensor& gra
 }
 
 void scalar_op(ScalarOp op, const Tensor& out, const Tensor& x, double a, double b) {
-  dispatch_float(x.dtype(), "scalar_op", [&](auto tag) {
+  dispatch_compute(x.dtype(), "scalar_op", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     dispatch_scalar_op(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
       launch_elementwise<2>(out.shape(), {out.strides(), x.strides()}, out.device().index,
-                            ScalarFn<O, T>{out.data<T>(), x.data<T>(), T(a), T(b)});
+                            ScalarFn<O, T>{out.data<T>(), x.data<T>(), C(a), C(b)});
     });
   });
 }

@@ -1,5 +1,6 @@
 // The scalar function of each UnaryOp, ScalarOp and ActivationGrad, shared by the CPU loops
-// and the CUDA kernels so both backends compute the same thing.
+// and the CUDA kernels so both backends compute the same thing. Kernels call them in compute_t
+// of their storage type (f32 for bf16) and round the result once.
 #pragma once
 #include <cmath>
 #include <type_traits>

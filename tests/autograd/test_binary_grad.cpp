@@ -2,6 +2,8 @@
 
 #include "autograd/ops/binary.h"
 #include "autograd/ops/views.h"
+#include "core/ops/unary.h"
+#include "tests/autograd/bf16_grads.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -53,6 +55,26 @@ TEST(BinaryGrad, TiesSplitTheGradientEvenly) {
   maximum(a, b).backward(ones({2}, DType::F64));
   EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{0.5, 0.5}));
   EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{0.5, 0.5}));
+}
+
+}  // namespace
+}  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(BinaryGrad, Bf16GraphMatchesF32) {
+  using testing::expect_bf16_grads_close;
+  Tensor a = testing::random_tensor({3, 5}, 21, DType::BF16);
+  Tensor row = testing::random_tensor({5}, 22, DType::BF16);             // broadcast
+  Tensor at = testing::random_tensor({5, 3}, 23, DType::BF16).t();       // non-contiguous
+  Tensor col = add_scalar(abs(testing::random_tensor({3, 1}, 24, DType::BF16)), 0.5);
+  expect_bf16_grads_close([](const auto& v) { return add(v[0], v[1]); }, {a, row});
+  expect_bf16_grads_close([](const auto& v) { return sub(v[0], v[1]); }, {row, a});
+  expect_bf16_grads_close([](const auto& v) { return mul(v[0], v[1]); }, {at, row});
+  expect_bf16_grads_close([](const auto& v) { return div(v[0], v[1]); }, {a, col});
+  expect_bf16_grads_close([](const auto& v) { return maximum(v[0], v[1]); }, {a, at});
+  expect_bf16_grads_close([](const auto& v) { return mul(add(v[0], v[0]), v[0]); }, {at});
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "autograd/ops/binary.h"
 #include "autograd/ops/index.h"
+#include "tests/autograd/bf16_grads.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -47,6 +48,26 @@ TEST(IndexGrad, InputUsedTwice) {
   Tensor a = from_vector<int64_t>({3, 0, 3}, {3}), b = from_vector<int64_t>({3, 3, 1}, {3});
   EXPECT_GRADCHECK(
       [&](const auto& v) { return mul(index_select(v[0], 0, a), index_select(v[0], 0, b)); }, {x});
+}
+
+}  // namespace
+}  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(IndexGrad, Bf16GraphMatchesF32) {
+  using testing::expect_bf16_grads_close;
+  Tensor x = testing::random_tensor({3, 5}, 51, DType::BF16).t();  // [5, 3], strided
+  Tensor idx = from_vector<int64_t>({1, 4, 1, 1, 0, 4}, {6});
+  expect_bf16_grads_close([&](const auto& v) { return index_select(v[0], 0, idx); }, {x});
+  Tensor src = testing::random_tensor({6, 3}, 52, DType::BF16);
+  expect_bf16_grads_close([&](const auto& v) { return index_add(v[0], 0, idx, v[1]); }, {x, src});
+  Tensor gidx = from_vector<int32_t>({2, 0, 2, 1, 1, 1}, {2, 3});
+  expect_bf16_grads_close([&](const auto& v) { return gather(v[0], 1, gidx); }, {x});
+  Tensor gsrc = testing::random_tensor({2, 3}, 53, DType::BF16);
+  expect_bf16_grads_close([&](const auto& v) { return scatter_add(v[0], 1, gidx, v[1]); },
+                          {x, gsrc});
 }
 
 }  // namespace

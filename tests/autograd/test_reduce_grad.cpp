@@ -1,6 +1,7 @@
 #include "autograd/ops/binary.h"
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/views.h"
+#include "tests/autograd/bf16_grads.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -55,6 +56,23 @@ TEST(ReduceGrad, AmaxSplitsTiesEvenlyMaxPicksTheIndex) {
   sum(values).backward();
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 1, 0, 1, 0, 0}));
   EXPECT_EQ(argmax(x, 1).to_vector<int64_t>(), (std::vector<int64_t>{1, 0}));
+}
+
+}  // namespace
+}  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(ReduceGrad, Bf16GraphMatchesF32) {
+  using testing::expect_bf16_grads_close;
+  Tensor x = testing::random_tensor({5, 4, 3}, 41, DType::BF16).permute({2, 1, 0});  // [3, 4, 5]
+  expect_bf16_grads_close([](const auto& v) { return sum(v[0], {1}); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return sum(v[0]); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return mean(v[0], {0, 2}, true); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return amax(v[0], {2}); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return logsumexp(v[0], {-1}); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return max(v[0], 1).first; }, {x});
 }
 
 }  // namespace

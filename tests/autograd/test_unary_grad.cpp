@@ -2,6 +2,7 @@
 #include "autograd/ops/unary.h"
 #include "core/ops/compare.h"
 #include "core/ops/unary.h"
+#include "tests/autograd/bf16_grads.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -55,6 +56,27 @@ TEST(UnaryGrad, WhereRoutesGradientByCondition) {
 TEST(UnaryGrad, ChainOfOps) {
   Tensor x = random_tensor({2, 3}, 8), w = random_tensor({3}, 9);
   EXPECT_GRADCHECK([](const auto& v) { return silu(mul(v[0], v[1])) * 2.0 + v[0]; }, {x, w});
+}
+
+}  // namespace
+}  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+TEST(UnaryGrad, Bf16GraphMatchesF32) {
+  using testing::expect_bf16_grads_close;
+  Tensor x = testing::random_tensor({7, 3}, 31, DType::BF16).t();  // [3, 7], non-contiguous
+  Tensor pos = add_scalar(abs(x), 0.5);
+  expect_bf16_grads_close([](const auto& v) { return silu(v[0]); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return gelu(v[0]); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return sigmoid(v[0]); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return exp(v[0]); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return rsqrt(v[0]); }, {pos});
+  expect_bf16_grads_close([](const auto& v) { return mul_scalar(v[0], 0.3); }, {x});
+  expect_bf16_grads_close([](const auto& v) { return clamp(v[0], -0.5, 0.5); }, {x});
+  Tensor cond = gt(x, zeros({}, DType::BF16));
+  expect_bf16_grads_close([&](const auto& v) { return where(cond, v[0], v[1]); }, {x, pos});
 }
 
 }  // namespace

@@ -30,7 +30,9 @@ TEST(Elementwise, MismatchedShapesNameOpAndShapes) {
   EXPECT_EQ(error_of([] { add_(zeros({3}), zeros({2, 3})); }),
             "binary_: in-place result of shape [2, 3] does not fit destination [3]");
   EXPECT_EQ(error_of([] { exp(zeros({2}, DType::I64)); }),
-            "unary: expected a float32 or float64 tensor, got int64");
+            "unary: expected a float32, float64 or bfloat16 tensor, got int64");
+  EXPECT_EQ(error_of([] { add(zeros({2}, DType::BF16), zeros({2})); }),
+            "binary: expected tensors of the same dtype, got bfloat16 [2] and float32 [2]");
 }
 
 TEST(Elementwise, UnaryValues) {
@@ -73,6 +75,76 @@ TEST(Elementwise, StridedOutputAndLargeParallelInput) {
   Tensor c = add(a, b);
   std::vector<float> av = a.to_vector<float>(), bv = b.contiguous().to_vector<float>(), cv = c.to_vector<float>();
   for (size_t i = 0; i < cv.size(); ++i) ASSERT_EQ(cv[i], av[i] + bv[i]);
+}
+
+// A bf16 op is the f32 op on the same values, rounded once: `got` (bf16) must equal `want`
+// (the f32 op on the inputs widened to f32) rounded to bf16, bit for bit.
+void expect_rounded_f32(const Tensor& got, const Tensor& want) {
+  EXPECT_EQ(got.dtype(), DType::BF16);
+  EXPECT_EQ(want.dtype(), DType::F32);
+  EXPECT_ALL_CLOSE(got, want.to(DType::BF16), 0, 0);
+  EXPECT_ALL_CLOSE(got.to(DType::F32), want, 1e-2, 1e-2);
+}
+
+Tensor f32(const Tensor& t) { return t.to(DType::F32); }
+
+TEST(Elementwise, Bf16BinaryIsF32ArithmeticRoundedOnce) {
+  Tensor a = testing::random_tensor({5, 7}, 11, DType::BF16);
+  Tensor b = testing::random_tensor({7, 5}, 12, DType::BF16).t();  // non-contiguous
+  Tensor row = testing::random_tensor({7}, 13, DType::BF16);       // broadcast
+  Tensor base = add_scalar(abs(a), 0.25);                           // pow needs x > 0
+  for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow,
+                      BinaryOp::Maximum, BinaryOp::Minimum}) {
+    SCOPED_TRACE(binary_op_name(op));
+    Tensor x = op == BinaryOp::Pow ? base : a;
+    expect_rounded_f32(binary(op, x, b), binary(op, f32(x), f32(b)));
+    expect_rounded_f32(binary(op, x, row), binary(op, f32(x), f32(row)));
+  }
+  Tensor acc = a.clone();
+  add_(acc, row);
+  expect_rounded_f32(acc, add(f32(a), f32(row)));
+}
+
+TEST(Elementwise, Bf16UnaryActivationGradAndScalarOps) {
+  Tensor x = testing::random_tensor({9, 5}, 14, DType::BF16).t();  // odd sizes, non-contiguous
+  Tensor pos = add_scalar(abs(x), 0.125);
+  for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt,
+                     UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Square, UnaryOp::Reciprocal,
+                     UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::Relu,
+                     UnaryOp::Gelu}) {
+    SCOPED_TRACE(unary_op_name(op));
+    bool needs_positive = op == UnaryOp::Log || op == UnaryOp::Sqrt || op == UnaryOp::Rsqrt;
+    Tensor in = needs_positive ? pos : x;
+    expect_rounded_f32(unary(op, in), unary(op, f32(in)));
+  }
+  Tensor g = testing::random_tensor({5, 9}, 15, DType::BF16);
+  for (ActivationGrad op : {ActivationGrad::Sigmoid, ActivationGrad::Silu, ActivationGrad::Relu,
+                            ActivationGrad::Gelu, ActivationGrad::Tanh}) {
+    SCOPED_TRACE(int(op));
+    expect_rounded_f32(activation_backward(op, g, x), activation_backward(op, f32(g), f32(x)));
+  }
+  for (ScalarOp op : {ScalarOp::Add, ScalarOp::Mul, ScalarOp::RSub, ScalarOp::RDiv, ScalarOp::Pow,
+                      ScalarOp::Clamp}) {
+    SCOPED_TRACE(scalar_op_name(op));
+    Tensor in = op == ScalarOp::Pow ? pos : x;
+    // 0.3 is not a bf16 value: the scalar enters in f32, as it does for an f32 tensor.
+    expect_rounded_f32(scalar_op(op, in, 0.3, 0.9), scalar_op(op, f32(in), 0.3, 0.9));
+  }
+}
+
+TEST(Elementwise, Bf16CompareAndWhere) {
+  Tensor a = testing::random_tensor({4, 7}, 16, DType::BF16);
+  Tensor b = testing::random_tensor({7, 4}, 17, DType::BF16).t();
+  Tensor same = a.narrow(1, 0, 3);
+  for (CompareOp op : {CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Le, CompareOp::Gt,
+                       CompareOp::Ge}) {
+    SCOPED_TRACE(int(op));
+    EXPECT_ALL_CLOSE(compare(op, a, b), compare(op, f32(a), f32(b)), 0, 0);
+    EXPECT_ALL_CLOSE(compare(op, same, same), compare(op, f32(same), f32(same)), 0, 0);
+  }
+  Tensor w = where(gt(a, b), a, b);
+  EXPECT_EQ(w.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(w, maximum(a, b), 0, 0);
 }
 
 }  // namespace

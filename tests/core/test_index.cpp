@@ -194,6 +194,59 @@ TEST(Index, OneHot) {
   EXPECT_EQ(f.to_vector<float>(), (std::vector<float>{0, 1}));
 }
 
+TEST(Index, Bf16SelectAndGatherCopyValues) {
+  Tensor x = random_tensor({5, 4, 3}, 70, DType::BF16).permute({2, 0, 1});  // [3, 5, 4]
+  for (int64_t d = 0; d < 3; ++d) {
+    Tensor idx = random_index({7}, x.size(d), 71 + d, DType::I32);
+    Tensor sel = index_select(x, d, idx);
+    EXPECT_EQ(sel.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(sel, ref_index_select(x, d, idx), 0, 0);
+    Shape s{2, 3, 3};
+    s[d] = 5;
+    Tensor gidx = random_index(s, x.size(d), 74 + d, DType::I64);
+    EXPECT_ALL_CLOSE(gather(x, d, gidx), ref_gather(x, d, gidx), 0, 0);
+  }
+  Tensor oh = one_hot(from_vector<int64_t>({1, 0}, {2}), 2, DType::BF16);
+  EXPECT_EQ(oh.dtype(), DType::BF16);
+  EXPECT_EQ(oh.to_vector<float>(), (std::vector<float>{0, 1, 1, 0}));
+}
+
+// bf16 index_add sums each output element in f32, in index order from x, and rounds once:
+// the f32 index_add of the same values, rounded.
+TEST(Index, Bf16IndexAddIsTheF32SumRoundedOnce) {
+  Tensor x = random_tensor({4, 3, 5}, 80, DType::BF16).transpose(0, 2);  // [5, 3, 4]
+  for (int64_t d = 0; d < 3; ++d) {
+    Tensor idx = random_index({23}, x.size(d), 81 + d, DType::I64);  // many duplicates
+    Shape s = x.shape();
+    s[d] = 23;
+    Tensor src = random_tensor({s[2], s[1], s[0]}, 84 + d, DType::BF16).permute({2, 1, 0});
+    Tensor got = index_add(x, d, idx, src);
+    Tensor want = index_add(x.to(DType::F32), d, idx, src.to(DType::F32));
+    EXPECT_EQ(got.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(got, want.to(DType::BF16), 0, 0);
+    EXPECT_ALL_CLOSE(got.to(DType::F32), ref_index_add(x, d, idx, src), 1e-2, 1e-2);
+  }
+  // 300 additions of 2^-9 into 1: each would round away in bf16 (a quarter of its spacing at
+  // 1), their f32 sum does not.
+  Tensor one = ones({1, 2}, DType::BF16);
+  Tensor tiny = full({300, 2}, 1.0 / 512, DType::BF16);
+  Tensor sum = index_add(one, 0, zeros({300}, DType::I64), tiny);
+  EXPECT_EQ(sum.to_vector<float>(), (std::vector<float>{1.5859375f, 1.5859375f}));
+}
+
+TEST(Index, Bf16ScatterAdd) {
+  Tensor x = random_tensor({3, 4, 5}, 90, DType::BF16).permute({1, 2, 0});  // [4, 5, 3]
+  for (int64_t d = 0; d < 3; ++d) {
+    Shape s{3, 4, 2};
+    s[d] = 6;
+    Tensor idx = random_index(s, x.size(d), 91 + d, DType::I32);
+    Tensor src = random_tensor({s[2], s[1], s[0]}, 94 + d, DType::BF16).permute({2, 1, 0});
+    Tensor got = scatter_add(x, d, idx, src);
+    EXPECT_EQ(got.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(got.to(DType::F32), ref_scatter_add(x, d, idx, src), 2e-2, 1e-2);
+  }
+}
+
 TEST(Index, BadIndicesNameOpValueAndRange) {
   Tensor x = zeros({5, 3}, DType::F64);
   Tensor bad = from_vector<int64_t>({1, 5, 0}, {3});
@@ -229,7 +282,10 @@ TEST(Index, BadShapesDimsAndDtypes) {
   EXPECT_EQ(error_of([&] { scatter_add(x, 0, idx.view({2, 1}), zeros({2, 2}, DType::F64)); }),
             "scatter_add: source shape [2, 2] differs from index shape [2, 1]");
   EXPECT_EQ(error_of([&] { index_add(x.to(DType::Bool), 0, idx, zeros({2, 3}, DType::Bool)); }),
-            "index_add: expected a float32, float64, int32 or int64 input, got bool");
+            "index_add: expected a float32, float64, bfloat16, int32 or int64 input, got bool");
+  EXPECT_EQ(error_of([&] { index_add(x.to(DType::BF16), 0, idx, zeros({2, 3})); }),
+            "index_add: expected tensors of the same dtype, got bfloat16 [5, 3] and float32 "
+            "[2, 3]");
 }
 
 }  // namespace

@@ -57,6 +57,28 @@ TEST(Join, SplitReturnsViews) {
   EXPECT_EQ(concat(c).to_vector<int64_t>(), arange(7).to_vector<int64_t>());
 }
 
+TEST(Join, Bf16ConcatStackCopyAndContiguous) {
+  Tensor a = random_tensor({3, 5}, 4, DType::BF16).t();  // [5, 3], strided
+  Tensor b = random_tensor({5, 2}, 5, DType::BF16);
+  Tensor ab = concat({a, b}, 1);
+  EXPECT_EQ(ab.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(ab.narrow(1, 0, 3), a, 0, 0);
+  EXPECT_ALL_CLOSE(ab.narrow(1, 3, 2), b, 0, 0);
+  Tensor s = stack({a, a.contiguous()}, 1);
+  EXPECT_EQ(s.shape(), (Shape{5, 2, 3}));
+  EXPECT_ALL_CLOSE(s.select(1, 0), a, 0, 0);
+  EXPECT_ALL_CLOSE(s.select(1, 1), a, 0, 0);
+  EXPECT_TRUE(a.contiguous().is_contiguous());
+  EXPECT_EQ(a.contiguous().to_vector<float>(), a.to(DType::F32).to_vector<float>());
+  // f32 -> bf16 rounds to nearest even; bf16 -> f32 is exact.
+  Tensor f = from_vector<float>({1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -2.5f}, {3});
+  Tensor h = empty({3}, DType::BF16);
+  h.copy_(f);
+  EXPECT_EQ(h.to_vector<float>(), (std::vector<float>{1.0f, 1.015625f, -2.5f}));
+  EXPECT_EQ(error_of([&] { concat({a, a.to(DType::F32)}); }),
+            "concat: expected tensors of the same dtype, got bfloat16 [5, 3] and float32 [5, 3]");
+}
+
 TEST(Join, Errors) {
   Tensor a = zeros({2, 3});
   EXPECT_EQ(error_of([] { concat({}); }), "concat: expected at least one tensor");

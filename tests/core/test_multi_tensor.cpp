@@ -48,9 +48,41 @@ TEST(MultiTensor, ScaleMultipliesEveryTensorInPlace) {
   }
 }
 
+// A bf16 model's gradients are bf16, beside f32 ones (a router kept in f32, say).
+std::vector<Tensor> list_with_bf16() {
+  return {random_tensor({3, 5}, 11, DType::BF16),
+          random_tensor({70001}, 12, DType::F32),
+          random_tensor({6, 4}, 13, DType::BF16).t(),  // non-contiguous
+          random_tensor({129}, 14, DType::BF16),
+          random_tensor({7}, 15, DType::F64)};
+}
+
+TEST(MultiTensor, Bf16SumOfSquaresIsExactInF64) {
+  const std::vector<Tensor> ts = list_with_bf16();
+  const Tensor s = sum_of_squares(ts);
+  EXPECT_EQ(s.dtype(), DType::F64);
+  // Squares of bf16 values are exact in f64, so only the f64 additions round.
+  EXPECT_NEAR(s.item(), naive_squares(ts), 1e-12 * naive_squares(ts));
+  EXPECT_EQ(sum_of_squares(ts).item(), s.item());
+}
+
+TEST(MultiTensor, Bf16ScaleRoundsTheF32ProductOnce) {
+  std::vector<Tensor> ts = list_with_bf16();
+  std::vector<Tensor> expected;
+  for (const Tensor& t : ts) {
+    Tensor wide = t.dtype() == DType::F64 ? t : t.to(DType::F32);
+    expected.push_back(mul(wide, scalar_tensor(0.37, wide.dtype())).to(t.dtype()));
+  }
+  scale_(ts, 0.37);
+  for (size_t i = 0; i < ts.size(); ++i) {
+    EXPECT_EQ(ts[i].dtype(), expected[i].dtype());
+    EXPECT_ALL_CLOSE(ts[i], expected[i], 0, 0) << "tensor " << i;
+  }
+}
+
 TEST(MultiTensor, ErrorsNameTheOp) {
   testing::expect_error([] { sum_of_squares({zeros({2}, DType::I64)}); },
-                        "sum_of_squares: expected float32 or float64 tensors, got int64");
+                        "sum_of_squares: expected float32, float64 or bfloat16 tensors, got int64");
   testing::expect_error([] { scale_({zeros({2}, DType::I32)}, 2.0); }, "scale_");
 }
 

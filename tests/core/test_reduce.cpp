@@ -93,6 +93,41 @@ TEST(Reduce, MatchesNaiveForEveryLayoutDimSetAndKeepdim) {
   }
 }
 
+// bf16 reads its elements as f32 and accumulates as f32 does (sums in f64), rounding once: sum,
+// mean and amax give the f32 result rounded to bf16, bit for bit; logsumexp (whose f32 rows
+// take a vectorised two-pass path) is within bf16's rounding of it.
+TEST(Reduce, Bf16IsTheF32ReductionRoundedOnce) {
+  std::vector<std::vector<int64_t>> dim_sets = {{}, {0}, {2}, {0, 1}, {2, 0}};
+  for (const Tensor& x : layouts(DType::BF16)) {
+    Tensor xf = x.to(DType::F32);
+    for (const auto& dims : dim_sets) {
+      for (Ref op : {Ref::Sum, Ref::Mean, Ref::Amax, Ref::LogSumExp}) {
+        SCOPED_TRACE(::testing::Message() << "op " << int(op) << " dims " << shape_str(dims));
+        Tensor got = run(op, x, dims, true);
+        Tensor want = run(op, xf, dims, true);
+        EXPECT_EQ(got.dtype(), DType::BF16);
+        EXPECT_ALL_CLOSE(got.to(DType::F32), want, 1e-2, 1e-2);
+        if (op != Ref::LogSumExp) EXPECT_ALL_CLOSE(got, want.to(DType::BF16), 0, 0);
+      }
+    }
+    for (int64_t d = 0; d < 3; ++d) {
+      auto [v, i] = max(x, d);
+      auto [vf, i_f] = max(xf, d);
+      EXPECT_EQ(v.dtype(), DType::BF16);
+      EXPECT_ALL_CLOSE(v, vf, 0, 0);
+      EXPECT_EQ(i.to_vector<int64_t>(), i_f.to_vector<int64_t>());
+    }
+  }
+  // A long row (cut into blocks) and an odd-sized transposed one.
+  Tensor x = random_tensor({3, 40001}, 7, DType::BF16);
+  EXPECT_ALL_CLOSE(sum(x, {1}), sum(x.to(DType::F32), {1}).to(DType::BF16), 0, 0);
+  EXPECT_ALL_CLOSE(mean(x.t(), {0}), mean(x.to(DType::F32).t(), {0}).to(DType::BF16), 0, 0);
+  Tensor empty_rows = zeros({3, 0}, DType::BF16);
+  EXPECT_EQ(sum(empty_rows, {1}).to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  EXPECT_TRUE(std::isnan(mean(empty_rows, {1}).to_vector<float>()[0]));
+  EXPECT_EQ(sum(empty_rows, {1}).dtype(), DType::BF16);
+}
+
 TEST(Reduce, HandComputedValues) {
   Tensor x = from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
   EXPECT_EQ(sum(x, {0}).to_vector<float>(), (std::vector<float>{5, 7, 9}));
@@ -242,7 +277,7 @@ TEST(Reduce, ErrorsNameTheOpAndShape) {
     logsumexp(zeros({2}, DType::I64));
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("logsumexp: expected a float32 or float64"),
+    EXPECT_NE(std::string(e.what()).find("logsumexp: expected a float32, float64 or bfloat16"),
               std::string::npos)
         << e.what();
   }

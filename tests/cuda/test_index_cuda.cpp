@@ -85,3 +85,39 @@ TEST(IndexCuda, OneHotAndBadIndices) {
 
 }  // namespace
 }  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+// bf16 index_add sums in f32 in index order and rounds once on both backends; scatter_add
+// rounds each addition on both: bit for bit.
+TEST(IndexCuda, Bf16MatchesCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = random_tensor({37, 5, 3}, 80, DType::BF16).permute({1, 0, 2});  // [5, 37, 3]
+  for (int64_t d = 0; d < 3; ++d) {
+    Tensor idx = random_index({23}, x.size(d), 81 + d, DType::I32);
+    EXPECT_ALL_CLOSE(index_select(gpu(x), d, gpu(idx)), index_select(x, d, idx), 0, 0);
+    Tensor base = random_tensor({6, 7, 33}, 84 + d, DType::BF16);
+    Shape s = base.shape();
+    s[d] = 301;
+    Tensor aidx = random_index({301}, base.size(d), 87 + d, DType::I64);
+    Tensor src = random_tensor({s[2], s[1], s[0]}, 90 + d, DType::BF16).permute({2, 1, 0});
+    Tensor cuda = index_add(gpu(base), d, gpu(aidx), gpu(src));
+    EXPECT_EQ(cuda.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(cuda, index_add(base, d, aidx, src), 0, 0);
+    Shape gs{4, 5, 2};
+    gs[d] = 29;
+    Tensor sidx = random_index(gs, base.size(d), 93 + d, DType::I64);
+    Tensor ssrc = random_tensor(gs, 96 + d, DType::BF16);
+    EXPECT_ALL_CLOSE(scatter_add(gpu(base), d, gpu(sidx), gpu(ssrc)),
+                     scatter_add(base, d, sidx, ssrc), 0, 0);
+  }
+  // No index at all for most rows (an expert that receives no token).
+  Tensor rows = random_tensor({8, 3}, 99, DType::BF16);
+  Tensor one = from_vector<int64_t>({2, 2}, {2});
+  Tensor src = random_tensor({2, 3}, 100, DType::BF16);
+  EXPECT_ALL_CLOSE(index_add(gpu(rows), 0, gpu(one), gpu(src)), index_add(rows, 0, one, src), 0, 0);
+}
+
+}  // namespace
+}  // namespace moegrad

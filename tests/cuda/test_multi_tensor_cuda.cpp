@@ -35,3 +35,33 @@ TEST(MultiTensorCuda, ScaleMatchesCpuBitForBit) {
 
 }  // namespace
 }  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+std::vector<Tensor> bf16_list_on(Device device) {
+  std::vector<Tensor> ts = {random_tensor({3, 5}, 11, DType::BF16),
+                            random_tensor({70001}, 12, DType::F32),
+                            random_tensor({4097}, 13, DType::BF16),
+                            random_tensor({1}, 14, DType::BF16),
+                            random_tensor({6, 4}, 15, DType::BF16).t()};
+  for (Tensor& t : ts) t = device.is_cuda() ? gpu(t) : t;
+  return ts;
+}
+
+TEST(MultiTensorCuda, Bf16AndF32ListsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const double cpu = sum_of_squares(bf16_list_on(Device::cpu())).item();
+  const std::vector<Tensor> ts = bf16_list_on(Device::cuda());
+  EXPECT_NEAR(sum_of_squares(ts).item(), cpu, 1e-12 * cpu);
+  std::vector<Tensor> c = bf16_list_on(Device::cpu()), g = bf16_list_on(Device::cuda());
+  scale_(c, 0.61);
+  scale_(g, 0.61);
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(g[i].dtype(), c[i].dtype());
+    EXPECT_ALL_CLOSE(g[i], c[i], 0, 0);
+  }
+}
+
+}  // namespace
+}  // namespace moegrad

@@ -1,4 +1,5 @@
-// Cross-entropy's backward: softmax - onehot, rebuilt row by row from the saved logsumexp.
+// Cross-entropy's backward: softmax - onehot, rebuilt row by row from the saved logsumexp. The
+// loss may differ in dtype from the logits (f32 for bf16); the gradient takes the logits'.
 #include "autograd/ops/cross_entropy.h"
 
 namespace moegrad {

@@ -8,6 +8,10 @@
 namespace moegrad {
 namespace {
 
+// The dtype of the loss and of the saved logsumexp: the logits' compute dtype, f32 for bf16
+// logits (losses are kept in f32 under mixed precision).
+DType loss_dtype(DType logits) { return logits == DType::BF16 ? DType::F32 : logits; }
+
 // Row-major with unit stride along V: the kernels walk rows with stride(0).
 Tensor unit_inner_stride(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
@@ -42,8 +46,9 @@ void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor
 CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& targets,
                                          int64_t ignore_index, Reduction reduction) {
   check_logits_and_targets("cross_entropy", logits, targets, ignore_index);
-  CrossEntropyOutput out{empty({}, logits.dtype(), logits.device()),
-                         empty({logits.size(0)}, logits.dtype(), logits.device())};
+  const DType dt = loss_dtype(logits.dtype());
+  CrossEntropyOutput out{empty({}, dt, logits.device()),
+                         empty({logits.size(0)}, dt, logits.device())};
   // The outputs exist: operand copies and the per-row losses are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(logits.device(), "cross_entropy", cross_entropy_forward, out.loss, out.lse,
@@ -57,8 +62,10 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Te
   check_logits_and_targets(op, logits, targets, ignore_index);
   check_defined(op, grad, "grad");
   check_defined(op, lse, "lse");
-  check_same_dtype(op, grad, logits);
-  check_same_dtype(op, lse, logits);
+  MOEGRAD_CHECK(grad.dtype() == loss_dtype(logits.dtype()), op, ": expected a ",
+                dtype_name(loss_dtype(logits.dtype())), " grad for ", dtype_name(logits.dtype()),
+                " logits, got ", dtype_name(grad.dtype()));
+  check_same_dtype(op, lse, grad);
   check_same_device(op, grad, logits);
   check_same_device(op, lse, logits);
   MOEGRAD_CHECK(grad.numel() == 1 && lse.shape() == Shape{logits.size(0)}, op,

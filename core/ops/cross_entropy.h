@@ -1,6 +1,11 @@
 // Fused softmax cross-entropy over logits [N, V] with integer targets [N]: the forward keeps
 // one logsumexp per row instead of the [N, V] probabilities, and the backward rebuilds
 // softmax - onehot from it row by row.
+//
+// Dtypes: f32 and f64 logits give a loss and lse of their own dtype. bf16 logits (an lm head
+// under mixed precision) are computed in f32 and give an f32 loss and lse (losses stay f32);
+// the backward then takes the f32 gradient of that loss and returns d loss / d logits in bf16,
+// each element rounded once.
 #pragma once
 #include <cstdint>
 
@@ -11,8 +16,8 @@ namespace moegrad {
 enum class Reduction { Mean, Sum };
 
 struct CrossEntropyOutput {
-  Tensor loss;  // 0-dim, logits' dtype
-  Tensor lse;   // [N], logsumexp of each row, saved for backward
+  Tensor loss;  // 0-dim: the logits' dtype, f32 for bf16 logits
+  Tensor lse;   // [N], logsumexp of each row, saved for backward; the loss's dtype
 };
 
 // Rows whose target is ignore_index add nothing. Mean divides by the number of other rows;
@@ -21,7 +26,8 @@ struct CrossEntropyOutput {
 CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& targets,
                                          int64_t ignore_index = -100,
                                          Reduction reduction = Reduction::Mean);
-// grad: 0-dim gradient of the loss. Returns d loss / d logits, [N, V] contiguous.
+// grad: 0-dim gradient of the loss, in the loss's dtype. Returns d loss / d logits, [N, V]
+// contiguous, in the logits' dtype.
 Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
                               const Tensor& lse, int64_t ignore_index = -100,
                               Reduction reduction = Reduction::Mean);

@@ -17,25 +17,26 @@ constexpr int kFoldThreads = 1024;
 
 // Forward, one row per kThreads threads: an online max and sum of exp over the row (one read
 // of the logits), then the row's logsumexp and, for a kept row, its loss lse - x[target] in
-// f64. Rows never meet here: the loss is folded by loss_kernel in a fixed order.
-template <int kThreads, typename T, typename I>
-__global__ void forward_rows_kernel(T* lse, double* row_loss, const T* x, int64_t ld,
+// f64. Rows never meet here: the loss is folded by loss_kernel in a fixed order. T is the
+// logits' storage type, C = compute_t<T> the type of every value computed (lse, loss, scale).
+template <int kThreads, typename T, typename I, typename C = compute_t<T>>
+__global__ void forward_rows_kernel(C* lse, double* row_loss, const T* x, int64_t ld,
                                     const I* targets, int64_t N, int64_t V,
                                     int64_t ignore_index) {
   constexpr int kRows = kBlock / kThreads;
-  __shared__ MaxSum<T> sm[kRows][kThreads];
+  __shared__ MaxSum<C> sm[kRows][kThreads];
   const int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
-  MaxSum<T> a{-T(INFINITY), 0.0};
+  MaxSum<C> a{-C(INFINITY), 0.0};
   if (row < N) {
     const T* xr = x + row * ld;
-    for (int64_t j = threadIdx.x; j < V; j += kThreads) a = max_sum_step(a, xr[j]);
+    for (int64_t j = threadIdx.x; j < V; j += kThreads) a = max_sum_step(a, C(xr[j]));
   }
-  a = fold_row(a, sm, [](MaxSum<T> u, MaxSum<T> v) { return max_sum_combine(u, v); });
+  a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= N || threadIdx.x != 0) return;
-  const T l = a.m + T(math::log(a.s));
+  const C l = a.m + C(math::log(a.s));
   lse[row] = l;
   const int64_t t = int64_t(targets[row]);
-  row_loss[row] = t == ignore_index ? 0.0 : double(l) - double(x[row * ld + t]);
+  row_loss[row] = t == ignore_index ? 0.0 : double(l) - double(C(x[row * ld + t]));
 }
 
 struct LossCount {
@@ -66,27 +67,28 @@ __device__ __forceinline__ double row_scale(double grad, long long kept, bool su
   return kept > 0 ? grad / double(kept) : 0.0;
 }
 
-template <typename T, typename I>
-__global__ void loss_kernel(T* loss, const double* row_loss, const I* targets, int64_t N,
+template <typename C, typename I>
+__global__ void loss_kernel(C* loss, const double* row_loss, const I* targets, int64_t N,
                             int64_t ignore_index, bool sum) {
   const LossCount a = fold_rows(row_loss, targets, N, ignore_index);
-  if (threadIdx.x == 0) loss[0] = T(a.loss * row_scale(1.0, a.kept, sum));
+  if (threadIdx.x == 0) loss[0] = C(a.loss * row_scale(1.0, a.kept, sum));
 }
 
-// The backward's per-row factor, rounded to T as the CPU rounds it; computed on the device so
+// The backward's per-row factor, rounded to C as the CPU rounds it; computed on the device so
 // that neither grad nor the count of kept rows travels to the host.
-template <typename T, typename I>
-__global__ void scale_kernel(T* scale, const T* grad, const I* targets, int64_t N,
+template <typename C, typename I>
+__global__ void scale_kernel(C* scale, const C* grad, const I* targets, int64_t N,
                              int64_t ignore_index, bool sum) {
   const LossCount a = fold_rows<I>(nullptr, targets, N, ignore_index);
-  if (threadIdx.x == 0) scale[0] = T(row_scale(double(grad[0]), a.kept, sum));
+  if (threadIdx.x == 0) scale[0] = C(row_scale(double(grad[0]), a.kept, sum));
 }
 
 // dlogits = (softmax - onehot(target)) * scale, rebuilt from the saved logsumexp; an ignored
-// row is zero. Rows are independent, so no thread waits on another.
-template <int kThreads, typename T, typename I>
-__global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targets, const T* lse,
-                                     const T* scale, int64_t N, int64_t V, int64_t ignore_index) {
+// row is zero. Rows are independent, so no thread waits on another. Computed in C, each
+// element stored (rounded) once as T.
+template <int kThreads, typename T, typename I, typename C = compute_t<T>>
+__global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targets, const C* lse,
+                                     const C* scale, int64_t N, int64_t V, int64_t ignore_index) {
   constexpr int kRows = kBlock / kThreads;
   const int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
   if (row >= N) return;
@@ -94,14 +96,14 @@ __global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targ
   T* dr = d + row * V;
   const int64_t t = int64_t(targets[row]);
   if (t == ignore_index) {
-    for (int64_t j = threadIdx.x; j < V; j += kThreads) dr[j] = T(0);
+    for (int64_t j = threadIdx.x; j < V; j += kThreads) dr[j] = T(C(0));
     return;
   }
-  const T l = lse[row], s = scale[0];
+  const C l = lse[row], s = scale[0];
   for (int64_t j = threadIdx.x; j < V; j += kThreads) {
-    T v = math::exp(T(xr[j] - l)) * s;
+    C v = math::exp(C(C(xr[j]) - l)) * s;
     if (j == t) v -= s;
-    dr[j] = v;
+    dr[j] = T(v);
   }
 }
 
@@ -126,20 +128,21 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& 
   dispatch_float_index(logits.dtype(), targets.dtype(), op, [&](auto ttag, auto itag) {
     using T = typename decltype(ttag)::type;
     using I = typename decltype(itag)::type;
+    using C = compute_t<T>;
     const T* x = logits.data<T>();
     const I* tp = targets.data<I>();
     double* rl = row_loss.data<double>();
     if (N > 0) {
       if (V < kMinRowForBlock) {
         forward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
-            lse.data<T>(), rl, x, ld, tp, N, V, ignore_index);
+            lse.data<C>(), rl, x, ld, tp, N, V, ignore_index);
       } else {
         forward_rows_kernel<kBlock, T, I><<<row_grid<kBlock>(N, op), dim3(kBlock, 1), 0, s>>>(
-            lse.data<T>(), rl, x, ld, tp, N, V, ignore_index);
+            lse.data<C>(), rl, x, ld, tp, N, V, ignore_index);
       }
       MOEGRAD_CUDA_CHECK_LAUNCH();
     }
-    loss_kernel<T, I><<<1, kFoldThreads, 0, s>>>(loss.data<T>(), rl, tp, N, ignore_index,
+    loss_kernel<C, I><<<1, kFoldThreads, 0, s>>>(loss.data<C>(), rl, tp, N, ignore_index,
                                                   reduction == Reduction::Sum);
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
@@ -152,18 +155,19 @@ void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Ten
   const int64_t N = logits.size(0), V = logits.size(1), ld = logits.stride(0);
   if (N == 0 || V == 0) return;
   cudaStream_t s = stream(logits.device().index);
-  Tensor scale = empty({}, logits.dtype(), logits.device());
+  Tensor scale = empty({}, grad.dtype(), logits.device());
   dispatch_float_index(logits.dtype(), targets.dtype(), op, [&](auto ttag, auto itag) {
     using T = typename decltype(ttag)::type;
     using I = typename decltype(itag)::type;
+    using C = compute_t<T>;
     const T* x = logits.data<T>();
     const I* tp = targets.data<I>();
-    T* sp = scale.data<T>();
-    scale_kernel<T, I><<<1, kFoldThreads, 0, s>>>(sp, grad.data<T>(), tp, N, ignore_index,
+    C* sp = scale.data<C>();
+    scale_kernel<C, I><<<1, kFoldThreads, 0, s>>>(sp, grad.data<C>(), tp, N, ignore_index,
                                                    reduction == Reduction::Sum);
     MOEGRAD_CUDA_CHECK_LAUNCH();
     T* d = dlogits.data<T>();
-    const T* lp = lse.data<T>();
+    const C* lp = lse.data<C>();
     if (V < kMinRowForBlock) {
       backward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
           d, x, ld, tp, lp, sp, N, V, ignore_index);

@@ -35,16 +35,19 @@ Tensor embedding_backward(const Tensor& grad, const Tensor& ids, int64_t vocab_s
                 "embedding_backward: grad shape ", shape_str(grad.shape()),
                 " must be the ids shape ", shape_str(ids.shape()), " plus a hidden dim");
   check_same_device("embedding_backward", grad, ids);
-  MOEGRAD_CHECK(grad.dtype() == DType::F32 || grad.dtype() == DType::F64,
-                "embedding_backward: expected a float32 or float64 grad, got ",
-                dtype_name(grad.dtype()));
+  const DType dt = grad.dtype();
+  MOEGRAD_CHECK(dt == DType::F32 || dt == DType::F64 || dt == DType::BF16,
+                "embedding_backward: expected a float32, float64 or bfloat16 grad, got ",
+                dtype_name(dt));
   check_index_range("embedding_backward", ids, vocab_size,
                     detail::concat("a vocabulary of ", vocab_size));
   const int64_t n = ids.numel(), hidden = grad.size(-1);
-  Tensor out = zeros({vocab_size, hidden}, grad.dtype(), grad.device());
+  Tensor out = zeros({vocab_size, hidden}, dt, grad.device());
   if (n == 0 || hidden == 0) return out;
   // The output exists: operand copies and the kernel's sort buffers are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
+  // index_add sums a bf16 gradient's rows in f32 and rounds each sum once (a frequent id's
+  // row adds up thousands of rows).
   MOEGRAD_DISPATCH(grad.device(), "embedding_backward", index_add, out.view({1, vocab_size, hidden}),
                    ids.reshape({n}).contiguous(), grad.contiguous().view({1, n, hidden}));
   return out;

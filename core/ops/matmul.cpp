@@ -131,12 +131,18 @@ void check_row_groups(const char* op, const std::vector<int64_t>& rows, int64_t 
                 total);
 }
 
+// bf16 operands multiply with f32 accumulation into a bf16 result.
+void check_compute_dtype(const char* op, const Tensor& t) {
+  const DType d = t.dtype();
+  MOEGRAD_CHECK(d == DType::F32 || d == DType::F64 || d == DType::BF16, op,
+                ": expected float32, float64 or bfloat16 operands, got ", dtype_name(d));
+}
+
 void check_float_operand(const char* op, const Tensor& t, const Tensor& like, const char* what) {
   check_defined(op, t, what);
   check_same_device(op, t, like);
   check_same_dtype(op, t, like);
-  MOEGRAD_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, op,
-                ": expected float32 or float64 operands, got ", dtype_name(t.dtype()));
+  check_compute_dtype(op, t);
   MOEGRAD_CHECK(t.dim() == 2, op, ": expected a 2-D ", what, ", got ", shape_str(t.shape()));
 }
 
@@ -151,8 +157,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   check_defined("matmul", b, "second");
   check_same_device("matmul", a, b);
   check_same_dtype("matmul", a, b);
-  MOEGRAD_CHECK(a.dtype() == DType::F32 || a.dtype() == DType::F64,
-                "matmul: expected float32 or float64 operands, got ", dtype_name(a.dtype()));
+  check_compute_dtype("matmul", a);
   MOEGRAD_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: expected operands of at least 2 dims, got ",
                 shape_str(a.shape()), " and ", shape_str(b.shape()));
   Tensor la = trans_a ? a.transpose(-2, -1) : a;

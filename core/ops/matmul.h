@@ -12,7 +12,9 @@ namespace moegrad {
 // op(a) @ op(b) where op transposes the last two dims when the flag is set: a is [..., M, K]
 // ([..., K, M] with trans_a), b is [..., K, N] ([..., N, K] with trans_b), and the batch dims
 // broadcast. Transposed or otherwise strided views go to BLAS without a copy whenever their
-// last two dims are row- or column-major. Both operands need the same float dtype and device.
+// last two dims are row- or column-major. Both operands need the same device and the same
+// dtype: f32, f64, or bf16 (products accumulated in f32, each output rounded once to bf16).
+// The same holds for grouped_matmul and grouped_matmul_tn.
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 // x [..., in] @ w^T for w [out, in]: [..., out].
 Tensor linear(const Tensor& x, const Tensor& w);

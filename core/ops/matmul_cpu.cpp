@@ -1,7 +1,9 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <type_traits>
 
+#include "core/ops/cpu_loop.h"
 #include "core/ops/matmul.h"
 
 namespace moegrad::cpu {
@@ -27,39 +29,71 @@ void blas_gemm(const GemmBatch& g, const double* a, const double* b, double* c) 
               int(g.lda), b, int(g.ldb), 0.0, c, int(g.n));
 }
 
-}  // namespace
+// The elements a tensor spans from its first to its last (its strides are non-negative).
+int64_t span(const Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d = 0; d < t.dim(); ++d) n += (t.size(d) - 1) * t.stride(d);
+  return n;
+}
 
-void gemm(const GemmBatch& g) {
-  dispatch_float(g.out.dtype(), "matmul", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* a = g.a.data<T>();
-    const T* b = g.b.data<T>();
-    T* c = g.out.data<T>();
-    auto one = [&](int64_t i) {
-      int64_t oa = 0, ob = 0, oc = 0;
-      for (int64_t d = int64_t(g.batch.size()) - 1; d >= 0; --d) {
-        int64_t j = i % g.batch[d];
-        i /= g.batch[d];
-        oa += j * g.stride_a[d];
-        ob += j * g.stride_b[d];
-        oc += j * g.stride_out[d];
-      }
-      blas_gemm(g, a + oa, b + ob, c + oc);
-    };
-    int64_t count = shape_numel(g.batch);
-    int64_t work = g.m * g.n * g.k;
-    if (work <= kSingleThreadGemm && count * work > kSingleThreadGemm) {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < count; ++i) one(i);
-    } else {
-      for (int64_t i = 0; i < count; ++i) one(i);
+// An f32 buffer laid out as t (same strides, offset 0): the GEMM's leading dimensions and
+// batch strides hold for it as they do for t.
+Tensor f32_like(const Tensor& t) {
+  return empty({span(t)}, DType::F32).as_strided(t.shape(), t.strides(), 0);
+}
+
+// t's bf16 elements widened to f32 in f32_like(t); the whole span is converted, gaps included,
+// which keeps the loop a plain vectorisable pass.
+Tensor widen(const Tensor& t) {
+  Tensor w = f32_like(t);
+  const bf16* src = t.data<bf16>();
+  float* dst = w.data<float>();
+  const int64_t n = span(t);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] = float(src[i]);
+  return w;
+}
+
+// bf16 runs as sgemm on operands widened to f32, its f32 result rounded once into g.out.
+// Not cblas_sbgemm: the distributions' OpenBLAS (0.3.21 here) is built without it, and its
+// generic kernel is slow on CPUs without AVX512-BF16.
+GemmBatch widened(const GemmBatch& g) {
+  GemmBatch w = g;
+  w.a = widen(g.a);
+  w.b = widen(g.b);
+  w.out = f32_like(g.out);
+  return w;
+}
+
+template <typename T>
+void run_gemm(const GemmBatch& g) {
+  const T* a = g.a.data<T>();
+  const T* b = g.b.data<T>();
+  T* c = g.out.data<T>();
+  auto one = [&](int64_t i) {
+    int64_t oa = 0, ob = 0, oc = 0;
+    for (int64_t d = int64_t(g.batch.size()) - 1; d >= 0; --d) {
+      int64_t j = i % g.batch[d];
+      i /= g.batch[d];
+      oa += j * g.stride_a[d];
+      ob += j * g.stride_b[d];
+      oc += j * g.stride_out[d];
     }
-  });
+    blas_gemm(g, a + oa, b + ob, c + oc);
+  };
+  int64_t count = shape_numel(g.batch);
+  int64_t work = g.m * g.n * g.k;
+  if (work <= kSingleThreadGemm && count * work > kSingleThreadGemm) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) one(i);
+  } else {
+    for (int64_t i = 0; i < count; ++i) one(i);
+  }
 }
 
 // The same threading rule as a batch: small problems (an expert's few rows) spread over
 // threads, large ones run in turn, each threaded inside OpenBLAS.
-void grouped_gemm(const GroupedGemm& problems) {
+void run_grouped(const GroupedGemm& problems) {
   int64_t total = 0, largest = 0;
   for (const GemmBatch& g : problems) {
     total += g.m * g.n * g.k;
@@ -72,6 +106,33 @@ void grouped_gemm(const GroupedGemm& problems) {
   } else {
     for (const GemmBatch& g : problems) gemm(g);
   }
+}
+
+}  // namespace
+
+void gemm(const GemmBatch& g) {
+  dispatch_compute(g.out.dtype(), "matmul", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bf16>) {
+      const GemmBatch w = widened(g);
+      run_gemm<float>(w);
+      g.out.copy_(w.out);
+    } else {
+      run_gemm<T>(g);
+    }
+  });
+}
+
+// bf16 problems are all widened first, so that the threads of the f32 run allocate nothing.
+void grouped_gemm(const GroupedGemm& problems) {
+  if (problems.empty() || problems[0].out.dtype() != DType::BF16) {
+    run_grouped(problems);
+    return;
+  }
+  GroupedGemm wide;
+  for (const GemmBatch& g : problems) wide.push_back(widened(g));
+  run_grouped(wide);
+  for (size_t i = 0; i < problems.size(); ++i) problems[i].out.copy_(wide[i].out);
 }
 
 }  // namespace moegrad::cpu

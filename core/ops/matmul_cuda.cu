@@ -32,6 +32,18 @@ cublasStatus_t gemm_strided(cublasHandle_t h, const GemmBatch& g, const double* 
                                    int(g.n), sc, count);
 }
 
+// bf16 operands and output, f32 accumulation and f32 alpha and beta (CUBLAS_COMPUTE_32F):
+// each output element is rounded to bf16 once.
+cublasStatus_t gemm_strided(cublasHandle_t h, const GemmBatch& g, const bf16* a, long long sa,
+                            const bf16* b, long long sb, bf16* c, long long sc, int count) {
+  const float one = 1.0f, zero = 0.0f;
+  return cublasGemmStridedBatchedEx(h, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                    g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(g.n), int(g.m),
+                                    int(g.k), &one, b, CUDA_R_16BF, int(g.ldb), sb, a, CUDA_R_16BF,
+                                    int(g.lda), sa, &zero, c, CUDA_R_16BF, int(g.n), sc, count,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
 cublasStatus_t gemm_grouped(cublasHandle_t h, const cublasOperation_t* ta,
                             const cublasOperation_t* tb, const int* m, const int* n, const int* k,
                             const float* const* a, const int* lda, const float* const* b,
@@ -52,6 +64,18 @@ cublasStatus_t gemm_grouped(cublasHandle_t h, const cublasOperation_t* ta,
                                    ldc, count, group_size);
 }
 
+cublasStatus_t gemm_grouped(cublasHandle_t h, const cublasOperation_t* ta,
+                            const cublasOperation_t* tb, const int* m, const int* n, const int* k,
+                            const bf16* const* a, const int* lda, const bf16* const* b,
+                            const int* ldb, bf16* const* c, const int* ldc, int count,
+                            const int* group_size) {
+  const std::vector<float> one(size_t(count), 1.0f), zero(size_t(count), 0.0f);
+  return cublasGemmGroupedBatchedEx(
+      h, ta, tb, m, n, k, one.data(), reinterpret_cast<const void* const*>(a), CUDA_R_16BF, lda,
+      reinterpret_cast<const void* const*>(b), CUDA_R_16BF, ldb, zero.data(),
+      reinterpret_cast<void* const*>(c), CUDA_R_16BF, ldc, count, group_size, CUBLAS_COMPUTE_32F);
+}
+
 }  // namespace
 
 void gemm(const GemmBatch& g) {
@@ -64,7 +88,7 @@ void gemm(const GemmBatch& g) {
   long long sa = g.batch.empty() ? 0 : g.stride_a.back();
   long long sb = g.batch.empty() ? 0 : g.stride_b.back();
   long long sc = g.batch.empty() ? 0 : g.stride_out.back();
-  dispatch_float(g.out.dtype(), "matmul", [&](auto tag) {
+  dispatch_compute(g.out.dtype(), "matmul", [&](auto tag) {
     using T = typename decltype(tag)::type;
     for (int64_t i = 0; i < outer; ++i) {
       int64_t oa = 0, ob = 0, oc = 0;
@@ -112,7 +136,7 @@ void grouped_gemm(const GroupedGemm& problems) {
     addresses[2 * count + i] = int64_t(reinterpret_cast<uintptr_t>(g.out.data_ptr()));
   }
   const Tensor table = from_vector(addresses, {int64_t(3 * count)}).to(device);
-  dispatch_float(problems[0].out.dtype(), "grouped_matmul", [&](auto tag) {
+  dispatch_compute(problems[0].out.dtype(), "grouped_matmul", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const auto* base = reinterpret_cast<T* const*>(table.data<int64_t>());
     MOEGRAD_CUBLAS_CHECK(gemm_grouped(cublas_handle(device.index), ta.data(), tb.data(), m.data(),

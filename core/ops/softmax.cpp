@@ -10,8 +10,9 @@ namespace {
 
 void check_float(const char* op, const Tensor& t, const char* what) {
   check_defined(op, t, what);
-  MOEGRAD_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, op, ": expected a float32 or ",
-                "float64 ", what, ", got ", dtype_name(t.dtype()));
+  const DType d = t.dtype();
+  MOEGRAD_CHECK(d == DType::F32 || d == DType::F64 || d == DType::BF16, op,
+                ": expected a float32, float64 or bfloat16 ", what, ", got ", dtype_name(d));
 }
 
 // The shape [outer, D, inner] that splits `shape` around `dim` (a 0-d tensor is one element).

@@ -1,5 +1,6 @@
 // Softmax and log-softmax along one dim, and their backward kernels, which work from the
-// forward output y rather than the input. Float inputs (f32, f64); row sums accumulate in f64.
+// forward output y rather than the input. f32, f64 or bf16 tensors; the result takes the input's
+// dtype. bf16 is computed in f32 and each output rounded once; row sums accumulate in f64.
 #pragma once
 #include "core/tensor.h"
 

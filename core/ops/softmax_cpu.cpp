@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/ops/cpu_loop.h"
 #include "core/ops/cpu_math.h"
@@ -127,28 +128,52 @@ void backward_columns(T* gx, const T* g, const T* y, int64_t outer, int64_t D, i
   }
 }
 
+template <typename T>
+void run_softmax(const Tensor& out, const Tensor& x, bool log) {
+  int64_t outer = x.size(0), D = x.size(1), inner = x.size(2);
+  if (inner == 1) {
+    softmax_rows(out.data<T>(), x.data<T>(), outer, D, log);
+  } else {
+    softmax_columns(out.data<T>(), x.data<T>(), outer, D, inner, log);
+  }
+}
+
+template <typename T>
+void run_backward(const Tensor& out, const Tensor& grad, const Tensor& y, bool log) {
+  int64_t outer = y.size(0), D = y.size(1), inner = y.size(2);
+  if (inner == 1) {
+    backward_rows(out.data<T>(), grad.data<T>(), y.data<T>(), outer, D, log);
+  } else {
+    backward_columns(out.data<T>(), grad.data<T>(), y.data<T>(), outer, D, inner, log);
+  }
+}
+
 }  // namespace
 
+// bf16 operands are widened to f32 copies (the caller's workspace) and the f32 result is
+// rounded once into out: the same function as the CUDA kernels, which read bf16 directly.
 void softmax(const Tensor& out, const Tensor& x, bool log) {
-  dispatch_float(x.dtype(), "softmax", [&](auto tag) {
+  dispatch_compute(x.dtype(), "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    int64_t outer = x.size(0), D = x.size(1), inner = x.size(2);
-    if (inner == 1) {
-      softmax_rows(out.data<T>(), x.data<T>(), outer, D, log);
+    if constexpr (std::is_same_v<T, bf16>) {
+      Tensor y = empty(out.shape(), DType::F32);
+      run_softmax<float>(y, x.to(DType::F32), log);
+      out.copy_(y);
     } else {
-      softmax_columns(out.data<T>(), x.data<T>(), outer, D, inner, log);
+      run_softmax<T>(out, x, log);
     }
   });
 }
 
 void softmax_backward(const Tensor& out, const Tensor& grad, const Tensor& y, bool log) {
-  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+  dispatch_compute(y.dtype(), "softmax_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    int64_t outer = y.size(0), D = y.size(1), inner = y.size(2);
-    if (inner == 1) {
-      backward_rows(out.data<T>(), grad.data<T>(), y.data<T>(), outer, D, log);
+    if constexpr (std::is_same_v<T, bf16>) {
+      Tensor gx = empty(out.shape(), DType::F32);
+      run_backward<float>(gx, grad.to(DType::F32), y.to(DType::F32), log);
+      out.copy_(gx);
     } else {
-      backward_columns(out.data<T>(), grad.data<T>(), y.data<T>(), outer, D, inner, log);
+      run_backward<T>(out, grad, y, log);
     }
   });
 }

@@ -11,31 +11,33 @@ namespace moegrad::cuda {
 namespace {
 
 // Softmax over the last dim: kThreads threads (a warp, or the block for long rows) per row.
-// One pass finds the row's running max and sum of exp, a second writes the outputs.
-template <int kThreads, typename T>
+// One pass finds the row's running max and sum of exp, a second writes the outputs. Every
+// kernel here computes in C = compute_t<T> and rounds each stored element once to T.
+template <int kThreads, typename T, typename C = compute_t<T>>
 __global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t D, bool log) {
   constexpr int kRows = kBlock / kThreads;
-  __shared__ MaxSum<T> sm[kRows][kThreads];
+  __shared__ MaxSum<C> sm[kRows][kThreads];
   int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
   const T* xr = x + row * D;
-  MaxSum<T> a{-T(INFINITY), 0.0};
+  MaxSum<C> a{-C(INFINITY), 0.0};
   if (row < rows)
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) a = max_sum_step(a, xr[i]);
-  a = fold_row(a, sm, [](MaxSum<T> u, MaxSum<T> v) { return max_sum_combine(u, v); });
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) a = max_sum_step(a, C(xr[i]));
+  a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= rows) return;
   T* yr = y + row * D;
   if (log) {
-    T ls = T(math::log(a.s));
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = (xr[i] - a.m) - ls;
+    C ls = C(math::log(a.s));
+    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = T((C(xr[i]) - a.m) - ls);
   } else {
-    T inv = T(1.0 / a.s);
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = math::exp(T(xr[i] - a.m)) * inv;
+    C inv = C(1.0 / a.s);
+    for (int64_t i = threadIdx.x; i < D; i += kThreads)
+      yr[i] = T(math::exp(C(C(xr[i]) - a.m)) * inv);
   }
 }
 
 // Softmax over another dim (or over short rows): one thread per (outer, inner) column,
 // neighbouring threads reading neighbouring memory.
-template <typename T>
+template <typename T, typename C = compute_t<T>>
 __global__ void softmax_columns_kernel(T* y, const T* x, int64_t outer, int64_t D, int64_t inner,
                                        bool log) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < outer * inner;
@@ -43,26 +45,30 @@ __global__ void softmax_columns_kernel(T* y, const T* x, int64_t outer, int64_t 
     int64_t base = (j / inner) * D * inner + j % inner;
     const T* xc = x + base;
     T* yc = y + base;
-    MaxSum<T> a{-T(INFINITY), 0.0};
-    for (int64_t d = 0; d < D; ++d) a = max_sum_step(a, xc[d * inner]);
+    MaxSum<C> a{-C(INFINITY), 0.0};
+    for (int64_t d = 0; d < D; ++d) a = max_sum_step(a, C(xc[d * inner]));
     if (log) {
-      T ls = T(math::log(a.s));
-      for (int64_t d = 0; d < D; ++d) yc[d * inner] = (xc[d * inner] - a.m) - ls;
+      C ls = C(math::log(a.s));
+      for (int64_t d = 0; d < D; ++d) yc[d * inner] = T((C(xc[d * inner]) - a.m) - ls);
     } else {
-      T inv = T(1.0 / a.s);
-      for (int64_t d = 0; d < D; ++d) yc[d * inner] = math::exp(T(xc[d * inner] - a.m)) * inv;
+      C inv = C(1.0 / a.s);
+      for (int64_t d = 0; d < D; ++d)
+        yc[d * inner] = T(math::exp(C(C(xc[d * inner]) - a.m)) * inv);
     }
   }
 }
 
-// softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g). Sums in f64.
+// softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g). Sums in f64,
+// values in C, stored as T.
 template <typename T>
 __device__ __forceinline__ double backward_term(T g, T y, bool log) {
-  return log ? double(g) : double(g) * double(y);
+  using C = compute_t<T>;
+  return log ? double(C(g)) : double(C(g)) * double(C(y));
 }
-template <typename T>
-__device__ __forceinline__ T backward_value(T g, T y, T s, bool log) {
-  return log ? g - math::exp(y) * s : y * (g - s);
+template <typename T, typename C>
+__device__ __forceinline__ T backward_value(T g, T y, C s, bool log) {
+  const C gc = C(g), yc = C(y);
+  return T(log ? gc - math::exp(yc) * s : yc * (gc - s));
 }
 
 template <int kThreads, typename T>
@@ -78,7 +84,7 @@ __global__ void backward_rows_kernel(T* gx, const T* g, const T* y, int64_t rows
     for (int64_t i = threadIdx.x; i < D; i += kThreads) s += backward_term(gr[i], yr[i], log);
   s = fold_row(s, sm, [](double u, double v) { return u + v; });
   if (row >= rows) return;
-  T st = T(s);
+  const compute_t<T> st = compute_t<T>(s);
   T* out = gx + row * D;
   for (int64_t i = threadIdx.x; i < D; i += kThreads)
     out[i] = backward_value(gr[i], yr[i], st, log);
@@ -93,7 +99,7 @@ __global__ void backward_columns_kernel(T* gx, const T* g, const T* y, int64_t o
     double s = 0;
     for (int64_t d = 0; d < D; ++d)
       s += backward_term(g[base + d * inner], y[base + d * inner], log);
-    T st = T(s);
+    const compute_t<T> st = compute_t<T>(s);
     for (int64_t d = 0; d < D; ++d) {
       int64_t k = base + d * inner;
       gx[k] = backward_value(g[k], y[k], st, log);
@@ -117,7 +123,7 @@ unsigned row_blocks(int64_t rows, int threads) {
 void softmax(const Tensor& out, const Tensor& x, bool log) {
   int64_t outer = x.size(0), D = x.size(1), inner = x.size(2);
   cudaStream_t s = stream(x.device().index);
-  dispatch_float(x.dtype(), "softmax", [&](auto tag) {
+  dispatch_compute(x.dtype(), "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* y = out.data<T>();
     const T* xp = x.data<T>();
@@ -138,7 +144,7 @@ void softmax(const Tensor& out, const Tensor& x, bool log) {
 void softmax_backward(const Tensor& out, const Tensor& grad, const Tensor& y, bool log) {
   int64_t outer = y.size(0), D = y.size(1), inner = y.size(2);
   cudaStream_t s = stream(y.device().index);
-  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+  dispatch_compute(y.dtype(), "softmax_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* gx = out.data<T>();
     const T* g = grad.data<T>();

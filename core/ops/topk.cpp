@@ -8,8 +8,9 @@ namespace moegrad {
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k) {
   check_defined("topk", x, "input");
   MOEGRAD_CHECK(x.dim() >= 1, "topk: expected at least one dim, got a 0-d tensor");
-  MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64,
-                "topk: expected a float32 or float64 tensor, got ", dtype_name(x.dtype()));
+  const DType dt = x.dtype();
+  MOEGRAD_CHECK(dt == DType::F32 || dt == DType::F64 || dt == DType::BF16,
+                "topk: expected a float32, float64 or bfloat16 tensor, got ", dtype_name(dt));
   const int64_t n = x.size(-1);
   MOEGRAD_CHECK(k >= 0 && k <= n, "topk: k = ", k, " out of range [0, ", n,
                 "] for the last dim of shape ", shape_str(x.shape()));

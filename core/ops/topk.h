@@ -10,7 +10,8 @@
 
 namespace moegrad {
 
-// x [..., n] (f32 or f64), 0 <= k <= n -> {values [..., k], indices [..., k] (int64)}.
+// x [..., n] (f32, f64 or bf16), 0 <= k <= n -> {values [..., k] (x's dtype), indices [..., k]
+// (int64)}. bf16 elements are compared as the f32 values they hold, so the values are exact.
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k);
 
 namespace cpu {

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/cpu_loop.h"
@@ -82,26 +83,39 @@ void sort_row(const T* row, int64_t k, T* vals, int64_t* idx, std::vector<int64_
   }
 }
 
+template <typename T>
+void run_topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
+  const int64_t rows = x.size(0), n = x.size(1), k = values.size(1);
+  const T* xp = x.data<T>();
+  T* vp = values.data<T>();
+  int64_t* ip = indices.data<int64_t>();
+#pragma omp parallel if (rows * n >= kParallelGrain)
+  {
+    std::vector<int64_t> order(k <= kScanK ? 0 : n);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (k <= kScanK) {
+        scan_row(xp + r * n, n, k, vp + r * k, ip + r * k);
+      } else {
+        sort_row(xp + r * n, k, vp + r * k, ip + r * k, order);
+      }
+    }
+  }
+}
+
 }  // namespace
 
+// bf16 runs on an f32 copy (the caller's workspace): widening is exact, so are the values
+// rounded back, and the order is the same as the CUDA kernel's, which compares in f32 too.
 void topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
-  dispatch_float(x.dtype(), "topk", [&](auto tag) {
+  dispatch_compute(x.dtype(), "topk", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const int64_t rows = x.size(0), n = x.size(1), k = values.size(1);
-    const T* xp = x.data<T>();
-    T* vp = values.data<T>();
-    int64_t* ip = indices.data<int64_t>();
-#pragma omp parallel if (rows * n >= kParallelGrain)
-    {
-      std::vector<int64_t> order(k <= kScanK ? 0 : n);
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
-        if (k <= kScanK) {
-          scan_row(xp + r * n, n, k, vp + r * k, ip + r * k);
-        } else {
-          sort_row(xp + r * n, k, vp + r * k, ip + r * k, order);
-        }
-      }
+    if constexpr (std::is_same_v<T, bf16>) {
+      Tensor v = empty(values.shape(), DType::F32);
+      run_topk<float>(v, indices, x.to(DType::F32));
+      values.copy_(v);
+    } else {
+      run_topk<T>(values, indices, x);
     }
   });
 }

@@ -23,23 +23,24 @@ __device__ __forceinline__ void warp_best(T& v, long long& i) {
 // One block per row, k rounds: round r picks the first element in topk order among those
 // after the one picked in round r - 1. The order is total, so no element needs marking and
 // the row is only read, never staged: O(k n) reads, cheap for the small k of MoE routing.
-template <typename T>
+// Elements are compared as C = compute_t<T> (a bf16 widens exactly), and stored back as T.
+template <typename T, typename C = compute_t<T>>
 __global__ void topk_kernel(const T* x, T* values, int64_t* indices, int64_t rows, int64_t n,
                             int64_t k) {
-  __shared__ T warp_v[32];
+  __shared__ C warp_v[32];
   __shared__ long long warp_i[32];
-  __shared__ T picked_v;
+  __shared__ C picked_v;
   __shared__ long long picked_i;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* row = x + r * n;
-    T pv = T(0);
+    C pv = C(0);
     long long pi = -1;
     for (int64_t round = 0; round < k; ++round) {
-      T bv = T(0);
+      C bv = C(0);
       long long bi = -1;
       for (long long j = threadIdx.x; j < n; j += blockDim.x) {
-        T v = row[j];
+        C v = C(row[j]);
         if ((pi < 0 || topk_before(pv, pi, v, j)) && topk_before(v, j, bv, bi)) {
           bv = v;
           bi = j;
@@ -52,13 +53,13 @@ __global__ void topk_kernel(const T* x, T* values, int64_t* indices, int64_t row
       }
       __syncthreads();
       if (warp == 0) {
-        bv = lane < warps ? warp_v[lane] : T(0);
+        bv = lane < warps ? warp_v[lane] : C(0);
         bi = lane < warps ? warp_i[lane] : -1;
         warp_best(bv, bi);
         if (lane == 0) {
           picked_v = bv;
           picked_i = bi;
-          values[r * k + round] = bv;
+          values[r * k + round] = T(bv);
           indices[r * k + round] = bi;
         }
       }
@@ -77,7 +78,7 @@ void topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
   int threads = int(std::min<int64_t>(kBlock, (n + 31) / 32 * 32));
   unsigned blocks = unsigned(std::min<int64_t>(rows, int64_t(1) << 20));
   cudaStream_t s = stream(x.device().index);
-  dispatch_float(x.dtype(), "topk", [&](auto tag) {
+  dispatch_compute(x.dtype(), "topk", [&](auto tag) {
     using T = typename decltype(tag)::type;
     topk_kernel<T><<<blocks, threads, 0, s>>>(x.data<T>(), values.data<T>(),
                                               indices.data<int64_t>(), rows, n, k);

@@ -27,6 +27,20 @@ TEST(CrossEntropyGrad, TransposedLogits) {
   EXPECT_GRADCHECK([targets](const auto& v) { return cross_entropy(v[0], targets, 4); }, {logits});
 }
 
+// bf16 logits: the loss is f32, the logits' gradient bf16 and close to the f32 gradient of
+// the same (rounded) logits.
+TEST(CrossEntropyGradBf16, F32LossBf16Gradient) {
+  Tensor logits = random_tensor({5, 37}, 5, DType::BF16);
+  Tensor targets = from_vector<int64_t>({36, -100, 0, 17, 2}, {5});
+  Variable x(logits, true), x32(logits.to(DType::F32), true);
+  Variable loss = cross_entropy(x, targets);
+  EXPECT_EQ(loss.dtype(), DType::F32);
+  loss.backward();
+  cross_entropy(x32, targets).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(x.grad().to(DType::F32), x32.grad(), 1e-2, 1e-2);
+}
+
 TEST(CrossEntropyGrad, GradientReachesThroughAView) {
   // [B, T, V] logits flattened to [B*T, V], as a language-model head does.
   Tensor logits = random_tensor({2, 2, 3}, 4);

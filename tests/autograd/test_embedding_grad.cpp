@@ -22,5 +22,17 @@ TEST(EmbeddingGrad, StridedWeightAndIds) {
                    {w});
 }
 
+// A bf16 table: its gradient is bf16, the f32 sums of the bf16 upstream rows rounded once.
+TEST(EmbeddingGradBf16, DuplicateIds) {
+  Tensor w = random_tensor({6, 5}, 3, DType::BF16);
+  Tensor ids = from_vector<int64_t>({4, 1, 4, 4, 0, 1, 4}, {7});
+  Tensor g = random_tensor({7, 5}, 4, DType::BF16);
+  Variable v(w, true), v32(w.to(DType::F32), true);
+  embedding(v, ids).backward(g);
+  embedding(v32, ids).backward(g.to(DType::F32));
+  EXPECT_EQ(v.grad().dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(v.grad().to(DType::F32), v32.grad(), 1e-2, 1e-2);
+}
+
 }  // namespace
 }  // namespace moegrad

@@ -1,3 +1,5 @@
+#include <functional>
+
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
 #include "tests/testing.h"
@@ -105,6 +107,54 @@ TEST(MatmulGrad, GroupedLinearLeavesFrozenWeightsWithoutGradient) {
   EXPECT_FALSE(frozen.grad().defined());
   EXPECT_ALL_CLOSE(idle.grad(), zeros({2, 3}, DType::F64), 0, 0);
   EXPECT_TRUE(x.grad().defined());
+}
+
+// bf16 Variables: the gradients are bf16 and match the f32 backward on the same (rounded)
+// values. grads_in runs fn on leaves of `inputs` cast to dt, with upstream gradient g.
+std::vector<Tensor> grads_in(DType dt, const std::vector<Tensor>& inputs, const Tensor& g,
+                             const std::function<Variable(const std::vector<Variable>&)>& fn) {
+  std::vector<Variable> leaves;
+  for (const Tensor& t : inputs) leaves.emplace_back(t.to(dt), true);
+  fn(leaves).backward(g.to(dt));
+  std::vector<Tensor> out;
+  for (const Variable& v : leaves) out.push_back(v.grad());
+  return out;
+}
+
+void expect_bf16_grads(const std::vector<Tensor>& inputs, const Tensor& g,
+                       const std::function<Variable(const std::vector<Variable>&)>& fn) {
+  std::vector<Tensor> bf = grads_in(DType::BF16, inputs, g, fn);
+  std::vector<Tensor> f32 = grads_in(DType::F32, inputs, g, fn);
+  for (size_t i = 0; i < bf.size(); ++i) {
+    SCOPED_TRACE(::testing::Message() << "input " << i);
+    ASSERT_TRUE(bf[i].defined());
+    EXPECT_EQ(bf[i].dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(bf[i].to(DType::F32), f32[i], 1e-2, 1e-2);
+  }
+}
+
+TEST(MatmulGradBf16, MatmulLinearAndGroupedLinear) {
+  auto bf = [](const Shape& s, uint64_t seed) { return random_tensor(s, seed, DType::BF16); };
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "trans " << ta << tb);
+      Tensor a = bf(ta ? Shape{13, 9} : Shape{9, 13}, 40), b = bf(tb ? Shape{7, 13} : Shape{13, 7}, 41);
+      expect_bf16_grads({a, b}, bf({9, 7}, 42),
+                        [=](const auto& v) { return matmul(v[0], v[1], ta, tb); });
+    }
+  // A batched matmul, a broadcast first operand (its gradient summed over the batch) and
+  // linear over [B, T, in].
+  expect_bf16_grads({bf({2, 5, 3}, 43), bf({2, 3, 4}, 44)}, bf({2, 5, 4}, 45),
+                    [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_bf16_grads({bf({5, 3}, 54), bf({2, 3, 4}, 55)}, bf({2, 5, 4}, 56),
+                    [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_bf16_grads({bf({2, 3, 5}, 46), bf({4, 5}, 47)}, bf({2, 3, 4}, 48),
+                    [](const auto& v) { return linear(v[0], v[1]); });
+  const std::vector<int64_t> rows = {3, 0, 5};
+  expect_bf16_grads({bf({8, 5}, 49), bf({3, 5}, 50), bf({3, 5}, 51), bf({3, 5}, 52)},
+                    bf({8, 3}, 53), [&](const auto& v) {
+                      return grouped_linear(v[0], {v[1], v[2], v[3]}, rows);
+                    });
 }
 
 }  // namespace

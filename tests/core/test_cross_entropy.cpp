@@ -107,6 +107,42 @@ TEST(CrossEntropy, DoesNotDependOnThreadCount) {
   EXPECT_EQ(one.lse.to_vector<float>(), three.lse.to_vector<float>());
 }
 
+// bf16 logits: f32 arithmetic, an f32 loss and lse, a bf16 dlogits from the f32 upstream
+// gradient. The reference is the f32 op on the same (bf16-valued) logits.
+TEST(CrossEntropyBf16, F32LossAndBf16Gradient) {
+  Tensor targets = from_vector<int64_t>({3, -100, 0, 36, 5, 11, -100}, {7});
+  Tensor contiguous = random_tensor({7, 37}, 20, DType::BF16);
+  Tensor transposed = random_tensor({37, 7}, 21, DType::BF16).t();  // [7, 37], column-major
+  for (const Tensor& logits : {contiguous, transposed})
+    for (Reduction red : {Reduction::Mean, Reduction::Sum}) {
+      SCOPED_TRACE(::testing::Message() << "contiguous " << logits.is_contiguous() << " sum "
+                                        << (red == Reduction::Sum));
+      CrossEntropyOutput out = cross_entropy_forward(logits, targets, -100, red);
+      CrossEntropyOutput ref = cross_entropy_forward(logits.to(DType::F32), targets, -100, red);
+      EXPECT_EQ(out.loss.dtype(), DType::F32);
+      EXPECT_EQ(out.lse.dtype(), DType::F32);
+      EXPECT_NEAR(out.loss.item(), ref.loss.item(), 1e-5);
+      EXPECT_ALL_CLOSE(out.lse, ref.lse, 1e-5, 1e-5);
+      Tensor g = full({}, 0.75, DType::F32);
+      Tensor d = cross_entropy_backward(g, logits, targets, out.lse, -100, red);
+      EXPECT_EQ(d.dtype(), DType::BF16);
+      Tensor d_ref = cross_entropy_backward(g, logits.to(DType::F32), targets, ref.lse, -100, red);
+      EXPECT_ALL_CLOSE(d.to(DType::F32), d_ref, 1e-2, 1e-2);
+      // The ignored rows' gradients are exactly zero.
+      EXPECT_ALL_CLOSE(d.select(0, 1), zeros({37}, DType::BF16), 0, 0);
+    }
+}
+
+TEST(CrossEntropyBf16, BackwardWantsTheLossDtype) {
+  Tensor logits = random_tensor({3, 5}, 22, DType::BF16);
+  Tensor targets = from_vector<int64_t>({1, 2, 3}, {3});
+  CrossEntropyOutput out = cross_entropy_forward(logits, targets);
+  expect_error([&] { cross_entropy_backward(ones({}, DType::BF16), logits, targets, out.lse); },
+               "cross_entropy_backward: expected a float32 grad for bfloat16 logits, got bfloat16");
+  expect_error([&] { cross_entropy(logits.to(DType::F16), targets); },
+               "cross_entropy: expected a float32, float64 or bfloat16 tensor, got float16");
+}
+
 TEST(CrossEntropy, Errors) {
   Tensor logits = random_tensor({3, 7}, 7);
   expect_error([&] { cross_entropy(logits, from_vector<int64_t>({1, 2, 7}, {3})); },

@@ -64,6 +64,27 @@ TEST(Embedding, BackwardMatchesReferenceOnStridedInputs) {
   }
 }
 
+// A bf16 table gathers its rows exactly; the backward sums a bf16 gradient in f32 and rounds
+// each sum once (a frequent id sums many rows).
+TEST(EmbeddingBf16, ForwardExactBackwardSumsInF32) {
+  Tensor w = random_tensor({11, 7}, 5, DType::BF16).t();  // [7, 11], column-major
+  Generator gen(6);
+  Tensor ids = randint(0, 7, {5, 9}, gen).t();  // [9, 5], strided
+  Tensor out = embedding(w, ids);
+  EXPECT_EQ(out.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(out, ref_embedding(w, ids), 0, 0);
+  Tensor frequent = zeros({300}, DType::I64);  // id 0, 300 times
+  Tensor many = random_tensor({300, 11}, 7, DType::BF16);
+  for (auto [g, i] : {std::pair{random_tensor({9, 5, 11}, 8, DType::BF16), ids},
+                      std::pair{many, frequent}}) {
+    Tensor d = embedding_backward(g, i, 7);
+    EXPECT_EQ(d.dtype(), DType::BF16);
+    Tensor ref = embedding_backward(g.to(DType::F32), i, 7);
+    EXPECT_ALL_CLOSE(d, ref.to(DType::BF16), 0, 0);  // one rounding of the f32 sums
+    EXPECT_ALL_CLOSE(d.to(DType::F32), ref, 1e-2, 1e-2);
+  }
+}
+
 TEST(Embedding, Errors) {
   Tensor w = zeros({6, 4});
   EXPECT_EQ(error_of([&] { embedding(w, from_vector<int64_t>({0, 6}, {2})); }),

@@ -210,6 +210,101 @@ TEST(GroupedMatmul, ErrorsNameWhatDoesNotFit) {
                "grouped_matmul_tn: operands [5, 4] and [4, 2] differ in rows");
 }
 
+// bf16 operands: f32 products and sums, one rounding per output element. The reference is the
+// f32 op on the same (bf16-valued) operands.
+Tensor bf16_random(const Shape& shape, uint64_t seed) {
+  return random_tensor(shape, seed, DType::BF16);
+}
+
+void expect_bf16_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  Tensor out = matmul(a, b, ta, tb);
+  EXPECT_EQ(out.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(out.to(DType::F32), matmul(a.to(DType::F32), b.to(DType::F32), ta, tb), 1e-2,
+                   1e-2);
+}
+
+TEST(MatmulBf16, TransposesOddSizesAndViews) {
+  uint64_t seed = 200;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "trans " << ta << tb);
+      expect_bf16_matmul(bf16_random(mat(ta, 37, 53), seed++), bf16_random(mat(tb, 53, 19), seed++),
+                         ta, tb);
+    }
+  Tensor padded = bf16_random({5, 10}, seed++).narrow(1, 2, 7);           // ld 10
+  Tensor strided_cols = bf16_random({5, 7, 2}, seed++).select(2, 1);      // copied for BLAS
+  Tensor col_major = bf16_random({7, 4}, seed++).t();                     // [4, 7]
+  expect_bf16_matmul(padded, col_major, false, true);
+  expect_bf16_matmul(strided_cols, col_major, false, true);
+  expect_bf16_matmul(col_major, padded, false, true);
+}
+
+TEST(MatmulBf16, RoundsTheF32ResultOnce) {
+  // On the CPU a contiguous bf16 GEMM is the f32 GEMM of the widened operands, rounded.
+  Tensor a = bf16_random({9, 33}, 210), b = bf16_random({33, 11}, 211);
+  Tensor f32 = matmul(a.to(DType::F32), b.to(DType::F32));
+  EXPECT_ALL_CLOSE(matmul(a, b), f32.to(DType::BF16), 0, 0);
+}
+
+TEST(MatmulBf16, BatchedBroadcastAndLinear) {
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
+  const Case cases[] = {
+      {{4, 3, 5}, {5, 2}, false, false},           // folded into one GEMM
+      {{3, 5}, {4, 5, 2}, false, false},           // a shared by the batch
+      {{2, 3, 4, 6}, {2, 3, 4, 6}, false, true},   // attention scores
+      {{2, 1, 3, 5}, {1, 4, 5, 2}, false, false},  // both broadcast
+      {{80, 16, 16}, {80, 16, 16}, false, false},  // batch-parallel small GEMMs
+  };
+  uint64_t seed = 220;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << shape_str(c.a) << " x " << shape_str(c.b));
+    expect_bf16_matmul(bf16_random(c.a, seed++), bf16_random(c.b, seed++), c.ta, c.tb);
+  }
+  Tensor x = bf16_random({4, 2, 5}, seed++).transpose(0, 1), w = bf16_random({3, 5}, seed++);
+  Tensor y = linear(x, w);
+  EXPECT_EQ(y.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(y.to(DType::F32), linear(x.to(DType::F32), w.to(DType::F32)), 1e-2, 1e-2);
+}
+
+TEST(MatmulBf16, GroupedAndWeightGradientForms) {
+  const std::vector<int64_t> rows = {3, 0, 5, 1, 17};
+  uint64_t seed = 240;
+  Tensor x = bf16_random({53, 26}, seed++).t();  // [26, 53], column-major
+  for (bool trans : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "trans " << trans);
+    std::vector<Tensor> w, w32;
+    for (size_t g = 0; g < rows.size(); ++g) {
+      w.push_back(bf16_random(mat(trans, 53, 19), seed++));
+      w32.push_back(w.back().to(DType::F32));
+    }
+    Tensor out = grouped_matmul(x, w, rows, trans);
+    EXPECT_EQ(out.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(out.to(DType::F32), grouped_matmul(x.to(DType::F32), w32, rows, trans), 1e-2,
+                     1e-2);
+  }
+  Tensor a = bf16_random({26, 37}, seed++), b = bf16_random({26, 19}, seed++);
+  const std::vector<bool> want = {true, true, false, true, true};
+  std::vector<Tensor> got = grouped_matmul_tn(a, b, rows, want);
+  std::vector<Tensor> ref = grouped_matmul_tn(a.to(DType::F32), b.to(DType::F32), rows, want);
+  for (size_t g = 0; g < rows.size(); ++g) {
+    ASSERT_EQ(got[g].defined(), want[g]);
+    if (!want[g]) continue;
+    EXPECT_EQ(got[g].dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(got[g].to(DType::F32), ref[g], 1e-2, 1e-2);
+  }
+}
+
+TEST(MatmulBf16, MixedDtypesAreAnError) {
+  Tensor a = bf16_random({3, 4}, 260);
+  expect_error([&] { matmul(a, a.to(DType::F32), false, true); }, "matmul");
+  expect_error([&] { grouped_matmul(a, {a.to(DType::F32)}, {3}, true); }, "grouped_matmul");
+  expect_error([&] { matmul(a.to(DType::F16), a.to(DType::F16), false, true); },
+               "expected float32, float64 or bfloat16 operands, got float16");
+}
+
 TEST(Matmul, ErrorsNameTheShapes) {
   Tensor a = random_tensor({3, 4}, 60), b = random_tensor({5, 2}, 61);
   expect_error([&] { matmul(a, b); }, "matmul: inner dims differ in [3, 4] @ [5, 2]");

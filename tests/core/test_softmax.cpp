@@ -96,6 +96,30 @@ TEST(Softmax, BackwardKernelsMatchTheirFormulas) {
   }
 }
 
+// bf16: f32 arithmetic on the bf16 values, each output rounded once; the reference is the f32
+// op on the same values. Rows (last dim, odd length) and columns (dim 0), a permuted input.
+TEST(SoftmaxBf16, ForwardAndBackwardMatchF32) {
+  Tensor x = random_tensor({37, 5, 3}, 30, DType::BF16).permute({2, 1, 0});  // [3, 5, 37]
+  Tensor g = random_tensor({3, 5, 37}, 31, DType::BF16);
+  for (int64_t dim : {2, 0}) {
+    SCOPED_TRACE(::testing::Message() << "dim " << dim);
+    Tensor x32 = x.to(DType::F32), g32 = g.to(DType::F32);
+    Tensor y = softmax(x, dim), ly = log_softmax(x, dim);
+    EXPECT_EQ(y.dtype(), DType::BF16);
+    EXPECT_EQ(ly.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(y.to(DType::F32), softmax(x32, dim), 1e-2, 1e-2);
+    EXPECT_ALL_CLOSE(ly.to(DType::F32), log_softmax(x32, dim), 1e-2, 1e-2);
+    // The backward of the bf16 output against the f32 backward of the same (rounded) output.
+    Tensor gx = softmax_backward(g, y, dim), lgx = log_softmax_backward(g, ly, dim);
+    EXPECT_EQ(gx.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(gx.to(DType::F32), softmax_backward(g32, y.to(DType::F32), dim), 1e-2, 1e-2);
+    EXPECT_ALL_CLOSE(lgx.to(DType::F32), log_softmax_backward(g32, ly.to(DType::F32), dim), 1e-2,
+                     1e-2);
+  }
+  // Mixed dtypes stay an error.
+  EXPECT_THROW(softmax_backward(g.to(DType::F32), softmax(x, 2), 2), Error);
+}
+
 TEST(Softmax, ErrorsNameTheOpAndShapes) {
   Tensor x = zeros({2, 3});
   EXPECT_THROW(softmax(x, 2), Error);

@@ -103,6 +103,19 @@ TEST(TopK, NonContiguousInput) {
   expect_matches_reference(x, 3);
 }
 
+// bf16 values compare as the f32 values they hold: the same picks as topk of the widened input,
+// ties (frequent after rounding) to the lower index, values exact.
+TEST(TopKBf16, MatchesF32OnTheSameValues) {
+  Tensor x = random_tensor({40, 3, 7}, 4, DType::BF16).permute({1, 2, 0});  // [3, 7, 40]
+  for (int64_t k : {2, 9, 40}) {
+    auto [v, i] = topk(x, k);
+    auto [rv, ri] = topk(x.to(DType::F32), k);
+    EXPECT_EQ(v.dtype(), DType::BF16);
+    EXPECT_EQ(i.to_vector<int64_t>(), ri.to_vector<int64_t>()) << "k = " << k;
+    EXPECT_EQ(v.to_vector<float>(), rv.to_vector<float>()) << "k = " << k;
+  }
+}
+
 TEST(TopK, EmptyAndErrors) {
   auto [v, i] = topk(zeros({3, 4}), 0);
   EXPECT_EQ(v.shape(), (Shape{3, 0}));
@@ -113,7 +126,7 @@ TEST(TopK, EmptyAndErrors) {
   EXPECT_EQ(error_of([] { topk(scalar_tensor(1.0), 1); }),
             "topk: expected at least one dim, got a 0-d tensor");
   EXPECT_EQ(error_of([] { topk(zeros({4}, DType::I64), 1); }),
-            "topk: expected a float32 or float64 tensor, got int64");
+            "topk: expected a float32, float64 or bfloat16 tensor, got int64");
 }
 
 }  // namespace

@@ -22,21 +22,25 @@ Tensor make_targets(int64_t N, int64_t V, uint64_t seed, DType dtype, int64_t ig
 }
 
 // Forward (loss and lse) and backward on the GPU against the CPU, for logits given on both
-// devices (so that a view can be built on each).
+// devices (so that a view can be built on each). bf16 logits have an f32 loss and lse, take an
+// f32 upstream gradient and give a bf16 dlogits.
 void expect_parity(const Tensor& logits_cpu, const Tensor& logits_gpu, const Tensor& targets,
                    int64_t ignore_index, Reduction reduction, const std::string& what) {
   const DType dt = logits_cpu.dtype();
-  const double tol = dt == DType::F32 ? 1e-5 : 1e-12;
+  const double tol = dt == DType::F32 ? 1e-5 : dt == DType::BF16 ? 1e-2 : 1e-12;
+  const DType loss_dt = dt == DType::BF16 ? DType::F32 : dt;
   const Tensor targets_gpu = targets.to(Device::cuda());
   CrossEntropyOutput c = cross_entropy_forward(logits_cpu, targets, ignore_index, reduction);
   CrossEntropyOutput g = cross_entropy_forward(logits_gpu, targets_gpu, ignore_index, reduction);
   ASSERT_TRUE(g.loss.device().is_cuda() && g.lse.device().is_cuda()) << what;
+  EXPECT_EQ(g.loss.dtype(), loss_dt) << what;
   EXPECT_ALL_CLOSE(g.loss, c.loss, tol, tol) << what;
   EXPECT_ALL_CLOSE(g.lse, c.lse, tol, tol) << what;
-  const Tensor grad = full({}, 0.75, dt);
+  const Tensor grad = full({}, 0.75, loss_dt);
   Tensor dc = cross_entropy_backward(grad, logits_cpu, targets, c.lse, ignore_index, reduction);
   Tensor dg = cross_entropy_backward(grad.to(Device::cuda()), logits_gpu, targets_gpu, g.lse,
                                      ignore_index, reduction);
+  EXPECT_EQ(dg.dtype(), dt) << what;
   EXPECT_ALL_CLOSE(dg, dc, tol, tol) << what;
 }
 
@@ -51,7 +55,7 @@ TEST(CrossEntropyCuda, MatchesCpuOnOddSizesWithIgnoredRows) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
       {1, 1}, {5, 7}, {777, 7}, {777, 1}, {777, 50}, {33, 2000}, {1, 50307}, {5, 50307}};
   uint64_t seed = 1;
-  for (DType dt : {DType::F32, DType::F64}) {
+  for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
     for (const auto& [N, V] : shapes) {
       const Tensor logits = random_tensor({N, V}, seed++, dt);
       const Tensor logits_gpu = logits.to(Device::cuda());
@@ -66,7 +70,7 @@ TEST(CrossEntropyCuda, MatchesCpuOnOddSizesWithIgnoredRows) {
 
 TEST(CrossEntropyCuda, StridedAndTransposedLogits) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::F32, DType::F64}) {
+  for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
     // Row stride V + 5 with unit inner stride: the kernels read it where it lies.
     const Tensor wide = random_tensor({777, 55}, 20, dt);
     const Tensor targets = make_targets(777, 50, 21, DType::I64, -100, 3);

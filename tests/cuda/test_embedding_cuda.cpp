@@ -25,6 +25,22 @@ TEST(EmbeddingCuda, ForwardAndBackwardMatchCpu) {
   }
 }
 
+// A bf16 table: exact rows; the backward's f32 sums (in index order on both backends) are
+// rounded once, so the two backends agree exactly.
+TEST(EmbeddingCuda, Bf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor w = random_tensor({67, 50}, 6, DType::BF16).t();  // [50, 67], strided
+  Generator gen(7);
+  Tensor ids = randint(0, 50, {8, 125}, gen);
+  Tensor out = embedding(gpu(w), gpu(ids));
+  EXPECT_EQ(out.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(out, embedding(w, ids), 0, 0);
+  Tensor g = random_tensor({8, 125, 67}, 8, DType::BF16);
+  Tensor cuda = embedding_backward(gpu(g), gpu(ids), 50);
+  EXPECT_EQ(cuda.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(cuda, embedding_backward(g, ids, 50), 0, 0);
+}
+
 TEST(EmbeddingCuda, AutogradGradientMatchesCpu) {
   SKIP_WITHOUT_GPU();
   Tensor w = random_tensor({11, 5}, 4, DType::F32);

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <utility>
 
 #include "autograd/ops/matmul.h"
 #include "core/ops/matmul.h"
@@ -150,18 +151,99 @@ TEST(MatmulCuda, GroupedMatchesCpu) {
 TEST(MatmulCuda, GroupedLinearGradientsMatchCpu) {
   SKIP_WITHOUT_GPU();
   const std::vector<int64_t> rows = {3, 0, 4};
-  Tensor x = random_tensor({7, 5}, 90), g = random_tensor({7, 2}, 91);
-  std::vector<Tensor> w = {random_tensor({2, 5}, 92), random_tensor({2, 5}, 93),
-                           random_tensor({2, 5}, 94)};
-  auto grads = [&](Device dev) {
-    Variable vx(x.to(dev), true);
-    std::vector<Variable> vw;
-    for (const Tensor& t : w) vw.emplace_back(t.to(dev), true);
-    grouped_linear(vx, vw, rows).backward(g.to(dev));
-    return std::vector<Tensor>{vx.grad(), vw[0].grad(), vw[1].grad(), vw[2].grad()};
-  };
-  std::vector<Tensor> cpu = grads(Device::cpu()), cuda = grads(Device::cuda());
-  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_ALL_CLOSE(cuda[i], cpu[i], 1e-12, 1e-12);
+  for (const auto& [dtype, tol] : {std::pair{DType::F64, 1e-12}, std::pair{DType::BF16, 1e-2}}) {
+    Tensor x = random_tensor({7, 5}, 90, dtype), g = random_tensor({7, 2}, 91, dtype);
+    std::vector<Tensor> w = {random_tensor({2, 5}, 92, dtype), random_tensor({2, 5}, 93, dtype),
+                             random_tensor({2, 5}, 94, dtype)};
+    auto grads = [&](Device dev) {
+      Variable vx(x.to(dev), true);
+      std::vector<Variable> vw;
+      for (const Tensor& t : w) vw.emplace_back(t.to(dev), true);
+      grouped_linear(vx, vw, rows).backward(g.to(dev));
+      return std::vector<Tensor>{vx.grad(), vw[0].grad(), vw[1].grad(), vw[2].grad()};
+    };
+    std::vector<Tensor> cpu = grads(Device::cpu()), cuda = grads(Device::cuda());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      EXPECT_EQ(cuda[i].dtype(), dtype);
+      EXPECT_ALL_CLOSE(cuda[i], cpu[i], tol, tol);
+    }
+  }
+}
+
+// bf16 on the GPU (cuBLAS, f32 accumulation, one rounding) against bf16 on the CPU (sgemm on
+// widened operands, one rounding): the f32 sums differ only in order, so the results are
+// within a bf16 step.
+void expect_bf16_parity(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& ga,
+                        const Tensor& gb) {
+  Tensor cpu = matmul(a, b, ta, tb), cuda = matmul(ga, gb, ta, tb);
+  EXPECT_TRUE(cuda.device().is_cuda());
+  EXPECT_EQ(cuda.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(cuda, cpu, 1e-2, 1e-2);
+}
+
+Tensor bf16_random(const Shape& shape, uint64_t seed) {
+  return random_tensor(shape, seed, DType::BF16);
+}
+
+TEST(MatmulCudaBf16, TransposesOddSizesViewsAndBatches) {
+  SKIP_WITHOUT_GPU();
+  const int64_t sizes[][3] = {{1, 1, 1}, {37, 53, 19}, {33, 65, 31}};
+  uint64_t seed = 100;
+  for (const auto& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Tensor a = bf16_random(ta ? Shape{s[1], s[0]} : Shape{s[0], s[1]}, seed++);
+        Tensor b = bf16_random(tb ? Shape{s[2], s[1]} : Shape{s[1], s[2]}, seed++);
+        SCOPED_TRACE(::testing::Message() << "M K N " << s[0] << " " << s[1] << " " << s[2]
+                                          << " trans " << ta << tb);
+        expect_bf16_parity(a, b, ta, tb, gpu(a), gpu(b));
+      }
+  // Column-major, padded rows (ld 10) and a batch that does not fold, as views on the device.
+  Tensor base_a = bf16_random({53, 37}, seed++), row_padded = bf16_random({53, 30}, seed++);
+  Tensor col_major = base_a.t(), narrow_rows = row_padded.narrow(1, 3, 19);
+  expect_bf16_parity(col_major, narrow_rows, false, false, same_view(col_major, gpu(base_a)),
+                     same_view(narrow_rows, gpu(row_padded)));
+  Tensor base_x = bf16_random({2, 4, 3, 5}, seed++), base_y = bf16_random({2, 3, 3, 5}, seed++);
+  Tensor x = base_x.narrow(1, 1, 3), y = base_y.transpose(-2, -1);
+  expect_bf16_parity(x, y, false, false, same_view(x, gpu(base_x)), same_view(y, gpu(base_y)));
+  // Strided-batched with a shared (stride 0) operand, and broadcast batch dims.
+  Tensor s = bf16_random({3, 5}, seed++), t = bf16_random({4, 5, 2}, seed++);
+  expect_bf16_parity(s, t, false, false, gpu(s), gpu(t));
+  Tensor u = bf16_random({2, 1, 3, 5}, seed++), v = bf16_random({1, 4, 5, 2}, seed++);
+  expect_bf16_parity(u, v, false, false, gpu(u), gpu(v));
+}
+
+// Odd sizes, empty groups and a column-major input through cublasGemmGroupedBatchedEx; the
+// weight-gradient form; grouped_linear's bf16 gradients.
+TEST(MatmulCudaBf16, GroupedMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<int64_t> rows = {0, 33, 1, 0, 70, 5};
+  uint64_t seed = 160;
+  for (bool trans : {true, false}) {
+    SCOPED_TRACE(::testing::Message() << "trans " << trans);
+    Tensor base = bf16_random({53, 109}, seed++);
+    Tensor x = base.t();  // [109, 53], column-major
+    std::vector<Tensor> w, wg;
+    for (size_t g = 0; g < rows.size(); ++g) {
+      w.push_back(bf16_random(trans ? Shape{19, 53} : Shape{53, 19}, seed++));
+      wg.push_back(gpu(w[g]));
+    }
+    Tensor cuda = grouped_matmul(same_view(x, gpu(base)), wg, rows, trans);
+    EXPECT_TRUE(cuda.device().is_cuda());
+    EXPECT_EQ(cuda.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(cuda, grouped_matmul(x, w, rows, trans), 1e-2, 1e-2);
+  }
+  Tensor a = bf16_random({109, 19}, 180), b = bf16_random({109, 37}, 181);
+  const std::vector<bool> want = {true, true, false, true, true, true};
+  std::vector<Tensor> cpu = grouped_matmul_tn(a, b, rows, want);
+  std::vector<Tensor> cuda = grouped_matmul_tn(gpu(a), gpu(b), rows, want);
+  for (size_t g = 0; g < rows.size(); ++g) {
+    ASSERT_EQ(cuda[g].defined(), want[g]);
+    if (want[g]) {
+      EXPECT_EQ(cuda[g].dtype(), DType::BF16);
+      EXPECT_ALL_CLOSE(cuda[g], cpu[g], 1e-2, 1e-2);
+    }
+  }
 }
 
 }  // namespace

@@ -9,8 +9,9 @@ namespace {
 
 TEST(SoftmaxCuda, ForwardAndBackwardMatchCpuOnEveryPath) {
   SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::F32, DType::F64}) {
-    double tol = dt == DType::F32 ? 1e-5 : 1e-12;
+  // bf16: f32 arithmetic on both backends, outputs rounded once: within a bf16 step or two.
+  for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
+    double tol = dt == DType::F32 ? 1e-5 : dt == DType::BF16 ? 1e-2 : 1e-12;
     auto rt = [dt](const Shape& s, uint64_t seed) { return testing::random_tensor(s, seed, dt); };
     // short rows, warp rows, block rows, a middle dim, a strided input
     std::vector<std::pair<Tensor, int64_t>> cases = {
@@ -23,6 +24,7 @@ TEST(SoftmaxCuda, ForwardAndBackwardMatchCpuOnEveryPath) {
       for (bool log : {false, true}) {
         Tensor cpu = log ? log_softmax(x, dim) : softmax(x, dim);
         Tensor gpu = log ? log_softmax(gx, dim) : softmax(gx, dim);
+        EXPECT_EQ(gpu.dtype(), dt);
         EXPECT_ALL_CLOSE(gpu, cpu, tol, tol)
             << shape_str(x.shape()) << " dim " << dim << " log " << log;
         Tensor cb = log ? log_softmax_backward(grad, cpu, dim) : softmax_backward(grad, cpu, dim);

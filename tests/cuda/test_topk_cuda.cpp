@@ -25,6 +25,14 @@ TEST(TopKCuda, RouterSizesMatchCpu) {
   }
 }
 
+// bf16 compares as f32 on both backends: the same picks, exact values.
+TEST(TopKCuda, Bf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = random_tensor({1000, 37}, 4, DType::BF16);
+  for (int64_t k : {1, 2, 8}) expect_parity(x, k);
+  expect_parity(random_tensor({33, 4, 5}, 5, DType::BF16).transpose(0, 2), 7);
+}
+
 TEST(TopKCuda, LargeKTiesNanAndStrides) {
   SKIP_WITHOUT_GPU();
   expect_parity(random_tensor({3, 1000}, 1, DType::F64), 300);

@@ -1,15 +1,21 @@
 // The pieces of core/ops/attention_cuda.cu's kernels: the per-head views and the problem's
-// masking rule, which its generic kernels share, and the tiled f32 kernels of the common case
-// (head dim a multiple of 4, rows 16-byte aligned), FlashAttention-2's loops in plain f32 FMAs
-// (tensor cores' TF32 would lose the CPU parity): a block owns a tile of rows, the other side
-// streams through shared memory by cp.async, and each thread accumulates a register micro-tile
-// of the scores and of the outputs. Every sum runs in a fixed order and every output element
-// has one writer: results are bit-identical run to run.
+// masking rule, which its generic kernels share, and the tiled kernels of the common case
+// (f32 or bf16, head dim a multiple of 4, rows aligned to 4 elements), FlashAttention-2's loops
+// in plain f32 FMAs (tensor cores' TF32 would lose the CPU parity): a block owns a tile of rows,
+// the other side streams through shared memory, and each thread accumulates a register
+// micro-tile of the scores and of the outputs. Every sum runs in a fixed order and every output
+// element has one writer: results are bit-identical run to run.
+// bf16 operands are widened to f32 as they are loaded into the (f32) shared tiles, so the inner
+// products are the f32 kernels' own; f32 operands stream in by cp.async instead. Outputs are
+// rounded to bf16 once, when stored; lse and delta stay f32.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+
+#include "core/dtype.h"
 
 namespace moegrad::cuda::attention {
 
@@ -23,12 +29,14 @@ struct Heads {
   __device__ T* at(int64_t b, int64_t h) const { return base + b * sb + h * sh; }
 };
 
+// T: the storage type of the operands and the mask; scores are computed in compute_t<T>.
 template <typename T>
 struct Problem {
+  using C = compute_t<T>;
   int64_t H, Hkv, Tq, Sk;
   int D, group;
   bool causal;
-  T scale;
+  C scale;
   const T* mask;            // the [B, H, Tq, Sk] view, or null
   int64_t mb, mh, mt, ms;   // its strides (0 along broadcast dims)
 
@@ -37,10 +45,10 @@ struct Problem {
   }
   // Query t's score against key j from their dot product; -inf where the key is hidden or
   // either index lies in a tile's tail past the end.
-  __device__ T score(T dot, const T* mask_bh, int64_t t, int64_t j) const {
-    if (t >= Tq || j >= Sk || (causal && j > t + Sk - Tq)) return -T(INFINITY);
-    const T s = scale * dot;
-    return mask_bh ? s + mask_bh[t * mt + j * ms] : s;
+  __device__ C score(C dot, const T* mask_bh, int64_t t, int64_t j) const {
+    if (t >= Tq || j >= Sk || (causal && j > t + Sk - Tq)) return -C(INFINITY);
+    const C s = scale * dot;
+    return mask_bh ? s + C(mask_bh[t * mt + j * ms]) : s;
   }
   // Keys that query rows [t0, t0 + rows) may see, counted from key 0.
   __device__ int64_t keys(int64_t t0, int rows) const {
@@ -96,10 +104,30 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// Starts copying rows [row0, row0 + N) of a [n, D] matrix (row stride ld) into a [N, kLd]
-// tile; rows past n and columns past D (up to kD) read as 0.
-template <class C, int N>
-__device__ __forceinline__ void load_tile(float* tile, const float* src, int64_t ld, int64_t row0,
+// Four consecutive bf16 (8 bytes, aligned) widened to f32: a bf16 is the top half of an f32.
+__device__ __forceinline__ float4 load_bf16x4(const bf16* src) {
+  const uint2 u = *reinterpret_cast<const uint2*>(src);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                     __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+}
+
+// Stores four consecutive outputs (16 bytes of f32, or 8 of bf16 rounded once, aligned).
+__device__ __forceinline__ void store4(float* dst, float4 v) {
+  *reinterpret_cast<float4*>(dst) = v;
+}
+__device__ __forceinline__ void store4(bf16* dst, float4 v) {
+  const auto pair = [](float lo, float hi) {
+    return uint32_t(bf16(lo).bits) | uint32_t(bf16(hi).bits) << 16;
+  };
+  *reinterpret_cast<uint2*>(dst) = make_uint2(pair(v.x, v.y), pair(v.z, v.w));
+}
+
+// Starts copying rows [row0, row0 + N) of a [n, D] matrix (row stride ld) into a [N, kLd] f32
+// tile; rows past n and columns past D (up to kD) read as 0. f32 goes by cp.async (waited on
+// with cp_async_wait); bf16 is widened through registers, so its stores are done on return and
+// the cp.async groups it commits are empty: the kernels' barriers order both alike.
+template <class C, int N, typename T>
+__device__ __forceinline__ void load_tile(float* tile, const T* src, int64_t ld, int64_t row0,
                                           int64_t n, int D) {
   constexpr int kChunks = C::kD / 4;
 #pragma unroll
@@ -109,7 +137,13 @@ __device__ __forceinline__ void load_tile(float* tile, const float* src, int64_t
     const int r = i / kChunks, c = i % kChunks * 4;
     const int64_t row = row0 + r;
     const bool valid = row < n && c < D;
-    cp_async16(tile + r * C::kLd + c, valid ? src + row * ld + c : src, valid);
+    if constexpr (std::is_same_v<T, float>) {
+      cp_async16(tile + r * C::kLd + c, valid ? src + row * ld + c : src, valid);
+    } else {
+      static_assert(std::is_same_v<T, bf16>);
+      *reinterpret_cast<float4*>(tile + r * C::kLd + c) =
+          valid ? load_bf16x4(src + row * ld + c) : make_float4(0, 0, 0, 0);
+    }
   }
 }
 
@@ -175,8 +209,8 @@ __device__ __forceinline__ void mma_nn(float4 (&acc)[C::kTM][C::kTD], const floa
 }
 
 // Writes row i of a [kRows, D] accumulator times f to dst (row stride ld); rows past n skipped.
-template <class C>
-__device__ __forceinline__ void store_rows(float* dst, int64_t ld, int64_t row0, int64_t n, int D,
+template <class C, typename T>
+__device__ __forceinline__ void store_rows(T* dst, int64_t ld, int64_t row0, int64_t n, int D,
                                            const float4 (&acc)[C::kTM][C::kTD], int ty, int tx,
                                            const float (&f)[C::kTM]) {
 #pragma unroll
@@ -188,8 +222,7 @@ __device__ __forceinline__ void store_rows(float* dst, int64_t ld, int64_t row0,
       const int col = 4 * (tx + C::kCT * g);
       if (col >= D) continue;
       const float4 a = acc[i][g];
-      *reinterpret_cast<float4*>(dst + row * ld + col) =
-          make_float4(a.x * f[i], a.y * f[i], a.z * f[i], a.w * f[i]);
+      store4(dst + row * ld + col, make_float4(a.x * f[i], a.y * f[i], a.z * f[i], a.w * f[i]));
     }
   }
 }
@@ -213,10 +246,10 @@ __device__ __forceinline__ float row_sum(float v) {
 // causal limit. Shared: q [kRows][kLd], k and v [kCols][kLd], p [kRows][kLs]. cp.async groups,
 // in order: {q, k_0}, {v_0}, then per step {k_next}, {v_next}, so that k_next loads during the
 // softmax and P V, and v_next during the next Q K^T.
-template <class C>
+template <class C, typename T>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    forward_tiled(Heads<float> out, float* lse, Heads<const float> q, Heads<const float> k,
-                  Heads<const float> v, Problem<float> p) {
+    forward_tiled(Heads<T> out, float* lse, Heads<const T> q, Heads<const T> k, Heads<const T> v,
+                  Problem<T> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* qs = reinterpret_cast<float*>(smem);
   float* ks = qs + C::kRows * C::kLd;
@@ -225,9 +258,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H, hk = h / p.group;
   const int64_t t0 = int64_t(gridDim.y - 1 - blockIdx.y) * C::kRows;
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const float* mask = p.mask_at(b, h);
-  const float* kh = k.at(b, hk);
-  const float* vh = v.at(b, hk);
+  const T* mask = p.mask_at(b, h);
+  const T* kh = k.at(b, hk);
+  const T* vh = v.at(b, hk);
   const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kCols>(ks, kh, k.ld, 0, p.Sk, p.D);
@@ -312,10 +345,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 // where P = exp(score - lse) and dS = P (dO V^T - delta). Shared: q and dO [kRows][kLd], k and
 // v [kCols][kLd], dS [kRows][kLs]. cp.async groups: {q, dO, v_0}, {k_0}, then per step
 // {v_next} (loads during Q K^T and dS K), {k_next} (during the next dO V^T).
-template <class C>
+template <class C, typename T>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    dq_tiled(Heads<float> dq, Heads<const float> q, Heads<const float> k, Heads<const float> v,
-             Heads<const float> g, const float* lse, const float* delta, Problem<float> p) {
+    dq_tiled(Heads<T> dq, Heads<const T> q, Heads<const T> k, Heads<const T> v, Heads<const T> g,
+             const float* lse, const float* delta, Problem<T> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* qs = reinterpret_cast<float*>(smem);
   float* gs = qs + C::kRows * C::kLd;
@@ -325,9 +358,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H, hk = h / p.group;
   const int64_t t0 = int64_t(gridDim.y - 1 - blockIdx.y) * C::kRows;
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const float* mask = p.mask_at(b, h);
-  const float* kh = k.at(b, hk);
-  const float* vh = v.at(b, hk);
+  const T* mask = p.mask_at(b, h);
+  const T* kh = k.at(b, hk);
+  const T* vh = v.at(b, hk);
   const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kRows>(gs, g.at(b, h), g.ld, t0, p.Tq, p.D);
@@ -390,11 +423,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 // tile. Shared: k and v [kRows][kLd], q and dO [kCols][kLd], P^T and dS^T [kRows][kLs].
 // cp.async groups: {k, v, q_0}, {dO_0}, then per step {q_next} (loads during the dV product),
 // {dO_next} (during the next K Q^T).
-template <class C>
+template <class C, typename T>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    dkdv_tiled(Heads<float> dk, Heads<float> dv, Heads<const float> q, Heads<const float> k,
-               Heads<const float> v, Heads<const float> g, const float* lse, const float* delta,
-               Problem<float> p) {
+    dkdv_tiled(Heads<T> dk, Heads<T> dv, Heads<const T> q, Heads<const T> k, Heads<const T> v,
+               Heads<const T> g, const float* lse, const float* delta, Problem<T> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* ks = reinterpret_cast<float*>(smem);
   float* vs = ks + C::kRows * C::kLd;
@@ -430,7 +462,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   for (int64_t st = 0; st < steps; ++st) {
     const int64_t h = head_of(st), i0 = row_of(st);
     const bool more = st + 1 < steps;
-    const float* mask = p.mask_at(b, h);
+    const T* mask = p.mask_at(b, h);
     // A tail query gets lse = +inf, so its probabilities are exp(-inf) = 0.
     float lse_c[C::kTN], delta_c[C::kTN];
 #pragma unroll

@@ -45,6 +45,9 @@ Tensor expanded_mask(const char* op, const Tensor& mask, const Tensor& q, const 
   return mask.expand(full);
 }
 
+// lse is a statistic: bf16 inputs keep it in f32, the precision the kernels compute in.
+DType stat_dtype(const Tensor& q) { return q.dtype() == DType::BF16 ? DType::F32 : q.dtype(); }
+
 double resolve_scale(const Tensor& q, std::optional<double> scale) {
   return scale.value_or(1.0 / std::sqrt(double(q.size(3))));
 }
@@ -68,7 +71,7 @@ AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor
   check_qkv(op, q, k, v);
   Tensor m = expanded_mask(op, mask, q, k);
   AttentionOutput res{empty(q.shape(), q.dtype(), q.device()),
-                      empty({q.size(0), q.size(1), q.size(2)}, q.dtype(), q.device())};
+                      empty({q.size(0), q.size(1), q.size(2)}, stat_dtype(q), q.device())};
   profile_attention_flops(op, q, k, causal, 2);
   // The outputs exist: the operands' copies and the kernels' scratch are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
@@ -85,10 +88,12 @@ AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Ten
   check_defined(op, grad, "grad");
   check_defined(op, out, "out");
   check_defined(op, lse, "lse");
-  for (const Tensor* t : {&grad, &out, &lse}) {
-    check_same_device(op, *t, q);
-    check_same_dtype(op, *t, q);
-  }
+  for (const Tensor* t : {&grad, &out, &lse}) check_same_device(op, *t, q);
+  check_same_dtype(op, grad, q);
+  check_same_dtype(op, out, q);
+  MOEGRAD_CHECK(lse.dtype() == stat_dtype(q), op, ": expected lse of dtype ",
+                dtype_name(stat_dtype(q)), " for q of dtype ", dtype_name(q.dtype()), ", got ",
+                dtype_name(lse.dtype()));
   const Shape lse_shape{q.size(0), q.size(1), q.size(2)};
   MOEGRAD_CHECK(grad.shape() == q.shape() && out.shape() == q.shape() && lse.shape() == lse_shape,
                 op, ": expected grad and out ", shape_str(q.shape()), " and lse ",

@@ -10,7 +10,8 @@ namespace moegrad {
 
 struct AttentionOutput {
   Tensor out;  // [B, H, T, D], contiguous
-  Tensor lse;  // [B, H, T]: logsumexp of each row's scores; +inf for a row that sees no key
+  Tensor lse;  // [B, H, T]: logsumexp of each row's scores; +inf for a row that sees no key.
+               // In the compute dtype: f32 for bf16 inputs.
 };
 struct AttentionGrads {
   Tensor dq;  // q's shape
@@ -21,8 +22,10 @@ struct AttentionGrads {
 // q: [B, H, T, D]; k, v: [B, Hkv, S, D] with H % Hkv == 0: query head h reads kv head
 // h / (H / Hkv). causal: query t sees keys j <= t + (S - T). mask: additive, broadcastable to
 // [B, H, T, S] (e.g. -inf at padding), q's dtype; no gradient flows to it. scale defaults to
-// 1 / sqrt(D). Softmax runs in the inputs' dtype. A row whose every score is -inf outputs 0 and
-// gets a zero gradient (torch gives NaN). Any strides; unit stride along D avoids a copy.
+// 1 / sqrt(D). Softmax runs in the inputs' compute dtype: bf16 inputs (q, k, v, mask, grad and
+// out alike) get f32 scores, softmax and accumulators, and bf16 outputs rounded once. A row
+// whose every score is -inf outputs 0 and gets a zero gradient (torch gives NaN). Any strides;
+// unit stride along D avoids a copy.
 AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                   const Tensor& mask = Tensor(),
                                   std::optional<double> scale = std::nullopt);
@@ -39,7 +42,8 @@ inline Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, con
 
 namespace cpu {
 // q, k, v, grad: unit stride along D and a row stride of at least D; mask: undefined or
-// expanded to [B, H, T, S]; out, lse, dq, dk, dv: contiguous. scale already resolved.
+// expanded to [B, H, T, S]; out, lse, dq, dk, dv: contiguous. scale already resolved. bf16
+// operands are widened to f32 copies (workspace) for the f32 kernels, the outputs rounded once.
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, bool causal, const Tensor& mask, double scale);
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad,
@@ -48,7 +52,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
 }  // namespace cpu
 
 namespace cuda {
-// The same contract as cpu::; head dims up to 128.
+// The same contract as cpu::; head dims up to 128. bf16 is read and written as bf16.
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, bool causal, const Tensor& mask, double scale);
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad,

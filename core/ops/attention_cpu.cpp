@@ -53,6 +53,18 @@ struct Dims {
   bool parallel() const { return B * H * T * S * D >= kParallelGrain; }
 };
 
+// Adds row t of the mask to scores s. The mask keeps its own dtype: bf16 when the operands of a
+// bf16 call were widened (widening the mask too would copy its broadcast [B, H, T, S] view).
+template <typename T>
+void add_mask_row(T* s, const Tensor& mask, int64_t b, int64_t h, int64_t t, int64_t keys) {
+  dispatch_compute(mask.dtype(), "scaled_dot_product_attention", [&](auto tag) {
+    using M = typename decltype(tag)::type;
+    const M* mr = mask.data<M>() + b * mask.stride(0) + h * mask.stride(1) + t * mask.stride(2);
+    const int64_t ms = mask.stride(3);
+    for (int64_t j = 0; j < keys; ++j) s[j] += T(compute_t<M>(mr[j * ms]));
+  });
+}
+
 // Adds the mask to a block's scores (ld = keys) and hides the keys a causal row must not see.
 template <typename T>
 void mask_scores(T* sc, const Dims& d, int64_t b, int64_t h, int64_t t0, int64_t rows,
@@ -60,11 +72,7 @@ void mask_scores(T* sc, const Dims& d, int64_t b, int64_t h, int64_t t0, int64_t
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t t = t0 + i;
     T* s = sc + i * keys;
-    if (mask.defined()) {
-      const T* mr = mask.data<T>() + b * mask.stride(0) + h * mask.stride(1) + t * mask.stride(2);
-      const int64_t ms = mask.stride(3);
-      for (int64_t j = 0; j < keys; ++j) s[j] += mr[j * ms];
-    }
+    if (mask.defined()) add_mask_row(s, mask, b, h, t, keys);
     const int64_t visible = causal ? std::clamp(t + 1 + d.S - d.T, int64_t(0), keys) : keys;
     std::fill(s + visible, s + keys, -std::numeric_limits<T>::infinity());
   }
@@ -214,6 +222,14 @@ void backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor
 
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, bool causal, const Tensor& mask, double scale) {
+  if (q.dtype() == DType::BF16) {
+    // BLAS has no bf16 GEMM: the f32 kernel on widened copies, each output rounded once.
+    const Tensor o = empty(out.shape(), DType::F32);
+    forward<float>(o, lse, q.to(DType::F32), k.to(DType::F32), v.to(DType::F32), causal, mask,
+                   float(scale));
+    out.copy_(o);
+    return;
+  }
   dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     forward<T>(out, lse, q, k, v, causal, mask, T(scale));
@@ -223,6 +239,17 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, bool causal, const Tensor& mask, double scale) {
+  if (q.dtype() == DType::BF16) {
+    const auto f32 = [](const Tensor& t) { return t.to(DType::F32); };
+    const Tensor dq32 = empty(dq.shape(), DType::F32), dk32 = empty(dk.shape(), DType::F32),
+                 dv32 = empty(dv.shape(), DType::F32);
+    backward<float>(dq32, dk32, dv32, f32(grad), f32(q), f32(k), f32(v), f32(out), lse, causal,
+                    mask, float(scale));
+    dq.copy_(dq32);
+    dk.copy_(dk32);
+    dv.copy_(dv32);
+    return;
+  }
   dispatch_float(q.dtype(), "scaled_dot_product_attention_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     backward<T>(dq, dk, dv, grad, q, k, v, out, lse, causal, mask, T(scale));

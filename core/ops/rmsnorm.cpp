@@ -8,6 +8,9 @@ namespace {
 
 Shape row_shape(const Tensor& x) { return Shape(x.shape().begin(), x.shape().end() - 1); }
 
+// rstd is a statistic: bf16 inputs keep it in f32, the precision the kernels compute in.
+DType stat_dtype(const Tensor& x) { return x.dtype() == DType::BF16 ? DType::F32 : x.dtype(); }
+
 void check_input_and_weight(const char* op, const Tensor& x, const Tensor& w) {
   check_defined(op, x, "input");
   check_defined(op, w, "weight");
@@ -23,7 +26,7 @@ void check_input_and_weight(const char* op, const Tensor& x, const Tensor& w) {
 RmsNormOutput rmsnorm_forward(const Tensor& x, const Tensor& w, double eps) {
   check_input_and_weight("rmsnorm", x, w);
   RmsNormOutput out{empty(x.shape(), x.dtype(), x.device()),
-                    empty(row_shape(x), x.dtype(), x.device())};
+                    empty(row_shape(x), stat_dtype(x), x.device())};
   // The outputs exist: operand copies are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   MOEGRAD_DISPATCH(x.device(), "rmsnorm", rmsnorm_forward, out.y, out.rstd, x.contiguous(),
@@ -37,7 +40,9 @@ RmsNormGrads rmsnorm_backward(const Tensor& grad, const Tensor& x, const Tensor&
   check_defined("rmsnorm_backward", grad, "grad");
   check_defined("rmsnorm_backward", rstd, "rstd");
   check_same_dtype("rmsnorm_backward", grad, x);
-  check_same_dtype("rmsnorm_backward", rstd, x);
+  MOEGRAD_CHECK(rstd.dtype() == stat_dtype(x), "rmsnorm_backward: expected rstd of dtype ",
+                dtype_name(stat_dtype(x)), " for input of dtype ", dtype_name(x.dtype()), ", got ",
+                dtype_name(rstd.dtype()));
   check_same_device("rmsnorm_backward", grad, x);
   check_same_device("rmsnorm_backward", rstd, x);
   MOEGRAD_CHECK(grad.shape() == x.shape() && rstd.shape() == row_shape(x),

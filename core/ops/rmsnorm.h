@@ -7,14 +7,15 @@ namespace moegrad {
 
 struct RmsNormOutput {
   Tensor y;     // x's shape, contiguous
-  Tensor rstd;  // x's shape without the last dim: 1 / sqrt(mean(x^2) + eps)
+  Tensor rstd;  // x's shape without the last dim: 1 / sqrt(mean(x^2) + eps); f32 for bf16 x
 };
 struct RmsNormGrads {
   Tensor dx;  // x's shape
   Tensor dw;  // [D]
 };
 
-// x: [..., D], w: [D], one float dtype and device. The statistic is accumulated in f64.
+// x: [..., D], w: [D], one dtype (f32, f64 or bf16) and device. The statistic is accumulated in
+// f64; bf16 computes in f32 and rounds y (and dx, dw) once.
 RmsNormOutput rmsnorm_forward(const Tensor& x, const Tensor& w, double eps);
 // grad: y's shape. dw sums over rows in a fixed order, whatever the thread count.
 RmsNormGrads rmsnorm_backward(const Tensor& grad, const Tensor& x, const Tensor& w,

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/cpu_loop.h"
@@ -12,24 +14,43 @@ namespace {
 // order, make the result independent of how blocks are spread over threads.
 constexpr int64_t kMaxRowBlocks = 64;
 
+// An f64 sum into the storage type, rounded once: bf16 goes through f32 rounded to odd (an
+// inexact value keeps a sticky low bit), which bf16's round to nearest even then rounds as it
+// would the f64 value.
+template <typename T>
+T round_from_f64(double v) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    float f = float(v);
+    if (double(f) != v) {
+      uint32_t u = f32_bits(f);
+      if (std::fabs(double(f)) > std::fabs(v)) --u;
+      f = f32_from_bits(u | 1u);
+    }
+    return bf16(f);
+  } else {
+    return T(v);
+  }
+}
+
 template <typename T>
 void forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w, double eps) {
+  using C = compute_t<T>;
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   const T* xp = x.data<T>();
   const T* wp = w.data<T>();
   T* yp = y.data<T>();
-  T* rp = rstd.data<T>();
+  C* rp = rstd.data<C>();
 #pragma omp parallel for schedule(static) if (rows * D >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = xp + r * D;
     T* yr = yp + r * D;
     double ss = 0;
 #pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < D; ++j) ss += double(xr[j]) * double(xr[j]);
-    const T rs = T(1.0 / std::sqrt(ss / double(D) + eps));
+    for (int64_t j = 0; j < D; ++j) ss += double(C(xr[j])) * double(C(xr[j]));
+    const C rs = C(1.0 / std::sqrt(ss / double(D) + eps));
     rp[r] = rs;
 #pragma omp simd
-    for (int64_t j = 0; j < D; ++j) yr[j] = xr[j] * rs * wp[j];
+    for (int64_t j = 0; j < D; ++j) yr[j] = T(C(xr[j]) * rs * C(wp[j]));
   }
 }
 
@@ -37,11 +58,12 @@ void forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor&
 template <typename T>
 void backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tensor& x,
               const Tensor& w, const Tensor& rstd) {
+  using C = compute_t<T>;
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   const T* gp = grad.data<T>();
   const T* xp = x.data<T>();
   const T* wp = w.data<T>();
-  const T* rp = rstd.data<T>();
+  const C* rp = rstd.data<C>();
   T* dxp = dx.data<T>();
   const int64_t blocks = std::min(rows, kMaxRowBlocks);
   std::vector<double> partial(size_t(std::max<int64_t>(blocks, 1) * D), 0.0);
@@ -55,13 +77,14 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tens
       const double rs = double(rp[r]);
       double dot = 0;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t j = 0; j < D; ++j) dot += double(gr[j]) * double(wp[j]) * double(xr[j]);
-      const T c = T(dot * rs * rs * rs / double(D));
-      const T rt = T(rs);
+      for (int64_t j = 0; j < D; ++j)
+        dot += double(C(gr[j])) * double(C(wp[j])) * double(C(xr[j]));
+      const C c = C(dot * rs * rs * rs / double(D));
+      const C rt = C(rs);
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) {
-        dxr[j] = rt * gr[j] * wp[j] - xr[j] * c;
-        pw[j] += double(gr[j]) * double(xr[j]) * rs;
+        dxr[j] = T(rt * C(gr[j]) * C(wp[j]) - C(xr[j]) * c);
+        pw[j] += double(C(gr[j])) * double(C(xr[j])) * rs;
       }
     }
   }
@@ -72,21 +95,21 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tens
     for (int64_t j = 0; j < D; ++j) partial[j] += pw[j];
   }
   T* dwp = dw.data<T>();
-  for (int64_t j = 0; j < D; ++j) dwp[j] = T(partial[j]);
+  for (int64_t j = 0; j < D; ++j) dwp[j] = round_from_f64<T>(partial[j]);
 }
 
 }  // namespace
 
 void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w,
                      double eps) {
-  dispatch_float(x.dtype(), "rmsnorm", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rmsnorm", [&](auto tag) {
     forward<typename decltype(tag)::type>(y, rstd, x, w, eps);
   });
 }
 
 void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tensor& x,
                       const Tensor& w, const Tensor& rstd) {
-  dispatch_float(x.dtype(), "rmsnorm_backward", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rmsnorm_backward", [&](auto tag) {
     backward<typename decltype(tag)::type>(dx, dw, grad, x, w, rstd);
   });
 }

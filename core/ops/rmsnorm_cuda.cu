@@ -14,8 +14,8 @@ namespace {
 
 // kThreads threads (a warp, or the whole block for long rows) per row, the row statistic summed
 // in f64 like the CPU.
-template <int kThreads, typename T>
-__global__ void forward_kernel(T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_t D,
+template <int kThreads, typename T, typename C = compute_t<T>>
+__global__ void forward_kernel(T* y, C* rstd, const T* x, const T* w, int64_t rows, int64_t D,
                                double eps) {
   constexpr int kRows = kBlock / kThreads;
   __shared__ double sm[kRows][kThreads];
@@ -23,20 +23,20 @@ __global__ void forward_kernel(T* y, T* rstd, const T* x, const T* w, int64_t ro
   double ss = 0;
   if (row < rows)
     for (int64_t j = threadIdx.x; j < D; j += kThreads) {
-      const double v = x[row * D + j];
+      const double v = C(x[row * D + j]);
       ss += v * v;
     }
   ss = fold_row(ss, sm, [](double a, double b) { return a + b; });
   if (row >= rows) return;
-  const T rs = T(1.0 / sqrt(ss / double(D) + eps));
+  const C rs = C(1.0 / sqrt(ss / double(D) + eps));
   if (threadIdx.x == 0) rstd[row] = rs;
   for (int64_t j = threadIdx.x; j < D; j += kThreads)
-    y[row * D + j] = mul_rn(mul_rn(x[row * D + j], rs), w[j]);
+    y[row * D + j] = T(mul_rn(mul_rn(C(x[row * D + j]), rs), C(w[j])));
 }
 
 // dx_j = r g_j w_j - x_j r^3 / D * sum_k g_k w_k x_k, with the row layout of the forward.
-template <int kThreads, typename T>
-__global__ void backward_dx_kernel(T* dx, const T* g, const T* x, const T* w, const T* rstd,
+template <int kThreads, typename T, typename C = compute_t<T>>
+__global__ void backward_dx_kernel(T* dx, const T* g, const T* x, const T* w, const C* rstd,
                                    int64_t rows, int64_t D) {
   constexpr int kRows = kBlock / kThreads;
   __shared__ double sm[kRows][kThreads];
@@ -44,15 +44,15 @@ __global__ void backward_dx_kernel(T* dx, const T* g, const T* x, const T* w, co
   double dot = 0;
   if (row < rows)
     for (int64_t j = threadIdx.x; j < D; j += kThreads)
-      dot += double(g[row * D + j]) * double(w[j]) * double(x[row * D + j]);
+      dot += double(C(g[row * D + j])) * double(C(w[j])) * double(C(x[row * D + j]));
   dot = fold_row(dot, sm, [](double a, double b) { return a + b; });
   if (row >= rows) return;
   const double rs = double(rstd[row]);
-  const T c = T(dot * rs * rs * rs / double(D));
-  const T rt = T(rs);
+  const C c = C(dot * rs * rs * rs / double(D));
+  const C rt = C(rs);
   for (int64_t j = threadIdx.x; j < D; j += kThreads) {
     const int64_t k = row * D + j;
-    dx[k] = mul_rn(mul_rn(rt, g[k]), w[j]) - mul_rn(x[k], c);
+    dx[k] = T(mul_rn(mul_rn(rt, C(g[k])), C(w[j])) - mul_rn(C(x[k]), c));
   }
 }
 
@@ -65,8 +65,8 @@ constexpr int kRowLanes = kBlock / kColumns;
 // so that every GPU gives the same dw.
 constexpr int64_t kMaxRowChunks = 128;
 
-template <typename T>
-__global__ void dw_partial_kernel(double* partial, const T* g, const T* x, const T* rstd,
+template <typename T, typename C = compute_t<T>>
+__global__ void dw_partial_kernel(double* partial, const T* g, const T* x, const C* rstd,
                                   int64_t rows, int64_t D, int64_t chunks) {
   __shared__ double sm[kRowLanes][kColumns];
   const int64_t j = int64_t(blockIdx.x) * kColumns + threadIdx.x;
@@ -75,7 +75,7 @@ __global__ void dw_partial_kernel(double* partial, const T* g, const T* x, const
   double acc = 0;
   if (j < D)
     for (int64_t r = begin + threadIdx.y; r < end; r += kRowLanes)
-      acc += double(g[r * D + j]) * double(x[r * D + j]) * double(rstd[r]);
+      acc += double(C(g[r * D + j])) * double(C(x[r * D + j])) * double(rstd[r]);
   sm[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
 #pragma unroll
@@ -86,13 +86,27 @@ __global__ void dw_partial_kernel(double* partial, const T* g, const T* x, const
   if (threadIdx.y == 0 && j < D) partial[chunk * D + j] = sm[0][threadIdx.x];
 }
 
+// An f64 sum into the storage type, rounded once: bf16 goes through f32 rounded to odd (an
+// inexact value keeps a sticky low bit), which bf16's round to nearest even then rounds as it
+// would the f64 value. The CPU rounds the same way.
+template <typename T>
+__device__ T round_from_f64(double v) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    float f = __double2float_rz(v);
+    if (double(f) != v) f = __uint_as_float(__float_as_uint(f) | 1u);
+    return bf16(f);
+  } else {
+    return T(v);
+  }
+}
+
 template <typename T>
 __global__ void dw_finish_kernel(T* dw, const double* partial, int64_t D, int64_t chunks) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < D;
        j += int64_t(gridDim.x) * blockDim.x) {
     double s = 0;
     for (int64_t c = 0; c < chunks; ++c) s += partial[c * D + j];
-    dw[j] = T(s);
+    dw[j] = round_from_f64<T>(s);
   }
 }
 
@@ -123,11 +137,12 @@ void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   if (rows == 0) return;
   cudaStream_t s = stream(x.device().index);
-  dispatch_float(x.dtype(), "rmsnorm", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rmsnorm", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     launch_rows("rmsnorm", rows, D, [&](auto threads, unsigned grid, dim3 block) {
       forward_kernel<decltype(threads)::value, T><<<grid, block, 0, s>>>(
-          y.data<T>(), rstd.data<T>(), x.data<T>(), w.data<T>(), rows, D, eps);
+          y.data<T>(), rstd.data<C>(), x.data<T>(), w.data<T>(), rows, D, eps);
     });
   });
 }
@@ -143,16 +158,17 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, co
   // Freed on return, but the caching allocator hands it out again only to work queued after
   // the finishing kernel on the same stream.
   Tensor partial = empty({std::max<int64_t>(chunks, 1), D}, DType::F64, x.device());
-  dispatch_float(x.dtype(), "rmsnorm_backward", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rmsnorm_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     if (rows > 0) {
       launch_rows("rmsnorm_backward", rows, D, [&](auto threads, unsigned grid, dim3 block) {
         backward_dx_kernel<decltype(threads)::value, T><<<grid, block, 0, s>>>(
-            dx.data<T>(), grad.data<T>(), x.data<T>(), w.data<T>(), rstd.data<T>(), rows, D);
+            dx.data<T>(), grad.data<T>(), x.data<T>(), w.data<T>(), rstd.data<C>(), rows, D);
       });
       const dim3 grid(unsigned((D + kColumns - 1) / kColumns), unsigned(chunks));
       dw_partial_kernel<T><<<grid, dim3(kColumns, kRowLanes), 0, s>>>(
-          partial.data<double>(), grad.data<T>(), x.data<T>(), rstd.data<T>(), rows, D, chunks);
+          partial.data<double>(), grad.data<T>(), x.data<T>(), rstd.data<C>(), rows, D, chunks);
       MOEGRAD_CUDA_CHECK_LAUNCH();
     }
     // With no rows, no chunk: dw is all zeros, like the CPU's.

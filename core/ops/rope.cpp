@@ -32,7 +32,9 @@ Tensor apply(const char* op, const Tensor& x, double theta, const Tensor& positi
   MOEGRAD_CHECK(theta > 0, op, ": theta must be positive, got ", theta);
   Tensor out = empty(x.shape(), x.dtype(), x.device());
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the tables
-  RopeTables tab = rope_tables(x.size(-2), x.size(-1), theta, positions, x.dtype());
+  // bf16 inputs rotate by f32 tables: their angles are as exact as f32 training's.
+  const DType table_dtype = x.dtype() == DType::BF16 ? DType::F32 : x.dtype();
+  RopeTables tab = rope_tables(x.size(-2), x.size(-1), theta, positions, table_dtype);
   // The tables come from the host (the rounding HF does); a GPU gets a copy of the same bits.
   MOEGRAD_DISPATCH(x.device(), op, rope, out, x, tab.cos.to(x.device()), tab.sin.to(x.device()),
                    inverse);

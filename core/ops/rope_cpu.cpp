@@ -7,6 +7,7 @@ namespace {
 template <typename T>
 void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin,
             bool inverse) {
+  using C = compute_t<T>;
   const int64_t seq = x.size(-2), D = x.size(-1), half = D / 2;
   const int64_t rows = D == 0 ? 0 : x.numel() / D;
   const int64_t st = x.stride(-2), sd = x.stride(-1);
@@ -14,10 +15,10 @@ void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor&
   const Shape& shape = x.shape();
   const Shape& strides = x.strides();
   const T* xp = x.data<T>();
-  const T* cp = cos.data<T>();
-  const T* sp = sin.data<T>();
+  const C* cp = cos.data<C>();
+  const C* sp = sin.data<C>();
   T* op = out.data<T>();
-  const T sign = inverse ? T(-1) : T(1);
+  const C sign = inverse ? C(-1) : C(1);
 #pragma omp parallel for schedule(static) if (rows * D >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = r % seq;
@@ -28,21 +29,21 @@ void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor&
     }
     const T* lo = xp + off;
     const T* hi = lo + half * sd;
-    const T* c = cp + t * half;
-    const T* s = sp + t * half;
+    const C* c = cp + t * half;
+    const C* s = sp + t * half;
     T* o = op + r * D;
     if (sd == 1) {
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
-        const T si = sign * s[i];
-        o[i] = lo[i] * c[i] - hi[i] * si;
-        o[i + half] = hi[i] * c[i] + lo[i] * si;
+        const C si = sign * s[i];
+        o[i] = T(C(lo[i]) * c[i] - C(hi[i]) * si);
+        o[i + half] = T(C(hi[i]) * c[i] + C(lo[i]) * si);
       }
     } else {
       for (int64_t i = 0; i < half; ++i) {
-        const T si = sign * s[i];
-        o[i] = lo[i * sd] * c[i] - hi[i * sd] * si;
-        o[i + half] = hi[i * sd] * c[i] + lo[i * sd] * si;
+        const C si = sign * s[i];
+        o[i] = T(C(lo[i * sd]) * c[i] - C(hi[i * sd]) * si);
+        o[i + half] = T(C(hi[i * sd]) * c[i] + C(lo[i * sd]) * si);
       }
     }
   }
@@ -51,7 +52,7 @@ void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor&
 }  // namespace
 
 void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse) {
-  dispatch_float(x.dtype(), "rope", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rope", [&](auto tag) {
     rotate<typename decltype(tag)::type>(out, x, cos, sin, inverse);
   });
 }

@@ -9,21 +9,21 @@ namespace {
 
 // One thread per rotated pair (x[..., t, i], x[..., t, i + D/2]). Operand offsets: 0 the low
 // element of x, 1 the low element of out, 2 the (t, i) entry of the tables.
-template <typename T>
+template <typename T, typename C = compute_t<T>>
 struct RotatePair {
   T* out;
   const T* x;
-  const T* cos;
-  const T* sin;
+  const C* cos;  // the tables are in the compute type: f32 for bf16 x
+  const C* sin;
   int64_t x_half;    // from a low element of x to its high partner
   int64_t out_half;  // the same in out
-  T sign;            // -1 rotates by -a
+  C sign;            // -1 rotates by -a
   __device__ void operator()(const int64_t* off) const {
-    const T lo = x[off[0]], hi = x[off[0] + x_half];
-    const T c = cos[off[2]];
-    const T s = sign * sin[off[2]];
-    out[off[1]] = mul_rn(lo, c) - mul_rn(hi, s);
-    out[off[1] + out_half] = mul_rn(hi, c) + mul_rn(lo, s);
+    const C lo = C(x[off[0]]), hi = C(x[off[0] + x_half]);
+    const C c = cos[off[2]];
+    const C s = sign * sin[off[2]];
+    out[off[1]] = T(mul_rn(lo, c) - mul_rn(hi, s));
+    out[off[1] + out_half] = T(mul_rn(hi, c) + mul_rn(lo, s));
   }
 };
 
@@ -37,11 +37,12 @@ void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& s
   Shape table_strides(pairs.size(), 0);
   table_strides[pairs.size() - 2] = half;
   table_strides.back() = 1;
-  dispatch_float(x.dtype(), "rope", [&](auto tag) {
+  dispatch_compute(x.dtype(), "rope", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
     launch_elementwise<3>(pairs, {x.strides(), out.strides(), table_strides}, x.device().index,
-                          RotatePair<T>{out.data<T>(), x.data<T>(), cos.data<T>(), sin.data<T>(),
-                                        half * x.stride(-1), half, inverse ? T(-1) : T(1)});
+                          RotatePair<T>{out.data<T>(), x.data<T>(), cos.data<C>(), sin.data<C>(),
+                                        half * x.stride(-1), half, inverse ? C(-1) : C(1)});
   });
 }
 

@@ -129,6 +129,56 @@ TEST(Attention, BackwardDoesNotDependOnThreadCount) {
   EXPECT_EQ(g1.dv.to_vector<float>(), g3.dv.to_vector<float>());
 }
 
+// bf16 computes in f32 (scores, softmax, accumulators, lse) and rounds each output once: the f32
+// op on the same (bf16-valued) inputs, within bf16's precision, forward and backward.
+TEST(Attention, Bf16MatchesFloat32OnTheSameInputs) {
+  const auto f32 = [](const Tensor& t) { return t.to(DType::F32); };
+  const auto bf = [](const Shape& s, uint64_t seed) { return random_tensor(s, seed, DType::BF16); };
+  struct Case {
+    Tensor q, k, v, mask;
+    bool causal;
+  };
+  Tensor pad = zeros({2, 1, 1, 9}, DType::BF16);
+  pad.select(0, 1).select(2, 4).fill_(-INFINITY);
+  const Case cases[] = {
+      // q as [B, T, H, D] transposed to [B, H, T, D], 3 query heads over 1 kv head, odd T and D.
+      {bf({1, 7, 3, 5}, 40).transpose(1, 2), bf({1, 1, 7, 5}, 41), bf({1, 1, 7, 5}, 42),
+       Tensor(), true},
+      // 5 heads, S > T, a bf16 padding mask, T across two query blocks, k with non-unit stride
+      // along D.
+      {bf({2, 5, 67, 8}, 43), bf({2, 5, 8, 9}, 44).transpose(2, 3), bf({2, 5, 9, 8}, 45), pad,
+       false},
+  };
+  for (const Case& c : cases) {
+    const Tensor m32 = c.mask.defined() ? f32(c.mask) : Tensor();
+    AttentionOutput b = attention_forward(c.q, c.k, c.v, c.causal, c.mask);
+    AttentionOutput f = attention_forward(f32(c.q), f32(c.k), f32(c.v), c.causal, m32);
+    ASSERT_EQ(b.out.dtype(), DType::BF16);
+    ASSERT_EQ(b.lse.dtype(), DType::F32);
+    EXPECT_ALL_CLOSE(f32(b.out), f.out, 1e-2, 1e-2);
+    EXPECT_ALL_CLOSE(b.lse, f.lse, 1e-5, 1e-5);
+    Tensor g = bf(c.q.shape(), 46);
+    AttentionGrads bg = attention_backward(g, c.q, c.k, c.v, b.out, b.lse, c.causal, c.mask);
+    // The f32 reference reads the bf16 output, as the bf16 backward does.
+    AttentionGrads fg = attention_backward(f32(g), f32(c.q), f32(c.k), f32(c.v), f32(b.out),
+                                           b.lse, c.causal, m32);
+    for (const Tensor* t : {&bg.dq, &bg.dk, &bg.dv}) ASSERT_EQ(t->dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(f32(bg.dq), fg.dq, 1e-2, 1e-2);
+    EXPECT_ALL_CLOSE(f32(bg.dk), fg.dk, 1e-2, 1e-2);
+    EXPECT_ALL_CLOSE(f32(bg.dv), fg.dv, 1e-2, 1e-2);
+  }
+}
+
+TEST(Attention, Bf16ErrorsNameTheDtypes) {
+  Tensor q = random_tensor({1, 2, 3, 4}, 47, DType::BF16);
+  AttentionOutput o = attention_forward(q, q, q, true);
+  expect_error([&] { attention_backward(q, q, q, q, o.out, o.lse.to(DType::BF16), true); },
+               "scaled_dot_product_attention_backward: expected lse of dtype float32 for q of "
+               "dtype bfloat16, got bfloat16");
+  expect_error([&] { attention_forward(q, q, q, true, zeros({3, 3}, DType::F32)); },
+               "scaled_dot_product_attention");
+}
+
 TEST(Attention, Errors) {
   Tensor q = random_tensor({1, 3, 4, 8}, 15), k = random_tensor({1, 2, 4, 8}, 16);
   expect_error([&] { scaled_dot_product_attention(q, k, k); },

@@ -71,6 +71,41 @@ TEST(RmsNorm, BackwardDoesNotDependOnThreadCount) {
   EXPECT_EQ(one.dx.to_vector<float>(), three.dx.to_vector<float>());
 }
 
+// bf16 computes in f32 and rounds each output once: y and dx are the f32 op's values on the
+// same (bf16-valued) inputs, rounded to bf16; rstd stays f32 and dw is an f64 sum rounded once.
+TEST(RmsNorm, Bf16MatchesFloat32OnTheSameInputs) {
+  const auto f32 = [](const Tensor& t) { return t.to(DType::F32); };
+  // An odd row length, and a transposed input (D = 7 along a strided dim) with 70 rows (more
+  // than dw's 64 row blocks).
+  for (const Tensor& x : {random_tensor({3, 5, 7}, 20, DType::BF16),
+                          random_tensor({7, 70}, 21, DType::BF16).t()}) {
+    Tensor w = random_tensor({7}, 22, DType::BF16);
+    Tensor g = random_tensor(x.shape(), 23, DType::BF16);
+    RmsNormOutput b = rmsnorm_forward(x, w, 1e-5), f = rmsnorm_forward(f32(x), f32(w), 1e-5);
+    ASSERT_EQ(b.y.dtype(), DType::BF16);
+    ASSERT_EQ(b.rstd.dtype(), DType::F32);
+    EXPECT_ALL_CLOSE(f32(b.y), f.y, 1e-2, 1e-2);
+    EXPECT_EQ(b.y.to_vector<float>(), f.y.to(DType::BF16).to_vector<float>());
+    EXPECT_EQ(b.rstd.to_vector<float>(), f.rstd.to_vector<float>());
+    RmsNormGrads bg = rmsnorm_backward(g, x, w, b.rstd);
+    RmsNormGrads fg = rmsnorm_backward(f32(g), f32(x), f32(w), f.rstd);
+    ASSERT_EQ(bg.dx.dtype(), DType::BF16);
+    ASSERT_EQ(bg.dw.dtype(), DType::BF16);
+    EXPECT_ALL_CLOSE(f32(bg.dx), fg.dx, 1e-2, 1e-2);
+    EXPECT_EQ(bg.dx.to_vector<float>(), fg.dx.to(DType::BF16).to_vector<float>());
+    EXPECT_ALL_CLOSE(f32(bg.dw), fg.dw, 1e-2, 1e-2);
+  }
+}
+
+TEST(RmsNorm, Bf16ErrorsNameTheDtypes) {
+  Tensor x = random_tensor({2, 8}, 24, DType::BF16), w = random_tensor({8}, 25, DType::BF16);
+  expect_error([&] { rmsnorm(x, w.to(DType::F32), 1e-5); }, "rmsnorm");
+  RmsNormOutput out = rmsnorm_forward(x, w, 1e-5);
+  expect_error([&] { rmsnorm_backward(x, x, w, out.rstd.to(DType::BF16)); },
+               "rmsnorm_backward: expected rstd of dtype float32 for input of dtype bfloat16, "
+               "got bfloat16");
+}
+
 TEST(RmsNorm, ErrorsNameTheShapes) {
   Tensor x = random_tensor({2, 8}, 7);
   expect_error([&] { rmsnorm(x, random_tensor({4}, 8), 1e-5); },

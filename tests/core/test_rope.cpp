@@ -83,6 +83,30 @@ TEST(Rope, BackwardIsTheInverseRotation) {
   EXPECT_ALL_CLOSE(rope_backward(rope(x, 10000.0), 10000.0), x, 1e-13, 1e-13);
 }
 
+// bf16 rotates in f32 by the f32 tables and rounds once: the f32 op's values on the same
+// (bf16-valued) inputs, rounded to bf16, forward and backward.
+TEST(Rope, Bf16IsTheFloat32RotationRoundedOnce) {
+  // [B, T, H, D] viewed as [B, H, T, D] with an odd head count and sequence length, and a
+  // non-unit stride along D.
+  const Tensor inputs[] = {random_tensor({2, 5, 3, 6}, 30, DType::BF16).transpose(1, 2),
+                           random_tensor({6, 7}, 31, DType::BF16).t()};
+  for (const Tensor& x : inputs) {
+    const std::vector<int64_t> pos = iota(x.size(-2));
+    Tensor positions = from_vector<int64_t>({3, 4095, 0, 17, 1, 2, 9}, {7}).narrow(0, 0, x.size(-2));
+    for (const Tensor& p : {Tensor(), positions}) {
+      Tensor y = rope(x, 10000.0, p), yf = rope(x.to(DType::F32), 10000.0, p);
+      ASSERT_EQ(y.dtype(), DType::BF16);
+      EXPECT_ALL_CLOSE(y.to(DType::F32), yf, 1e-2, 1e-2);
+      EXPECT_EQ(y.to_vector<float>(), yf.to(DType::BF16).to_vector<float>());
+      Tensor dx = rope_backward(x, 10000.0, p), dxf = rope_backward(x.to(DType::F32), 10000.0, p);
+      ASSERT_EQ(dx.dtype(), DType::BF16);
+      EXPECT_ALL_CLOSE(dx.to(DType::F32), dxf, 1e-2, 1e-2);
+      EXPECT_EQ(dx.to_vector<float>(), dxf.to(DType::BF16).to_vector<float>());
+    }
+    EXPECT_ALL_CLOSE(rope(x, 10000.0).to(DType::F32), naive_rope(x, 10000.0, pos), 1e-2, 1e-2);
+  }
+}
+
 TEST(Rope, Errors) {
   expect_error([] { rope(random_tensor({2, 3}, 5), 10000.0); },
                "rope: expected input [..., T, D] with D even, got [2, 3]");

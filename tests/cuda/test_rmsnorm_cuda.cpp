@@ -74,6 +74,27 @@ TEST(RmsNormCuda, MatchesCpuOnNonContiguousAndLeadingDims) {
   }
 }
 
+// bf16 reads and writes bf16 and computes in f32 (rstd f32) like the CPU's bf16 path: the same
+// function, so within bf16's precision; warp and block rows, odd sizes, views.
+TEST(RmsNormCuda, Bf16MatchesCpuBf16) {
+  SKIP_WITHOUT_GPU();
+  auto bf = [](const Shape& s, uint64_t seed) { return random_tensor(s, seed, DType::BF16); };
+  for (int64_t D : {7, 129, 4096 + 3}) {
+    for (int64_t rows : {5, 1000}) {
+      const Tensor x = bf({rows, D}, uint64_t(D * 3 + rows)), w = bf({D}, uint64_t(D + 2));
+      const Tensor grad = bf({rows, D}, uint64_t(D * 3 + rows + 1));
+      expect_parity([&](Device d) { return std::array{x.to(d), w.to(d), grad.to(d)}; }, 1e-2,
+                    "bf16 " + shape_str(x.shape()));
+    }
+  }
+  const Tensor a = bf({33, 40}, 1), b = bf({33}, 2), c = bf({33, 40}, 3);
+  expect_parity([&](Device d) { return std::array{a.to(d).t(), b.to(d), c.to(d).t()}; }, 1e-2,
+                "bf16 transposed x and grad");
+  RmsNormOutput out = rmsnorm_forward(a.to(gpu()), bf({40}, 4).to(gpu()), 1e-5);
+  EXPECT_EQ(out.y.dtype(), DType::BF16);
+  EXPECT_EQ(out.rstd.dtype(), DType::F32);
+}
+
 TEST(RmsNormCuda, NoRowsGiveAZeroWeightGradient) {
   SKIP_WITHOUT_GPU();
   Tensor x = random_tensor({0, 7}, 1), w = random_tensor({7}, 2);

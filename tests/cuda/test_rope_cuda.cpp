@@ -43,6 +43,20 @@ TEST(RopeCuda, MatchesCpuOnOddSizes) {
   }
 }
 
+// bf16 rotates in f32 by the f32 tables on both backends: within bf16's precision of the CPU's
+// bf16 result; odd half-widths and sequence lengths, the attention layout's transposed view.
+TEST(RopeCuda, Bf16MatchesCpuBf16) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t D : {2, 14, 258}) {
+    const Tensor x = random_tensor({2, 7, 3, D}, uint64_t(D + 40), DType::BF16);
+    expect_parity([&](Device d) { return x.to(d).transpose(1, 2); }, Tensor(), 1e-2,
+                  "bf16 " + shape_str(x.shape()) + " transposed");
+    expect_parity([&](Device d) { return x.to(d); }, from_vector<int64_t>({5, 0, 4095}, {3}), 1e-2,
+                  "bf16 " + shape_str(x.shape()) + " with positions");
+  }
+  EXPECT_EQ(rope(random_tensor({1, 4}, 41, DType::BF16, gpu()), 10000.0).dtype(), DType::BF16);
+}
+
 TEST(RopeCuda, MatchesCpuOnNonContiguousInputs) {
   SKIP_WITHOUT_GPU();
   for (DType dt : {DType::F32, DType::F64}) {

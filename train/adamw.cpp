@@ -10,6 +10,27 @@
 #include "train/glob.h"
 
 namespace moegrad::train {
+namespace {
+
+// Calls fn(param_piece, state_piece) once per trained piece of a parameter: the whole tensor,
+// or each run (first row, count) of trained rows. param_piece(t) cuts the piece from a tensor of
+// the parameter's shape, state_piece(t) from a state tensor ([trained rows, ...]).
+template <typename Fn>
+void for_each_piece(const std::vector<std::pair<int64_t, int64_t>>& runs, Fn&& fn) {
+  if (runs.empty()) {
+    const auto whole = [](const Tensor& t) { return t; };
+    fn(whole, whole);
+    return;
+  }
+  int64_t at = 0;
+  for (const auto& [first, count] : runs) {
+    fn([first = first, count = count](const Tensor& t) { return t.narrow(0, first, count); },
+       [at, count = count](const Tensor& t) { return t.narrow(0, at, count); });
+    at += count;
+  }
+}
+
+}  // namespace
 
 AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions options,
              std::vector<ParamGroup> groups)
@@ -45,8 +66,16 @@ AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions option
       shape[0] = int64_t(m.rows.size());
     }
     MemoryCategoryScope state(MemoryCategory::OptimizerState);
-    s.exp_avg = zeros(shape, p.dtype(), p.device());
-    s.exp_avg_sq = zeros(shape, p.dtype(), p.device());
+    const bool mixed = p.dtype() == DType::BF16;
+    const DType state_dtype = mixed ? DType::F32 : p.dtype();
+    s.exp_avg = zeros(shape, state_dtype, p.device());
+    s.exp_avg_sq = zeros(shape, state_dtype, p.device());
+    if (mixed) {
+      s.master = empty(shape, DType::F32, p.device());
+      for_each_piece(s.runs, [&](auto param_piece, auto state_piece) {
+        state_piece(s.master).copy_(param_piece(p.data()));
+      });
+    }
     slots_.push_back(std::move(s));
   }
 }
@@ -63,17 +92,16 @@ void AdamW::step(double lr) {
                   shape_str(grad.shape()), ", the parameter ", shape_str(data.shape()));
     ++s.steps;
     const double group_lr = lr * s.lr_scale;
-    if (s.runs.empty()) {
-      updates.push_back({data, grad, s.exp_avg, s.exp_avg_sq, group_lr, s.weight_decay, s.steps});
-      continue;
-    }
-    int64_t at = 0;  // the run's first row in the state
-    for (const auto& [first, count] : s.runs) {
-      updates.push_back({data.narrow(0, first, count), grad.narrow(0, first, count),
-                         s.exp_avg.narrow(0, at, count), s.exp_avg_sq.narrow(0, at, count),
-                         group_lr, s.weight_decay, s.steps});
-      at += count;
-    }
+    for_each_piece(s.runs, [&](auto param_piece, auto state_piece) {
+      const Tensor m = state_piece(s.exp_avg), v = state_piece(s.exp_avg_sq);
+      if (s.master.defined()) {  // a bf16 parameter trains through its f32 master
+        updates.push_back({state_piece(s.master), param_piece(grad), m, v, group_lr,
+                           s.weight_decay, s.steps, param_piece(data)});
+      } else {
+        updates.push_back({param_piece(data), param_piece(grad), m, v, group_lr, s.weight_decay,
+                           s.steps});
+      }
+    });
   }
   adamw_step_multi(updates, options_.beta1, options_.beta2, options_.eps);
   ++step_count_;
@@ -102,6 +130,7 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
   for (const Slot& s : slots_) {
     out.emplace_back("exp_avg/" + s.name, s.exp_avg);
     out.emplace_back("exp_avg_sq/" + s.name, s.exp_avg_sq);
+    if (s.master.defined()) out.emplace_back("master/" + s.name, s.master);
     out.emplace_back("step/" + s.name, from_vector(std::vector<int64_t>{s.steps}, {1}));
   }
   return out;
@@ -117,9 +146,11 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state)
   std::set<std::string> expected_names;
   std::vector<int64_t> steps;
   for (const Slot& s : slots_) {
-    for (const auto& [name, expected] : {std::pair{"exp_avg/" + s.name, s.exp_avg.shape()},
-                                         std::pair{"exp_avg_sq/" + s.name, s.exp_avg_sq.shape()},
-                                         std::pair{"step/" + s.name, Shape{1}}}) {
+    std::vector<std::pair<std::string, Shape>> names = {{"exp_avg/" + s.name, s.exp_avg.shape()},
+                                                        {"exp_avg_sq/" + s.name, s.exp_avg_sq.shape()},
+                                                        {"step/" + s.name, Shape{1}}};
+    if (s.master.defined()) names.emplace_back("master/" + s.name, s.master.shape());
+    for (const auto& [name, expected] : names) {
       expected_names.insert(name);
       const auto it = given.find(name);
       MOEGRAD_CHECK(it != given.end(), op, ": missing tensor ", name);
@@ -141,6 +172,13 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state)
     Slot& s = slots_[i];
     s.exp_avg.copy_(*given.at("exp_avg/" + s.name));
     s.exp_avg_sq.copy_(*given.at("exp_avg_sq/" + s.name));
+    if (s.master.defined()) {
+      s.master.copy_(*given.at("master/" + s.name));
+      // The model's bf16 copy is the master rounded: restore it with the master.
+      for_each_piece(s.runs, [&](auto param_piece, auto state_piece) {
+        param_piece(s.param.data()).copy_(state_piece(s.master));
+      });
+    }
     s.steps = steps[i];
   }
 }
@@ -148,7 +186,8 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state)
 int64_t AdamW::state_bytes() const {
   int64_t bytes = 0;
   for (const Slot& s : slots_)
-    bytes += (s.exp_avg.numel() + s.exp_avg_sq.numel()) * int64_t(dtype_size(s.exp_avg.dtype()));
+    for (const Tensor* t : {&s.exp_avg, &s.exp_avg_sq, &s.master})
+      if (t->defined()) bytes += t->numel() * int64_t(dtype_size(t->dtype()));
   return bytes;
 }
 

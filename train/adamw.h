@@ -4,6 +4,10 @@
 // place on the parameter's data; a row-masked parameter is updated run by run of consecutive
 // trained rows, so its other rows are never written.
 //
+// Mixed precision: a bf16 parameter's trained part also gets an f32 master copy (made from its
+// values), and f32 moments. The update runs on the master with the bf16 gradient widened, and
+// the master, rounded to bf16, is written back into the parameter in the same pass.
+//
 // As torch.optim does for a parameter whose .grad is None, a trainable parameter whose grad is
 // undefined at step() is skipped: no decay, no moment update, and its own step count (which
 // drives its bias correction) does not advance.
@@ -53,13 +57,14 @@ class AdamW {
   void set_step_count(int64_t steps);
 
   // "exp_avg/NAME" and "exp_avg_sq/NAME" (the parameter's dtype and device; [rows, ...] for a
-  // row mask) and "step/NAME" (i64, shape [1]: that parameter's own update count), per trainable
-  // parameter in parameter order. The moments are the state itself, not copies.
+  // row mask), "master/NAME" for a bf16 parameter, and "step/NAME" (i64, shape [1]: that
+  // parameter's own update count), per trainable parameter in parameter order. The tensors are
+  // the state itself, not copies.
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
   // Copies `state` into the optimizer's (converting dtype and device). Strict: a missing or
   // unexpected name, or a shape mismatch, is an error naming the tensor, and nothing is changed.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
-  // Bytes held by the moments (exp_avg and exp_avg_sq).
+  // Bytes held by the state (exp_avg, exp_avg_sq and the f32 masters).
   int64_t state_bytes() const;
 
   const AdamWOptions& options() const { return options_; }
@@ -77,6 +82,7 @@ class AdamW {
     double lr_scale = 1.0;
     double weight_decay = 0.0;
     Tensor exp_avg, exp_avg_sq;
+    Tensor master;  // f32 values of a bf16 parameter's trained part; undefined for f32 params
     int64_t steps = 0;
   };
 

@@ -10,19 +10,33 @@ namespace moegrad {
 namespace {
 
 void check_tensors(const std::string& op, const Tensor& param, const Tensor& grad,
-                   const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step) {
+                   const Tensor& exp_avg, const Tensor& exp_avg_sq, const Tensor& bf16_param,
+                   int64_t step) {
   const char* o = op.c_str();
   check_defined(o, param, "param");
   check_defined(o, grad, "grad");
   check_defined(o, exp_avg, "exp_avg");
   check_defined(o, exp_avg_sq, "exp_avg_sq");
-  for (const Tensor* t : {&grad, &exp_avg, &exp_avg_sq}) {
+  const bool mixed = bf16_param.defined();
+  for (const Tensor* t : {&grad, &exp_avg, &exp_avg_sq, &bf16_param}) {
+    if (!t->defined()) continue;
     check_same_device(o, param, *t);
-    check_same_dtype(o, param, *t);
     MOEGRAD_CHECK(t->shape() == param.shape(), op, ": param ", shape_str(param.shape()),
                   ", grad ", shape_str(grad.shape()), ", exp_avg ", shape_str(exp_avg.shape()),
-                  " and exp_avg_sq ", shape_str(exp_avg_sq.shape()), " must share one shape");
+                  " and exp_avg_sq ", shape_str(exp_avg_sq.shape()),
+                  mixed ? " and bf16_param " + shape_str(bf16_param.shape()) : std::string(),
+                  " must share one shape");
   }
+  check_same_dtype(o, param, exp_avg);
+  check_same_dtype(o, param, exp_avg_sq);
+  if (mixed) {
+    MOEGRAD_CHECK(param.dtype() == DType::F32 && bf16_param.dtype() == DType::BF16, op,
+                  ": a master copy must be float32 and its model parameter bfloat16, got ",
+                  dtype_name(param.dtype()), " and ", dtype_name(bf16_param.dtype()));
+  }
+  MOEGRAD_CHECK(grad.dtype() == param.dtype() || (mixed && grad.dtype() == DType::BF16), op,
+                ": grad is ", dtype_name(grad.dtype()), ", expected ", dtype_name(param.dtype()),
+                mixed ? " or bfloat16" : "");
   MOEGRAD_CHECK(step >= 1, op, ": step counts from 1, got ", step);
 }
 
@@ -42,13 +56,13 @@ AdamWCoefficients coefficients(double lr, double weight_decay, double beta1, dou
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                 const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                double weight_decay, int64_t step) {
+                double weight_decay, int64_t step, const Tensor& bf16_param) {
   const char* op = "adamw_step";
-  check_tensors(op, param, grad, exp_avg, exp_avg_sq, step);
+  check_tensors(op, param, grad, exp_avg, exp_avg_sq, bf16_param, step);
   check_betas(op, beta1, beta2);
   const AdamWCoefficients c = coefficients(lr, weight_decay, beta1, beta2, step);
-  MOEGRAD_DISPATCH(param.device(), op, adamw_step, param, grad, exp_avg, exp_avg_sq, c.decay,
-                   beta1, beta2, eps, c.step_size, c.bc2_sqrt);
+  MOEGRAD_DISPATCH(param.device(), op, adamw_step, param, grad, exp_avg, exp_avg_sq, bf16_param,
+                   c.decay, beta1, beta2, eps, c.step_size, c.bc2_sqrt);
 }
 
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
@@ -61,7 +75,7 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, do
   for (size_t i = 0; i < tensors.size(); ++i) {
     const AdamWTensors& t = tensors[i];
     check_tensors(std::string(op) + " (tensor " + std::to_string(i) + ")", t.param, t.grad,
-                  t.exp_avg, t.exp_avg_sq, t.step);
+                  t.exp_avg, t.exp_avg_sq, t.bf16_param, t.step);
     check_same_device(op, tensors[0].param, t.param);
     cs.push_back(coefficients(t.lr, t.weight_decay, beta1, beta2, t.step));
   }

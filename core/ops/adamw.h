@@ -20,13 +20,18 @@ struct AdamWConfig {
 
 // param, grad, exp_avg, exp_avg_sq: one shape, float dtype and device, any strides (a slice of
 // a stacked expert tensor is updated where it lies). step counts from 1.
+//
+// Mixed precision: param may be the f32 master copy of a bf16 model parameter `bf16_param`
+// (same shape and device), which then receives the updated master rounded to bf16 in the same
+// pass, and grad may be bf16 (the model's gradient, widened to f32 for the update).
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                 const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                double weight_decay, int64_t step);
+                double weight_decay, int64_t step, const Tensor& bf16_param = {});
 inline void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                       const Tensor& exp_avg_sq, const AdamWConfig& c, int64_t step) {
+                       const Tensor& exp_avg_sq, const AdamWConfig& c, int64_t step,
+                       const Tensor& bf16_param = {}) {
   adamw_step(param, grad, exp_avg, exp_avg_sq, c.lr, c.beta1, c.beta2, c.eps, c.weight_decay,
-             step);
+             step, bf16_param);
 }
 
 // One tensor of a multi-tensor step, with its own lr, weight decay and step count: train::AdamW
@@ -37,12 +42,14 @@ struct AdamWTensors {
   double lr = 1e-3;
   double weight_decay = 1e-2;
   int64_t step = 1;
+  Tensor bf16_param;  // defined: param is its f32 master (see adamw_step)
 };
 
-// adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose four
-// tensors are contiguous is updated by ONE kernel launch (per dtype); the others fall back to a
-// launch each. Entries must share one device and must not overlap one another. train::AdamW
-// makes one such call per step (a piece per parameter, or per run of trained rows).
+// adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose
+// tensors are contiguous is updated by ONE kernel launch per combination of param and grad
+// dtype; the others fall back to a launch each. Entries must share one device and must not
+// overlap one another. train::AdamW makes one such call per step (a piece per parameter, or per
+// run of trained rows).
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
                       double eps);
 
@@ -54,8 +61,8 @@ struct AdamWCoefficients {
 
 namespace cpu {
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
-                double step_size, double bc2_sqrt);
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
+                double beta2, double eps, double step_size, double bc2_sqrt);
 // coefficients[i] belongs to tensors[i]; the entries are already validated.
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       const std::vector<AdamWCoefficients>& coefficients, double beta1,
@@ -63,8 +70,8 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
 }  // namespace cpu
 namespace cuda {
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
-                double step_size, double bc2_sqrt);
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
+                double beta2, double eps, double step_size, double bc2_sqrt);
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       const std::vector<AdamWCoefficients>& coefficients, double beta1,
                       double beta2, double eps);

@@ -33,19 +33,23 @@ __device__ __forceinline__ void update(T& p, T g, T& m, T& v, const Coeffs<T>& c
   p = mul_rn(p, c.decay) - mul_rn(c.step_size, m / (math::sqrt(v) / c.bc2 + c.eps));
 }
 
-template <typename T>
+// G: the grad's type (T, or bf16 for an f32 master); r, when not null, receives the updated
+// param rounded to bf16 (the model's copy of an f32 master).
+template <typename T, typename G>
 struct StepFunctor {
   T* p;
-  const T* g;
+  const G* g;
   T* m;
   T* v;
+  bf16* r;
   Coeffs<T> c;
   __device__ void operator()(const int64_t* off) const {
     T pi = p[off[0]], mi = m[off[2]], vi = v[off[3]];
-    update(pi, g[off[1]], mi, vi, c);
+    update(pi, convert_value<T>(g[off[1]]), mi, vi, c);
     p[off[0]] = pi;
     m[off[2]] = mi;
     v[off[3]] = vi;
+    if (r) r[off[4]] = convert_value<bf16>(pi);
   }
 };
 
@@ -54,49 +58,52 @@ struct StepFunctor {
 constexpr int64_t kChunk = int64_t(kBlock) * 16;
 
 // One contiguous tensor of a multi-tensor launch, laid out for the device.
-template <typename T>
+template <typename T, typename G>
 struct Slice {
   T* p;
-  const T* g;
+  const G* g;
   T* m;
   T* v;
+  bf16* r;  // the bf16 model copy of an f32 master; null otherwise
   int64_t n;
   int64_t first_block;  // the launch's blocks before this tensor's first
   Coeffs<T> c;
 };
 
 // Block b updates chunk b - first_block of its slice.
-template <typename T>
-__global__ void multi_kernel(const Slice<T>* slices, int count) {
+template <typename T, typename G>
+__global__ void multi_kernel(const Slice<T, G>* slices, int count) {
   const int64_t b = blockIdx.x;
   // A copy in registers: the stores below could alias the table for all the compiler knows.
-  const Slice<T> s = slices[slice_of_block(slices, count, b)];
+  const Slice<T, G> s = slices[slice_of_block(slices, count, b)];
   const int64_t begin = (b - s.first_block) * kChunk;
   const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     T pi = s.p[i], mi = s.m[i], vi = s.v[i];
-    update(pi, s.g[i], mi, vi, s.c);
+    update(pi, convert_value<T>(s.g[i]), mi, vi, s.c);
     s.p[i] = pi;
     s.m[i] = mi;
     s.v[i] = vi;
+    if (s.r) s.r[i] = convert_value<bf16>(pi);
   }
 }
 
-// Packs the tensors `which` (contiguous, dtype T) into one table on the device and updates
-// them all in one launch.
-template <typename T>
+// Packs the tensors `which` (contiguous; param T, grad G) into one table on the device and
+// updates them all in one launch.
+template <typename T, typename G>
 void launch_multi(const std::vector<AdamWTensors>& tensors,
                   const std::vector<AdamWCoefficients>& coefficients,
                   const std::vector<size_t>& which, double beta1, double beta2, double eps) {
-  std::vector<Slice<T>> slices;
+  std::vector<Slice<T, G>> slices;
   int64_t blocks = 0;
   for (size_t i : which) {
     const AdamWTensors& t = tensors[i];
     const int64_t n = t.param.numel();
     if (n == 0) continue;
     const AdamWCoefficients& c = coefficients[i];
-    slices.push_back({t.param.data<T>(), t.grad.data<T>(), t.exp_avg.data<T>(),
-                      t.exp_avg_sq.data<T>(), n, blocks,
+    slices.push_back({t.param.data<T>(), t.grad.data<G>(), t.exp_avg.data<T>(),
+                      t.exp_avg_sq.data<T>(),
+                      t.bf16_param.defined() ? t.bf16_param.data<bf16>() : nullptr, n, blocks,
                       make_coeffs<T>(c.decay, beta1, beta2, eps, c.step_size, c.bc2_sqrt)});
     blocks += (n + kChunk - 1) / kChunk;
   }
@@ -105,7 +112,7 @@ void launch_multi(const std::vector<AdamWTensors>& tensors,
                 "adamw_step_multi: ", slices.size(), " tensors in ", blocks,
                 " blocks are too many for one launch");
   const Device device = tensors[which[0]].param.device();
-  const size_t bytes = slices.size() * sizeof(Slice<T>);
+  const size_t bytes = slices.size() * sizeof(Slice<T, G>);
   Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, device);
   cudaStream_t s = stream(device.index);
   // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `slices` may go;
@@ -113,46 +120,62 @@ void launch_multi(const std::vector<AdamWTensors>& tensors,
   // after this kernel on the same stream.
   MOEGRAD_CUDA_CHECK(
       cudaMemcpyAsync(table.data_ptr(), slices.data(), bytes, cudaMemcpyHostToDevice, s));
-  multi_kernel<T><<<unsigned(blocks), kBlock, 0, s>>>(
-      static_cast<const Slice<T>*>(table.data_ptr()), int(slices.size()));
+  multi_kernel<T, G><<<unsigned(blocks), kBlock, 0, s>>>(
+      static_cast<const Slice<T, G>*>(table.data_ptr()), int(slices.size()));
   MOEGRAD_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, double decay, double beta1, double beta2, double eps,
-                double step_size, double bc2_sqrt) {
-  dispatch_float(param.dtype(), "adamw_step", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    launch_elementwise<4>(
-        param.shape(), {param.strides(), grad.strides(), exp_avg.strides(), exp_avg_sq.strides()},
-        param.device().index,
-        StepFunctor<T>{param.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(),
-                       make_coeffs<T>(decay, beta1, beta2, eps, step_size, bc2_sqrt)});
-  });
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
+                double beta2, double eps, double step_size, double bc2_sqrt) {
+  const bool mixed = bf16_param.defined();
+  const Shape& r_strides = mixed ? bf16_param.strides() : param.strides();
+  bf16* r = mixed ? bf16_param.data<bf16>() : nullptr;
+  auto launch = [&](auto param_tag, auto grad_tag) {
+    using T = typename decltype(param_tag)::type;
+    using G = typename decltype(grad_tag)::type;
+    launch_elementwise<5>(param.shape(),
+                          {param.strides(), grad.strides(), exp_avg.strides(),
+                           exp_avg_sq.strides(), r_strides},
+                          param.device().index,
+                          StepFunctor<T, G>{param.data<T>(), grad.data<G>(), exp_avg.data<T>(),
+                                            exp_avg_sq.data<T>(), r,
+                                            make_coeffs<T>(decay, beta1, beta2, eps, step_size,
+                                                           bc2_sqrt)});
+  };
+  if (grad.dtype() == DType::BF16) {
+    launch(type_tag<float>{}, type_tag<bf16>{});  // adamw.cpp admits only an f32 master here
+    return;
+  }
+  dispatch_float(param.dtype(), "adamw_step", [&](auto tag) { launch(tag, tag); });
 }
 
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       const std::vector<AdamWCoefficients>& coefficients, double beta1,
                       double beta2, double eps) {
-  std::vector<size_t> f32, f64;
+  std::vector<size_t> f32, f64, mixed;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const AdamWTensors& t = tensors[i];
     const bool dense = t.param.is_contiguous() && t.grad.is_contiguous() &&
-                       t.exp_avg.is_contiguous() && t.exp_avg_sq.is_contiguous();
-    if (dense && t.param.dtype() == DType::F32) {
+                       t.exp_avg.is_contiguous() && t.exp_avg_sq.is_contiguous() &&
+                       (!t.bf16_param.defined() || t.bf16_param.is_contiguous());
+    if (dense && t.grad.dtype() == DType::BF16) {
+      mixed.push_back(i);
+    } else if (dense && t.param.dtype() == DType::F32) {
       f32.push_back(i);
     } else if (dense && t.param.dtype() == DType::F64) {
       f64.push_back(i);
     } else {
       const AdamWCoefficients& c = coefficients[i];
-      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, c.decay, beta1, beta2, eps,
-                 c.step_size, c.bc2_sqrt);
+      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, c.decay, beta1, beta2,
+                 eps, c.step_size, c.bc2_sqrt);
     }
   }
-  launch_multi<float>(tensors, coefficients, f32, beta1, beta2, eps);
-  launch_multi<double>(tensors, coefficients, f64, beta1, beta2, eps);
+  launch_multi<float, float>(tensors, coefficients, f32, beta1, beta2, eps);
+  launch_multi<double, double>(tensors, coefficients, f64, beta1, beta2, eps);
+  launch_multi<float, bf16>(tensors, coefficients, mixed, beta1, beta2, eps);
 }
 
 }  // namespace moegrad::cuda

@@ -8,6 +8,7 @@ namespace {
 
 using testing::random_tensor;
 
+using testing::all_close;
 using testing::expect_error;
 
 // The textbook AdamW, element by element in f64.
@@ -108,6 +109,56 @@ TEST(AdamW, MultiEqualsPerTensorStepsBitForBit) {
   EXPECT_ALL_CLOSE(stacked.select(0, 0), before.select(0, 0), 0, 0);
   EXPECT_ALL_CLOSE(stacked.select(0, 2), before.select(0, 2), 0, 0);
   adamw_step_multi({}, 0.9, 0.95, 1e-8);  // nothing to do
+}
+
+TEST(AdamW, AnF32MasterTakesABf16GradientAndRoundsIntoItsBf16Parameter) {
+  const AdamWConfig c{0.01, 0.9, 0.95, 1e-8, 0.1};
+  // A transposed bf16 expert slice: the rounded copy goes where it lies.
+  Tensor stacked = random_tensor({3, 5, 4}, 50, DType::BF16);
+  const Tensor before = stacked.clone();
+  const Tensor model = stacked.select(0, 1).t();  // [4, 5], strided
+  Tensor master = model.to(DType::F32), m = zeros({4, 5}, DType::F32), v = zeros({4, 5}, DType::F32);
+  Tensor ref = master.clone(), rm = m.clone(), rv = v.clone();
+  for (int64_t t = 1; t <= 3; ++t) {
+    const Tensor g = random_tensor({4, 5}, 60 + t, DType::BF16);
+    adamw_step(master, g, m, v, c, t, model);
+    adamw_step(ref, g.to(DType::F32), rm, rv, c, t);  // the same update on the widened gradient
+  }
+  EXPECT_ALL_CLOSE(master, ref, 0, 0);
+  EXPECT_ALL_CLOSE(m, rm, 0, 0);
+  EXPECT_ALL_CLOSE(v, rv, 0, 0);
+  EXPECT_EQ(model.dtype(), DType::BF16);
+  EXPECT_ALL_CLOSE(model, master.to(DType::BF16), 0, 0);
+  EXPECT_FALSE(all_close(model, before.select(0, 1).t(), 0, 0));
+  EXPECT_ALL_CLOSE(stacked.select(0, 0), before.select(0, 0), 0, 0);
+  EXPECT_ALL_CLOSE(stacked.select(0, 2), before.select(0, 2), 0, 0);
+
+  // The multi-tensor form, bf16 masters among f32 tensors, equals it bit for bit.
+  Tensor model2 = before.select(0, 1).t().clone(), master2 = model2.to(DType::F32);
+  Tensor m2 = zeros({4, 5}, DType::F32), v2 = zeros({4, 5}, DType::F32);
+  Tensor plain = random_tensor({7}, 70, DType::F32), pm = zeros({7}, DType::F32),
+         pv = zeros({7}, DType::F32);
+  for (int64_t t = 1; t <= 3; ++t) {
+    const AdamWTensors mixed{master2, random_tensor({4, 5}, 60 + t, DType::BF16), m2, v2, c.lr,
+                             c.weight_decay, t, model2};
+    AdamWTensors f32{plain, random_tensor({7}, 80 + t, DType::F32), pm, pv};
+    f32.step = t;
+    adamw_step_multi({f32, mixed}, c.beta1, c.beta2, c.eps);
+  }
+  EXPECT_ALL_CLOSE(master2, master, 0, 0);
+  EXPECT_ALL_CLOSE(model2, model, 0, 0);
+}
+
+TEST(AdamW, MixedPrecisionErrors) {
+  Tensor p = zeros({2, 3}, DType::F32), b = zeros({2, 3}, DType::BF16);
+  expect_error([&] { adamw_step(p, b, p.clone(), p.clone(), AdamWConfig{}, 1); },
+               "adamw_step: grad is bfloat16, expected float32");
+  expect_error([&] { adamw_step(p, p.clone(), p.clone(), p.clone(), AdamWConfig{}, 1, p.clone()); },
+               "adamw_step: a master copy must be float32 and its model parameter bfloat16, got "
+               "float32 and float32");
+  expect_error(
+      [&] { adamw_step(p, b, p.clone(), p.clone(), AdamWConfig{}, 1, zeros({3, 2}, DType::BF16)); },
+      "and bf16_param [3, 2] must share one shape");
 }
 
 TEST(AdamW, MultiErrorsNameTheTensor) {

@@ -144,5 +144,41 @@ TEST(AdamWCuda, MultiTensorLaunchEqualsPerTensorLaunchesBitForBit) {
   EXPECT_FALSE(bit_equal(multi.stacked.select(0, 2), before.select(0, 2)));
 }
 
+TEST(AdamWCuda, Bf16MastersMatchTheCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  // A contiguous master (the multi-tensor launch) and a transposed expert slice (the per-tensor
+  // fallback), each rounding into its bf16 model parameter; an f32 tensor beside them.
+  struct Run {
+    Tensor stacked, master_t, m_t, v_t, flat, master_f, m_f, v_f;
+    explicit Run(Device d)
+        : stacked(random_tensor({3, 5, 4}, 90, DType::BF16, d)),
+          master_t(stacked.select(0, 1).t().to(DType::F32)),
+          m_t(zeros({4, 5}, DType::F32, d)),
+          v_t(zeros({4, 5}, DType::F32, d)),
+          flat(random_tensor({1000}, 91, DType::BF16, d)),
+          master_f(flat.to(DType::F32)),
+          m_f(zeros({1000}, DType::F32, d)),
+          v_f(zeros({1000}, DType::F32, d)) {}
+    void step(int64_t k) {
+      const Device d = stacked.device();
+      const AdamWTensors t{master_t, random_tensor({4, 5}, 100 + k, DType::BF16, d), m_t, v_t,
+                           1e-3, 1e-2, k, stacked.select(0, 1).t()};
+      const AdamWTensors f{master_f, random_tensor({1000}, 200 + k, DType::BF16, d), m_f, v_f,
+                           1e-3, 1e-2, k, flat};
+      adamw_step_multi({t, f}, 0.9, 0.95, 1e-8);
+    }
+  };
+  Run gpu(Device::cuda()), cpu(Device::cpu());
+  for (int64_t k = 1; k <= 3; ++k) {
+    gpu.step(k);
+    cpu.step(k);
+  }
+  EXPECT_TRUE(bit_equal(gpu.master_t.to(Device::cpu()), cpu.master_t));
+  EXPECT_TRUE(bit_equal(gpu.master_f.to(Device::cpu()), cpu.master_f));
+  EXPECT_TRUE(bit_equal(gpu.stacked.to(Device::cpu()), cpu.stacked));
+  EXPECT_TRUE(bit_equal(gpu.flat.to(Device::cpu()), cpu.flat));
+  EXPECT_TRUE(bit_equal(cpu.flat, cpu.master_f.to(DType::BF16)));
+}
+
 }  // namespace
 }  // namespace moegrad

@@ -183,6 +183,61 @@ TEST(TrainAdamW, StateRoundTripContinuesBitIdentically) {
   EXPECT_EQ(opt_b.step_count(), 3);
 }
 
+// The Model's parameters in bf16, as `precision = bf16` gives them to the optimizer.
+struct Bf16Model : Model {
+  Bf16Model() {
+    for (auto& [name, p] : params) p.data() = p.data().to(DType::BF16);
+  }
+};
+
+TEST(TrainAdamW, Bf16ParametersTrainThroughF32Masters) {
+  Bf16Model m;
+  const Tensor before_w = m[0].data().clone(), before_emb = m[1].data().clone(),
+               before_norm = m[2].data().clone();
+  AdamW opt(m.params, m.mask, AdamWOptions{});
+  // Masters of the trained part only, made from the values; f32 moments.
+  const auto state = opt.state_tensors();
+  std::vector<std::string> names;
+  for (const auto& [name, t] : state) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"exp_avg/w", "exp_avg_sq/w", "master/w", "step/w",
+                                             "exp_avg/emb", "exp_avg_sq/emb", "master/emb",
+                                             "step/emb"}));
+  EXPECT_EQ(state[0].second.dtype(), DType::F32);
+  EXPECT_TRUE(bit_identical(state[2].second, before_w));
+  EXPECT_EQ(state[6].second.shape(), Shape({3, 3}));
+  EXPECT_TRUE(bit_identical(state[6].second.select(0, 2), before_emb.select(0, 4)));
+  EXPECT_EQ(opt.state_bytes(), 3 * 4 * (12 + 9));
+
+  // The reference: f32 AdamW on the masters, with the bf16 gradients widened.
+  Tensor ref_w = before_w.to(DType::F32), mw = zeros({4, 3}, DType::F32),
+         vw = zeros({4, 3}, DType::F32);
+  for (int64_t t = 1; t <= 3; ++t) {
+    const Tensor g = random_tensor({4, 3}, 60 + t, DType::BF16);
+    set_grad(m[0], g);
+    set_grad(m[1], random_tensor({6, 3}, 70 + t, DType::BF16));
+    opt.step(1e-2);
+    adamw_step(ref_w, g.to(DType::F32), mw, vw, 1e-2, 0.9, 0.95, 1e-8, 0.1, t);
+  }
+  EXPECT_TRUE(bit_identical(opt.state_tensors()[2].second, ref_w));
+  EXPECT_EQ(m[0].data().dtype(), DType::BF16);
+  EXPECT_TRUE(bit_identical(m[0].data(), ref_w.to(DType::BF16)));
+  for (int64_t r : {0, 3, 5})
+    EXPECT_TRUE(bit_identical(m[1].data().select(0, r), before_emb.select(0, r))) << "row " << r;
+  EXPECT_FALSE(bit_identical(m[1].data().select(0, 4), before_emb.select(0, 4)));
+  EXPECT_TRUE(bit_identical(m[2].data(), before_norm));
+
+  // Loading the state restores the masters and, rounded, the bf16 parameters.
+  Bf16Model fresh;
+  AdamW opt_b(fresh.params, fresh.mask, AdamWOptions{});
+  opt_b.load_state(opt.state_tensors());
+  EXPECT_TRUE(bit_identical(fresh[0].data(), m[0].data()));
+  EXPECT_TRUE(bit_identical(fresh[1].data().select(0, 4), m[1].data().select(0, 4)));
+  std::vector<std::pair<std::string, Tensor>> no_master;
+  for (const auto& e : opt.state_tensors())
+    if (e.first != "master/w") no_master.push_back(e);
+  expect_error([&] { opt_b.load_state(no_master); }, "AdamW.load_state: missing tensor master/w");
+}
+
 TEST(TrainAdamW, LoadStateIsStrict) {
   Model m;
   AdamW opt(m.params, m.mask, AdamWOptions{});

@@ -23,6 +23,8 @@ MoeOutput OlmoeSparseMoeBlock::forward(const Variable& x, int64_t layer,
                 gate_->weight().size(1));
   const Variable flat = reshape(x, {-1, x.size(-1)});
   Variable logits = gate_->forward(flat);
+  // Mixed precision routes in f32: softmax, top-k, the auxiliary losses and the hooks.
+  if (logits.dtype() == DType::BF16) logits = moegrad::to(logits, DType::F32);
   if (hooks && hooks->intervene) {
     logits = hooks->intervene(layer, logits);
     MOEGRAD_CHECK(logits.shape() == Shape({flat.size(0), gate_->weight().size(0)}),

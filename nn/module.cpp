@@ -95,22 +95,35 @@ Device Module::device() const {
   return params.front().second.data().device();
 }
 
-void Module::to(Device device) const {
+void Module::convert_storages(const std::function<bool(const Tensor&)>& keep,
+                              const std::function<Tensor(const Tensor&)>& convert) const {
   // Parameters viewing one storage (the experts' slices of a stack) must still share one after
-  // the move: each storage is copied once, whole, and every view is rebuilt over the copy.
-  // Keyed by the old storages themselves: holding them to the end, no freed address can be
-  // taken for one still to move.
-  std::map<std::shared_ptr<Storage>, std::shared_ptr<Storage>> moved;
+  // the conversion: each storage is converted once, whole, and every view is rebuilt over the
+  // result (same shape, strides and offset in elements). Keyed by the old storages themselves:
+  // holding them to the end, no freed address can be taken for one still to convert.
+  std::map<std::shared_ptr<Storage>, Tensor> converted;
   MemoryCategoryScope weights(MemoryCategory::Weights);
   for (auto& [n, p] : named_parameters()) {
     Variable v = p;
     v.zero_grad();
     const Tensor old = v.data();
-    if (old.device() == device) continue;
-    std::shared_ptr<Storage>& dst = moved[old.storage()];
-    if (!dst) dst = whole_storage(old).to(device).storage();
-    v.data() = Tensor(dst, old.shape(), old.strides(), old.offset(), old.dtype());
+    if (keep(old)) continue;
+    Tensor& dst = converted[old.storage()];
+    if (!dst.defined()) dst = convert(whole_storage(old));
+    v.data() = Tensor(dst.storage(), old.shape(), old.strides(), old.offset(), dst.dtype());
   }
+}
+
+void Module::to(Device device) const {
+  convert_storages([&](const Tensor& t) { return t.device() == device; },
+                   [&](const Tensor& whole) { return whole.to(device); });
+}
+
+void Module::to(DType dtype) const {
+  MOEGRAD_CHECK(is_floating(dtype), "Module::to: parameters must be floating point, got ",
+                dtype_name(dtype));
+  convert_storages([&](const Tensor& t) { return t.dtype() == dtype; },
+                   [&](const Tensor& whole) { return whole.to(dtype); });
 }
 
 void Module::name_for_profiler(const std::string& path) const {

@@ -1,6 +1,7 @@
 // Module: a named tree of parameters. Names join with '.', so a model built from HF-named
 // children yields exactly the checkpoint's names.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -33,6 +34,9 @@ class Module {
   // Parameters that view one storage view one storage on `device` too (each storage is copied
   // once, whole; views keep their shape, strides and offset).
   void to(Device device) const;
+  // Converts every parameter's data to `dtype` (a float type) the same way: bf16 for mixed
+  // precision, whose f32 masters the optimizer keeps.
+  void to(DType dtype) const;
   // The device of the parameters (to() keeps them together); throws when there are none.
   Device device() const;
   // Names this module `path` and each descendant by its dotted path under it for the profiler,
@@ -50,6 +54,10 @@ class Module {
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Variable>>& out) const;
+  // Replaces the storage of every parameter whose data is not `keep`: convert(whole storage)
+  // once per storage, every view rebuilt over the result.
+  void convert_storages(const std::function<bool(const Tensor&)>& keep,
+                        const std::function<Tensor(const Tensor&)>& convert) const;
 
   std::vector<std::pair<std::string, Variable>> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

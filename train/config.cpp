@@ -88,7 +88,9 @@ void visit(C& c, F&& f) {
   f("train.seed", t.seed, "seed of the data order");
   f("train.device", t.device,
     "cpu, cuda, cuda:N, or auto (the first GPU when one is present, else cpu)");
-  f("train.precision", t.precision, "f32 (bf16 arrives with the CUDA backend)");
+  f("train.precision", t.precision,
+    "f32, or bf16: mixed precision (bf16 weights, activations and gradients, f32 arithmetic "
+    "inside every op, f32 master weights and moments in AdamW, f32 router softmax and losses)");
   f("train.memory_limit", t.memory_limit,
     "fail allocations past this much memory on the device, as a smaller device would "
     "(e.g. 40GiB, 512MiB, 2e9; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); 0: no limit");
@@ -201,8 +203,8 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
   } catch (const Error& e) {
     throw Error(c.source + ": train.memory_limit: " + e.what());
   }
-  check(t.precision == "f32", c, "train.precision",
-        "'" + t.precision + "': only f32 trains today (bf16 needs the CUDA backend)");
+  check(t.precision == "f32" || t.precision == "bf16", c, "train.precision",
+        "'" + t.precision + "': expected f32 or bf16");
   check(c.data.seq_len >= 2, c, "data.seq_len", "must be at least 2");
   if (check_inputs) {
     check(!c.data.train.empty(), c, "data.train", "is required (a directory of token shards)");
@@ -355,6 +357,8 @@ std::vector<std::pair<std::string, double>> TrainConfig::language_weights() cons
   }
   return out;
 }
+
+DType TrainSection::dtype() const { return precision == "bf16" ? DType::BF16 : DType::F32; }
 
 int64_t TrainSection::memory_limit_bytes() const {
   static const std::pair<const char*, double> kUnits[] = {

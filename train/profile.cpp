@@ -122,6 +122,7 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
   for (int64_t i = 0; i < warmup; ++i) training.step();
   ProfileRun run;
   run.device = training.device();
+  run.precision = config.train.precision;
   run.steps = steps;
   run.tokens_per_step = training.tokens_per_step();
   // Unprofiled and profiled steps alternate, so a machine that slows down or speeds up
@@ -146,7 +147,8 @@ ProfileRun run_profile(const TrainConfig& config, int64_t steps, int64_t warmup)
   run.profiled_step_s = profiled[profiled.size() / 2];
   run.unprofiled_step_s = unprofiled[unprofiled.size() / 2];
   run.memory = memory_report(run.device);
-  run.peak_gflops = measure_gemm_gflops(run.device, run.device.is_cuda() ? 4096 : 1024);
+  run.peak_gflops =
+      measure_gemm_gflops(run.device, config.train.dtype(), run.device.is_cuda() ? 4096 : 1024);
   run.peak_gbps = measure_copy_gbps(run.device);
   return run;
 }
@@ -179,6 +181,7 @@ json profile_summary(const ProfileRun& run) {
   json phase_wall = json::object();
   for (const auto& [phase, us] : phase_wall_us) phase_wall[phase] = us / steps / 1e3;
   return {{"device", run.device.str()},
+          {"precision", run.precision},
           {"steps", run.steps},
           {"tokens_per_step", run.tokens_per_step},
           {"step_ms", step_per / 1e3},
@@ -215,7 +218,8 @@ std::string profile_table(const json& s, size_t top) {
      << fixed(100 * s["ops_share_of_step"].get<double>(), 1) << "% of the step, unaccounted "
      << fixed(s["unaccounted_ms_per_step"], 2) << " ms\n";
   if (s["peak_gflops"].get<double>() > 0)
-    os << "peaks of this device, same run: f32 GEMM " << fixed(s["peak_gflops"], 0)
+    os << "peaks of this device, same run: " << s.value("precision", "f32") << " GEMM "
+       << fixed(s["peak_gflops"], 0)
        << " GFLOP/s, copy " << fixed(s["peak_gbps"], 1) << " GB/s\n";
   os << "share of the step: MoE layers " << fixed(100 * s["shares"]["moe"].get<double>(), 1)
      << "%, attention " << fixed(100 * s["shares"]["attention"].get<double>(), 1) << "%, the rest "

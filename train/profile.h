@@ -3,6 +3,7 @@
 // time of each expert, memory by category, and a Chrome trace.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,13 +16,14 @@ namespace moegrad::train {
 
 struct ProfileRun {
   Device device = Device::cpu();
+  std::string precision = "f32";  // train.precision
   int64_t steps = 0;
   int64_t tokens_per_step = 0;
   double unprofiled_step_s = 0;  // median of as many steps with the profiler off, run in turn
   double profiled_step_s = 0;    // median of the profiled steps
   std::vector<profiler::Event> events;
   MemoryReport memory;     // the device's, over the whole run
-  double peak_gflops = 0;  // f32 GEMM rate of the device, same run
+  double peak_gflops = 0;  // GEMM rate of the device in the run's precision, same run
   double peak_gbps = 0;    // copy bandwidth of the device (bytes read + written), same run
 };
 

@@ -29,6 +29,12 @@ std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config) {
   return std::make_unique<OlmoeForCausalLM>(c, init);
 }
 
+void place_model(const TrainConfig& config, const OlmoeForCausalLM& model, Device device) {
+  // Converted where it was built: a bf16 model never occupies the device in f32 as well.
+  model.to(config.train.dtype());
+  model.to(device);
+}
+
 Adaptation adaptation(const TrainConfig& config, const OlmoeConfig& model) {
   nlohmann::json analysis = nlohmann::json::object();
   if (!config.adapt.routing.empty()) {

@@ -224,7 +224,7 @@ void Trainer::resume_from_checkpoint() {
 }
 
 void Trainer::setup_training() {
-  model_->to(device_);
+  place_model(config_, *model_, device_);
   const NamedParameters params = model_->named_parameters();
   mask_ = apply_freeze_mask(config_, *model_);
   optimizer_ = std::make_unique<AdamW>(params, mask_, config_.adamw(), config_.param_groups());
@@ -491,12 +491,16 @@ void Trainer::run() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const MemoryStats mem = memory_stats(Device::cpu());
   const MemoryReport device_mem = memory_report(device_);
-  json peak = {{"total", device_mem.peak_total}};
-  for (size_t c = 0; c < kMemoryCategories; ++c)
+  // The categories when the total peaked, and each category's own high-water mark.
+  json peak = {{"total", device_mem.peak_total}}, own_peaks = json::object();
+  for (size_t c = 0; c < kMemoryCategories; ++c) {
     peak[memory_category_name(MemoryCategory(c))] = device_mem.at_peak[c];
+    own_peaks[memory_category_name(MemoryCategory(c))] = device_mem.peak[c];
+  }
   json summary = {{"steps", step_},
                   {"device", device_.str()},
                   {"peak_device_memory", peak},
+                  {"peak_device_memory_by_category", own_peaks},
                   {"seconds", seconds},
                   {"tokens", tokens},
                   {"tokens_per_s", seconds > 0 ? double(tokens) / seconds : 0.0},

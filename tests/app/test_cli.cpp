@@ -408,10 +408,15 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
     }
   }
   {
-    // Peak memory by category: the model's weights, the gradients and Adam moments of a step.
+    // Peak memory by category: the model's weights, the gradients and Adam moments of a step
+    // (the peak itself may fall in a forward, while no gradient exists).
     std::ifstream in(dir / "runs" / "t" / "summary.json");
-    const nlohmann::json peak = nlohmann::json::parse(in)["peak_device_memory"];
+    const nlohmann::json summary = nlohmann::json::parse(in);
+    const nlohmann::json& peak = summary["peak_device_memory"];
+    const nlohmann::json& own = summary["peak_device_memory_by_category"];
     for (const char* c : {"weights", "gradients", "optimizer state", "activations"})
+      EXPECT_GT(own[c].get<int64_t>(), 0) << c << ": " << own.dump();
+    for (const char* c : {"weights", "optimizer state", "activations"})
       EXPECT_GT(peak[c].get<int64_t>(), 0) << c << ": " << peak.dump();
     EXPECT_TRUE(peak.contains("workspace")) << peak.dump();  // an op's scratch, 0 at times
     EXPECT_GE(peak["total"].get<int64_t>(), 4 * peak["weights"].get<int64_t>()) << peak.dump();
@@ -447,13 +452,23 @@ TEST(CliTrain, TrainsAndResumesFromAConfig) {
 
 TEST(CliTrain, BenchConfigPrintsTokensPerSecondLast) {
   const std::string cfg = std::string(MOEGRAD_SOURCE_DIR) + "/experiments/bench/tiny.cfg";
-  CliRun r = moegrad("bench --config '" + cfg + "' --steps 1 --warmup 0 --model.num_hidden_layers=1");
-  // The benchmark takes no config overrides: a usage error naming the flag.
-  EXPECT_EQ(r.status, 2) << r.output;
-  r = moegrad("bench --config '" + cfg + "' --steps 1 --warmup 0");
+  CliRun r = moegrad("bench --config '" + cfg + "' --steps 1 --warmup 0");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(tokens_per_s=[0-9.]+\n$)"))) << r.output;
   EXPECT_TRUE(contains(r.output, "ratio to GEMM")) << r.output;
+  EXPECT_TRUE(contains(r.output, "float32 GEMM rate")) << r.output;
+  // Config keys can be overridden: a one-layer model in bf16, with its inference peak.
+  r = moegrad("bench --config '" + cfg +
+              "' --steps 1 --warmup 0 --model.num_hidden_layers=1 --train.precision=bf16 "
+              "--inference");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "1 layers")) << r.output;
+  EXPECT_TRUE(contains(r.output, "bfloat16 GEMM rate")) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(training peak / inference peak: [0-9.]+)")))
+      << r.output;
+  r = moegrad("bench --config '" + cfg + "' --steps 1 --train.precision=f16");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "train.precision: 'f16': expected f32 or bf16")) << r.output;
 }
 
 TEST(CliAnalyze, WritesRoutingStatisticsAndTheirAnalysis) {

@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
 #include "autograd/ops.h"
+#include "core/ops/binary.h"
+#include "core/ops/reduce.h"
+#include "core/random.h"
 #include "moe/losses.h"
 #include "moe/olmoe.h"
 #include "tests/nn/param_gradcheck.h"
@@ -241,6 +245,55 @@ TEST(OlmoeForCausalLM, F32BackwardReachesEveryParameter) {
   EXPECT_NEAR(out.ce.data().item(), std::log(11.0), 0.1);  // small init: near uniform
   out.loss.backward();
   for (auto& [name, p] : m.named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
+}
+
+TEST(OlmoeForCausalLM, Bf16ModelMatchesTheF32ModelOnItsValues) {
+  // Mixed precision: every parameter rounded to bf16 (the expert stacks stay stacks), the
+  // router and the losses in f32, the same function as the f32 model on the rounded values.
+  OlmoeConfig c = tiny_config();
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.intermediate_size = 16;
+  // Every token takes every expert: a top-k near-tie that bf16 rounding flips would change
+  // which experts get gradients, a discrete difference this test is not about.
+  c.num_experts = 4;
+  c.num_experts_per_tok = 4;
+  Generator gen_a(7), gen_b(7);
+  InitOptions init_a, init_b;
+  init_a.gen = &gen_a;
+  init_b.gen = &gen_b;
+  init_a.std = init_b.std = 0.2;  // weights large enough that routing and logits vary
+  OlmoeForCausalLM bf(c, init_a), f32(c, init_b);
+  bf.to(DType::BF16);
+  const auto pb = bf.named_parameters(), pf = f32.named_parameters();
+  for (size_t i = 0; i < pb.size(); ++i) {
+    ASSERT_EQ(pb[i].second.dtype(), DType::BF16) << pb[i].first;
+    pf[i].second.data().copy_(pb[i].second.data());  // f32 holding the rounded values
+  }
+  const OlmoeExperts& experts = bf.model().layer(1).mlp().experts();
+  EXPECT_TRUE(experts.expert_weight(3, "up_proj").shares_storage(experts.expert_weight(0, "up_proj")));
+
+  Generator gen(8);
+  const Tensor ids = randint(0, 64, {2, 12}, gen, DType::I64);
+  LossOutput a = bf.loss(ids, MoeLossWeights::olmoe_training());
+  LossOutput b = f32.loss(ids, MoeLossWeights::olmoe_training());
+  EXPECT_EQ(a.loss.dtype(), DType::F32);
+  EXPECT_EQ(a.output.router_logits[0].dtype(), DType::F32);
+  EXPECT_EQ(a.output.hidden.dtype(), DType::BF16);
+  EXPECT_NEAR(a.ce.data().item(), b.ce.data().item(), 1e-2 * b.ce.data().item());
+  EXPECT_NEAR(a.z.data().item(), b.z.data().item(), 2e-2 * b.z.data().item());
+  a.loss.backward();
+  b.loss.backward();
+  for (size_t i = 0; i < pb.size(); ++i) {
+    const Tensor gb = pb[i].second.grad(), gf = pf[i].second.grad();
+    ASSERT_TRUE(gb.defined()) << pb[i].first;
+    EXPECT_EQ(gb.dtype(), DType::BF16) << pb[i].first;
+    // Relative to the gradient's scale: bf16 activations perturb every element a little.
+    const double scale = std::sqrt(sum(mul(gf, gf)).item() / double(gf.numel())) + 1e-12;
+    const Tensor diff = sub(gb.to(DType::F32), gf);
+    const double rms = std::sqrt(sum(mul(diff, diff)).item() / double(gf.numel()));
+    EXPECT_LT(rms, 0.05 * scale) << pb[i].first;  // 2.3% at worst when written
+  }
 }
 
 }  // namespace

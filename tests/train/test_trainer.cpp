@@ -126,6 +126,68 @@ TEST_F(TrainerTest, ResumeAfterAStopReproducesTheUninterruptedRunBitForBit) {
   expect_same_parameters(full.model(), *reloaded);
 }
 
+TEST_F(TrainerTest, Bf16MixedPrecisionFollowsTheF32RunAndResumesBitForBit) {
+  Trainer f32(load_config(write_config("f32")), false);
+  f32.run();
+  const std::vector<std::string> bf16 = {"--train.precision=bf16"};
+  Trainer full(load_config(write_config("bf16"), bf16), false);
+  full.run();
+  for (const auto& [name, p] : full.model().named_parameters())
+    EXPECT_EQ(p.dtype(), DType::BF16) << name;
+  const auto a = metrics("f32"), b = metrics("bf16");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].contains("loss")) continue;
+    const double fl = a[i]["loss"].get<double>(), bl = b[i]["loss"].get<double>();
+    EXPECT_NEAR(bl, fl, 0.02 * fl) << "line " << i;
+    EXPECT_NE(bl, fl) << "line " << i << ": the bf16 run computed in f32?";
+  }
+
+  // Killed during step 5, resumed from the checkpoint of step 3 (masters and moments in f32).
+  const std::string cfg = write_config("cut");
+  {
+    TrainerCallbacks stop;
+    stop.on_step = [](const StepReport& r) {
+      if (r.step == 4) throw std::runtime_error("killed");
+    };
+    Trainer cut(load_config(cfg, bf16), false, stop);
+    EXPECT_THROW(cut.run(), std::runtime_error);
+  }
+  Trainer resumed(load_config(cfg, bf16), true);
+  resumed.run();
+  const auto c = metrics("cut");
+  ASSERT_EQ(b.size(), c.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    for (const char* key : {"loss", "ce", "lb", "z", "grad_norm", "lr", "languages"})
+      EXPECT_EQ(b[i].value(key, json()).dump(), c[i].value(key, json()).dump())
+          << key << " line " << i;
+  }
+  expect_same_parameters(full.model(), resumed.model());
+  auto reloaded = load_olmoe((dir_ / "runs" / "cut" / "model").string());
+  expect_same_parameters(full.model(), *reloaded);
+}
+
+TEST_F(TrainerTest, Bf16MaskedRunKeepsFrozenValuesAndHoldsMastersOnlyForWhatTrains) {
+  const std::string cfg = write_config("masked16", "[freeze]\nexperts = -1:1,2\n");
+  const TrainConfig config = load_config(cfg, {"--train.precision=bf16"});
+  Trainer trainer(config, false);
+  const json saved = json::parse(std::ifstream(dir_ / "runs" / "masked16" / "trainable.json"));
+  // exp_avg, exp_avg_sq and the master, f32, of two experts' three projections.
+  EXPECT_EQ(saved["optimizer_state_bytes"].get<int64_t>(), 3 * 4 * (2 * 3 * 8 * 16));
+  const std::unique_ptr<OlmoeForCausalLM> initial = new_model(config);
+  initial->to(DType::BF16);
+  trainer.run();
+  const auto before = initial->named_parameters(), after = trainer.model().named_parameters();
+  for (size_t i = 0; i < before.size(); ++i) {
+    const std::string& name = before[i].first;
+    const bool trained = name.rfind("model.layers.1.mlp.experts.1.", 0) == 0 ||
+                         name.rfind("model.layers.1.mlp.experts.2.", 0) == 0;
+    const bool same =
+        before[i].second.data().to_vector<float>() == after[i].second.data().to_vector<float>();
+    EXPECT_EQ(same, !trained) << name;
+  }
+}
+
 TEST_F(TrainerTest, RoutingSnapshotsRecordTheDynamicsWithoutChangingTheRun) {
   Trainer plain(load_config(write_config("plain")), false);
   plain.run();

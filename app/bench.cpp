@@ -2,6 +2,7 @@
 // (<build>/bench/bench_<name>), handing it every argument after the benchmark's name.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -26,13 +27,16 @@ po::options_description bench_options() {
       "training benchmark: full training steps of this experiment config's [model] on random "
       "tokens (batch and sequence length from [train] and [data])")(
       "steps", po::value<int64_t>()->default_value(5), "training benchmark: timed steps")(
-      "warmup", po::value<int64_t>()->default_value(2), "training benchmark: untimed steps first");
+      "warmup", po::value<int64_t>()->default_value(2), "training benchmark: untimed steps first")(
+      "inference", po::bool_switch(),
+      "training benchmark: afterwards, the peak memory of the same model running one micro-batch "
+      "forward without gradients, and the training peak's ratio to it");
   return options;
 }
 
-int run_training_benchmark(const po::variables_map& vm) {
+int run_training_benchmark(const po::variables_map& vm, const Args& overrides) {
   const train::TrainConfig config =
-      train::load_config(vm["config"].as<std::string>(), {}, /*check_inputs=*/false);
+      train::load_config(vm["config"].as<std::string>(), overrides, /*check_inputs=*/false);
   const OlmoeConfig& m = config.model.config;
   std::cout << "config: " << config.source << " (hidden " << m.hidden_size << ", "
             << m.num_hidden_layers << " layers, " << m.num_experts << " experts top-"
@@ -44,11 +48,20 @@ int run_training_benchmark(const po::variables_map& vm) {
       config, vm["steps"].as<int64_t>(), vm["warmup"].as<int64_t>());
   std::cout << "seconds per step (median of " << r.steps << "): " << r.seconds_per_step << "\n"
             << "achieved: " << r.gflops << " GFLOP/s (6 x active params x tokens + attention)\n"
-            << "f32 GEMM rate of " << Device::select(config.train.device).str()
+            << dtype_name(config.train.dtype()) << " GEMM rate of "
+            << Device::select(config.train.device).str()
             << ", same run: " << r.gemm_gflops << " GFLOP/s\n"
             << "ratio to GEMM: " << r.gemm_ratio() << "\n"
-            << "peak memory: " << memory_breakdown(r.memory.at_peak) << "\n"
-            << "tokens_per_s=" << r.tokens_per_s << "\n";
+            << "peak memory: " << memory_breakdown(r.memory.at_peak) << "\n";
+  if (vm["inference"].as<bool>()) {
+    const MemoryReport inference = train::inference_memory(config);
+    std::cout << "inference peak memory (one micro-batch, no gradients): "
+              << memory_breakdown(inference.at_peak) << "\n"
+              << "training peak / inference peak: "
+              << double(r.memory.peak_total) / double(std::max<int64_t>(inference.peak_total, 1))
+              << "\n";
+  }
+  std::cout << "tokens_per_s=" << r.tokens_per_s << "\n";
   return 0;
 }
 
@@ -73,7 +86,9 @@ std::string bench_usage() {
         "       moegrad bench [--help] <benchmark> [benchmark arguments...]\n\n"
         "With --config: full training steps (forward, backward, AdamW) of the config's model\n"
         "on random tokens; prints tokens/s, achieved GFLOP/s and its ratio to this machine's\n"
-        "f32 GEMM rate measured in the same run; the last line is tokens_per_s=<number>.\n\n"
+        "GEMM rate in the run's precision (train.precision: f32 or bf16) measured in the same\n"
+        "run; the last line is tokens_per_s=<number>. Config keys can be overridden:\n"
+        "--train.precision=bf16 --train.device=cuda.\n\n"
         "Otherwise: "
         "Runs <build>/bench/bench_<benchmark>, a Google Benchmark program, with every argument\n"
         "after <benchmark> (see 'moegrad bench <benchmark> --help'). Benchmarks:";
@@ -86,8 +101,11 @@ std::string bench_usage() {
 int run_bench(const Args& args) {
   for (const std::string& a : args)
     if (a == "--config" || a.rfind("--config=", 0) == 0) {
-      po::variables_map vm = parse_options("bench", bench_options(), args);
-      return vm.count("help") ? (std::cout << bench_usage(), 0) : run_training_benchmark(vm);
+      Args own, overrides;
+      split_config_overrides(args, own, overrides);
+      po::variables_map vm = parse_options("bench", bench_options(), own);
+      return vm.count("help") ? (std::cout << bench_usage(), 0)
+                              : run_training_benchmark(vm, overrides);
     }
   // Otherwise everything after the benchmark's name is the benchmark program's.
   size_t i = 0;

@@ -101,9 +101,9 @@ def training_flops_per_token(m, seq_len):
     return 6.0 * active_parameters(m) + 12.0 * m["num_hidden_layers"] * seq_len * m["hidden_size"]
 
 
-def measure_gemm_gflops(torch, device, sync, n=1024, repeats=5):
+def measure_gemm_gflops(torch, device, sync, dtype, n=1024, repeats=5):
     gen = torch.Generator().manual_seed(7)
-    a, b = (torch.randn(n, n, generator=gen).to(device) for _ in range(2))
+    a, b = (torch.randn(n, n, generator=gen).to(device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)
     sync()
     best = float("inf")
@@ -134,6 +134,10 @@ def main():
                     help="where the step runs (cuda: the first GPU)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the model (the warmup steps include the compilation)")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default=None,
+                    help="f32, or bf16: torch.autocast to bfloat16 around forward and loss with "
+                         "f32 parameters and AdamW (PyTorch's mixed precision); default: the "
+                         "config's train.precision")
     args = ap.parse_args()
     if args.steps <= 0 or args.warmup < 0:
         fail("--steps must be positive and --warmup >= 0")
@@ -141,6 +145,9 @@ def main():
 
     c = load_config(args.config)
     m, t, seq_len = c["model"], c["train"], c["data"]["seq_len"]
+    precision = args.precision or t["precision"]
+    if precision not in ("f32", "bf16"):
+        fail(f"{args.config}: train.precision: expected f32 or bf16, got '{precision}'")
 
     import torch
     import transformers
@@ -184,15 +191,18 @@ def main():
                               generator=data_gen).to(device)
                 for _ in range(t["grad_accum"])]
 
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=precision == "bf16")
+
     def step(batches):
         optimizer.zero_grad(set_to_none=True)
         for ids in batches:
-            out = forward(input_ids=ids, labels=ids)
-            loss = out.loss
-            if t["z_coef"] != 0:  # ST-MoE router z-loss, as moe/losses.h: mean over layers
-                z = torch.stack([torch.logsumexp(g, dim=-1).square().mean()
-                                 for g in out.router_logits]).mean()
-                loss = loss + t["z_coef"] * z
+            with autocast:
+                out = forward(input_ids=ids, labels=ids)
+                loss = out.loss
+                if t["z_coef"] != 0:  # ST-MoE router z-loss, as moe/losses.h: mean over layers
+                    z = torch.stack([torch.logsumexp(g.float(), dim=-1).square().mean()
+                                     for g in out.router_logits]).mean()
+                    loss = loss + t["z_coef"] * z
             (loss / len(batches)).backward()
         if t["clip"] > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip"])
@@ -206,7 +216,8 @@ def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} threads, attention {model.config._attn_implementation}, "
           f"experts {model.config._experts_implementation}, AdamW {args.adamw}, "
-          f"device {args.device}{', torch.compile' if args.compile else ', eager'}")
+          f"device {args.device}{', torch.compile' if args.compile else ', eager'}, "
+          f"precision {precision}{' (autocast)' if precision == 'bf16' else ''}")
     print(f"active parameters per token: {active_parameters(m)}")
     sys.stdout.flush()
 
@@ -226,10 +237,12 @@ def main():
     tokens_per_s = tokens_per_step / seconds
     gflops = tokens_per_s * training_flops_per_token(m, seq_len) / 1e9
     # The same reference sizes as train/benchmark.cpp: 4096^3 fills a GPU, 1024^3 does not.
-    gemm = measure_gemm_gflops(torch, device, sync, n=4096 if args.device == "cuda" else 1024)
+    gemm = measure_gemm_gflops(torch, device, sync,
+                               torch.bfloat16 if precision == "bf16" else torch.float32,
+                               n=4096 if args.device == "cuda" else 1024)
     print(f"seconds per step (median of {args.steps}): {seconds:.6g}")
     print(f"achieved: {gflops:.6g} GFLOP/s (6 x active params x tokens + attention)")
-    print(f"f32 GEMM rate of {args.device}, same run: {gemm:.6g} GFLOP/s")
+    print(f"{precision} GEMM rate of {args.device}, same run: {gemm:.6g} GFLOP/s")
     if args.device == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.3f} GiB")
     print(f"ratio to GEMM: {gflops / gemm:.6g}")

@@ -135,14 +135,23 @@ for b in bench_gemm bench_elementwise bench_attention; do
   fi
 done
 
-# Training steps on the GPU (train.device = auto picks it): tokens/s and the GEMM ratio.
-for cfg in experiments/bench/*.cfg; do
-  name=$(basename "$cfg" .cfg)
-  echo "gpu-check: moegrad bench --config $cfg"
-  timeout "$STEP_TIMEOUT" "$BUILD/app/moegrad" bench --config "$cfg" --steps 10 >"$LOGS/train-bench-$name.log" 2>&1 ||
+# Training steps on the GPU (train.device = auto picks it): tokens/s and the GEMM ratio, in f32
+# and in bf16 mixed precision (against the bf16 GEMM rate: the MFU).
+train_bench() {  # NAME ARGS...: one `moegrad bench` into train-bench-NAME.log
+  local name=$1
+  shift
+  echo "gpu-check: moegrad bench $*"
+  timeout "$STEP_TIMEOUT" "$BUILD/app/moegrad" bench "$@" >"$LOGS/train-bench-$name.log" 2>&1 ||
     { echo "gpu-check: training benchmark $name failed (see $LOGS/train-bench-$name.log)"; status=1; }
   tail -n 3 "$LOGS/train-bench-$name.log"
+}
+for name in tiny small medium; do
+  train_bench "$name" --config "experiments/bench/$name.cfg" --steps 10
+  train_bench "$name-bf16" --config "experiments/bench/$name.cfg" --steps 10 --train.precision=bf16
 done
+# Selective adaptation of an OLMoE-1B-7B-shaped model in bf16: its peak against inference's.
+train_bench olmoe-1b-7b-adapt --config experiments/bench/olmoe-1b-7b-adapt.cfg --steps 3 \
+  --warmup 1 --inference
 
 # ---- report ----
 GPU_QUERY="$GPU_QUERY" NVCC_VERSION="$NVCC_VERSION" ARCH="$ARCH" LOGS="$LOGS" REPORT="$REPORT" \

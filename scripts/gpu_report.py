@@ -82,6 +82,11 @@ def training_benchmarks():
             "achieved_gflops": number(r"achieved: ([0-9.eE+-]+) GFLOP/s"),
             "gemm_gflops": number(r"GEMM rate of [^,]*, same run: ([0-9.eE+-]+)"),
             "ratio_to_gemm": number(r"ratio to GEMM: ([0-9.eE+-]+)"),
+            "precision": (re.search(r"(\w+) GEMM rate of", text) or [None, None])[1],
+            "peak_memory_gib": number(r"peak memory: ([0-9.eE+-]+) GiB"),
+            "inference_peak_memory_gib":
+                number(r"inference peak memory \(one micro-batch, no gradients\): ([0-9.eE+-]+) GiB"),
+            "training_over_inference_peak": number(r"training peak / inference peak: ([0-9.eE+-]+)"),
         }
     return out
 

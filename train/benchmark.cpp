@@ -6,6 +6,7 @@
 
 #include "core/ops/matmul.h"
 #include "core/profiler.h"
+#include "autograd/grad_mode.h"
 #include "core/random.h"
 #include "train/adamw.h"
 #include "train/freeze_mask.h"
@@ -35,9 +36,9 @@ double training_flops_per_token(const OlmoeConfig& c, int64_t seq_len) {
          12.0 * double(c.num_hidden_layers) * double(seq_len) * double(c.hidden_size);
 }
 
-double measure_gemm_gflops(Device device, int64_t n, int repeats) {
+double measure_gemm_gflops(Device device, DType dtype, int64_t n, int repeats) {
   Generator gen(7);
-  Tensor a = randn({n, n}, gen, DType::F32, device), b = randn({n, n}, gen, DType::F32, device);
+  Tensor a = randn({n, n}, gen, dtype, device), b = randn({n, n}, gen, dtype, device);
   matmul(a, b);  // warm: threads, pages, cuBLAS's handle
   double best = 1e30;
   for (int i = 0; i < repeats; ++i) {
@@ -57,7 +58,7 @@ SyntheticTraining::SyntheticTraining(const TrainConfig& config)
   model_ = new_model(config);
   set_memory_limit(device_, config.train.memory_limit_bytes());
   reset_peak_memory(device_);
-  model_->to(device_);
+  place_model(config, *model_, device_);
   const NamedParameters params = model_->named_parameters();
   const FreezeMask mask = apply_freeze_mask(config, *model_);
   optimizer_ = std::make_unique<AdamW>(params, mask, config.adamw(), config.param_groups());
@@ -99,8 +100,27 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   r.memory = memory_report(device);
   // 1024^3 is a fraction of a GPU's rate (30 of its 52 TFLOP/s on an H100): there the
   // reference is a GEMM that fills the chip.
-  r.gemm_gflops = measure_gemm_gflops(device, device.is_cuda() ? 4096 : 1024);
+  r.gemm_gflops =
+      measure_gemm_gflops(device, config.train.dtype(), device.is_cuda() ? 4096 : 1024);
   return r;
+}
+
+MemoryReport inference_memory(const TrainConfig& config) {
+  const Device device = Device::select(config.train.device);
+  reset_peak_memory(device);
+  const std::unique_ptr<OlmoeForCausalLM> model = new_model(config);
+  place_model(config, *model, device);
+  Generator gen(config.train.seed);
+  const Tensor ids =
+      randint(0, config.model.config.vocab_size, {config.train.batch_size, config.data.seq_len},
+              gen)
+          .to(device);
+  {
+    NoGradGuard no_grad;
+    const LossOutput out = model->loss(ids, step_options(config).loss_weights);
+    out.loss.data().item();  // waits for the device
+  }
+  return memory_report(device);
 }
 
 double SyntheticTraining::median_step_seconds(int64_t steps) {

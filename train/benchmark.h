@@ -1,6 +1,7 @@
 // The training benchmark of `moegrad bench --config`: full optimizer steps (forward, backward,
 // AdamW over what the [freeze] rules train) of the config's model on random tokens, on
-// train.device, against the f32 GEMM rate of that device measured in the same run.
+// train.device, against the GEMM rate of that device in the run's precision (f32 or bf16)
+// measured in the same run.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -28,7 +29,7 @@ struct BenchmarkResult {
   double seconds_per_step = 0;  // median of the timed steps
   double tokens_per_s = 0;
   double gflops = 0;       // achieved model GFLOP/s
-  double gemm_gflops = 0;  // f32 GEMM rate of this machine, same run
+  double gemm_gflops = 0;  // GEMM rate in the run's precision on this machine, same run
   MemoryReport memory;     // the device's, peaks over the steps (warmup included)
   double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
 };
@@ -59,8 +60,13 @@ class SyntheticTraining {
 BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
                                        int64_t warmup = 2);
 
-// Best rate of an n x n x n f32 matmul on `device` (moegrad's, i.e. the BLAS or cuBLAS it
-// calls), in GFLOP/s.
-double measure_gemm_gflops(Device device, int64_t n = 1024, int repeats = 5);
+// Peak memory of the config's new model (its precision, on train.device) running the forward
+// and the loss of one micro-batch (batch_size x seq_len random tokens) without gradients: the
+// inference memory a training run's peak is compared with. Run it with no other model alive.
+MemoryReport inference_memory(const TrainConfig& config);
+
+// Best rate of an n x n x n matmul of `dtype` (f32, or bf16 with f32 accumulation) on `device`
+// (moegrad's, i.e. the BLAS or cuBLAS it calls), in GFLOP/s.
+double measure_gemm_gflops(Device device, DType dtype, int64_t n = 1024, int repeats = 5);
 
 }  // namespace moegrad::train

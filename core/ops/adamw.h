@@ -42,7 +42,7 @@ struct AdamWTensors {
   double lr = 1e-3;
   double weight_decay = 1e-2;
   int64_t step = 1;
-  Tensor bf16_param;  // defined: param is its f32 master (see adamw_step)
+  Tensor bf16_param{};  // defined: param is its f32 master (see adamw_step)
 };
 
 // adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose

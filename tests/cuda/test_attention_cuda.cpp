@@ -166,24 +166,31 @@ TEST(AttentionCuda, TiledAndGenericPathsOverEdgeShapes) {
   }
 }
 
-// Interleaved heads and padded rows with 16-byte aligned rows keep the tiled kernels.
-TEST(AttentionCuda, NonContiguousAlignedInputs) {
-  SKIP_WITHOUT_GPU();
+// The model's layout: q, v and grad the [B, T, H, D] -> [B, H, T, D] transposes (heads
+// interleaved), k rows padded to D + 8 and read from element k_offset on (4: rows stay 16-byte
+// aligned in f32 and 8-byte aligned in bf16, the tiled kernels; 2 in bf16: the generic ones).
+Case transposed_case(DType dtype, int64_t k_offset, uint64_t seed) {
   const int64_t B = 2, H = 4, Hkv = 2, T = 90, D = 64;
-  Tensor q_base = random_tensor({B, T, H, D}, 1000, DType::F32);
-  Tensor k_base = random_tensor({B, Hkv, T, D + 8}, 1001, DType::F32);
-  Tensor v_base = random_tensor({B, T, Hkv, D}, 1002, DType::F32);
-  Tensor g_base = random_tensor({B, T, H, D}, 1003, DType::F32);
+  Tensor q_base = random_tensor({B, T, H, D}, seed, dtype);
+  Tensor k_base = random_tensor({B, Hkv, T, D + 8}, seed + 1, dtype);
+  Tensor v_base = random_tensor({B, T, Hkv, D}, seed + 2, dtype);
+  Tensor g_base = random_tensor({B, T, H, D}, seed + 3, dtype);
   Case c;
   c.q = q_base.transpose(1, 2);
-  c.k = k_base.narrow(3, 4, D);
+  c.k = k_base.narrow(3, k_offset, D);
   c.v = v_base.transpose(1, 2);
   c.grad = g_base.transpose(1, 2);
   c.gq = same_view(c.q, gpu(q_base));
   c.gk = same_view(c.k, gpu(k_base));
   c.gv = same_view(c.v, gpu(v_base));
   c.ggrad = same_view(c.grad, gpu(g_base));
-  expect_parity(c);
+  return c;
+}
+
+// Interleaved heads and padded rows with 16-byte aligned rows keep the tiled kernels.
+TEST(AttentionCuda, NonContiguousAlignedInputs) {
+  SKIP_WITHOUT_GPU();
+  expect_parity(transposed_case(DType::F32, 4, 1000));
 }
 
 TEST(AttentionCuda, NonContiguousInputs) {
@@ -236,21 +243,7 @@ TEST(AttentionCuda, Bf16MatchesCpuBf16OnTiledAndGenericPaths) {
   for (int64_t offset : {4, 2}) {
     SCOPED_TRACE(::testing::Message() << "bf16 transposed q, grad and v; k rows offset by "
                                       << offset << " (8-byte aligned: tiled; else generic)");
-    const int64_t B = 2, H = 4, Hkv = 2, T = 90, D = 64;
-    Tensor q_base = random_tensor({B, T, H, D}, 1300, DType::BF16);
-    Tensor k_base = random_tensor({B, Hkv, T, D + 8}, 1301, DType::BF16);
-    Tensor v_base = random_tensor({B, T, Hkv, D}, 1302, DType::BF16);
-    Tensor g_base = random_tensor({B, T, H, D}, 1303, DType::BF16);
-    Case c;
-    c.q = q_base.transpose(1, 2);
-    c.k = k_base.narrow(3, offset, D);
-    c.v = v_base.transpose(1, 2);
-    c.grad = g_base.transpose(1, 2);
-    c.gq = same_view(c.q, gpu(q_base));
-    c.gk = same_view(c.k, gpu(k_base));
-    c.gv = same_view(c.v, gpu(v_base));
-    c.ggrad = same_view(c.grad, gpu(g_base));
-    expect_parity(c);
+    expect_parity(transposed_case(DType::BF16, offset, 1300));
   }
   Tensor q = gpu(random_tensor({1, 2, 9, 8}, 1400, DType::BF16));
   AttentionOutput o = attention_forward(q, q, q, true);

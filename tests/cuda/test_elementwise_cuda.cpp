@@ -101,7 +101,7 @@ TEST(ElementwiseCuda, Bf16MatchesCpuBf16) {
     EXPECT_ALL_CLOSE(scalar_op(op, in.to(gpu), 0.3, 0.9), scalar_op(op, in, 0.3, 0.9), 1e-2, 1e-2)
         << scalar_op_name(op);
   }
-  Tensor y = testing::random_tensor({65}, 7, DType::BF16);
+  Tensor y = testing::random_tensor({65, 1}, 7, DType::BF16);  // one value per row of x, broadcast along it
   EXPECT_ALL_CLOSE(gt(x.to(gpu), y.to(gpu)), gt(x, y), 0, 0);
   EXPECT_ALL_CLOSE(where(le(x.to(gpu), y.to(gpu)), x.to(gpu), y.to(gpu)), where(le(x, y), x, y), 0,
                    0);

@@ -2,9 +2,9 @@
 // run: "<device>/matmul/<shape>" calls moegrad::matmul (planning, output allocation, the
 // library call); "<device>/blas/<shape>" calls cblas_sgemm (cuBLAS on a GPU) directly on the
 // same inputs into a preallocated output. Both report GFLOP/s = 2 * batch * M * N * K / time;
-// their ratio is what moegrad costs over BLAS. "<device>/experts/{grouped,loop}/..." run the
-// same projection of all 64 experts of an OLMoE-1B-7B layer as one grouped_matmul and as one
-// matmul per expert: the choice OlmoeExperts makes. f32 throughout.
+// their ratio is what moegrad costs over BLAS. "<device>/experts/<dtype>/<pass>/{grouped,loop}/..."
+// run the same projection of all 64 experts of an OLMoE-1B-7B layer as one grouped_matmul and as
+// one matmul per expert, forward and both backward GEMMs, in f32 and bf16; the rest is f32.
 #include <cblas.h>
 
 #include <string>
@@ -118,25 +118,42 @@ void register_gemm(Device device, const Gemm& g, bool through_blas) {
   })->Unit(benchmark::kMillisecond);
 }
 
-// One projection of every expert of a layer over its share of `tokens` (top-8 of 64, balanced):
-// x [64 * rows, in] against 64 weights [out, in].
-void register_experts(Device device, int64_t out, int64_t in, bool grouped) {
+// The three GEMMs of one projection of every expert of a layer over its share of `tokens`
+// (top-8 of 64, balanced), x [64 * rows, in] against 64 weights [out, in]: the forward x W^T,
+// the input gradient dy W and the weight gradient dy^T x, as one grouped call and as one
+// matmul per expert.
+enum class ExpertPass { Forward, Dgrad, Wgrad };
+
+void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, int64_t in,
+                      bool grouped) {
   const int64_t experts = 64, rows = (device.is_cpu() ? 512 : 8192) * 8 / experts;
-  std::string name = std::string("experts/") + (grouped ? "grouped/" : "loop/") +
-                     std::to_string(experts) + "x" + std::to_string(rows) + "x" +
-                     std::to_string(out) + "x" + std::to_string(in);
+  const char* pass_name = pass == ExpertPass::Forward ? "fwd/"
+                          : pass == ExpertPass::Dgrad ? "dgrad/"
+                                                      : "wgrad/";
+  std::string name = std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
+                     (grouped ? "grouped/" : "loop/") + std::to_string(experts) + "x" +
+                     std::to_string(rows) + "x" + std::to_string(out) + "x" + std::to_string(in);
   register_on(device, name, [=](benchmark::State& state) {
     Generator gen(0);
-    Tensor x = randn({experts * rows, in}, gen, DType::F32, device);
+    const Tensor x = randn({experts * rows, in}, gen, dtype, device);
+    const Tensor dy = randn({experts * rows, out}, gen, dtype, device);
     std::vector<Tensor> w;
-    for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, DType::F32, device));
+    for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
     const std::vector<int64_t> counts(size_t(experts), rows);
+    const std::vector<bool> want(size_t(experts), true);
     time_iterations(state, device, [&] {
-      if (grouped) {
-        benchmark::DoNotOptimize(grouped_matmul(x, w, counts, true));
-      } else {
-        for (int64_t e = 0; e < experts; ++e)
-          benchmark::DoNotOptimize(matmul(x.narrow(0, e * rows, rows), w[size_t(e)], false, true));
+      if (grouped && pass == ExpertPass::Wgrad) {
+        benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, counts, want));
+      } else if (grouped) {
+        const bool fwd = pass == ExpertPass::Forward;
+        benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
+      }
+      for (int64_t e = 0; e < experts && !grouped; ++e) {
+        const Tensor xe = x.narrow(0, e * rows, rows), dye = dy.narrow(0, e * rows, rows);
+        const Tensor& we = w[size_t(e)];
+        benchmark::DoNotOptimize(pass == ExpertPass::Forward ? matmul(xe, we, false, true)
+                                 : pass == ExpertPass::Dgrad ? matmul(dye, we, false, false)
+                                                             : matmul(dye, xe, true, false));
       }
     });
     state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(experts * rows * out * in),
@@ -154,9 +171,12 @@ int main(int argc, char** argv) {
       bench::register_gemm(device, g, false);
       bench::register_gemm(device, g, true);
     }
-    for (bool grouped : {true, false}) {
-      bench::register_experts(device, 1024, 2048, grouped);  // gate or up
-      bench::register_experts(device, 2048, 1024, grouped);  // down
-    }
+    for (DType dtype : {DType::F32, DType::BF16})
+      for (bench::ExpertPass pass :
+           {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
+        for (bool grouped : {true, false}) {
+          bench::register_experts(device, dtype, pass, 1024, 2048, grouped);  // gate or up
+          bench::register_experts(device, dtype, pass, 2048, 1024, grouped);  // down
+        }
   });
 }

@@ -26,11 +26,14 @@ Variable sub(const Variable& a, const Variable& b) {
 }
 
 Variable mul(const Variable& a, const Variable& b) {
-  Tensor x = a.data(), y = b.data();
-  return make_result(mul(x, y), "mul", {a, b},
-                     [x, y](const Tensor& g, const std::vector<bool>& need) {
-                       return std::vector<Tensor>{need[0] ? sum_to(mul(g, y), x.shape()) : Tensor(),
-                                                  need[1] ? sum_to(mul(g, x), y.shape()) : Tensor()};
+  // Each operand's gradient reads only the other operand: one is kept for the backward only
+  // when the other trains (an activation times a frozen scale keeps no activation).
+  Tensor x = b.requires_grad() ? a.data() : Tensor(), y = a.requires_grad() ? b.data() : Tensor();
+  return make_result(mul(a.data(), b.data()), "mul", {a, b},
+                     [x, y, xs = a.shape(), ys = b.shape()](const Tensor& g,
+                                                            const std::vector<bool>& need) {
+                       return std::vector<Tensor>{need[0] ? sum_to(mul(g, y), xs) : Tensor(),
+                                                  need[1] ? sum_to(mul(g, x), ys) : Tensor()};
                      });
 }
 

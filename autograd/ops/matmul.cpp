@@ -46,13 +46,14 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
 }
 
 Variable linear(const Variable& x, const Variable& w) {
-  Tensor xd = x.data(), wd = w.data();
-  return make_result(linear(xd, wd), "linear", {x, w},
-                     [xd, wd](const Tensor& g, const std::vector<bool>& need) {
+  // The input is kept only for the weight's gradient: a frozen layer keeps no activation.
+  Tensor xd = w.requires_grad() ? x.data() : Tensor(), wd = w.data();
+  return make_result(linear(x.data(), wd), "linear", {x, w},
+                     [xd, wd, xs = x.shape()](const Tensor& g, const std::vector<bool>& need) {
                        // Every leading dim of x is a batch of rows sharing w: fold them into one.
                        Tensor rows_g = stack_rows(g);
                        Tensor gx, gw;
-                       if (need[0]) gx = matmul(rows_g, wd).view(xd.shape());
+                       if (need[0]) gx = matmul(rows_g, wd).view(xs);
                        if (need[1]) gw = matmul(rows_g, stack_rows(xd), true, false);
                        return std::vector<Tensor>{gx, gw};
                      });
@@ -60,18 +61,25 @@ Variable linear(const Variable& x, const Variable& w) {
 
 Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                         const std::vector<int64_t>& rows) {
-  const Tensor xd = x.data();
   std::vector<Tensor> wd;
   std::vector<Variable> inputs{x};
+  bool any_weight_trains = false;
   for (const Variable& v : w) {
     wd.push_back(v.data());
     inputs.push_back(v);
+    any_weight_trains |= v.requires_grad();
   }
-  return make_result(grouped_matmul(xd, wd, rows, true), "grouped_linear", inputs,
+  // The input is kept only for the weights' gradients (as in linear).
+  const Tensor xd = any_weight_trains ? x.data() : Tensor();
+  return make_result(grouped_matmul(x.data(), wd, rows, true), "grouped_linear", inputs,
                      [xd, wd, rows](const Tensor& g, const std::vector<bool>& need) {
                        const std::vector<bool> want(need.begin() + 1, need.end());
                        std::vector<Tensor> grads{need[0] ? grouped_matmul(g, wd, rows, false)
                                                          : Tensor()};
+                       if (!xd.defined()) {  // no weight trains
+                         grads.resize(wd.size() + 1);
+                         return grads;
+                       }
                        for (Tensor& gw : grouped_matmul_tn(g, xd, rows, want))
                          grads.push_back(gw);
                        return grads;

@@ -2,6 +2,7 @@
 
 #include "autograd/ops/binary.h"
 #include "autograd/ops/views.h"
+#include "core/ops/binary.h"
 #include "core/ops/unary.h"
 #include "tests/autograd/bf16_grads.h"
 #include "tests/testing.h"
@@ -75,6 +76,19 @@ TEST(BinaryGrad, Bf16GraphMatchesF32) {
   expect_bf16_grads_close([](const auto& v) { return div(v[0], v[1]); }, {a, col});
   expect_bf16_grads_close([](const auto& v) { return maximum(v[0], v[1]); }, {a, at});
   expect_bf16_grads_close([](const auto& v) { return mul(add(v[0], v[0]), v[0]); }, {at});
+}
+
+// mul keeps an operand only for the other's gradient: an activation times a frozen scale
+// keeps the scale, not the activation.
+TEST(BinaryGrad, MulKeepsOnlyWhatAGradientReads) {
+  const Tensor xt = random_tensor({4, 3}, 30), st = random_tensor({4, 1}, 31),
+               g = random_tensor({4, 3}, 32);
+  Variable x(xt, true);
+  Variable y = mul(x, Variable(st));
+  EXPECT_EQ(xt.storage().use_count(), 2);  // the caller's handle and x's
+  EXPECT_EQ(st.storage().use_count(), 2);  // + the node's
+  y.backward(g);
+  EXPECT_ALL_CLOSE(x.grad(), mul(g, st));
 }
 
 }  // namespace

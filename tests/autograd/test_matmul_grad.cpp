@@ -2,6 +2,8 @@
 
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
+#include "core/ops/join.h"
+#include "core/ops/matmul.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -155,6 +157,30 @@ TEST(MatmulGradBf16, MatmulLinearAndGroupedLinear) {
                     bf({8, 3}, 53), [&](const auto& v) {
                       return grouped_linear(v[0], {v[1], v[2], v[3]}, rows);
                     });
+}
+
+// A frozen weight keeps no activation for the backward (the input is only for the weight's
+// gradient), and the input's gradient still flows. use_count: the caller's handle and x's.
+TEST(MatmulGrad, FrozenWeightsKeepNoInput) {
+  const Tensor xt = random_tensor({6, 5}, 60), w0 = random_tensor({3, 5}, 61),
+               w1 = random_tensor({3, 5}, 62), g = random_tensor({6, 3}, 63);
+  Variable x(xt, true);
+  Variable y = linear(x, Variable(w0));
+  EXPECT_EQ(xt.storage().use_count(), 2);
+  y.backward(g);
+  EXPECT_ALL_CLOSE(x.grad(), matmul(g, w0));
+
+  Variable xg(xt, true);
+  Variable yg = grouped_linear(xg, {Variable(w0), Variable(w1)}, {2, 4});
+  EXPECT_EQ(xt.storage().use_count(), 3);  // + xg
+  yg.backward(g);
+  EXPECT_ALL_CLOSE(xg.grad(),
+                   concat({matmul(g.narrow(0, 0, 2), w0), matmul(g.narrow(0, 2, 4), w1)}, 0));
+
+  // One trained weight: the input is kept for its gradient.
+  Variable xk(xt, true);
+  Variable yk = linear(xk, Variable(w0, true));
+  EXPECT_EQ(xt.storage().use_count(), 5);  // + xk + the node's copy
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "autograd/ops/rmsnorm.h"
 #include "autograd/ops/rope.h"
 #include "autograd/ops/softmax.h"
+#include "autograd/ops/swiglu.h"
 #include "autograd/ops/topk.h"
 #include "autograd/ops/unary.h"
 #include "autograd/ops/views.h"

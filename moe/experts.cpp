@@ -105,7 +105,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     down.push_back(ex.down_proj().weight());
   }
   const Variable x_rows = index_select(x, 0, token_t);  // [A, H], grouped by expert
-  const Variable h = silu(grouped_linear(x_rows, gate, rows)) * grouped_linear(x_rows, up, rows);
+  const Variable h = swiglu(grouped_linear(x_rows, gate, rows), grouped_linear(x_rows, up, rows));
   // [A, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
   Variable w = moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
   Variable combined = grouped_linear(h, down, rows) * w;

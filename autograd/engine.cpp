@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "autograd/saved_tensors.h"
 #include "autograd/variable.h"
 #include "core/ops/binary.h"
 #include "core/storage.h"
@@ -24,15 +25,6 @@ Tensor run_hooks(const std::vector<GradHook>& hooks, Tensor grad) {
 // gradient to both sides), so summing into one of them in place would corrupt the other.
 void accumulate(Tensor& slot, const Tensor& grad) {
   slot = slot.defined() ? add(slot, grad) : grad;
-}
-
-// True when `t` is the only tensor that views its storage, and views all of it, densely:
-// nothing else can see a write into it, and it holds no memory beyond its elements. Every
-// tensor (and view) holds a reference to its storage, so the count covers whatever a rule,
-// a hook, a node's saved tensors, the engine or the caller still has.
-bool sole_owner(const Tensor& t) {
-  return t.storage().use_count() == 1 && t.is_contiguous() && t.offset() == 0 &&
-         size_t(t.numel()) * dtype_size(t.dtype()) == t.storage()->nbytes();
 }
 
 // A leaf's .grad is its own buffer, summed into in place across backward calls (gradient
@@ -98,7 +90,11 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     ready.pop_back();
     Tensor g = run_hooks(n->hooks(), std::move(grads[n]));
     grads.erase(n);
-    std::vector<Tensor> input_grads = n->apply(g);
+    std::vector<Tensor> input_grads;
+    {
+      const SavedTensors::ExpireScope expire(!retain_graph);
+      input_grads = n->apply(g);
+    }
     g = Tensor();  // a rule that passes it on (add) leaves it to its inputs alone
     if (!retain_graph) n->release();
     const auto& edges = n->edges();

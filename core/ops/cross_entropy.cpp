@@ -56,9 +56,11 @@ CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& tar
   return out;
 }
 
-Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
-                              const Tensor& lse, int64_t ignore_index, Reduction reduction) {
-  const char* op = "cross_entropy_backward";
+namespace {
+
+void backward_into(const char* op, const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
+                   const Tensor& targets, const Tensor& lse, int64_t ignore_index,
+                   Reduction reduction) {
   check_logits_and_targets(op, logits, targets, ignore_index);
   check_defined(op, grad, "grad");
   check_defined(op, lse, "lse");
@@ -71,12 +73,31 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Te
   MOEGRAD_CHECK(grad.numel() == 1 && lse.shape() == Shape{logits.size(0)}, op,
                 ": expected a one-element grad and lse [", logits.size(0), "], got grad ",
                 shape_str(grad.shape()), " and lse ", shape_str(lse.shape()));
-  Tensor dlogits = empty(logits.shape(), logits.dtype(), logits.device());
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // operand copies, the loss scale
   MOEGRAD_DISPATCH(logits.device(), op, cross_entropy_backward, dlogits, grad,
                    unit_inner_stride(logits), targets.contiguous(), lse.contiguous(), ignore_index,
                    reduction);
+}
+
+}  // namespace
+
+Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
+                              const Tensor& lse, int64_t ignore_index, Reduction reduction) {
+  check_defined("cross_entropy_backward", logits, "logits");
+  Tensor dlogits = empty(logits.shape(), logits.dtype(), logits.device());
+  backward_into("cross_entropy_backward", dlogits, grad, logits, targets, lse, ignore_index,
+                reduction);
   return dlogits;
+}
+
+Tensor cross_entropy_backward_(const Tensor& grad, const Tensor& logits, const Tensor& targets,
+                               const Tensor& lse, int64_t ignore_index, Reduction reduction) {
+  const char* op = "cross_entropy_backward_";
+  check_defined(op, logits, "logits");
+  MOEGRAD_CHECK(logits.is_contiguous(), op, ": the logits it writes over must be contiguous, got ",
+                shape_str(logits.shape()), " with strides ", shape_str(logits.strides()));
+  backward_into(op, logits, grad, logits, targets, lse, ignore_index, reduction);
+  return logits;
 }
 
 }  // namespace moegrad

@@ -31,13 +31,19 @@ CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& tar
 Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
                               const Tensor& lse, int64_t ignore_index = -100,
                               Reduction reduction = Reduction::Mean);
+// The same gradient written over `logits`, which must be contiguous; returns them. For a
+// caller done with the logits: no second [N, V] buffer.
+Tensor cross_entropy_backward_(const Tensor& grad, const Tensor& logits, const Tensor& targets,
+                               const Tensor& lse, int64_t ignore_index = -100,
+                               Reduction reduction = Reduction::Mean);
 inline Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                             int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
   return cross_entropy_forward(logits, targets, ignore_index, reduction).loss;
 }
 
 // Backends. logits: [N, V] with unit stride along V; targets: [N] contiguous and already
-// validated; dlogits: [N, V] contiguous.
+// validated; dlogits: [N, V] contiguous, possibly the logits themselves (each element is
+// read before it is written, by the thread that writes it).
 namespace cpu {
 void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                            const Tensor& targets, int64_t ignore_index, Reduction reduction);

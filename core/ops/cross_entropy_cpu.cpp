@@ -97,10 +97,10 @@ void backward(const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
         continue;
       }
       const C* x = wide(xp + n * ld, V);
-      const C l = lp[n];
+      const C l = lp[n], xt = x[t];  // read before the row is written: d may be the logits
 #pragma omp simd
       for (int64_t j = 0; j < V; ++j) d[j] = T(math::exp(C(x[j] - l)) * scale);
-      d[t] = T(math::exp(C(x[t] - l)) * scale - scale);
+      d[t] = T(math::exp(C(xt - l)) * scale - scale);
     }
   }
 }

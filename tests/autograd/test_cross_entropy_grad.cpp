@@ -1,5 +1,8 @@
 #include "autograd/ops/cross_entropy.h"
+#include "autograd/ops/unary.h"
 #include "autograd/ops/views.h"
+#include "core/ops/cross_entropy.h"
+#include "core/ops/unary.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -48,6 +51,39 @@ TEST(CrossEntropyGrad, GradientReachesThroughAView) {
   EXPECT_GRADCHECK(
       [targets](const auto& v) { return cross_entropy(reshape(v[0], {4, 3}), targets); },
       {logits});
+}
+
+// Logits that nothing but the node holds take their own gradient in a backward that frees
+// the graph; with retain_graph they are kept intact, and both give the same gradient.
+TEST(CrossEntropyGrad, LogitsNobodyHoldsTakeTheirGradient) {
+  const Tensor targets = from_vector<int64_t>({0, 2, -100, 1}, {4});
+  const Tensor w = random_tensor({4, 3}, 5);
+  for (bool retain : {false, true}) {
+    SCOPED_TRACE(::testing::Message() << "retain_graph " << retain);
+    Variable x(w.clone(), true);
+    const void* logits_buffer = nullptr;
+    const void* gradient_buffer = nullptr;
+    Variable loss = [&] {
+      Variable logits = mul_scalar(x, 2.0);  // not a leaf: the caller drops it
+      logits_buffer = logits.data().data_ptr();
+      logits.register_hook([&](const Tensor& g) {
+        gradient_buffer = g.data_ptr();
+        return Tensor();
+      });
+      return cross_entropy(logits, targets);
+    }();
+    loss.backward(Tensor(), retain);
+    EXPECT_EQ(gradient_buffer == logits_buffer, !retain);
+    const Tensor expected = mul_scalar(
+        cross_entropy_backward(ones({}, DType::F64), mul_scalar(w, 2.0), targets,
+                               cross_entropy_forward(mul_scalar(w, 2.0), targets).lse),
+        2.0);
+    EXPECT_ALL_CLOSE(x.grad(), expected, 0, 0);
+    if (retain) {
+      loss.backward(Tensor(), false);  // the saved logits are still the logits
+      EXPECT_ALL_CLOSE(x.grad(), mul_scalar(expected, 2.0), 1e-12, 1e-12);
+    }
+  }
 }
 
 }  // namespace

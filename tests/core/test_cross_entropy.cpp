@@ -158,5 +158,27 @@ TEST(CrossEntropy, Errors) {
                "cross_entropy: expected int32 or int64 targets, got float64");
 }
 
+// Written over the logits, the gradient is the out-of-place one bit for bit (each row's target
+// logit is read before the row is written); non-contiguous logits are refused.
+TEST(CrossEntropy, BackwardOverTheLogits) {
+  Tensor targets = from_vector<int64_t>({3, -100, 0, 36, 5}, {5});
+  for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor logits = random_tensor({5, 37}, 23, dt);
+    CrossEntropyOutput out = cross_entropy_forward(logits, targets);
+    const Tensor g = full({}, 0.75, out.loss.dtype());
+    const Tensor expected = cross_entropy_backward(g, logits, targets, out.lse);
+    const Tensor over = logits.clone();
+    const Tensor d = cross_entropy_backward_(g, over, targets, out.lse);
+    EXPECT_EQ(d.data_ptr(), over.data_ptr());
+    EXPECT_ALL_CLOSE(d, expected, 0, 0);
+  }
+  const Tensor transposed = random_tensor({37, 5}, 24).t();
+  CrossEntropyOutput out = cross_entropy_forward(transposed, targets);
+  expect_error([&] { cross_entropy_backward_(ones({}), transposed, targets, out.lse); },
+               "cross_entropy_backward_: the logits it writes over must be contiguous, got [5, 37] "
+               "with strides [1, 5]");
+}
+
 }  // namespace
 }  // namespace moegrad

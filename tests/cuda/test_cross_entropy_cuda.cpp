@@ -42,6 +42,12 @@ void expect_parity(const Tensor& logits_cpu, const Tensor& logits_gpu, const Ten
                                      ignore_index, reduction);
   EXPECT_EQ(dg.dtype(), dt) << what;
   EXPECT_ALL_CLOSE(dg, dc, tol, tol) << what;
+  // Written over a copy of the logits: the same gradient bit for bit.
+  const Tensor over = logits_gpu.contiguous().clone();
+  const Tensor dover = cross_entropy_backward_(grad.to(Device::cuda()), over, targets_gpu, g.lse,
+                                               ignore_index, reduction);
+  EXPECT_EQ(dover.data_ptr(), over.data_ptr()) << what;
+  EXPECT_ALL_CLOSE(dover, dg, 0, 0) << what;
 }
 
 std::string describe(const Tensor& logits, DType idt, Reduction reduction) {

@@ -2,6 +2,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/ops/join.h"
 #include "core/profiler.h"
 #include "moe/losses.h"
 
@@ -90,9 +91,12 @@ LossOutput OlmoeForCausalLM::loss(const Tensor& input_ids, const MoeLossWeights&
   LossOutput r;
   r.output = forward(input_ids);
   const int64_t b = input_ids.size(0), t = input_ids.size(1), v = config_.vocab_size;
-  Variable logits = reshape(narrow(r.output.hidden, 1, 0, t - 1), {b * (t - 1), v});
-  Tensor targets = y.narrow(1, 1, t - 1).reshape({b * (t - 1)});
-  r.ce = cross_entropy(logits, targets);
+  // Every position keeps its row and the last one's target is ignored (-100, cross_entropy's
+  // ignore_index): the [B * T, V] logits are then a view, not a copy of the largest
+  // activation without its last rows.
+  const Tensor ignored_last = full({b, 1}, -100, y.dtype(), y.device());
+  const Tensor targets = concat({y.narrow(1, 1, t - 1), ignored_last}, 1).reshape({b * t});
+  r.ce = cross_entropy(reshape(r.output.hidden, {b * t, v}), targets);
   const int64_t k = config_.num_experts_per_tok;
   auto add = [&](double w, const Variable& term) {
     Variable weighted = term * w;

@@ -45,6 +45,18 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
       const profiler::PhaseScope phase(profiler::Phase::Forward);
       return model.loss(batch.input_ids, options.loss_weights);
     }();
+    if (options.language_losses) {
+      NoGradGuard no_grad;
+      const std::vector<double> per_row = sequence_losses(r.output.hidden.data(), batch.input_ids);
+      for (size_t i = 0; i < per_row.size(); ++i) {
+        LanguageLoss& l = s.languages[batch.languages[i]];
+        l.ce_sum += per_row[i];
+        ++l.sequences;
+      }
+    }
+    // Nothing here holds the logits (the largest activation) during the backward, so the
+    // cross-entropy's gradient can take their buffer.
+    r.output.hidden = Variable();
     {
       const profiler::PhaseScope phase(profiler::Phase::Backward);
       mul_scalar(r.loss, scale).backward();
@@ -54,14 +66,6 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     if (r.lb.defined()) s.lb += r.lb.data().item() * scale;
     if (r.z.defined()) s.z += r.z.data().item() * scale;
     s.tokens += batch.input_ids.numel();
-    if (!options.language_losses) continue;
-    NoGradGuard no_grad;
-    const std::vector<double> per_row = sequence_losses(r.output.hidden.data(), batch.input_ids);
-    for (size_t i = 0; i < per_row.size(); ++i) {
-      LanguageLoss& l = s.languages[batch.languages[i]];
-      l.ce_sum += per_row[i];
-      ++l.sequences;
-    }
   }
   if (options.reduce_gradients) {
     const profiler::PhaseScope phase(profiler::Phase::Communication);

@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/ops/index.h"
 #include "core/profiler.h"
 
 namespace moegrad {
@@ -104,8 +105,11 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     up.push_back(ex.up_proj().weight());
     down.push_back(ex.down_proj().weight());
   }
-  const Variable x_rows = index_select(x, 0, token_t);  // [A, H], grouped by expert
-  const Variable h = swiglu(grouped_linear(x_rows, gate, rows), grouped_linear(x_rows, up, rows));
+  // [A, H], grouped by expert: one gather for both projections, and the graph keeps x, not
+  // these top-k times larger rows.
+  const Tensor x_rows = index_select(x.data(), 0, token_t);
+  const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
+                            grouped_linear_gathered(x, token_t, x_rows, up, rows));
   // [A, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
   Variable w = moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
   Variable combined = grouped_linear(h, down, rows) * w;

@@ -3,6 +3,7 @@
 // A broadcast operand receives the gradient summed over the batch dims it was broadcast along.
 #include "autograd/ops/matmul.h"
 
+#include "core/ops/index.h"
 #include "core/ops/matmul.h"
 #include "core/ops/reduce.h"
 
@@ -59,8 +60,13 @@ Variable linear(const Variable& x, const Variable& w) {
                      });
 }
 
-Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
-                        const std::vector<int64_t>& rows) {
+namespace {
+
+// grouped_linear of x_rows, which are x itself (index undefined) or x's rows `index`. The input
+// is kept only for the weights' gradients (as in linear), and then as x: gathered rows are
+// gathered again in the backward.
+Variable grouped_rows_linear(const Variable& x, const Tensor& index, const Tensor& x_rows,
+                             const std::vector<Variable>& w, const std::vector<int64_t>& rows) {
   std::vector<Tensor> wd;
   std::vector<Variable> inputs{x};
   bool any_weight_trains = false;
@@ -69,21 +75,42 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
     inputs.push_back(v);
     any_weight_trains |= v.requires_grad();
   }
-  // The input is kept only for the weights' gradients (as in linear).
   const Tensor xd = any_weight_trains ? x.data() : Tensor();
-  return make_result(grouped_matmul(x.data(), wd, rows, true), "grouped_linear", inputs,
-                     [xd, wd, rows](const Tensor& g, const std::vector<bool>& need) {
-                       const std::vector<bool> want(need.begin() + 1, need.end());
-                       std::vector<Tensor> grads{need[0] ? grouped_matmul(g, wd, rows, false)
-                                                         : Tensor()};
-                       if (!xd.defined()) {  // no weight trains
-                         grads.resize(wd.size() + 1);
-                         return grads;
-                       }
-                       for (Tensor& gw : grouped_matmul_tn(g, xd, rows, want))
-                         grads.push_back(gw);
-                       return grads;
-                     });
+  return make_result(
+      grouped_matmul(x_rows, wd, rows, true), "grouped_linear", inputs,
+      [xd, index, wd, rows, xs = x.shape()](const Tensor& g, const std::vector<bool>& need) {
+        std::vector<Tensor> grads(wd.size() + 1);
+        if (need[0]) {
+          const Tensor g_rows = grouped_matmul(g, wd, rows, false);
+          grads[0] = index.defined() ? index_add(zeros(xs, g.dtype(), g.device()), 0, index, g_rows)
+                                     : g_rows;
+        }
+        if (!xd.defined()) return grads;  // no weight trains
+        const std::vector<bool> want(need.begin() + 1, need.end());
+        const std::vector<Tensor> gw =
+            grouped_matmul_tn(g, index.defined() ? index_select(xd, 0, index) : xd, rows, want);
+        std::copy(gw.begin(), gw.end(), grads.begin() + 1);
+        return grads;
+      });
+}
+
+}  // namespace
+
+Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
+                        const std::vector<int64_t>& rows) {
+  return grouped_rows_linear(x, Tensor(), x.data(), w, rows);
+}
+
+Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
+                                 const std::vector<Variable>& w,
+                                 const std::vector<int64_t>& rows) {
+  MOEGRAD_CHECK(x.dim() == 2 && index.dim() == 1 &&
+                    x_rows.shape() == Shape({index.size(0), x.size(1)}) &&
+                    x_rows.dtype() == x.dtype(),
+                "grouped_linear_gathered: x ", shape_str(x.shape()), " ", dtype_name(x.dtype()),
+                ", index ", shape_str(index.shape()), " and x_rows ", shape_str(x_rows.shape()),
+                " ", dtype_name(x_rows.dtype()), ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
+  return grouped_rows_linear(x, index, x_rows, w, rows);
 }
 
 }  // namespace moegrad

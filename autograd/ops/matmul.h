@@ -16,5 +16,11 @@ Variable linear(const Variable& x, const Variable& w);
 // callers that want such a weight left without one (an MoE expert no token chose) leave it out.
 Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                         const std::vector<int64_t>& rows);
+// grouped_linear of x's rows `index` (x [N, in], index [R]), given as x_rows =
+// index_select(x, 0, index) so that the projections reading the same rows share one gather.
+// The graph keeps x and the index instead of the [R, in] rows (an MoE layer's R is tokens x
+// top-k), and the backward gathers them again; x's gradient is summed over its gathered rows.
+Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
+                                 const std::vector<Variable>& w, const std::vector<int64_t>& rows);
 
 }  // namespace moegrad

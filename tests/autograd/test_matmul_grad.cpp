@@ -2,6 +2,7 @@
 
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
+#include "core/ops/index.h"
 #include "core/ops/join.h"
 #include "core/ops/matmul.h"
 #include "tests/testing.h"
@@ -9,6 +10,7 @@
 namespace moegrad {
 namespace {
 
+using testing::expect_error;
 using testing::random_tensor;
 
 Shape mat(bool trans, int64_t rows, int64_t cols) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
@@ -181,6 +183,40 @@ TEST(MatmulGrad, FrozenWeightsKeepNoInput) {
   Variable xk(xt, true);
   Variable yk = linear(xk, Variable(w0, true));
   EXPECT_EQ(xt.storage().use_count(), 5);  // + xk + the node's copy
+}
+
+// grouped_linear_gathered is grouped_linear of index_select(x, 0, index), gradients included
+// (a row gathered twice sums both gradients), and keeps x, not the gathered rows.
+TEST(MatmulGrad, GroupedLinearGathered) {
+  const Tensor index = from_vector<int64_t>({2, 0, 2, 1, 3, 0}, {6});
+  const std::vector<int64_t> rows = {2, 0, 4};
+  EXPECT_GRADCHECK(
+      [&](const auto& v) {
+        return grouped_linear_gathered(v[0], index, index_select(v[0].data(), 0, index),
+                                       {v[1], v[2], v[3]}, rows);
+      },
+      {random_tensor({4, 5}, 70), random_tensor({3, 5}, 71), random_tensor({3, 5}, 72),
+       random_tensor({3, 5}, 73)});
+  const Tensor xt = random_tensor({4, 5}, 74), w0 = random_tensor({3, 5}, 75),
+               g = random_tensor({6, 3}, 76);
+  const Tensor x_rows = index_select(xt, 0, index);
+  Variable x(xt, true), w(w0, true), wf(w0, true), xr(x_rows, true);
+  Variable y = grouped_linear_gathered(x, index, x_rows, {w, Variable(w0), wf}, rows);
+  EXPECT_EQ(x_rows.storage().use_count(), 2);  // the caller's and xr's: the node has none
+  Variable ref = grouped_linear(xr, {w, Variable(w0), wf}, rows);
+  EXPECT_ALL_CLOSE(y.data(), ref.data(), 0, 0);
+  y.backward(g);
+  const Tensor w_grad = w.grad().clone(), wf_grad = wf.grad().clone();
+  w.zero_grad();
+  wf.zero_grad();
+  ref.backward(g);
+  EXPECT_ALL_CLOSE(w_grad, w.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(wf_grad, wf.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(x.grad(), index_add(zeros({4, 5}, DType::F64), 0, index, xr.grad()), 1e-12,
+                   1e-12);
+  expect_error([&] { grouped_linear_gathered(x, index, xt, {w}, {6}); },
+               "grouped_linear_gathered: x [4, 5] float64, index [6] and x_rows [4, 5] float64: "
+               "expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
 }
 
 }  // namespace

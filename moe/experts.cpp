@@ -112,7 +112,9 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                             grouped_linear_gathered(x, token_t, x_rows, up, rows));
   // [A, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
   Variable w = moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
-  Variable combined = grouped_linear(h, down, rows) * w;
+  // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient then
+  // reads the [A, I] rows, not the [A, H] output, and the graph keeps half as much for it.
+  Variable combined = grouped_linear(h * w, down, rows);
   return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined);
 }
 

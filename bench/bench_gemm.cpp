@@ -8,6 +8,8 @@
 #include <cblas.h>
 
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -134,11 +136,20 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
                      (grouped ? "grouped/" : "loop/") + std::to_string(experts) + "x" +
                      std::to_string(rows) + "x" + std::to_string(out) + "x" + std::to_string(in);
   register_on(device, name, [=](benchmark::State& state) {
-    Generator gen(0);
-    const Tensor x = randn({experts * rows, in}, gen, dtype, device);
-    const Tensor dy = randn({experts * rows, out}, gen, dtype, device);
-    std::vector<Tensor> w;
-    for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
+    // Made once per shape and dtype (Google Benchmark calls a benchmark several times, and
+    // 64 experts' operands take seconds to draw); the last shape's are freed for the next.
+    static std::tuple<DType, int64_t, int64_t> made{};
+    static Tensor x, dy;
+    static std::vector<Tensor> w;
+    if (made != std::tuple{dtype, out, in} || !x.defined()) {
+      x = dy = Tensor();
+      w.clear();
+      Generator gen(0);
+      x = randn({experts * rows, in}, gen, dtype, device);
+      dy = randn({experts * rows, out}, gen, dtype, device);
+      for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
+      made = {dtype, out, in};
+    }
     const std::vector<int64_t> counts(size_t(experts), rows);
     const std::vector<bool> want(size_t(experts), true);
     time_iterations(state, device, [&] {
@@ -171,12 +182,13 @@ int main(int argc, char** argv) {
       bench::register_gemm(device, g, false);
       bench::register_gemm(device, g, true);
     }
+    // gate or up (1024 x 2048), then down; grouped beside loop, in the order that reuses
+    // each shape's operands.
     for (DType dtype : {DType::F32, DType::BF16})
-      for (bench::ExpertPass pass :
-           {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
-        for (bool grouped : {true, false}) {
-          bench::register_experts(device, dtype, pass, 1024, 2048, grouped);  // gate or up
-          bench::register_experts(device, dtype, pass, 2048, 1024, grouped);  // down
-        }
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{1024, 2048}, {2048, 1024}})
+        for (bench::ExpertPass pass :
+             {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
+          for (bool grouped : {true, false})
+            bench::register_experts(device, dtype, pass, out, in, grouped);
   });
 }

@@ -2,9 +2,11 @@
 
 #include <utility>
 
+#include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "core/error.h"
 #include "core/ops/index.h"
+#include "core/ops/join.h"
 #include "core/profiler.h"
 
 namespace moegrad {
@@ -90,31 +92,62 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     order[size_t(pos)] = i;
     token[size_t(pos)] = i / k;
   }
-  const Tensor order_t = from_vector(order, {a}).to(x.device());
-  const Tensor token_t = from_vector(token, {a}).to(x.device());
 
-  // The experts with rows, in order; an expert with none runs nothing and so gets no
-  // gradient (as in HF).
-  std::vector<int64_t> rows;
-  std::vector<Variable> gate, up, down;
+  // Only the rows whose gradient something needs are computed in the graph: all of them when
+  // the input or the routing weights train, else the rows of experts with a trained weight
+  // (a selective adaptation's first trained layer: the rest of its rows keep nothing).
+  const bool input_trains = GradMode::enabled() && (x.requires_grad() || weights.requires_grad());
+  std::vector<int64_t> traced, untraced;
   for (int64_t e = 0; e < num_experts(); ++e) {
-    if (counts[size_t(e)] == 0) continue;
+    if (counts[size_t(e)] == 0) continue;  // runs nothing, so gets no gradient (as in HF)
     const OlmoeExpert& ex = *experts_[size_t(e)];
-    rows.push_back(counts[size_t(e)]);
-    gate.push_back(ex.gate_proj().weight());
-    up.push_back(ex.up_proj().weight());
-    down.push_back(ex.down_proj().weight());
+    const bool trains = ex.gate_proj().weight().requires_grad() ||
+                        ex.up_proj().weight().requires_grad() ||
+                        ex.down_proj().weight().requires_grad();
+    (input_trains || trains ? traced : untraced).push_back(e);
   }
-  // [A, H], grouped by expert: one gather for both projections, and the graph keeps x, not
-  // these top-k times larger rows.
-  const Tensor x_rows = index_select(x.data(), 0, token_t);
-  const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
-                            grouped_linear_gathered(x, token_t, x_rows, up, rows));
-  // [A, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
-  Variable w = moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
-  // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient then
-  // reads the [A, I] rows, not the [A, H] output, and the graph keeps half as much for it.
-  Variable combined = grouped_linear(h * w, down, rows);
+  // The experts `group` (ascending) over their rows, grouped by expert: the weighted outputs
+  // [rows, H] and the token of each row.
+  auto run = [&](const std::vector<int64_t>& group) -> std::pair<Variable, Tensor> {
+    std::vector<int64_t> rows, group_order, group_token;
+    std::vector<Variable> gate, up, down;
+    for (int64_t e : group) {
+      const OlmoeExpert& ex = *experts_[size_t(e)];
+      rows.push_back(counts[size_t(e)]);
+      gate.push_back(ex.gate_proj().weight());
+      up.push_back(ex.up_proj().weight());
+      down.push_back(ex.down_proj().weight());
+      group_order.insert(group_order.end(), order.begin() + start[size_t(e)],
+                         order.begin() + start[size_t(e) + 1]);
+      group_token.insert(group_token.end(), token.begin() + start[size_t(e)],
+                         token.begin() + start[size_t(e) + 1]);
+    }
+    const int64_t r = int64_t(group_order.size());
+    const Tensor order_t = from_vector(group_order, {r}).to(x.device());
+    const Tensor token_t = from_vector(group_token, {r}).to(x.device());
+    // [r, H]: one gather for both projections, and the graph keeps x, not these up to top-k
+    // times larger rows.
+    const Tensor x_rows = index_select(x.data(), 0, token_t);
+    const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
+                              grouped_linear_gathered(x, token_t, x_rows, up, rows));
+    // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
+    const Variable w =
+        moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
+    // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient
+    // then reads the [r, I] rows, not the [r, H] output, and the graph keeps half as much.
+    return {grouped_linear(h * w, down, rows), token_t};
+  };
+  auto [combined, token_t] = run(traced.empty() ? untraced : traced);
+  if (!traced.empty() && !untraced.empty()) {
+    std::pair<Variable, Tensor> rest;
+    {
+      NoGradGuard no_grad;
+      rest = run(untraced);
+    }
+    // One index_add over all rows: each token's sum is rounded once, as on the single path.
+    combined = concat({combined, rest.first}, 0);
+    token_t = concat({token_t, rest.second}, 0);
+  }
   return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined);
 }
 

@@ -163,6 +163,29 @@ TEST(OlmoeExperts, FrozenExpertsGetNoGradient) {
   }
 }
 
+// When neither the input nor the routing weights train, only the rows of experts with a
+// trained weight are computed in the graph: the rest keep nothing for the backward, and the
+// output is the same function.
+TEST(OlmoeExperts, FrozenExpertsRowsKeepNothingWhenTheInputIsFrozen) {
+  Generator gen(3);
+  OlmoeExperts ex(4, 8, 16, f64_init(gen));
+  for (const std::string& n : expert_params({0, 1, 2})) ex.set_requires_grad(n, false);
+  const Tensor x = random_tensor({64, 8}, 5), w = random_tensor({64, 2}, 6);
+  std::vector<int64_t> experts;
+  for (int64_t i = 0; i < 64; ++i) experts.insert(experts.end(), {i % 4, (i + 1) % 4});
+  const Tensor idx = from_vector(experts, {64, 2});
+  EXPECT_ALL_CLOSE(ex.forward(Variable(x), Variable(w), idx).data(), naive_experts(ex, x, w, idx),
+                   1e-12);
+  auto kept = [&](bool input_trains) {  // the output and what its graph keeps
+    const int64_t base = memory_stats(Device::cpu()).current_bytes;
+    const Variable y = ex.forward(Variable(x, input_trains), Variable(w), idx);
+    return memory_stats(Device::cpu()).current_bytes - base;
+  };
+  const int64_t frozen_input = kept(false), trained_input = kept(true);
+  EXPECT_LT(double(frozen_input), 0.5 * double(trained_input))
+      << frozen_input << " bytes kept with a frozen input, " << trained_input << " with a trained one";
+}
+
 TEST(OlmoeExperts, ModuleToTheDeviceTheyAreOnMovesNothing) {
   Generator gen(3);
   OlmoeExperts ex(3, 4, 2, f64_init(gen));

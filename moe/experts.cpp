@@ -123,16 +123,19 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                          token.begin() + start[size_t(e) + 1]);
     }
     const int64_t r = int64_t(group_order.size());
+    // Built here in range (tokens < n, assignments < a), so the index ops need not check
+    // them: on a GPU each check would wait for the device.
     const Tensor order_t = from_vector(group_order, {r}).to(x.device());
     const Tensor token_t = from_vector(group_token, {r}).to(x.device());
     // [r, H]: one gather for both projections, and the graph keeps x, not these up to top-k
     // times larger rows.
-    const Tensor x_rows = index_select(x.data(), 0, token_t);
+    const Tensor x_rows = index_select(x.data(), 0, token_t, IndexBounds::Trusted);
     const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
                               grouped_linear_gathered(x, token_t, x_rows, up, rows));
     // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
     const Variable w =
-        moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t), 1), x.dtype());
+        moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted), 1),
+                    x.dtype());
     // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient
     // then reads the [r, I] rows, not the [r, H] output, and the graph keeps half as much.
     return {grouped_linear(h * w, down, rows), token_t};
@@ -148,7 +151,8 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     combined = concat({combined, rest.first}, 0);
     token_t = concat({token_t, rest.second}, 0);
   }
-  return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined);
+  return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined,
+                   IndexBounds::Trusted);
 }
 
 }  // namespace moegrad

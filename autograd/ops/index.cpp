@@ -2,23 +2,23 @@
 // gradient: index_select <-> index_add, gather <-> scatter_add.
 #include "autograd/ops/index.h"
 
-#include "core/ops/index.h"
-
 namespace moegrad {
 
-Variable index_select(const Variable& x, int64_t dim, const Tensor& idx) {
-  return make_result(index_select(x.data(), dim, idx), "index_select", {x},
+Variable index_select(const Variable& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {
+  return make_result(index_select(x.data(), dim, idx, bounds), "index_select", {x},
                      [s = x.shape(), dim, idx](const Tensor& g, const std::vector<bool>&) {
                        Tensor zero = zeros(s, g.dtype(), g.device());
-                       return std::vector<Tensor>{index_add(zero, dim, idx, g)};
+                       return std::vector<Tensor>{index_add(zero, dim, idx, g, IndexBounds::Trusted)};
                      });
 }
 
-Variable index_add(const Variable& x, int64_t dim, const Tensor& idx, const Variable& src) {
-  return make_result(index_add(x.data(), dim, idx, src.data()), "index_add", {x, src},
+Variable index_add(const Variable& x, int64_t dim, const Tensor& idx, const Variable& src,
+                   IndexBounds bounds) {
+  return make_result(index_add(x.data(), dim, idx, src.data(), bounds), "index_add", {x, src},
                      [dim, idx](const Tensor& g, const std::vector<bool>& need) {
                        return std::vector<Tensor>{
-                           need[0] ? g : Tensor(), need[1] ? index_select(g, dim, idx) : Tensor()};
+                           need[0] ? g : Tensor(),
+                           need[1] ? index_select(g, dim, idx, IndexBounds::Trusted) : Tensor()};
                      });
 }
 
@@ -26,7 +26,7 @@ Variable gather(const Variable& x, int64_t dim, const Tensor& idx) {
   return make_result(gather(x.data(), dim, idx), "gather", {x},
                      [s = x.shape(), dim, idx](const Tensor& g, const std::vector<bool>&) {
                        Tensor zero = zeros(s, g.dtype(), g.device());
-                       return std::vector<Tensor>{scatter_add(zero, dim, idx, g)};
+                       return std::vector<Tensor>{scatter_add(zero, dim, idx, g, IndexBounds::Trusted)};
                      });
 }
 
@@ -34,7 +34,8 @@ Variable scatter_add(const Variable& x, int64_t dim, const Tensor& idx, const Va
   return make_result(scatter_add(x.data(), dim, idx, src.data()), "scatter_add", {x, src},
                      [dim, idx](const Tensor& g, const std::vector<bool>& need) {
                        return std::vector<Tensor>{
-                           need[0] ? g : Tensor(), need[1] ? gather(g, dim, idx) : Tensor()};
+                           need[0] ? g : Tensor(),
+                           need[1] ? gather(g, dim, idx, IndexBounds::Trusted) : Tensor()};
                      });
 }
 

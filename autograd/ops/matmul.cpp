@@ -82,13 +82,16 @@ Variable grouped_rows_linear(const Variable& x, const Tensor& index, const Tenso
         std::vector<Tensor> grads(wd.size() + 1);
         if (need[0]) {
           const Tensor g_rows = grouped_matmul(g, wd, rows, false);
-          grads[0] = index.defined() ? index_add(zeros(xs, g.dtype(), g.device()), 0, index, g_rows)
+          grads[0] = index.defined() ? index_add(zeros(xs, g.dtype(), g.device()), 0, index,
+                                                 g_rows, IndexBounds::Trusted)
                                      : g_rows;
         }
         if (!xd.defined()) return grads;  // no weight trains
         const std::vector<bool> want(need.begin() + 1, need.end());
         const std::vector<Tensor> gw =
-            grouped_matmul_tn(g, index.defined() ? index_select(xd, 0, index) : xd, rows, want);
+            grouped_matmul_tn(
+                g, index.defined() ? index_select(xd, 0, index, IndexBounds::Trusted) : xd, rows,
+                want);
         std::copy(gw.begin(), gw.end(), grads.begin() + 1);
         return grads;
       });

@@ -20,6 +20,7 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
 // index_select(x, 0, index) so that the projections reading the same rows share one gather.
 // The graph keeps x and the index instead of the [R, in] rows (an MoE layer's R is tokens x
 // top-k), and the backward gathers them again; x's gradient is summed over its gathered rows.
+// The index values must lie in [0, N): the backward does not check them again.
 Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
                                  const std::vector<Variable>& w, const std::vector<int64_t>& rows);
 

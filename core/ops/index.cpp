@@ -35,11 +35,25 @@ Shape zero_at(Shape strides, int64_t dim) {
   return strides;
 }
 
+void check_index_type(const char* op, const Tensor& idx) {
+  MOEGRAD_CHECK(is_integral(idx.dtype()), op, ": expected an int32 or int64 index tensor, got ",
+                dtype_name(idx.dtype()));
+}
+
+// The values' range is checked unless the caller vouches for it; the dtype always is.
+void check_index(const char* op, const Tensor& idx, int64_t size, const std::string& what,
+                 IndexBounds bounds) {
+  if (bounds == IndexBounds::Checked) {
+    check_index_range(op, idx, size, what);
+  } else {
+    check_index_type(op, idx);
+  }
+}
+
 }  // namespace
 
 void check_index_range(const char* op, const Tensor& idx, int64_t size, const std::string& what) {
-  MOEGRAD_CHECK(is_integral(idx.dtype()), op, ": expected an int32 or int64 index tensor, got ",
-                dtype_name(idx.dtype()));
+  check_index_type(op, idx);
   if (idx.numel() == 0) return;
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // idx's copy, the result's
   int64_t lo = 0, hi = 0;
@@ -49,12 +63,12 @@ void check_index_range(const char* op, const Tensor& idx, int64_t size, const st
                 what);
 }
 
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {
   check_operands("index_select", x, idx);
   int64_t d = normalize_dim(dim, x.dim(), "index_select");
   MOEGRAD_CHECK(idx.dim() == 1, "index_select: expected a 1-d index tensor, got shape ",
                 shape_str(idx.shape()));
-  check_index_range("index_select", idx, x.size(d), dim_of(d, x));
+  check_index("index_select", idx, x.size(d), dim_of(d, x), bounds);
   Shape shape = x.shape();
   shape[d] = idx.numel();
   Tensor out = empty(shape, x.dtype(), x.device());
@@ -66,7 +80,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   return out;
 }
 
-Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {
   check_operands("gather", x, idx);
   int64_t d = normalize_dim(dim, x.dim(), "gather");
   MOEGRAD_CHECK(idx.dim() == x.dim(), "gather: index shape ", shape_str(idx.shape()),
@@ -75,14 +89,15 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
     MOEGRAD_CHECK(k == d || idx.size(k) <= x.size(k), "gather: index shape ",
                   shape_str(idx.shape()), " exceeds input shape ", shape_str(x.shape()),
                   " in dim ", k);
-  check_index_range("gather", idx, x.size(d), dim_of(d, x));
+  check_index("gather", idx, x.size(d), dim_of(d, x), bounds);
   Tensor out = empty(idx.shape(), x.dtype(), x.device());
   Tensor xv = x.as_strided(idx.shape(), zero_at(x.strides(), d), x.offset());
   MOEGRAD_DISPATCH(x.device(), "gather", gather, out, xv, idx, x.stride(d));
   return out;
 }
 
-Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src) {
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
+                 IndexBounds bounds) {
   check_operands("index_add", x, idx);
   check_accumulable("index_add", x, src);
   int64_t d = normalize_dim(dim, x.dim(), "index_add");
@@ -93,7 +108,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& 
   MOEGRAD_CHECK(src.shape() == src_shape, "index_add: source shape ", shape_str(src.shape()),
                 " must be ", shape_str(src_shape), " (input shape ", shape_str(x.shape()),
                 " with the index's ", idx.numel(), " entries along dim ", d, ")");
-  check_index_range("index_add", idx, x.size(d), dim_of(d, x));
+  check_index("index_add", idx, x.size(d), dim_of(d, x), bounds);
   Tensor out = x.clone();
   if (idx.numel() == 0 || x.numel() == 0) return out;
   int64_t outer = 1, inner = 1;
@@ -106,7 +121,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& 
   return out;
 }
 
-Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src) {
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
+                   IndexBounds bounds) {
   check_operands("scatter_add", x, idx);
   check_accumulable("scatter_add", x, src);
   int64_t d = normalize_dim(dim, x.dim(), "scatter_add");
@@ -118,7 +134,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor
     MOEGRAD_CHECK(k == d || idx.size(k) <= x.size(k), "scatter_add: index shape ",
                   shape_str(idx.shape()), " exceeds input shape ", shape_str(x.shape()),
                   " in dim ", k);
-  check_index_range("scatter_add", idx, x.size(d), dim_of(d, x));
+  check_index("scatter_add", idx, x.size(d), dim_of(d, x), bounds);
   Tensor out = x.clone();
   if (idx.numel() == 0) return out;
   MOEGRAD_DISPATCH(x.device(), "scatter_add", scatter_add, out, d, idx, src);

@@ -16,16 +16,27 @@
 
 namespace moegrad {
 
+// Whether an op checks its index values. Checked (the default) throws on an index out of
+// range, which on CUDA costs a host synchronisation (check_index_range). Trusted skips the
+// check, for indices known to be in range: a backward rule reusing its forward's index against
+// the same size, or indices built in range on the host (an MoE layer's dispatch). A Trusted
+// index out of range reads or writes out of bounds.
+enum class IndexBounds { Checked, Trusted };
+
 // out = x with dim of size idx.numel(): out[.., i, ..] = x[.., idx[i], ..]. idx is 1-d.
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx);
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx,
+                    IndexBounds bounds = IndexBounds::Checked);
 // out = x, then out[.., idx[i], ..] += src[.., i, ..] for each i. src has x's shape except
 // idx.numel() along dim. Accumulates f32, f64, bf16, i32 or i64.
-Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
+                 IndexBounds bounds = IndexBounds::Checked);
 // out has idx's shape (same rank as x, idx.size(d) <= x.size(d) for d != dim), and
 // out[i][j][k] = x[i][idx[i][j][k]][k] for dim = 1.
-Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx,
+              IndexBounds bounds = IndexBounds::Checked);
 // out = x, then out[i][idx[i][j][k]][k] += src[i][j][k] for dim = 1. src has idx's shape.
-Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src);
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
+                   IndexBounds bounds = IndexBounds::Checked);
 // out[..., c] = (idx[...] == c) for c in [0, num_classes), in `dtype`.
 Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype = DType::I64);
 

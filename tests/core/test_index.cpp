@@ -264,6 +264,21 @@ TEST(Index, BadIndicesNameOpValueAndRange) {
   EXPECT_EQ(error_of([&] { one_hot(bad, 4); }), "one_hot: index 5 out of range [0, 4) for 4 classes");
 }
 
+// Trusted indices give the checked result; the index dtype is still checked.
+TEST(Index, TrustedIndicesSkipOnlyTheRangeCheck) {
+  const Tensor x = random_tensor({5, 3}, 40), rows = random_tensor({4, 3}, 41);
+  const Tensor idx = from_vector<int64_t>({4, 0, 4, 2}, {4});
+  const Tensor idx2 = from_vector<int64_t>({2, 0, 1, 1, 0, 2}, {2, 3});
+  constexpr IndexBounds kTrusted = IndexBounds::Trusted;
+  EXPECT_ALL_CLOSE(index_select(x, 0, idx, kTrusted), index_select(x, 0, idx), 0, 0);
+  EXPECT_ALL_CLOSE(index_add(x, 0, idx, rows, kTrusted), index_add(x, 0, idx, rows), 0, 0);
+  EXPECT_ALL_CLOSE(gather(x, 1, idx2, kTrusted), gather(x, 1, idx2), 0, 0);
+  const Tensor src = random_tensor({2, 3}, 42);
+  EXPECT_ALL_CLOSE(scatter_add(x, 1, idx2, src, kTrusted), scatter_add(x, 1, idx2, src), 0, 0);
+  EXPECT_EQ(error_of([&] { index_select(x, 0, idx.to(DType::F32), kTrusted); }),
+            "index_select: expected an int32 or int64 index tensor, got float32");
+}
+
 TEST(Index, BadShapesDimsAndDtypes) {
   Tensor x = zeros({5, 3}, DType::F64);
   Tensor idx = from_vector<int64_t>({1, 2}, {2});

@@ -53,6 +53,10 @@ int run_training_benchmark(const po::variables_map& vm, const Args& overrides) {
             << ", same run: " << r.gemm_gflops << " GFLOP/s\n"
             << "ratio to GEMM: " << r.gemm_ratio() << "\n"
             << "peak memory: " << memory_breakdown(r.memory.at_peak) << "\n";
+  if (Device::select(config.train.device).is_cuda())
+    std::cout << "over the timed steps: " << r.driver_allocations << " cudaMalloc calls, "
+              << r.cache_releases << " cache releases, " << r.host_waits
+              << " host waits for the device\n";
   if (vm["inference"].as<bool>()) {
     const MemoryReport inference = train::inference_memory(config);
     std::cout << "inference peak memory (one micro-batch, no gradients): "

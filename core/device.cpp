@@ -49,6 +49,14 @@ Device Device::select(const std::string& s) {
   return d;
 }
 
+int64_t cuda_host_waits() {
+#ifdef MOEGRAD_WITH_CUDA
+  return cuda::host_waits();
+#else
+  return 0;
+#endif
+}
+
 void synchronize(Device device) {
 #ifdef MOEGRAD_WITH_CUDA
   if (device.is_cuda()) cuda::synchronize(device.index);

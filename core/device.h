@@ -31,5 +31,8 @@ bool built_with_cuda();
 // Waits until the device has finished its queued work (nothing to wait for on the CPU): for
 // timing.
 void synchronize(Device device);
+// How many times the host has waited for a CUDA device since the process started (0 without
+// CUDA): explicit synchronisations and copies to the host. Each drains the device's queue.
+int64_t cuda_host_waits();
 
 }  // namespace moegrad

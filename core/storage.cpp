@@ -262,7 +262,8 @@ MemoryStats memory_stats(Device device) {
   if (device.is_cpu()) return host_allocator().stats();
 #ifdef MOEGRAD_WITH_CUDA
   const cuda::MemoryStats s = cuda::memory_stats(device.index);
-  return {int64_t(s.allocated), int64_t(s.peak_allocated)};
+  return {int64_t(s.allocated), int64_t(s.peak_allocated), int64_t(s.driver_allocations),
+          int64_t(s.cache_releases)};
 #else
   return {};
 #endif

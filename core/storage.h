@@ -29,6 +29,12 @@ Allocator& allocator_for(Device device);
 struct MemoryStats {
   int64_t current_bytes = 0;
   int64_t peak_bytes = 0;  // high-water mark of current_bytes since the last reset
+  // CUDA's caching allocator since the last reset (0 on the CPU): blocks asked of the driver
+  // (cudaMalloc: slow; a steady training loop should reuse its blocks and ask for none) and
+  // returns of the whole cache to the driver after a failed cudaMalloc (a device
+  // synchronisation each).
+  int64_t driver_allocations = 0;
+  int64_t cache_releases = 0;
 };
 MemoryStats memory_stats(Device device);
 // Starts a new high-water mark at the current usage.

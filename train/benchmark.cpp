@@ -91,8 +91,14 @@ BenchmarkResult run_training_benchmark(const TrainConfig& config, int64_t steps,
   SyntheticTraining training(config);
   const Device device = training.device();
   for (int64_t i = 0; i < warmup; ++i) training.step();
+  const MemoryStats before = memory_stats(device);
+  const int64_t waits_before = cuda_host_waits();
   const double seconds = training.median_step_seconds(steps);
+  const MemoryStats after = memory_stats(device);
   BenchmarkResult r;
+  r.driver_allocations = after.driver_allocations - before.driver_allocations;
+  r.cache_releases = after.cache_releases - before.cache_releases;
+  r.host_waits = cuda_host_waits() - waits_before;
   r.steps = steps;
   r.tokens_per_step = training.tokens_per_step();
   r.seconds_per_step = seconds;

@@ -31,6 +31,12 @@ struct BenchmarkResult {
   double gflops = 0;       // achieved model GFLOP/s
   double gemm_gflops = 0;  // GEMM rate in the run's precision on this machine, same run
   MemoryReport memory;     // the device's, peaks over the steps (warmup included)
+  // Over the timed steps, on a CUDA device (0 on the CPU): blocks the caching allocator asked
+  // of the driver and cache releases (a steady loop needs none), and host waits for the device
+  // (the benchmark's own two a step included).
+  int64_t driver_allocations = 0;
+  int64_t cache_releases = 0;
+  int64_t host_waits = 0;
   double gemm_ratio() const { return gemm_gflops > 0 ? gflops / gemm_gflops : 0.0; }
 };
 

@@ -53,6 +53,7 @@ class CachingAllocator final : public Allocator {
     }
     MOEGRAD_CUDA_CHECK(err);
     stats_.reserved += size;
+    ++stats_.driver_allocations;
     return hand_out(p, size);
   }
 
@@ -73,6 +74,7 @@ class CachingAllocator final : public Allocator {
   void reset_peak() {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.peak_allocated = stats_.allocated;
+    stats_.driver_allocations = stats_.cache_releases = 0;
   }
   void empty() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -90,6 +92,7 @@ class CachingAllocator final : public Allocator {
     set_device(device_);
     // A freed block may still be read by queued kernels.
     MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(stream(device_)));
+    ++stats_.cache_releases;
     for (auto& [size, p] : free_) {
       MOEGRAD_CUDA_CHECK(cudaFree(p));
       stats_.reserved -= size;

@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -47,7 +48,16 @@ cudaStream_t stream(int index) {
   return streams[index];
 }
 
-void synchronize(int index) { MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(stream(index))); }
+namespace {
+std::atomic<int64_t> waits{0};
+}
+
+int64_t host_waits() { return waits.load(); }
+
+void synchronize(int index) {
+  ++waits;
+  MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(stream(index)));
+}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
   if (nbytes == 0) return;
@@ -62,7 +72,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   // copy to a device is ordered on the stream before any kernel that reads it: only a copy to
   // the host has to wait, for its data. So uploading routing tables or GEMM address tables
   // mid-step does not drain the GPU's queue.
-  if (!dst_device.is_cuda()) MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (!dst_device.is_cuda()) {
+    ++waits;
+    MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
 }
 
 }  // namespace moegrad::cuda

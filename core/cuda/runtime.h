@@ -2,6 +2,7 @@
 // stream per device that all moegrad work is ordered on, and host<->device copies.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "core/device.h"
@@ -19,6 +20,9 @@ void set_device(int index);
 // keeps the caching allocator's reuse of freed blocks ordered after their last use.
 cudaStream_t stream(int index);
 void synchronize(int index);
+// How many times the host has waited for a device (synchronize, copies to the host) since the
+// process started: each one drains the device's queue, and a step with many runs host-bound.
+int64_t host_waits();
 // Copies nbytes between any two devices (host included). Returns once the source may be
 // reused and, for a copy to the host, the data is there; a copy to a device completes in
 // stream order.

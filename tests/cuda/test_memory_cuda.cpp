@@ -1,5 +1,6 @@
 // Memory accounting on a GPU: the caching allocator's counts, the categories, and the limit
 // that makes a device look smaller.
+#include "core/cuda/caching_allocator.h"
 #include "core/ops/matmul.h"
 #include "core/ops/multi_tensor.h"
 #include "core/storage.h"
@@ -22,6 +23,30 @@ TEST(MemoryCuda, StatsReportTheCachingAllocator) {
   const MemoryStats after = memory_stats(gpu);
   EXPECT_EQ(after.current_bytes, before.current_bytes);
   EXPECT_GE(after.peak_bytes, before.current_bytes + bytes);
+}
+
+// With the cache emptied a block comes from the driver; the same size again reuses the freed
+// block. A copy to the host is a host wait; a copy to the device is not.
+TEST(MemoryCuda, DriverAllocationsCacheReleasesAndHostWaitsAreCounted) {
+  SKIP_WITHOUT_GPU();
+  const Device gpu = Device::cuda();
+  reset_peak_memory(gpu);
+  cuda::empty_cache(gpu.index);
+  EXPECT_EQ(memory_stats(gpu).cache_releases, 1);
+  reset_peak_memory(gpu);
+  const int64_t n = int64_t(1) << 20;
+  { Tensor t = empty({n}, DType::F32, gpu); }
+  EXPECT_EQ(memory_stats(gpu).driver_allocations, 1);
+  { Tensor t = empty({n}, DType::F32, gpu); }
+  EXPECT_EQ(memory_stats(gpu).driver_allocations, 1);
+  EXPECT_EQ(memory_stats(gpu).cache_releases, 0);
+  reset_peak_memory(gpu);
+  EXPECT_EQ(memory_stats(gpu).driver_allocations, 0);
+  const int64_t waits = cuda_host_waits();
+  const Tensor on_gpu = ones({4}).to(gpu);
+  EXPECT_EQ(cuda_host_waits(), waits);
+  EXPECT_EQ(on_gpu.to_vector<double>(), std::vector<double>(4, 1.0));
+  EXPECT_EQ(cuda_host_waits(), waits + 1);
 }
 
 TEST(MemoryCuda, CategoriesAndTheLimitWorkOnTheDevice) {

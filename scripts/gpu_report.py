@@ -87,6 +87,9 @@ def training_benchmarks():
             "inference_peak_memory_gib":
                 number(r"inference peak memory \(one micro-batch, no gradients\): ([0-9.eE+-]+) GiB"),
             "training_over_inference_peak": number(r"training peak / inference peak: ([0-9.eE+-]+)"),
+            "timed_steps_cuda_mallocs": number(r"over the timed steps: (\d+) cudaMalloc calls"),
+            "timed_steps_cache_releases": number(r"cudaMalloc calls, (\d+) cache releases"),
+            "timed_steps_host_waits": number(r"cache releases, (\d+) host waits"),
         }
     return out
 

@@ -133,9 +133,8 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
                               grouped_linear_gathered(x, token_t, x_rows, up, rows));
     // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
-    const Variable w =
-        moegrad::to(unsqueeze(index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted), 1),
-                    x.dtype());
+    const Variable routed = index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted);
+    const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());
     // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient
     // then reads the [r, I] rows, not the [r, H] output, and the graph keeps half as much.
     return {grouped_linear(h * w, down, rows), token_t};

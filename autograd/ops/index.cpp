@@ -8,7 +8,8 @@ Variable index_select(const Variable& x, int64_t dim, const Tensor& idx, IndexBo
   return make_result(index_select(x.data(), dim, idx, bounds), "index_select", {x},
                      [s = x.shape(), dim, idx](const Tensor& g, const std::vector<bool>&) {
                        Tensor zero = zeros(s, g.dtype(), g.device());
-                       return std::vector<Tensor>{index_add(zero, dim, idx, g, IndexBounds::Trusted)};
+                       return std::vector<Tensor>{
+                           index_add(zero, dim, idx, g, IndexBounds::Trusted)};
                      });
 }
 
@@ -26,7 +27,8 @@ Variable gather(const Variable& x, int64_t dim, const Tensor& idx) {
   return make_result(gather(x.data(), dim, idx), "gather", {x},
                      [s = x.shape(), dim, idx](const Tensor& g, const std::vector<bool>&) {
                        Tensor zero = zeros(s, g.dtype(), g.device());
-                       return std::vector<Tensor>{scatter_add(zero, dim, idx, g, IndexBounds::Trusted)};
+                       return std::vector<Tensor>{
+                           scatter_add(zero, dim, idx, g, IndexBounds::Trusted)};
                      });
 }
 

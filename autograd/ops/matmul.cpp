@@ -112,7 +112,8 @@ Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const T
                     x_rows.dtype() == x.dtype(),
                 "grouped_linear_gathered: x ", shape_str(x.shape()), " ", dtype_name(x.dtype()),
                 ", index ", shape_str(index.shape()), " and x_rows ", shape_str(x_rows.shape()),
-                " ", dtype_name(x_rows.dtype()), ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
+                " ", dtype_name(x_rows.dtype()),
+                ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
   return grouped_rows_linear(x, index, x_rows, w, rows);
 }
 

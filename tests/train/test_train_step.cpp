@@ -1,0 +1,77 @@
+// A training step over several micro-batches under bf16: each parameter's gradients are summed
+// in f32, not in bf16.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "core/ops/binary.h"
+#include "core/random.h"
+#include "moe/olmoe.h"
+#include "tests/testing.h"
+#include "tests/tiny_olmoe.h"
+#include "train/adamw.h"
+#include "train/freeze_mask.h"
+#include "train/train_step.h"
+
+namespace moegrad::train {
+namespace {
+
+// The tiny model in bf16 with the last layer's experts 1 and 2 and a router trained.
+struct Bf16Training {
+  std::unique_ptr<OlmoeForCausalLM> model;
+  NamedParameters params;
+  std::unique_ptr<AdamW> optimizer;
+
+  Bf16Training() {
+    Generator gen(5);
+    model = testing::tiny_olmoe(testing::tiny_olmoe_config(61, 4, 2, 32), gen);
+    model->to(DType::BF16);
+    params = model->named_parameters();
+    const FreezeMask mask = FreezeMask::build(
+        parse_freeze_rules({"experts -1:1,2", "train model.layers.1.mlp.gate.weight"}), params);
+    mask.apply(params);
+    optimizer = std::make_unique<AdamW>(params, mask, AdamWOptions{});
+  }
+};
+
+TEST(TrainStep, Bf16GradientsOfMicroBatchesAreSummedInF32) {
+  Bf16Training step, reference;
+  Generator data(7);
+  std::vector<data::Batch> micro(3);
+  for (data::Batch& m : micro) {
+    m.input_ids = randint(0, 61, {2, 9}, data);
+    m.languages = {"en", "de"};
+  }
+  StepOptions options;
+  options.lr = 1e-2;
+  train_step(*step.model, *step.optimizer, micro, options);
+
+  // By hand: each micro-batch's bf16 gradients, widened and summed in f32, then one AdamW step.
+  std::map<std::string, Tensor> sums;
+  for (const data::Batch& m : micro) {
+    reference.model->zero_grad();
+    mul_scalar(reference.model->loss(m.input_ids, options.loss_weights).loss, 1.0 / 3).backward();
+    for (const auto& [name, p] : reference.params) {
+      if (!p.grad().defined()) continue;
+      EXPECT_EQ(p.grad().dtype(), DType::BF16) << name;
+      const Tensor g = p.grad().to(DType::F32);
+      sums[name] = sums.count(name) ? add(sums[name], g) : g;
+    }
+  }
+  ASSERT_FALSE(sums.empty());
+  for (const auto& [name, p] : reference.params)
+    if (sums.count(name)) p.impl()->grad = sums[name];
+  reference.optimizer->step(options.lr);
+
+  for (size_t i = 0; i < step.params.size(); ++i) {
+    const auto& [name, p] = step.params[i];
+    EXPECT_EQ(p.data().to_vector<double>(), reference.params[i].second.data().to_vector<double>())
+        << name;
+    if (sums.count(name)) EXPECT_EQ(p.grad().dtype(), DType::F32) << name;
+  }
+}
+
+}  // namespace
+}  // namespace moegrad::train

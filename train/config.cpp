@@ -90,7 +90,8 @@ void visit(C& c, F&& f) {
     "cpu, cuda, cuda:N, or auto (the first GPU when one is present, else cpu)");
   f("train.precision", t.precision,
     "f32, or bf16: mixed precision (bf16 weights, activations and gradients, f32 arithmetic "
-    "inside every op, f32 master weights and moments in AdamW, f32 router softmax and losses)");
+    "inside every op, f32 master weights and moments in AdamW, f32 router softmax and losses, "
+    "gradients of several micro-batches summed in f32)");
   f("train.memory_limit", t.memory_limit,
     "fail allocations past this much memory on the device, as a smaller device would "
     "(e.g. 40GiB, 512MiB, 2e9; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); 0: no limit");

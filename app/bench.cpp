@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kBenchmarks[] = {"gemm", "elementwise", "attention"};
+const char* const kBenchmarks[] = {"gemm", "elementwise", "attention", "host"};
 
 po::options_description bench_options() {
   po::options_description options("Options");

@@ -29,9 +29,10 @@ OUT_FILE=${OUT_FILE:-$BUILD/gpu-bundle.tar.xz}
 
 # -march=native would tie the programs to this machine's CPU, not the GPU machine's.
 MOEGRAD_BUILD_DIR=$BUILD MOEGRAD_CMAKE_ARGS="-DMOEGRAD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$ARCH \
--DMOEGRAD_NATIVE=OFF ${MOEGRAD_CMAKE_ARGS:-}" MOEGRAD_BUILD_TARGETS="test_cuda moegrad bench_gemm bench_elementwise bench_attention" \
+-DMOEGRAD_NATIVE=OFF ${MOEGRAD_CMAKE_ARGS:-}" MOEGRAD_BUILD_TARGETS="test_cuda moegrad bench_gemm bench_elementwise bench_attention bench_host" \
   ./scripts/setup.sh
-PROGRAMS=(tests/test_cuda app/moegrad bench/bench_gemm bench/bench_elementwise bench/bench_attention)
+PROGRAMS=(tests/test_cuda app/moegrad bench/bench_gemm bench/bench_elementwise bench/bench_attention
+  bench/bench_host)
 for p in "${PROGRAMS[@]}"; do [[ -x $BUILD/$p ]] || die "$BUILD/$p was not built"; done
 
 STAGE=$(mktemp -d)

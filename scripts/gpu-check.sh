@@ -125,7 +125,7 @@ else
 fi
 
 # ---- benchmarks (the GPU ones: the CPU figures belong to bench/README.md's CPU runs) ----
-for b in bench_gemm bench_elementwise bench_attention; do
+for b in bench_gemm bench_elementwise bench_attention bench_host; do
   if [[ -x $BUILD/bench/$b ]]; then
     echo "gpu-check: $b"
     "$BUILD/bench/$b" --benchmark_filter=^cuda/ --benchmark_format=json >"$LOGS/$b.json" 2>"$LOGS/$b.err" ||

@@ -96,7 +96,7 @@ def training_benchmarks():
 
 def benchmark_results():
     out = {}
-    for name in ("bench_gemm", "bench_elementwise", "bench_attention"):
+    for name in ("bench_gemm", "bench_elementwise", "bench_attention", "bench_host"):
         path = log_path(name + ".json")
         if not os.path.exists(path):
             out[name] = None  # not built

@@ -152,6 +152,11 @@ done
 # Selective adaptation of an OLMoE-1B-7B-shaped model in bf16: its peak against inference's.
 train_bench olmoe-1b-7b-adapt --config experiments/bench/olmoe-1b-7b-adapt.cfg --steps 3 \
   --warmup 1 --inference
+# Where a bf16 medium.cfg step's time goes, ops and the host's phases (kept in the report).
+echo "gpu-check: moegrad profile --config experiments/bench/medium.cfg --train.precision=bf16"
+timeout "$STEP_TIMEOUT" "$BUILD/app/moegrad" profile --config experiments/bench/medium.cfg --steps 2 \
+  --warmup 2 --train.precision=bf16 >"$LOGS/profile-medium-bf16.txt" 2>&1 ||
+  { echo "gpu-check: profile failed (see $LOGS/profile-medium-bf16.txt)"; status=1; }
 
 # ---- report ----
 GPU_QUERY="$GPU_QUERY" NVCC_VERSION="$NVCC_VERSION" ARCH="$ARCH" LOGS="$LOGS" REPORT="$REPORT" \

@@ -94,6 +94,12 @@ def training_benchmarks():
     return out
 
 
+def profile_text(name):
+    """A `moegrad profile` output kept whole (a few kB), or None when it did not run."""
+    path = log_path(name)
+    return open(path, errors="replace").read() if os.path.exists(path) else None
+
+
 def benchmark_results():
     out = {}
     for name in ("bench_gemm", "bench_elementwise", "bench_attention", "bench_host"):
@@ -138,6 +144,7 @@ def main():
         "tests": tests,
         "sanitizer": sanitizer,
         "benchmarks": benchmark_results(),
+        "profile_medium_bf16": profile_text("profile-medium-bf16.txt"),
         "training_benchmarks": training_benchmarks(),
         "ok": tests_ok and sanitizer_ok,
     }

@@ -6,13 +6,16 @@
 //                                        launch; on a GPU at least the kernels' own time
 //   "<device>/host/autograd/mul/<n>"     the same chain of autograd mul, then its backward:
 //                                        the graph's bookkeeping on top (per forward op)
-//   "cuda/host/upload_busy/<bytes>"      Tensor::to(cuda) of a host tensor while a 4096^3 f32
-//                                        GEMM (about 2.7 ms on an H100) is queued: near zero if
-//                                        the upload is staged and returns, near the GEMM's time
-//                                        if it waits for the stream (the experts upload their
-//                                        routing tables, cuBLAS's grouped GEMM its address
-//                                        tables, this way)
+//   "cuda/host/busy/<call>"              the host time of one call while a 4096^3 f32 GEMM
+//                                        (about 2.7 ms on an H100) is queued: near zero if the
+//                                        call only enqueues, near the GEMM's time if it waits for
+//                                        the stream. Calls: uploads of 1 KiB-512 KiB from host
+//                                        memory (the experts' routing tables, the grouped GEMMs'
+//                                        address tables), a bf16 matmul, and the experts' three
+//                                        bf16 grouped GEMMs (cuBLAS takes their sizes from the
+//                                        host)
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -87,23 +90,57 @@ void register_autograd_chain(Device device, int64_t n) {
       ->Unit(benchmark::kMillisecond);
 }
 
-void register_upload_while_busy(Device device, int64_t bytes) {
+// The host time of `call` made while a 4096^3 f32 GEMM (about 2.7 ms on an H100) is queued:
+// near zero when the call only enqueues work, near the GEMM's time when it waits for the stream.
+void register_while_busy(Device device, const std::string& what,
+                         const std::function<std::function<void()>()>& make_call) {
   benchmark::RegisterBenchmark(
-      ("cuda/host/upload_busy/" + std::to_string(bytes)).c_str(),
+      name_on(device, "host/busy/" + what).c_str(),
       [=](benchmark::State& state) {
         Generator gen(0);
         const Tensor a = randn({4096, 4096}, gen, DType::F32, device);
-        const Tensor host = randint(0, 1 << 20, {bytes / 8}, gen);  // int64
+        const std::function<void()> call = make_call();
+        call();  // warm
         for (auto _ : state) {
           benchmark::DoNotOptimize(matmul(a, a));
           const auto t0 = std::chrono::steady_clock::now();
-          benchmark::DoNotOptimize(host.to(device));
+          call();
           state.SetIterationTime(seconds_since(t0));
           synchronize(device);
         }
       })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
+}
+
+void register_busy_calls(Device device) {
+  for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(512) << 10})
+    register_while_busy(device, "upload/" + std::to_string(bytes), [=] {
+      Generator gen(1);
+      const Tensor host = randint(0, 1 << 20, {bytes / 8}, gen);  // int64
+      return [=] { benchmark::DoNotOptimize(host.to(device)); };
+    });
+  // A cuBLAS GEMM, and the experts' grouped GEMMs in bf16 (64 experts of 1024 rows, OLMoE's
+  // up projection): the forward, the input gradient and the weight gradient.
+  auto operands = [=](int64_t rows, int64_t cols) {
+    Generator gen(2);
+    return randn({rows, cols}, gen, DType::BF16, device);
+  };
+  register_while_busy(device, "matmul/bf16", [=] {
+    const Tensor x = operands(1024, 2048), w = operands(1024, 2048);
+    return [=] { benchmark::DoNotOptimize(matmul(x, w, false, true)); };
+  });
+  register_while_busy(device, "grouped_matmul/bf16", [=] {
+    const Tensor x = operands(64 * 1024, 2048), dy = operands(64 * 1024, 1024);
+    std::vector<Tensor> w(64, operands(1024, 2048));
+    const std::vector<int64_t> rows(64, 1024);
+    const std::vector<bool> want(64, true);
+    return [=] {
+      benchmark::DoNotOptimize(grouped_matmul(x, w, rows, true));
+      benchmark::DoNotOptimize(grouped_matmul(dy, w, rows, false));
+      benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, rows, want));
+    };
+  });
 }
 
 }  // namespace
@@ -116,8 +153,6 @@ int main(int argc, char** argv) {
       bench::register_op_chain(device, n);
       bench::register_autograd_chain(device, n);
     }
-    if (device.is_cuda())
-      for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(512) << 10})
-        bench::register_upload_while_busy(device, bytes);
+    if (device.is_cuda()) bench::register_busy_calls(device);
   });
 }

@@ -12,8 +12,8 @@
 //                                        the stream. Calls: uploads of 1 KiB-512 KiB from host
 //                                        memory (the experts' routing tables, the grouped GEMMs'
 //                                        address tables), a bf16 matmul, and the experts' three
-//                                        bf16 grouped GEMMs (cuBLAS takes their sizes from the
-//                                        host)
+//                                        bf16 grouped GEMMs with equal and with varied row
+//                                        counts (cuBLAS takes their sizes from the host)
 #include <chrono>
 #include <functional>
 #include <string>
@@ -113,6 +113,27 @@ void register_while_busy(Device device, const std::string& what,
       ->Unit(benchmark::kMicrosecond);
 }
 
+// The three bf16 grouped GEMMs of one projection of 64 experts (OLMoE's up projection, 64 x
+// 1024 rows in all): forward, input gradient, weight gradient.
+std::function<void()> expert_gemms(Device device, bool varied) {
+  Generator gen(2);
+  const Tensor x = randn({64 * 1024, 2048}, gen, DType::BF16, device);
+  const Tensor dy = randn({64 * 1024, 1024}, gen, DType::BF16, device);
+  const std::vector<Tensor> w(64, randn({1024, 2048}, gen, DType::BF16, device));
+  std::vector<int64_t> rows(64, 1024);
+  for (size_t e = 0; varied && e < rows.size(); e += 2) {
+    const int64_t shift = int64_t(e * 97 % 769);
+    rows[e] += shift;
+    rows[e + 1] -= shift;
+  }
+  const std::vector<bool> want(64, true);
+  return [=] {
+    benchmark::DoNotOptimize(grouped_matmul(x, w, rows, true));
+    benchmark::DoNotOptimize(grouped_matmul(dy, w, rows, false));
+    benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, rows, want));
+  };
+}
+
 void register_busy_calls(Device device) {
   for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(512) << 10})
     register_while_busy(device, "upload/" + std::to_string(bytes), [=] {
@@ -120,27 +141,19 @@ void register_busy_calls(Device device) {
       const Tensor host = randint(0, 1 << 20, {bytes / 8}, gen);  // int64
       return [=] { benchmark::DoNotOptimize(host.to(device)); };
     });
-  // A cuBLAS GEMM, and the experts' grouped GEMMs in bf16 (64 experts of 1024 rows, OLMoE's
-  // up projection): the forward, the input gradient and the weight gradient.
-  auto operands = [=](int64_t rows, int64_t cols) {
+  register_while_busy(device, "matmul/bf16", [=] {  // one expert's forward, for comparison
     Generator gen(2);
-    return randn({rows, cols}, gen, DType::BF16, device);
-  };
-  register_while_busy(device, "matmul/bf16", [=] {
-    const Tensor x = operands(1024, 2048), w = operands(1024, 2048);
+    const Tensor x = randn({1024, 2048}, gen, DType::BF16, device);
+    const Tensor w = randn({1024, 2048}, gen, DType::BF16, device);
     return [=] { benchmark::DoNotOptimize(matmul(x, w, false, true)); };
   });
-  register_while_busy(device, "grouped_matmul/bf16", [=] {
-    const Tensor x = operands(64 * 1024, 2048), dy = operands(64 * 1024, 1024);
-    std::vector<Tensor> w(64, operands(1024, 2048));
-    const std::vector<int64_t> rows(64, 1024);
-    const std::vector<bool> want(64, true);
-    return [=] {
-      benchmark::DoNotOptimize(grouped_matmul(x, w, rows, true));
-      benchmark::DoNotOptimize(grouped_matmul(dy, w, rows, false));
-      benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, rows, want));
-    };
-  });
+  // Routed tokens give every expert its own row count, so every problem its own size: "varied"
+  // (1024 +- up to 768 rows, the same total) against "equal" shows what distinct sizes cost the
+  // host (cuBLAS picks a kernel per size).
+  for (bool varied : {false, true})
+    register_while_busy(device,
+                        std::string("grouped_matmul/bf16/") + (varied ? "varied" : "equal"),
+                        [=] { return expert_gemms(device, varied); });
 }
 
 }  // namespace

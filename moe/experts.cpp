@@ -106,8 +106,9 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                         ex.down_proj().weight().requires_grad();
     (input_trains || trains ? traced : untraced).push_back(e);
   }
+  const bool split = !traced.empty() && !untraced.empty();
   // The experts `group` (ascending) over their rows, grouped by expert: the weighted outputs
-  // [rows, H] and the token of each row.
+  // [rows, H] and the token of each row. Unsplit, the group's rows are all of order/token.
   auto run = [&](const std::vector<int64_t>& group) -> std::pair<Variable, Tensor> {
     std::vector<int64_t> rows, group_order, group_token;
     std::vector<Variable> gate, up, down;
@@ -117,10 +118,15 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
       gate.push_back(ex.gate_proj().weight());
       up.push_back(ex.up_proj().weight());
       down.push_back(ex.down_proj().weight());
+      if (!split) continue;
       group_order.insert(group_order.end(), order.begin() + start[size_t(e)],
                          order.begin() + start[size_t(e) + 1]);
       group_token.insert(group_token.end(), token.begin() + start[size_t(e)],
                          token.begin() + start[size_t(e) + 1]);
+    }
+    if (!split) {
+      group_order = std::move(order);
+      group_token = std::move(token);
     }
     const int64_t r = int64_t(group_order.size());
     // Built here in range (tokens < n, assignments < a), so the index ops need not check
@@ -140,7 +146,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     return {grouped_linear(h * w, down, rows), token_t};
   };
   auto [combined, token_t] = run(traced.empty() ? untraced : traced);
-  if (!traced.empty() && !untraced.empty()) {
+  if (split) {
     std::pair<Variable, Tensor> rest;
     {
       NoGradGuard no_grad;

@@ -20,12 +20,13 @@ void set_device(int index);
 // keeps the caching allocator's reuse of freed blocks ordered after their last use.
 cudaStream_t stream(int index);
 void synchronize(int index);
-// How many times the host has waited for a device (synchronize, copies to the host) since the
-// process started: each one drains the device's queue, and a step with many runs host-bound.
+// How many times the host has waited for a device (synchronize, copies to the host, reuse of
+// staging bytes an upload still reads) since the process started: each one drains the device's queue, and a step with many runs host-bound.
 int64_t host_waits();
 // Copies nbytes between any two devices (host included). Returns once the source may be
 // reused and, for a copy to the host, the data is there; a copy to a device completes in
-// stream order.
+// stream order. Uploads of up to 64 MiB go through a pinned staging buffer (64 MiB of page-locked
+// host memory per device, taken on the first upload), so the host does not wait for the device.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
 }  // namespace moegrad::cuda

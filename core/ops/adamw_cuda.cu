@@ -114,12 +114,10 @@ void launch_multi(const std::vector<AdamWTensors>& tensors,
   const Device device = tensors[which[0]].param.device();
   const size_t bytes = slices.size() * sizeof(Slice<T, G>);
   Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, device);
+  // `slices` may go once the copy is queued; `table` may go too: the caching allocator hands its
+  // block out again only for work ordered after this kernel on the same stream.
+  copy_bytes(table.data_ptr(), device, slices.data(), Device::cpu(), bytes);
   cudaStream_t s = stream(device.index);
-  // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `slices` may go;
-  // `table` may go too: the caching allocator hands its block out again only for work ordered
-  // after this kernel on the same stream.
-  MOEGRAD_CUDA_CHECK(
-      cudaMemcpyAsync(table.data_ptr(), slices.data(), bytes, cudaMemcpyHostToDevice, s));
   multi_kernel<T, G><<<unsigned(blocks), kBlock, 0, s>>>(
       static_cast<const Slice<T, G>*>(table.data_ptr()), int(slices.size()));
   MOEGRAD_CUDA_CHECK_LAUNCH();

@@ -75,9 +75,7 @@ Tensor slice_table(const std::vector<Tensor>& tensors, int64_t& blocks, int& cou
   count = int(slices.size());
   const size_t bytes = slices.size() * sizeof(Slice<T>);
   Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, tensors[0].device());
-  const int device = tensors[0].device().index;
-  MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(table.data_ptr(), slices.data(), bytes,
-                                     cudaMemcpyHostToDevice, stream(device)));
+  copy_bytes(table.data_ptr(), tensors[0].device(), slices.data(), Device::cpu(), bytes);
   return table;
 }
 

@@ -1,6 +1,10 @@
 // Memory accounting on a GPU: the caching allocator's counts, the categories, and the limit
 // that makes a device look smaller.
+#include <algorithm>
+#include <vector>
+
 #include "core/cuda/caching_allocator.h"
+#include "core/device.h"
 #include "core/ops/matmul.h"
 #include "core/ops/multi_tensor.h"
 #include "core/storage.h"
@@ -47,6 +51,28 @@ TEST(MemoryCuda, DriverAllocationsCacheReleasesAndHostWaitsAreCounted) {
   EXPECT_EQ(cuda_host_waits(), waits);
   EXPECT_EQ(on_gpu.to_vector<double>(), std::vector<double>(4, 1.0));
   EXPECT_EQ(cuda_host_waits(), waits + 1);
+}
+
+// Uploads go through a 64 MiB pinned ring. While the device is busy the host runs ahead: half a
+// ring of uploads never waits, and 100 MiB of uploads reuse the ring's bytes only once the
+// copies reading them are done, so every upload arrives intact.
+TEST(MemoryCuda, UploadsThroughTheStagingRingArriveIntactWithoutWaiting) {
+  SKIP_WITHOUT_GPU();
+  const Device gpu = Device::cuda();
+  const Tensor a = ones({4096, 4096}, DType::F32, gpu);
+  const int64_t n = int64_t(1) << 18;  // 1 MiB of int32
+  synchronize(gpu);
+  const int64_t waits = cuda_host_waits();
+  std::vector<Tensor> uploaded;
+  for (int32_t i = 0; i < 100; ++i) {
+    if (i % 8 == 0) matmul(a, a);  // ~0.1 ms or more of device work ahead of the uploads
+    uploaded.push_back(from_vector(std::vector<int32_t>(size_t(n), i), {n}).to(gpu));
+    if (i == 31) EXPECT_EQ(cuda_host_waits(), waits) << "the first 32 MiB waited";
+  }
+  for (int32_t i = 0; i < 100; ++i) {
+    const std::vector<int32_t> v = uploaded[size_t(i)].to_vector<int32_t>();
+    EXPECT_EQ(std::count(v.begin(), v.end(), i), n) << "upload " << i;
+  }
 }
 
 TEST(MemoryCuda, CategoriesAndTheLimitWorkOnTheDevice) {

@@ -6,6 +6,7 @@
 
 #include "core/cuda/runtime.h"
 #include "core/error.h"
+#include "core/fast_divmod.h"
 #include "core/shape.h"
 
 namespace moegrad::cuda {
@@ -13,27 +14,50 @@ namespace moegrad::cuda {
 // Kernel functors take their op as an `int` template parameter, cast back to the enum inside:
 // nvcc 13's host-stub generator emits broken code for enum parameters from generic lambdas.
 inline constexpr int kMaxDims = 12;
+
+#if defined(__CUDACC__)
+#define MOEGRAD_UNROLL _Pragma("unroll")
+#else
+#define MOEGRAD_UNROLL
+#endif
 inline constexpr int kBlock = 256;
 
 template <int N>
 struct StridedIndex {
   int ndim = 0;
   int64_t size[kMaxDims];            // innermost first
+  FastDivmod divider[kMaxDims];      // size[d]'s, when `narrow`
   int64_t stride[N][kMaxDims];
   bool contiguous = true;            // all operands dense and in order: offset == linear index
+  bool narrow = false;               // fewer than 2^31 elements: 32-bit index arithmetic
 
-  __device__ __forceinline__ void offsets(int64_t linear, int64_t (&off)[N]) const {
+  // Host-callable too, so the index arithmetic is tested without a GPU.
+  MOEGRAD_HD void offsets(int64_t linear, int64_t (&off)[N]) const {
     if (contiguous) {
-#pragma unroll
+MOEGRAD_UNROLL
       for (int k = 0; k < N; ++k) off[k] = linear;
       return;
     }
-#pragma unroll
+MOEGRAD_UNROLL
     for (int k = 0; k < N; ++k) off[k] = 0;
+    if (narrow) {
+      // The outermost dim's index is what is left: it needs no division.
+      uint32_t rest = uint32_t(linear);
+      for (int d = 0; d < ndim - 1; ++d) {
+        const uint32_t q = divider[d].div(rest);
+        const int64_t i = int64_t(rest - q * divider[d].divisor());
+        rest = q;
+MOEGRAD_UNROLL
+        for (int k = 0; k < N; ++k) off[k] += i * stride[k][d];
+      }
+MOEGRAD_UNROLL
+      for (int k = 0; k < N; ++k) off[k] += int64_t(rest) * stride[k][ndim - 1];
+      return;
+    }
     for (int d = 0; d < ndim; ++d) {
       int64_t i = linear % size[d];
       linear /= size[d];
-#pragma unroll
+MOEGRAD_UNROLL
       for (int k = 0; k < N; ++k) off[k] += i * stride[k][d];
     }
   }
@@ -62,6 +86,10 @@ StridedIndex<N> make_strided_index(const Shape& shape, const std::array<Shape, N
   ix.contiguous = ix.ndim <= 1;
   for (int k = 0; k < N && ix.ndim == 1; ++k) ix.contiguous &= ix.stride[k][0] == 1;
   if (ix.ndim == 0) ix.contiguous = true;
+  const int64_t numel = shape_numel(shape);
+  ix.narrow = numel > 0 && numel < (int64_t(1) << 31);
+  if (ix.narrow)
+    for (int d = 0; d < ix.ndim; ++d) ix.divider[d] = FastDivmod(ix.size[d]);
   return ix;
 }
 

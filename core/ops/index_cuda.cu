@@ -64,16 +64,28 @@ __global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, i
 }
 
 // One thread per output element sums its segment of source rows, in index order, in
-// compute_t<T> (bf16 rounded once at the end, as the CPU does).
-template <typename T>
+// compute_t<T> (bf16 rounded once at the end, as the CPU does). Under 2^31 output elements
+// (Narrow) the element's (batch, row, column) come from 32-bit multiply-and-shift divisions.
+template <typename T, bool Narrow>
 __global__ void index_add_kernel(T* out, const T* src, const int32_t* perm, const int32_t* start,
-                                 int64_t rows, int64_t n, int64_t inner, int64_t total) {
+                                 FastDivmod rows, int64_t n, FastDivmod inner, int64_t total) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t h = i % inner, row = i / inner, v = row % rows, b = row / rows;
+    int64_t h, v, b;
+    if constexpr (Narrow) {
+      const uint32_t row = inner.div(uint32_t(i)), batch = rows.div(row);
+      h = int64_t(uint32_t(i) - row * inner.divisor());
+      v = int64_t(row - batch * rows.divisor());
+      b = batch;
+    } else {
+      const int64_t row = i / inner.divisor();
+      h = i % inner.divisor();
+      v = row % rows.divisor();
+      b = row / rows.divisor();
+    }
     compute_t<T> acc = compute_t<T>(out[i]);
     for (int32_t p = start[v]; p < start[v + 1]; ++p)
-      acc += compute_t<T>(src[(b * n + perm[p]) * inner + h]);
+      acc += compute_t<T>(src[(b * n + perm[p]) * int64_t(inner.divisor()) + h]);
     out[i] = T(acc);
   }
 }
@@ -134,8 +146,9 @@ void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim
 // where each row's run starts, then sums each output element's run without atomics.
 void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
   const int64_t rows = out.size(1), inner = out.size(2), n = idx.numel();
-  MOEGRAD_CHECK(n <= INT32_MAX && rows < INT32_MAX, "index_add: CUDA supports at most 2^31 - 1 ",
-                "indices and rows, got ", n, " indices into ", rows, " rows");
+  MOEGRAD_CHECK(n <= INT32_MAX && rows < INT32_MAX && inner < INT32_MAX,
+                "index_add: CUDA supports at most 2^31 - 1 indices, rows and elements a row, got ",
+                n, " indices into ", rows, " rows of ", inner);
   Device dev = out.device();
   cudaStream_t s = stream(dev.index);
   int end_bit = 1;
@@ -158,13 +171,15 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
                                                                   start.data<int32_t>());
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
-  int64_t total = out.numel();
+  const int64_t total = out.numel();
+  if (total == 0) return;
+  const FastDivmod rows_div(rows), inner_div(inner);
   dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    index_add_kernel<T><<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(),
-                                                          perm.data<int32_t>(),
-                                                          start.data<int32_t>(), rows, n, inner,
-                                                          total);
+    auto kernel = total < (int64_t(1) << 31) ? index_add_kernel<T, true> : index_add_kernel<T, false>;
+    kernel<<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(), perm.data<int32_t>(),
+                                              start.data<int32_t>(), rows_div, n, inner_div,
+                                              total);
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
 }

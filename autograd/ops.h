@@ -10,6 +10,7 @@
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/rmsnorm.h"
 #include "autograd/ops/rope.h"
+#include "autograd/ops/router_topk.h"
 #include "autograd/ops/softmax.h"
 #include "autograd/ops/swiglu.h"
 #include "autograd/ops/topk.h"

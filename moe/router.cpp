@@ -8,12 +8,8 @@ namespace moegrad {
 Routing route(const Variable& logits, int64_t k, bool norm_topk_prob) {
   MOEGRAD_CHECK(logits.dim() == 2 && k >= 1 && k <= logits.size(1), "route: logits ",
                 shape_str(logits.shape()), " must be [N, E] with 1 <= k = ", k, " <= E");
-  Routing r;
-  r.probs = softmax(logits, -1);
-  auto [weights, indices] = topk(r.probs, k);
-  r.weights = norm_topk_prob ? weights / sum(weights, {-1}, true) : weights;
-  r.indices = indices;
-  return r;
+  RoutedTopk r = router_topk(logits, k, norm_topk_prob);
+  return {r.probs, r.weights, r.indices};
 }
 
 }  // namespace moegrad

@@ -1,12 +1,13 @@
 // Top-k routing: softmax over ALL experts, then top-k of the probabilities, optionally
-// renormalised to sum to 1 (norm_topk_prob).
+// renormalised to sum to 1 (norm_topk_prob), as one fused op (core/ops/router_topk.h).
 #pragma once
 #include "autograd/variable.h"
 
 namespace moegrad {
 
 struct Routing {
-  Variable probs;    // [N, E]
+  // [N, E]. Not differentiable: the load-balancing loss computes its own softmax of the logits.
+  Tensor probs;
   Variable weights;  // [N, k], descending
   Tensor indices;    // [N, k] int64
 };

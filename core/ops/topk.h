@@ -5,6 +5,7 @@
 // agree exactly, indices included.
 #pragma once
 #include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -17,6 +18,12 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k);
 namespace cpu {
 // x contiguous [rows, n]; values and indices contiguous [rows, k].
 void topk(const Tensor& values, const Tensor& indices, const Tensor& x);
+// The k best of row[0, n) into vals / idx, best first: one row of cpu::topk, for kernels that
+// select from rows they compute (router_topk). `order` is scratch a thread keeps across rows.
+// T is float or double.
+template <typename T>
+void topk_row(const T* row, int64_t n, int64_t k, T* vals, int64_t* idx,
+              std::vector<int64_t>& order);
 }  // namespace cpu
 namespace cuda {
 void topk(const Tensor& values, const Tensor& indices, const Tensor& x);

@@ -71,9 +71,11 @@ void scan_row(const T* row, int64_t n, int64_t k, T* vals, int64_t* idx) {
   for (int64_t i = body; i < n; ++i) offer(i);
 }
 
-// A partial sort of the row's positions (order holds one per element): O(n log k).
+// A partial sort of the row's positions: O(n log k).
 template <typename T>
-void sort_row(const T* row, int64_t k, T* vals, int64_t* idx, std::vector<int64_t>& order) {
+void sort_row(const T* row, int64_t n, int64_t k, T* vals, int64_t* idx,
+              std::vector<int64_t>& order) {
+  order.resize(n);
   std::iota(order.begin(), order.end(), int64_t(0));
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
                     [row](int64_t a, int64_t b) { return topk_before(row[a], a, row[b], b); });
@@ -91,19 +93,26 @@ void run_topk(const Tensor& values, const Tensor& indices, const Tensor& x) {
   int64_t* ip = indices.data<int64_t>();
 #pragma omp parallel if (rows * n >= kParallelGrain)
   {
-    std::vector<int64_t> order(k <= kScanK ? 0 : n);
+    std::vector<int64_t> order;
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      if (k <= kScanK) {
-        scan_row(xp + r * n, n, k, vp + r * k, ip + r * k);
-      } else {
-        sort_row(xp + r * n, k, vp + r * k, ip + r * k, order);
-      }
-    }
+    for (int64_t r = 0; r < rows; ++r) topk_row(xp + r * n, n, k, vp + r * k, ip + r * k, order);
   }
 }
 
 }  // namespace
+
+template <typename T>
+void topk_row(const T* row, int64_t n, int64_t k, T* vals, int64_t* idx,
+              std::vector<int64_t>& order) {
+  if (k <= kScanK) {
+    scan_row(row, n, k, vals, idx);
+  } else {
+    sort_row(row, n, k, vals, idx, order);
+  }
+}
+template void topk_row(const float*, int64_t, int64_t, float*, int64_t*, std::vector<int64_t>&);
+template void topk_row(const double*, int64_t, int64_t, double*, int64_t*,
+                       std::vector<int64_t>&);
 
 // bf16 runs on an f32 copy (the caller's workspace): widening is exact, so are the values
 // rounded back, and the order is the same as the CUDA kernel's, which compares in f32 too.

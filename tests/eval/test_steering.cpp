@@ -153,7 +153,7 @@ TEST(Steering, HardFormSetsPromotedToMaxPlusDeltaAndDemotedToMinMinusDelta) {
   EXPECT_EQ(idx, (std::vector<int64_t>{0, 3, 0, 1, 0, 1}));
   const double z = std::exp(expected[0]) + std::exp(expected[1]) + std::exp(expected[2]) +
                    std::exp(expected[3]) + std::exp(expected[4]);
-  EXPECT_NEAR(r.probs.data().to_vector<double>()[0], std::exp(expected[0]) / z, 1e-12);
+  EXPECT_NEAR(r.probs.to_vector<double>()[0], std::exp(expected[0]) / z, 1e-12);
   // Other layers pass through untouched.
   EXPECT_TRUE(steer(0, Variable(x)).data().shares_storage(x));
   EXPECT_TRUE(steer(2, Variable(x)).data().shares_storage(x));

@@ -69,7 +69,9 @@ TEST(TrainStep, Bf16GradientsOfMicroBatchesAreSummedInF32) {
     const auto& [name, p] = step.params[i];
     EXPECT_EQ(p.data().to_vector<double>(), reference.params[i].second.data().to_vector<double>())
         << name;
-    if (sums.count(name)) EXPECT_EQ(p.grad().dtype(), DType::F32) << name;
+    if (sums.count(name)) {
+      EXPECT_EQ(p.grad().dtype(), DType::F32) << name;
+    }
   }
 }
 

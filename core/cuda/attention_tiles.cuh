@@ -1,19 +1,16 @@
 // The pieces of core/ops/attention_cuda.cu's kernels: the per-head views and the problem's
-// masking rule, which its generic kernels share, and the tiled kernels of the common case
-// (f32 or bf16, head dim a multiple of 4, rows aligned to 4 elements), FlashAttention-2's loops
-// in plain f32 FMAs (tensor cores' TF32 would lose the CPU parity): a block owns a tile of rows,
-// the other side streams through shared memory, and each thread accumulates a register
-// micro-tile of the scores and of the outputs. Every sum runs in a fixed order and every output
-// element has one writer: results are bit-identical run to run.
-// bf16 operands are widened to f32 as they are loaded into the (f32) shared tiles, so the inner
-// products are the f32 kernels' own; f32 operands stream in by cp.async instead. Outputs are
-// rounded to bf16 once, when stored; lse and delta stay f32.
+// masking rule, which its generic kernels share, the shared-memory tile loads, and the tiled
+// f32 kernels of the common case (head dim a multiple of 4, rows aligned to 4 elements),
+// FlashAttention-2's loops in plain f32 FMAs (tensor cores' TF32 would lose the CPU parity): a
+// block owns a tile of rows, the other side streams through shared memory, and each thread
+// accumulates a register micro-tile of the scores and of the outputs. Every sum runs in a fixed
+// order and every output element has one writer: results are bit-identical run to run. bf16
+// takes the same loops on the tensor cores (core/cuda/attention_mma.cuh).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "core/dtype.h"
 
@@ -69,6 +66,37 @@ __device__ __forceinline__ T max_of(T a, T b) {
   return a > b ? a : b;
 }
 
+// The (batch, head, kv head, first query) of a forward or dQ block: grid x is b * H + h, grid y
+// the query tiles of `rows`, the latest first (causal tiles late in the sequence cost most, and
+// the grid's tail should be the cheap ones).
+struct QueryBlock {
+  int64_t b, h, hk, t0;
+  template <typename T>
+  __device__ QueryBlock(const Problem<T>& p, int rows)
+      : b(blockIdx.x / p.H),
+        h(blockIdx.x % p.H),
+        hk(h / p.group),
+        t0(int64_t(gridDim.y - 1 - blockIdx.y) * rows) {}
+};
+
+// The query tiles of `cols` rows that a dK/dV block streams past its key tile [j0, ...) of kv
+// head hk: over the query heads of the group in head order, each from the first query that sees
+// the tile (query t sees key j iff j <= t + Sk - Tq) to the end. Step st is query head
+// head(st)'s tile starting at row(st).
+struct QuerySteps {
+  int64_t first, tiles, count, head0;
+  int cols;
+  template <typename T>
+  __device__ QuerySteps(const Problem<T>& p, int64_t hk, int64_t j0, int cols_)
+      : first(p.causal ? max_of<int64_t>(j0 + p.Tq - p.Sk, 0) : 0),
+        tiles(first < p.Tq ? (p.Tq - first + cols_ - 1) / cols_ : 0),
+        count(tiles * p.group),
+        head0(hk * p.group),
+        cols(cols_) {}
+  __device__ int64_t head(int64_t st) const { return head0 + st / tiles; }
+  __device__ int64_t row(int64_t st) const { return first + st % tiles * cols; }
+};
+
 // Geometry of a tiled kernel: a block of kThreads owns kRows rows ([kRows, D] operands) and
 // streams kCols rows of the other side per step. Thread (ty, tx) = (tid / kCT, tid % kCT)
 // holds owned rows ty + kRT i, score columns tx + kCT c, and the float4 column groups
@@ -91,11 +119,19 @@ struct Tiles {
                 D % (4 * CT) == 0);
 };
 
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+// Copies Bytes (16: cp.async's cache-global unit; 8 goes through L1) into shared memory; a
+// source size of 0 fills them with zeros: rows and columns past the end.
+template <int Bytes>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
   const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  // A source size of 0 fills the 16 bytes with zeros: rows and columns past the end.
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-               "r"(valid ? 16 : 0));
+  if constexpr (Bytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
+                 "r"(valid ? 16 : 0));
+  } else {
+    static_assert(Bytes == 8);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(src),
+                 "r"(valid ? 8 : 0));
+  }
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most N of this thread's committed groups are still in flight.
@@ -104,30 +140,16 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// Four consecutive bf16 (8 bytes, aligned) widened to f32: a bf16 is the top half of an f32.
-__device__ __forceinline__ float4 load_bf16x4(const bf16* src) {
-  const uint2 u = *reinterpret_cast<const uint2*>(src);
-  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
-                     __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
-}
-
-// Stores four consecutive outputs (16 bytes of f32, or 8 of bf16 rounded once, aligned).
+// Stores four consecutive f32 outputs (16 bytes, aligned).
 __device__ __forceinline__ void store4(float* dst, float4 v) {
   *reinterpret_cast<float4*>(dst) = v;
 }
-__device__ __forceinline__ void store4(bf16* dst, float4 v) {
-  const auto pair = [](float lo, float hi) {
-    return uint32_t(bf16(lo).bits) | uint32_t(bf16(hi).bits) << 16;
-  };
-  *reinterpret_cast<uint2*>(dst) = make_uint2(pair(v.x, v.y), pair(v.z, v.w));
-}
 
-// Starts copying rows [row0, row0 + N) of a [n, D] matrix (row stride ld) into a [N, kLd] f32
-// tile; rows past n and columns past D (up to kD) read as 0. f32 goes by cp.async (waited on
-// with cp_async_wait); bf16 is widened through registers, so its stores are done on return and
-// the cp.async groups it commits are empty: the kernels' barriers order both alike.
+// Starts copying rows [row0, row0 + N) of a [n, D] matrix (row stride ld) into an [N, kLd]
+// tile of the same type, by cp.async in groups of 4 elements (waited on with cp_async_wait);
+// rows past n and columns past D (up to kD) read as 0.
 template <class C, int N, typename T>
-__device__ __forceinline__ void load_tile(float* tile, const T* src, int64_t ld, int64_t row0,
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t ld, int64_t row0,
                                           int64_t n, int D) {
   constexpr int kChunks = C::kD / 4;
 #pragma unroll
@@ -137,13 +159,7 @@ __device__ __forceinline__ void load_tile(float* tile, const T* src, int64_t ld,
     const int r = i / kChunks, c = i % kChunks * 4;
     const int64_t row = row0 + r;
     const bool valid = row < n && c < D;
-    if constexpr (std::is_same_v<T, float>) {
-      cp_async16(tile + r * C::kLd + c, valid ? src + row * ld + c : src, valid);
-    } else {
-      static_assert(std::is_same_v<T, bf16>);
-      *reinterpret_cast<float4*>(tile + r * C::kLd + c) =
-          valid ? load_bf16x4(src + row * ld + c) : make_float4(0, 0, 0, 0);
-    }
+    cp_async<4 * sizeof(T)>(tile + r * C::kLd + c, valid ? src + row * ld + c : src, valid);
   }
 }
 
@@ -246,21 +262,20 @@ __device__ __forceinline__ float row_sum(float v) {
 // causal limit. Shared: q [kRows][kLd], k and v [kCols][kLd], p [kRows][kLs]. cp.async groups,
 // in order: {q, k_0}, {v_0}, then per step {k_next}, {v_next}, so that k_next loads during the
 // softmax and P V, and v_next during the next Q K^T.
-template <class C, typename T>
+template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    forward_tiled(Heads<T> out, float* lse, Heads<const T> q, Heads<const T> k, Heads<const T> v,
-                  Problem<T> p) {
+    forward_tiled(Heads<float> out, float* lse, Heads<const float> q, Heads<const float> k,
+                  Heads<const float> v, Problem<float> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* qs = reinterpret_cast<float*>(smem);
   float* ks = qs + C::kRows * C::kLd;
   float* vs = ks + C::kCols * C::kLd;
   float* ps = vs + C::kCols * C::kLd;
-  const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H, hk = h / p.group;
-  const int64_t t0 = int64_t(gridDim.y - 1 - blockIdx.y) * C::kRows;
+  const auto [b, h, hk, t0] = QueryBlock(p, C::kRows);
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const T* mask = p.mask_at(b, h);
-  const T* kh = k.at(b, hk);
-  const T* vh = v.at(b, hk);
+  const float* mask = p.mask_at(b, h);
+  const float* kh = k.at(b, hk);
+  const float* vh = v.at(b, hk);
   const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kCols>(ks, kh, k.ld, 0, p.Sk, p.D);
@@ -345,22 +360,21 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 // where P = exp(score - lse) and dS = P (dO V^T - delta). Shared: q and dO [kRows][kLd], k and
 // v [kCols][kLd], dS [kRows][kLs]. cp.async groups: {q, dO, v_0}, {k_0}, then per step
 // {v_next} (loads during Q K^T and dS K), {k_next} (during the next dO V^T).
-template <class C, typename T>
+template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    dq_tiled(Heads<T> dq, Heads<const T> q, Heads<const T> k, Heads<const T> v, Heads<const T> g,
-             const float* lse, const float* delta, Problem<T> p) {
+    dq_tiled(Heads<float> dq, Heads<const float> q, Heads<const float> k, Heads<const float> v,
+             Heads<const float> g, const float* lse, const float* delta, Problem<float> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* qs = reinterpret_cast<float*>(smem);
   float* gs = qs + C::kRows * C::kLd;
   float* ks = gs + C::kRows * C::kLd;
   float* vs = ks + C::kCols * C::kLd;
   float* dss = vs + C::kCols * C::kLd;
-  const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H, hk = h / p.group;
-  const int64_t t0 = int64_t(gridDim.y - 1 - blockIdx.y) * C::kRows;
+  const auto [b, h, hk, t0] = QueryBlock(p, C::kRows);
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const T* mask = p.mask_at(b, h);
-  const T* kh = k.at(b, hk);
-  const T* vh = v.at(b, hk);
+  const float* mask = p.mask_at(b, h);
+  const float* kh = k.at(b, hk);
+  const float* vh = v.at(b, hk);
   const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kRows>(gs, g.at(b, h), g.ld, t0, p.Tq, p.D);
@@ -423,10 +437,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 // tile. Shared: k and v [kRows][kLd], q and dO [kCols][kLd], P^T and dS^T [kRows][kLs].
 // cp.async groups: {k, v, q_0}, {dO_0}, then per step {q_next} (loads during the dV product),
 // {dO_next} (during the next K Q^T).
-template <class C, typename T>
+template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
-    dkdv_tiled(Heads<T> dk, Heads<T> dv, Heads<const T> q, Heads<const T> k, Heads<const T> v,
-               Heads<const T> g, const float* lse, const float* delta, Problem<T> p) {
+    dkdv_tiled(Heads<float> dk, Heads<float> dv, Heads<const float> q, Heads<const float> k,
+               Heads<const float> v, Heads<const float> g, const float* lse, const float* delta,
+               Problem<float> p) {
   extern __shared__ __align__(16) unsigned char smem[];
   float* ks = reinterpret_cast<float*>(smem);
   float* vs = ks + C::kRows * C::kLd;
@@ -437,18 +452,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const int64_t b = blockIdx.x / p.Hkv, hk = blockIdx.x % p.Hkv;
   const int64_t j0 = int64_t(blockIdx.y) * C::kRows;
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  // Query t sees key j iff j <= t + Sk - Tq: queries before `first` see none of the tile.
-  const int64_t first = p.causal ? (j0 + p.Tq - p.Sk > 0 ? j0 + p.Tq - p.Sk : 0) : 0;
-  const int64_t tiles = first < p.Tq ? (p.Tq - first + C::kCols - 1) / C::kCols : 0;
-  const int64_t steps = tiles * p.group;
-  // Step st: query head hk * group + st / tiles, its query tile st % tiles.
-  auto head_of = [&](int64_t st) { return hk * p.group + st / tiles; };
-  auto row_of = [&](int64_t st) { return first + st % tiles * C::kCols; };
+  const QuerySteps steps(p, hk, j0, C::kCols);
   load_tile<C, C::kRows>(ks, k.at(b, hk), k.ld, j0, p.Sk, p.D);
   load_tile<C, C::kRows>(vs, v.at(b, hk), v.ld, j0, p.Sk, p.D);
-  if (steps > 0) load_tile<C, C::kCols>(qs, q.at(b, head_of(0)), q.ld, row_of(0), p.Tq, p.D);
+  if (steps.count > 0)
+    load_tile<C, C::kCols>(qs, q.at(b, steps.head(0)), q.ld, steps.row(0), p.Tq, p.D);
   cp_async_commit();
-  if (steps > 0) load_tile<C, C::kCols>(gs, g.at(b, head_of(0)), g.ld, row_of(0), p.Tq, p.D);
+  if (steps.count > 0)
+    load_tile<C, C::kCols>(gs, g.at(b, steps.head(0)), g.ld, steps.row(0), p.Tq, p.D);
   cp_async_commit();
 
   float4 dk_acc[C::kTM][C::kTD], dv_acc[C::kTM][C::kTD];
@@ -459,10 +470,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       dk_acc[i][c] = make_float4(0, 0, 0, 0);
       dv_acc[i][c] = make_float4(0, 0, 0, 0);
     }
-  for (int64_t st = 0; st < steps; ++st) {
-    const int64_t h = head_of(st), i0 = row_of(st);
-    const bool more = st + 1 < steps;
-    const T* mask = p.mask_at(b, h);
+  for (int64_t st = 0; st < steps.count; ++st) {
+    const int64_t h = steps.head(st), i0 = steps.row(st);
+    const bool more = st + 1 < steps.count;
+    const float* mask = p.mask_at(b, h);
     // A tail query gets lse = +inf, so its probabilities are exp(-inf) = 0.
     float lse_c[C::kTN], delta_c[C::kTN];
 #pragma unroll
@@ -495,11 +506,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     __syncthreads();  // P^T and dS^T are complete
     mma_nn<C>(dk_acc, dss, qs, ty, tx);
     __syncthreads();  // q is no longer read
-    if (more) load_tile<C, C::kCols>(qs, q.at(b, head_of(st + 1)), q.ld, row_of(st + 1), p.Tq, p.D);
+    if (more)
+      load_tile<C, C::kCols>(qs, q.at(b, steps.head(st + 1)), q.ld, steps.row(st + 1), p.Tq, p.D);
     cp_async_commit();
     mma_nn<C>(dv_acc, ps, gs, ty, tx);
     __syncthreads();  // dO, P^T and dS^T are no longer read
-    if (more) load_tile<C, C::kCols>(gs, g.at(b, head_of(st + 1)), g.ld, row_of(st + 1), p.Tq, p.D);
+    if (more)
+      load_tile<C, C::kCols>(gs, g.at(b, steps.head(st + 1)), g.ld, steps.row(st + 1), p.Tq, p.D);
     cp_async_commit();
   }
   cp_async_wait<0>();

@@ -2,17 +2,18 @@
 // (queries in the forward and dQ kernels, keys in the dK/dV kernel) and streams the other side
 // through shared memory tile by tile, so no [T, S] matrix ever exists. Every sum runs in a fixed
 // order and every output element has one writer (no atomics): results are bit-identical run to
-// run. Two paths: f32 or bf16 with a head dim that is a multiple of 4 and rows aligned to 4
-// elements (what training runs) takes the tiled kernels of core/cuda/attention_tiles.cuh; f64,
-// other head dims and unaligned views take the generic kernels below (4 lanes per row, any D up
-// to 128). Both widen bf16 operands to f32 in shared memory, compute and keep lse and delta in
-// f32, and round each bf16 output once.
+// run. Three paths. With a head dim that is a multiple of 4 and rows aligned to 4 elements (what
+// training runs), bf16 takes the tensor-core kernels of core/cuda/attention_mma.cuh and f32 the
+// FMA-tiled kernels of core/cuda/attention_tiles.cuh; f64, other head dims and unaligned views
+// take the generic kernels below (4 lanes per row, any D up to 128, bf16 widened to f32 in
+// shared memory). All keep lse and delta in f32 and round each bf16 output once.
 #include <cuda_runtime.h>
 
 #include <climits>
 #include <cstdint>
 #include <type_traits>
 
+#include "core/cuda/attention_mma.cuh"
 #include "core/cuda/attention_tiles.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/attention.h"
@@ -387,8 +388,29 @@ constexpr size_t dkdv_smem() {
   return sizeof(float) * (2 * (C::kRows + C::kCols) * C::kLd + 2 * C::kRows * C::kLs);
 }
 
+// The bf16 kernels' geometry per head-dim bound: 64 owned rows (16 per warp) by 64 streamed
+// ones, or 32 in the backward of wide heads, where 64 would spill registers (nvcc 13, sm_90).
+// Not yet tuned on a GPU.
+template <int kD>
+using MmaForwardTiles = attention::MmaTiles<kD, 64, 2>;
+template <int kD>
+using MmaBackwardTiles = attention::MmaTiles<kD, kD <= 64 ? 64 : 32, kD <= 64 ? 2 : 1>;
+
+template <class C>
+constexpr size_t mma_forward_smem() {
+  return sizeof(bf16) * (C::kRows + 2 * C::kCols) * C::kLd;
+}
+template <class C>
+constexpr size_t mma_dq_smem() {
+  return sizeof(bf16) * 2 * (C::kRows + C::kCols) * C::kLd;
+}
+template <class C>
+constexpr size_t mma_dkdv_smem() {
+  return mma_dq_smem<C>() + sizeof(float) * 2 * C::kCols;
+}
+
 // Whether the tiled kernels can read t: f32 or bf16 rows of groups of 4 elements aligned to
-// their size (f32: 16 bytes, cp.async's unit; bf16: 8 bytes, one load widened to a float4).
+// their size (cp.async's 16 or 8 bytes).
 bool tileable(const Tensor& t) {
   if ((t.dtype() != DType::F32 && t.dtype() != DType::BF16) || t.size(3) % 4 != 0) return false;
   const int64_t ld = t.size(2) == 1 ? t.size(3) : t.stride(2);
@@ -426,11 +448,22 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
     const Problem<T> p = problem_of<T>(q, k, causal, mask, scale);
-    if constexpr (std::is_same_v<C, float>) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (tiled) {
+        with_tiled_head_dim(D, [&](auto dim) {
+          using Tile = MmaForwardTiles<decltype(dim)::value>;
+          launch(attention::forward_mma<Tile>,
+                 grid_of(q.size(0) * q.size(1), q.size(2), Tile::kRows, op), Tile::kThreads,
+                 mma_forward_smem<Tile>(), device, heads_of<T>(out), lse.data<float>(),
+                 heads_of<const T>(q), heads_of<const T>(k), heads_of<const T>(v), p);
+        });
+        return;
+      }
+    } else if constexpr (std::is_same_v<T, float>) {
       if (tiled) {
         with_tiled_head_dim(D, [&](auto dim) {
           using Tile = ForwardTiles<decltype(dim)::value>;
-          launch(attention::forward_tiled<Tile, T>,
+          launch(attention::forward_tiled<Tile>,
                  grid_of(q.size(0) * q.size(1), q.size(2), Tile::kRows, op), Tile::kThreads,
                  forward_smem<Tile>(), device, heads_of<T>(out), lse.data<float>(),
                  heads_of<const T>(q), heads_of<const T>(k), heads_of<const T>(v), p);
@@ -473,16 +506,30 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
           delta.data<C>(), G, heads_of<const T>(out), H, Tq, int(D), rows);
       MOEGRAD_CUDA_CHECK_LAUNCH();
     }
-    if constexpr (std::is_same_v<C, float>) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (tiled) {
+        with_tiled_head_dim(D, [&](auto dim) {
+          constexpr int kD = decltype(dim)::value;
+          using Tile = MmaBackwardTiles<kD>;
+          launch(attention::dq_mma<Tile>, grid_of(B * H, Tq, Tile::kRows, op), Tile::kThreads,
+                 mma_dq_smem<Tile>(), device, heads_of<T>(dq), Q, K, V, G, lse.data<float>(),
+                 delta.data<float>(), p);
+          launch(attention::dkdv_mma<Tile>, grid_of(B * k.size(1), k.size(2), Tile::kRows, op),
+                 Tile::kThreads, mma_dkdv_smem<Tile>(), device, heads_of<T>(dk),
+                 heads_of<T>(dv), Q, K, V, G, lse.data<float>(), delta.data<float>(), p);
+        });
+        return;
+      }
+    } else if constexpr (std::is_same_v<T, float>) {
       if (tiled) {
         with_tiled_head_dim(D, [&](auto dim) {
           constexpr int kD = decltype(dim)::value;
           using Cq = DqTiles<kD>;
           using Ckv = DkDvTiles<kD>;
-          launch(attention::dq_tiled<Cq, T>, grid_of(B * H, Tq, Cq::kRows, op), Cq::kThreads,
+          launch(attention::dq_tiled<Cq>, grid_of(B * H, Tq, Cq::kRows, op), Cq::kThreads,
                  dq_smem<Cq>(), device, heads_of<T>(dq), Q, K, V, G, lse.data<float>(),
                  delta.data<float>(), p);
-          launch(attention::dkdv_tiled<Ckv, T>, grid_of(B * k.size(1), k.size(2), Ckv::kRows, op),
+          launch(attention::dkdv_tiled<Ckv>, grid_of(B * k.size(1), k.size(2), Ckv::kRows, op),
                  Ckv::kThreads, dkdv_smem<Ckv>(), device, heads_of<T>(dk), heads_of<T>(dv), Q, K,
                  V, G, lse.data<float>(), delta.data<float>(), p);
         });

@@ -4,9 +4,13 @@
 // same inputs into a preallocated output. Both report GFLOP/s = 2 * batch * M * N * K / time;
 // their ratio is what moegrad costs over BLAS. "<device>/experts/<dtype>/<pass>/{grouped,loop}/..."
 // run the same projection of all 64 experts of an OLMoE-1B-7B layer as one grouped_matmul and as
-// one matmul per expert, forward and both backward GEMMs, in f32 and bf16; the rest is f32.
+// one matmul per expert, forward and both backward GEMMs, in f32 and bf16; on a GPU also those of
+// a medium.cfg layer in bf16 with balanced and with skewed routing ("64xskewed": one expert gets
+// every token, as in the random-init model's profile), whose ratio is what uneven experts cost.
+// The rest is f32.
 #include <cblas.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -120,21 +124,43 @@ void register_gemm(Device device, const Gemm& g, bool through_blas) {
   })->Unit(benchmark::kMillisecond);
 }
 
-// The three GEMMs of one projection of every expert of a layer over its share of `tokens`
-// (top-8 of 64, balanced), x [64 * rows, in] against 64 weights [out, in]: the forward x W^T,
-// the input gradient dy W and the weight gradient dy^T x, as one grouped call and as one
-// matmul per expert.
+// The three GEMMs of one projection of every expert of a layer over its share of the tokens
+// (top-8 of 64), x [8 * tokens, in] against 64 weights [out, in]: the forward x W^T, the input
+// gradient dy W and the weight gradient dy^T x, as one grouped call and as one matmul per
+// expert.
 enum class ExpertPass { Forward, Dgrad, Wgrad };
 
+// Rows per expert: 8 * tokens / 64 each, or skewed: weights 1 / (e + 1) (Zipf), each capped at
+// `tokens` (a token picks an expert once), what the caps cut spread over the smallest.
+std::vector<int64_t> expert_rows(int64_t tokens, int64_t experts, bool skewed) {
+  const int64_t total = 8 * tokens;
+  if (!skewed) return std::vector<int64_t>(size_t(experts), total / experts);
+  double harmonic = 0;
+  for (int64_t e = 0; e < experts; ++e) harmonic += 1.0 / double(e + 1);
+  std::vector<int64_t> rows(static_cast<size_t>(experts));
+  int64_t left = total;
+  for (int64_t e = 0; e < experts; ++e) {
+    rows[size_t(e)] = std::min(tokens, int64_t(double(total) / (harmonic * double(e + 1))));
+    left -= rows[size_t(e)];
+  }
+  for (int64_t e = experts - 1; left > 0; e = (e + experts - 1) % experts) {
+    if (rows[size_t(e)] == tokens) continue;
+    ++rows[size_t(e)];
+    --left;
+  }
+  return rows;
+}
+
 void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, int64_t in,
-                      bool grouped) {
-  const int64_t experts = 64, rows = (device.is_cpu() ? 512 : 8192) * 8 / experts;
+                      bool grouped, bool skewed = false) {
+  const int64_t experts = 64, tokens = device.is_cpu() ? 512 : 8192, rows = tokens * 8 / experts;
   const char* pass_name = pass == ExpertPass::Forward ? "fwd/"
                           : pass == ExpertPass::Dgrad ? "dgrad/"
                                                       : "wgrad/";
   std::string name = std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
                      (grouped ? "grouped/" : "loop/") + std::to_string(experts) + "x" +
-                     std::to_string(rows) + "x" + std::to_string(out) + "x" + std::to_string(in);
+                     (skewed ? std::string("skewed") : std::to_string(rows)) + "x" +
+                     std::to_string(out) + "x" + std::to_string(in);
   register_on(device, name, [=](benchmark::State& state) {
     // Made once per shape and dtype (Google Benchmark calls a benchmark several times, and
     // 64 experts' operands take seconds to draw); the last shape's are freed for the next.
@@ -150,7 +176,7 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
       for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
       made = {dtype, out, in};
     }
-    const std::vector<int64_t> counts(size_t(experts), rows);
+    const std::vector<int64_t> counts = expert_rows(tokens, experts, skewed);
     const std::vector<bool> want(size_t(experts), true);
     time_iterations(state, device, [&] {
       if (grouped && pass == ExpertPass::Wgrad) {
@@ -159,8 +185,10 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
         const bool fwd = pass == ExpertPass::Forward;
         benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
       }
-      for (int64_t e = 0; e < experts && !grouped; ++e) {
-        const Tensor xe = x.narrow(0, e * rows, rows), dye = dy.narrow(0, e * rows, rows);
+      for (int64_t e = 0, start = 0; e < experts && !grouped; start += counts[size_t(e)], ++e) {
+        const int64_t n = counts[size_t(e)];
+        if (n == 0) continue;
+        const Tensor xe = x.narrow(0, start, n), dye = dy.narrow(0, start, n);
         const Tensor& we = w[size_t(e)];
         benchmark::DoNotOptimize(pass == ExpertPass::Forward ? matmul(xe, we, false, true)
                                  : pass == ExpertPass::Dgrad ? matmul(dye, we, false, false)
@@ -190,5 +218,13 @@ int main(int argc, char** argv) {
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
           for (bool grouped : {true, false})
             bench::register_experts(device, dtype, pass, out, in, grouped);
+    // A medium.cfg layer (hidden 1024, experts of width 512), balanced and skewed.
+    if (device.is_cuda())
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{512, 1024}, {1024, 512}})
+        for (bench::ExpertPass pass :
+             {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
+          for (bool skewed : {false, true})
+            for (bool grouped : {true, false})
+              bench::register_experts(device, DType::BF16, pass, out, in, grouped, skewed);
   });
 }

@@ -156,8 +156,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     combined = concat({combined, rest.first}, 0);
     token_t = concat({token_t, rest.second}, 0);
   }
-  return index_add(Variable(zeros({n, x.size(1)}, x.dtype(), x.device())), 0, token_t, combined,
-                   IndexBounds::Trusted);
+  return index_add_to_zeros({n, x.size(1)}, 0, token_t, combined, IndexBounds::Trusted);
 }
 
 }  // namespace moegrad

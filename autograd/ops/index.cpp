@@ -7,9 +7,8 @@ namespace moegrad {
 Variable index_select(const Variable& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {
   return make_result(index_select(x.data(), dim, idx, bounds), "index_select", {x},
                      [s = x.shape(), dim, idx](const Tensor& g, const std::vector<bool>&) {
-                       Tensor zero = zeros(s, g.dtype(), g.device());
                        return std::vector<Tensor>{
-                           index_add(zero, dim, idx, g, IndexBounds::Trusted)};
+                           index_add_to_zeros(s, dim, idx, g, IndexBounds::Trusted)};
                      });
 }
 
@@ -20,6 +19,14 @@ Variable index_add(const Variable& x, int64_t dim, const Tensor& idx, const Vari
                        return std::vector<Tensor>{
                            need[0] ? g : Tensor(),
                            need[1] ? index_select(g, dim, idx, IndexBounds::Trusted) : Tensor()};
+                     });
+}
+
+Variable index_add_to_zeros(const Shape& shape, int64_t dim, const Tensor& idx,
+                            const Variable& src, IndexBounds bounds) {
+  return make_result(index_add_to_zeros(shape, dim, idx, src.data(), bounds), "index_add", {src},
+                     [dim, idx](const Tensor& g, const std::vector<bool>&) {
+                       return std::vector<Tensor>{index_select(g, dim, idx, IndexBounds::Trusted)};
                      });
 }
 

@@ -12,6 +12,8 @@ Variable index_select(const Variable& x, int64_t dim, const Tensor& idx,
                       IndexBounds bounds = IndexBounds::Checked);
 Variable index_add(const Variable& x, int64_t dim, const Tensor& idx, const Variable& src,
                    IndexBounds bounds = IndexBounds::Checked);
+Variable index_add_to_zeros(const Shape& shape, int64_t dim, const Tensor& idx,
+                            const Variable& src, IndexBounds bounds = IndexBounds::Checked);
 Variable gather(const Variable& x, int64_t dim, const Tensor& idx);
 Variable scatter_add(const Variable& x, int64_t dim, const Tensor& idx, const Variable& src);
 

@@ -82,9 +82,9 @@ Variable grouped_rows_linear(const Variable& x, const Tensor& index, const Tenso
         std::vector<Tensor> grads(wd.size() + 1);
         if (need[0]) {
           const Tensor g_rows = grouped_matmul(g, wd, rows, false);
-          grads[0] = index.defined() ? index_add(zeros(xs, g.dtype(), g.device()), 0, index,
-                                                 g_rows, IndexBounds::Trusted)
-                                     : g_rows;
+          grads[0] = index.defined()
+                         ? index_add_to_zeros(xs, 0, index, g_rows, IndexBounds::Trusted)
+                         : g_rows;
         }
         if (!xd.defined()) return grads;  // no weight trains
         const std::vector<bool> want(need.begin() + 1, need.end());

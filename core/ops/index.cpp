@@ -96,29 +96,45 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx, IndexBounds bound
   return out;
 }
 
-Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
-                 IndexBounds bounds) {
-  check_operands("index_add", x, idx);
-  check_accumulable("index_add", x, src);
-  int64_t d = normalize_dim(dim, x.dim(), "index_add");
+namespace {
+
+// out (x's values, or zeros) += src's rows at idx along dim: index_add's checks and kernel.
+Tensor add_rows(Tensor out, int64_t dim, const Tensor& idx, const Tensor& src,
+                IndexBounds bounds) {
+  check_operands("index_add", out, idx);
+  check_accumulable("index_add", out, src);
+  int64_t d = normalize_dim(dim, out.dim(), "index_add");
   MOEGRAD_CHECK(idx.dim() == 1, "index_add: expected a 1-d index tensor, got shape ",
                 shape_str(idx.shape()));
-  Shape src_shape = x.shape();
+  Shape src_shape = out.shape();
   src_shape[d] = idx.numel();
   MOEGRAD_CHECK(src.shape() == src_shape, "index_add: source shape ", shape_str(src.shape()),
-                " must be ", shape_str(src_shape), " (input shape ", shape_str(x.shape()),
+                " must be ", shape_str(src_shape), " (input shape ", shape_str(out.shape()),
                 " with the index's ", idx.numel(), " entries along dim ", d, ")");
-  check_index("index_add", idx, x.size(d), dim_of(d, x), bounds);
-  Tensor out = x.clone();
-  if (idx.numel() == 0 || x.numel() == 0) return out;
+  check_index("index_add", idx, out.size(d), dim_of(d, out), bounds);
+  if (idx.numel() == 0 || out.numel() == 0) return out;
   int64_t outer = 1, inner = 1;
-  for (int64_t k = 0; k < d; ++k) outer *= x.size(k);
-  for (int64_t k = d + 1; k < x.dim(); ++k) inner *= x.size(k);
+  for (int64_t k = 0; k < d; ++k) outer *= out.size(k);
+  for (int64_t k = d + 1; k < out.dim(); ++k) inner *= out.size(k);
   // The output exists: operand copies and the kernel's sort buffers are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
-  MOEGRAD_DISPATCH(x.device(), "index_add", index_add, out.view({outer, x.size(d), inner}),
+  MOEGRAD_DISPATCH(out.device(), "index_add", index_add, out.view({outer, out.size(d), inner}),
                    idx.contiguous(), src.contiguous().view({outer, idx.numel(), inner}));
   return out;
+}
+
+}  // namespace
+
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
+                 IndexBounds bounds) {
+  check_defined("index_add", x, "input");
+  return add_rows(x.clone(), dim, idx, src, bounds);
+}
+
+Tensor index_add_to_zeros(const Shape& shape, int64_t dim, const Tensor& idx, const Tensor& src,
+                          IndexBounds bounds) {
+  check_defined("index_add", src, "source");
+  return add_rows(zeros(shape, src.dtype(), src.device()), dim, idx, src, bounds);
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,

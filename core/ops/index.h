@@ -30,6 +30,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx,
 // idx.numel() along dim. Accumulates f32, f64, bf16, i32 or i64.
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
                  IndexBounds bounds = IndexBounds::Checked);
+// index_add onto zeros of `shape`, in src's dtype and on its device: rows no index names are
+// 0. Bit-identical to index_add(zeros(shape, ...), ...) without copying the zeros (the gradient
+// of index_select, an MoE layer's combine).
+Tensor index_add_to_zeros(const Shape& shape, int64_t dim, const Tensor& idx, const Tensor& src,
+                          IndexBounds bounds = IndexBounds::Checked);
 // out has idx's shape (same rank as x, idx.size(d) <= x.size(d) for d != dim), and
 // out[i][j][k] = x[i][idx[i][j][k]][k] for dim = 1.
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx,

@@ -27,6 +27,13 @@ TEST(IndexGrad, IndexAddToInputAndSource) {
   EXPECT_GRADCHECK([&](const auto& v) { return index_add(v[0], -1, idx1, v[1]); }, {x, s1});
 }
 
+TEST(IndexGrad, IndexAddToZerosToSource) {
+  Tensor src = random_tensor({3, 5}, 11).t();  // [5, 3], strided
+  Tensor idx = from_vector<int64_t>({0, 2, 0, 0, 3}, {5});
+  EXPECT_GRADCHECK([&](const auto& v) { return index_add_to_zeros({4, 3}, 0, idx, v[0]); },
+                   {src});
+}
+
 TEST(IndexGrad, GatherWithDuplicates) {
   Tensor x = random_tensor({3, 4}, 6);
   Tensor idx = from_vector<int64_t>({0, 0, 3, 1, 1, 1, 2, 3, 0, 0}, {2, 5});

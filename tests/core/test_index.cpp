@@ -147,6 +147,34 @@ TEST(Index, IndexAddMatchesReferenceOnStridedInputs) {
   }
 }
 
+// The same kernel from zeros, without a zeros tensor to copy: bit-identical to index_add onto
+// zeros in f32 and bf16 (summed in f32, rounded once), rows no index names 0, on any dim.
+TEST(Index, IndexAddToZerosIsIndexAddOntoZeros) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (int64_t d = 0; d < 3; ++d) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " dim " << d);
+      Shape shape{5, 3, 4}, s = shape;
+      s[d] = 17;
+      Tensor idx = random_index({17}, shape[size_t(d)] - 1, 110 + d, DType::I64);  // last unnamed
+      Tensor src = random_tensor({s[2], s[1], s[0]}, 120 + d, dt).permute({2, 1, 0});
+      Tensor got = index_add_to_zeros(shape, d, idx, src);
+      EXPECT_EQ(got.dtype(), dt);
+      EXPECT_ALL_CLOSE(got, index_add(zeros(shape, dt), d, idx, src), 0, 0);
+      EXPECT_EQ(got.narrow(d, shape[size_t(d)] - 1, 1).to_vector<double>(),
+                std::vector<double>(size_t(60 / shape[size_t(d)]), 0.0));
+    }
+  }
+  EXPECT_EQ(error_of([&] {
+              index_add_to_zeros({5, 3}, 0, from_vector<int64_t>({1, 2}, {2}), zeros({3, 3}));
+            }),
+            "index_add: source shape [3, 3] must be [2, 3] (input shape [5, 3] with the index's 2 "
+            "entries along dim 0)");
+  EXPECT_EQ(error_of([&] {
+              index_add_to_zeros({5, 3}, 0, from_vector<int64_t>({5}, {1}), zeros({1, 3}));
+            }),
+            "index_add: index 5 out of range [0, 5) for dim 0 of input shape [5, 3]");
+}
+
 TEST(Index, IndexAddOverLargeSlabsInParallel) {
   // Big enough for the OpenMP path, with many duplicates per row.
   Tensor x = random_tensor({7, 300}, 5, DType::F32);

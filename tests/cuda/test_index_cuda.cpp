@@ -46,6 +46,8 @@ TEST(IndexCuda, IndexAddMatchesCpuWithManyDuplicates) {
       Tensor cuda = index_add(gpu(x), d, gpu(idx), gpu(src));
       EXPECT_ALL_CLOSE(cuda, cpu, 0, 0);
       EXPECT_ALL_CLOSE(index_add(gpu(x), d, gpu(idx), gpu(src)), cuda, 0, 0);  // run to run
+      EXPECT_ALL_CLOSE(index_add_to_zeros(x.shape(), d, gpu(idx), gpu(src)),
+                       index_add_to_zeros(x.shape(), d, idx, src), 0, 0);
     }
   }
 }

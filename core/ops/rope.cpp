@@ -1,6 +1,10 @@
 #include "core/ops/rope.h"
 
 #include <cmath>
+#include <deque>
+#include <mutex>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/ops/dispatch.h"
@@ -25,6 +29,25 @@ std::vector<int64_t> position_values(int64_t T, const Tensor& positions, const c
   });
 }
 
+// The tables of the default positions 0..T-1 by (T, D, theta, dtype, device): a model rotates
+// with the same ones in every layer, forward and backward, and each costs T * D / 2 sines and
+// cosines on the host (on a GPU, and an upload). The last kCached stay; they are small, and
+// never destroyed: device memory must not be freed after the runtime has shut down at exit.
+RopeTables default_tables(int64_t T, int64_t D, double theta, DType dtype, Device device) {
+  using Key = std::tuple<int64_t, int64_t, double, DType, DeviceType, int>;
+  constexpr size_t kCached = 8;
+  static std::mutex mutex;
+  static auto* cache = new std::deque<std::pair<Key, RopeTables>>();
+  const Key key{T, D, theta, dtype, device.type, device.index};
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& [k, tables] : *cache)
+    if (k == key) return tables;
+  RopeTables host = rope_tables(T, D, theta, Tensor(), dtype);
+  if (cache->size() == kCached) cache->pop_front();
+  cache->emplace_back(key, RopeTables{host.cos.to(device), host.sin.to(device)});
+  return cache->back().second;
+}
+
 Tensor apply(const char* op, const Tensor& x, double theta, const Tensor& positions, bool inverse) {
   check_defined(op, x, "input");
   MOEGRAD_CHECK(x.dim() >= 2 && x.size(-1) % 2 == 0, op,
@@ -34,8 +57,10 @@ Tensor apply(const char* op, const Tensor& x, double theta, const Tensor& positi
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the tables
   // bf16 inputs rotate by f32 tables: their angles are as exact as f32 training's.
   const DType table_dtype = x.dtype() == DType::BF16 ? DType::F32 : x.dtype();
-  RopeTables tab = rope_tables(x.size(-2), x.size(-1), theta, positions, table_dtype);
   // The tables come from the host (the rounding HF does); a GPU gets a copy of the same bits.
+  RopeTables tab = positions.defined()
+                       ? rope_tables(x.size(-2), x.size(-1), theta, positions, table_dtype)
+                       : default_tables(x.size(-2), x.size(-1), theta, table_dtype, x.device());
   MOEGRAD_DISPATCH(x.device(), op, rope, out, x, tab.cos.to(x.device()), tab.sin.to(x.device()),
                    inverse);
   return out;

@@ -19,7 +19,8 @@ struct RopeTables {
 RopeTables rope_tables(int64_t T, int64_t D, double theta, const Tensor& positions, DType dtype);
 
 // x: [..., T, D] with D even, any strides, f32, f64 or bf16; the result is contiguous, in x's
-// dtype (bf16 rotates in f32 by f32 tables and rounds once).
+// dtype (bf16 rotates in f32 by f32 tables and rounds once). The tables of the default
+// positions are made once per (T, D, theta, dtype, device) and kept (the last 8).
 Tensor rope(const Tensor& x, double theta, const Tensor& positions = Tensor());
 // The inverse rotation (angle -a): the gradient of rope with respect to x.
 Tensor rope_backward(const Tensor& grad, double theta, const Tensor& positions = Tensor());

@@ -78,6 +78,20 @@ TEST(Rope, ExplicitPositions) {
   EXPECT_ALL_CLOSE(rope(x, 10000.0, pos32), naive_rope(x, 10000.0, pos), 1e-12, 1e-12);
 }
 
+// The default positions' tables are kept between calls (the last 8 sizes): over more sizes than
+// that, twice, in f64, f32 and bf16, each result is still the rotation by positions 0..T-1.
+TEST(Rope, KeptTablesAreThoseOfPositionsFromZero) {
+  for (int round = 0; round < 2; ++round)
+    for (DType dt : {DType::F64, DType::F32, DType::BF16})
+      for (int64_t T = 1; T <= 11; ++T) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " T " << T << " round " << round);
+        Tensor x = random_tensor({2, T, 6}, 300 + T, dt);
+        Tensor positions = arange(T);
+        EXPECT_ALL_CLOSE(rope(x, 500.0), rope(x, 500.0, positions), 0, 0);
+        EXPECT_ALL_CLOSE(rope_backward(x, 500.0), rope_backward(x, 500.0, positions), 0, 0);
+      }
+}
+
 TEST(Rope, BackwardIsTheInverseRotation) {
   Tensor x = random_tensor({2, 2, 4, 8}, 4);
   EXPECT_ALL_CLOSE(rope_backward(rope(x, 10000.0), 10000.0), x, 1e-13, 1e-13);

@@ -90,6 +90,10 @@ Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device
 Tensor full(const Shape& shape, double value, DType dtype = DType::F32,
             Device device = Device::cpu());
 Tensor empty_like(const Tensor& t);
+// Like empty_like, but dense in the order of t's strides (the largest first): a result that
+// views back the way its input came without a copy (a [B, T, H, D] tensor seen as [B, H, T, D]
+// gives a result laid out as [B, T, H, D]). Contiguous where t broadcasts (a stride of 0).
+Tensor empty_like_layout(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor scalar_tensor(double value, DType dtype = DType::F32, Device device = Device::cpu());

@@ -70,13 +70,14 @@ AttentionOutput attention_forward(const Tensor& q, const Tensor& k, const Tensor
   const char* op = "scaled_dot_product_attention";
   check_qkv(op, q, k, v);
   Tensor m = expanded_mask(op, mask, q, k);
-  AttentionOutput res{empty(q.shape(), q.dtype(), q.device()),
+  const Tensor qr = blas_ready(q);
+  AttentionOutput res{empty_like_layout(qr),
                       empty({q.size(0), q.size(1), q.size(2)}, stat_dtype(q), q.device())};
   profile_attention_flops(op, q, k, causal, 2);
   // The outputs exist: the operands' copies and the kernels' scratch are workspace.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
-  MOEGRAD_DISPATCH(q.device(), op, attention_forward, res.out, res.lse, blas_ready(q),
-                   blas_ready(k), blas_ready(v), causal, m, resolve_scale(q, scale));
+  MOEGRAD_DISPATCH(q.device(), op, attention_forward, res.out, res.lse, qr, blas_ready(k),
+                   blas_ready(v), causal, m, resolve_scale(q, scale));
   return res;
 }
 
@@ -100,14 +101,13 @@ AttentionGrads attention_backward(const Tensor& grad, const Tensor& q, const Ten
                 shape_str(lse_shape), ", got grad ", shape_str(grad.shape()), ", out ",
                 shape_str(out.shape()), " and lse ", shape_str(lse.shape()));
   Tensor m = expanded_mask(op, mask, q, k);
-  AttentionGrads g{empty(q.shape(), q.dtype(), q.device()), empty(k.shape(), k.dtype(), k.device()),
-                   empty(v.shape(), v.dtype(), v.device())};
+  const Tensor qr = blas_ready(q), kr = blas_ready(k), vr = blas_ready(v);
+  AttentionGrads g{empty_like_layout(qr), empty_like_layout(kr), empty_like_layout(vr)};
   profile_attention_flops(op, q, k, causal, 5);
   // Operand copies, the grouped heads' dK and dV slots, the kernels' row dots.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
-  MOEGRAD_DISPATCH(q.device(), op, attention_backward, g.dq, g.dk, g.dv, blas_ready(grad),
-                   blas_ready(q), blas_ready(k), blas_ready(v), out.contiguous(), lse.contiguous(),
-                   causal, m, resolve_scale(q, scale));
+  MOEGRAD_DISPATCH(q.device(), op, attention_backward, g.dq, g.dk, g.dv, blas_ready(grad), qr, kr,
+                   vr, blas_ready(out), lse.contiguous(), causal, m, resolve_scale(q, scale));
   return g;
 }
 

@@ -8,8 +8,10 @@
 
 namespace moegrad {
 
+// The outputs out, dq, dk and dv lie in memory as q, k and v do (empty_like_layout): from
+// [B, T, H, D] projections seen as [B, H, T, D], they view back without a copy.
 struct AttentionOutput {
-  Tensor out;  // [B, H, T, D], contiguous
+  Tensor out;  // [B, H, T, D], laid out as q
   Tensor lse;  // [B, H, T]: logsumexp of each row's scores; +inf for a row that sees no key.
                // In the compute dtype: f32 for bf16 inputs.
 };
@@ -41,8 +43,9 @@ inline Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, con
 }
 
 namespace cpu {
-// q, k, v, grad: unit stride along D and a row stride of at least D; mask: undefined or
-// expanded to [B, H, T, S]; out, lse, dq, dk, dv: contiguous. scale already resolved. bf16
+// q, k, v, grad, out, dq, dk, dv: unit stride along D and a row stride of at least D (dense
+// per (batch, head) or interleaved, as empty_like_layout makes them); mask: undefined or
+// expanded to [B, H, T, S]; lse contiguous. scale already resolved. bf16
 // operands are widened to f32 copies (workspace) for the f32 kernels, the outputs rounded once.
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, bool causal, const Tensor& mask, double scale);

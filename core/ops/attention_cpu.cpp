@@ -39,6 +39,10 @@ struct Heads {
       : base(t.data<std::remove_const_t<T>>()), sb(t.stride(0)), sh(t.stride(1)),
         ld(t.size(2) == 1 ? t.size(3) : t.stride(2)) {}
   T* at(int64_t b, int64_t h, int64_t row = 0) const { return base + b * sb + h * sh + row * ld; }
+  // Rows [row0, row0 + rows) of head (b, h), D elements each, set to v.
+  void fill(int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t D, T v) const {
+    for (int64_t r = row0; r < row0 + rows; ++r) std::fill(at(b, h, r), at(b, h, r) + D, v);
+  }
 };
 
 struct Dims {
@@ -119,7 +123,7 @@ void forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor
       const int64_t rows = std::min(kQueryBlock, d.T - t0), keys = d.keys(t0, rows, causal);
       T* l = lp + (b * d.H + h) * d.T + t0;
       if (keys == 0) {
-        std::fill(O.at(b, h, t0), O.at(b, h, t0 + rows), T(0));
+        O.fill(b, h, t0, rows, d.D, T(0));
         std::fill(l, l + rows, std::numeric_limits<T>::infinity());
         continue;
       }
@@ -157,12 +161,12 @@ void backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor
       // One slot per query head: the scratch buffer when grouped, else dk / dv themselves.
       T* dkh = DK.at(b, h);
       T* dvh = DV.at(b, h);
-      std::fill(dkh, dkh + d.S * d.D, T(0));
-      std::fill(dvh, dvh + d.S * d.D, T(0));
+      DK.fill(b, h, 0, d.S, d.D, T(0));
+      DV.fill(b, h, 0, d.S, d.D, T(0));
       for (int64_t t0 = 0; t0 < d.T; t0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, d.T - t0), keys = d.keys(t0, rows, causal);
         if (keys == 0) {
-          std::fill(DQ.at(b, h, t0), DQ.at(b, h, t0 + rows), T(0));
+          DQ.fill(b, h, t0, rows, d.D, T(0));
           continue;
         }
         const T* qb = Q.at(b, h, t0);
@@ -178,7 +182,7 @@ void backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor
           for (int64_t j = 0; j < keys; ++j) pi[j] = math::exp(pi[j] - l);
         }
         gemm(CblasTrans, CblasNoTrans, keys, d.D, rows, T(1), p.data(), keys, gb, G.ld, T(1), dvh,
-             d.D);
+             DV.ld);
         gemm(CblasNoTrans, CblasTrans, rows, keys, d.D, T(1), gb, G.ld, vh, V.ld, T(0), dp.data(),
              keys);
         for (int64_t i = 0; i < rows; ++i) {
@@ -195,20 +199,22 @@ void backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor
         gemm(CblasNoTrans, CblasNoTrans, rows, d.D, keys, scale, dp.data(), keys, kh, K.ld, T(0),
              DQ.at(b, h, t0), DQ.ld);
         gemm(CblasTrans, CblasNoTrans, keys, d.D, rows, scale, dp.data(), keys, qb, Q.ld, T(1), dkh,
-             d.D);
+             DK.ld);
       }
     }
   }
   if (!grouped) return;
   const Heads<T> DKo(dk), DVo(dv);
-  const int64_t n = d.S * d.D;
+  // The scratch slots are contiguous [S, D] per head; the totals may be interleaved.
   auto sum_group = [&](const Heads<T>& heads, const Heads<T>& total, int64_t b, int64_t hk) {
-    T* dst = total.at(b, hk);
-    std::copy(heads.at(b, hk * d.group), heads.at(b, hk * d.group) + n, dst);
-    for (int64_t g = 1; g < d.group; ++g) {
-      const T* src = heads.at(b, hk * d.group + g);
+    for (int64_t j = 0; j < d.S; ++j) {
+      T* dst = total.at(b, hk, j);
+      std::copy(heads.at(b, hk * d.group, j), heads.at(b, hk * d.group, j) + d.D, dst);
+      for (int64_t g = 1; g < d.group; ++g) {
+        const T* src = heads.at(b, hk * d.group + g, j);
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+        for (int64_t i = 0; i < d.D; ++i) dst[i] += src[i];
+      }
     }
   };
 #pragma omp parallel for schedule(static) if (d.parallel() && d.B * d.Hkv > 1)

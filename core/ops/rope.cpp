@@ -53,7 +53,8 @@ Tensor apply(const char* op, const Tensor& x, double theta, const Tensor& positi
   MOEGRAD_CHECK(x.dim() >= 2 && x.size(-1) % 2 == 0, op,
                 ": expected input [..., T, D] with D even, got ", shape_str(x.shape()));
   MOEGRAD_CHECK(theta > 0, op, ": theta must be positive, got ", theta);
-  Tensor out = empty(x.shape(), x.dtype(), x.device());
+  // Laid out as x is: the attention's transposed heads view back without a copy.
+  Tensor out = empty_like_layout(x);
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the tables
   // bf16 inputs rotate by f32 tables: their angles are as exact as f32 training's.
   const DType table_dtype = x.dtype() == DType::BF16 ? DType::F32 : x.dtype();

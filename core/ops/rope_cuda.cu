@@ -42,7 +42,8 @@ void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& s
     using C = compute_t<T>;
     launch_elementwise<3>(pairs, {x.strides(), out.strides(), table_strides}, x.device().index,
                           RotatePair<T>{out.data<T>(), x.data<T>(), cos.data<C>(), sin.data<C>(),
-                                        half * x.stride(-1), half, inverse ? C(-1) : C(1)});
+                                        half * x.stride(-1), half * out.stride(-1),
+                                        inverse ? C(-1) : C(1)});
   });
 }
 

@@ -76,6 +76,33 @@ TEST(Attention, StridedInputsAndSeveralQueryBlocks) {
                    naive_attention(q, k, v, true, mask, 0.5), 1e-13, 1e-12);
 }
 
+// From the model's [B, T, H, D] projections seen as [B, H, T, D], out, dq, dk and dv are laid
+// out as [B, T, H, D] (they view back without a copy) and hold the values that contiguous
+// inputs give, bit for bit: one kv head per query head and grouped heads, f32 and bf16.
+TEST(Attention, OutputsAreLaidOutAsTheInputs) {
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t Hkv : {4, 2}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " Hkv " << Hkv);
+      const auto heads = [&](int64_t H, uint64_t seed) {
+        return random_tensor({2, 37, H, 8}, seed, dt).transpose(1, 2);
+      };
+      Tensor q = heads(4, 30), k = heads(Hkv, 31), v = heads(Hkv, 32), g = heads(4, 33);
+      AttentionOutput o = attention_forward(q, k, v, true);
+      AttentionOutput oc = attention_forward(q.contiguous(), k.contiguous(), v.contiguous(), true);
+      EXPECT_TRUE(o.out.transpose(1, 2).is_contiguous());
+      EXPECT_ALL_CLOSE(o.out, oc.out, 0, 0);
+      EXPECT_ALL_CLOSE(o.lse, oc.lse, 0, 0);
+      AttentionGrads gr = attention_backward(g, q, k, v, o.out, o.lse, true);
+      AttentionGrads gc = attention_backward(g.contiguous(), q.contiguous(), k.contiguous(),
+                                             v.contiguous(), oc.out, oc.lse, true);
+      for (const Tensor* t : {&gr.dq, &gr.dk, &gr.dv})
+        EXPECT_TRUE(t->transpose(1, 2).is_contiguous());
+      EXPECT_ALL_CLOSE(gr.dq, gc.dq, 0, 0);
+      EXPECT_ALL_CLOSE(gr.dk, gc.dk, 0, 0);
+      EXPECT_ALL_CLOSE(gr.dv, gc.dv, 0, 0);
+    }
+}
+
 TEST(Attention, RowsWithoutVisibleKeysAreZeroNotNaN) {
   // Causal with S < T: queries 0 and 1 see no key. Query 3 is fully masked by -inf.
   Tensor q = random_tensor({1, 1, 4, 4}, 8), k = random_tensor({1, 1, 2, 4}, 9);

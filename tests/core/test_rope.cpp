@@ -92,6 +92,22 @@ TEST(Rope, KeptTablesAreThoseOfPositionsFromZero) {
       }
 }
 
+// The result is laid out as the input: the attention's [B, T, H, D] projections seen as
+// [B, H, T, D] rotate into (and back from) the same layout, with the contiguous input's values.
+TEST(Rope, ResultIsLaidOutAsTheInput) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Tensor x = random_tensor({2, 9, 3, 8}, 40, dt).transpose(1, 2);
+    Tensor y = rope(x, 10000.0), back = rope_backward(x, 10000.0);
+    EXPECT_TRUE(y.transpose(1, 2).is_contiguous());
+    EXPECT_TRUE(back.transpose(1, 2).is_contiguous());
+    EXPECT_ALL_CLOSE(y, rope(x.contiguous(), 10000.0), 0, 0);
+    EXPECT_ALL_CLOSE(back, rope_backward(x.contiguous(), 10000.0), 0, 0);
+  }
+  // A last dim that is not innermost (stride 6): written through out's own strides.
+  Tensor x = random_tensor({4, 6}, 41).t();  // [6, 4], strides [1, 6]
+  EXPECT_ALL_CLOSE(rope(x, 100.0), rope(x.contiguous(), 100.0), 0, 0);
+}
+
 TEST(Rope, BackwardIsTheInverseRotation) {
   Tensor x = random_tensor({2, 2, 4, 8}, 4);
   EXPECT_ALL_CLOSE(rope_backward(rope(x, 10000.0), 10000.0), x, 1e-13, 1e-13);

@@ -46,6 +46,22 @@ TEST(TensorViews, NarrowSelectExpandPermuteShareStorage) {
   EXPECT_EQ(base.to_vector<float>()[0], 0.0f);
 }
 
+// A [B, T, H, D] tensor seen as [B, H, T, D] gives a result laid out as [B, T, H, D], which
+// views back without a copy; contiguous and broadcast inputs give contiguous results.
+TEST(TensorViews, EmptyLikeLayoutFollowsTheStrides) {
+  Tensor heads = zeros({2, 5, 3, 4}).transpose(1, 2);
+  Tensor out = empty_like_layout(heads);
+  EXPECT_EQ(out.shape(), heads.shape());
+  EXPECT_EQ(out.strides(), heads.strides());
+  EXPECT_TRUE(out.transpose(1, 2).is_contiguous());
+  Tensor cols = zeros({3, 7}, DType::BF16).t();
+  EXPECT_EQ(empty_like_layout(cols).strides(), (Shape{1, 7}));
+  EXPECT_EQ(empty_like_layout(cols).dtype(), DType::BF16);
+  EXPECT_TRUE(empty_like_layout(zeros({4, 6})).is_contiguous());
+  EXPECT_TRUE(empty_like_layout(zeros({1, 6}).expand({4, 6})).is_contiguous());
+  EXPECT_TRUE(empty_like_layout(zeros({6, 1}).expand({6, 4})).is_contiguous());
+}
+
 TEST(TensorViews, ViewRejectsIncompatibleStridesReshapeCopies) {
   Tensor t = arange(6, DType::F32).view({2, 3}).t();  // [3, 2], not contiguous
   EXPECT_THROW(t.view({6}), Error);

@@ -66,17 +66,21 @@ __device__ __forceinline__ T max_of(T a, T b) {
   return a > b ? a : b;
 }
 
-// The (batch, head, kv head, first query) of a forward or dQ block: grid x is b * H + h, grid y
-// the query tiles of `rows`, the latest first (causal tiles late in the sequence cost most, and
-// the grid's tail should be the cheap ones).
+// A forward or dQ block's batch, head, kv head, first query, mask rows and the keys its queries
+// may see: grid x is b * H + h, grid y the query tiles of `rows`, the latest first (causal tiles
+// late in the sequence cost most, and the grid's tail should be the cheap ones).
+template <typename T>
 struct QueryBlock {
   int64_t b, h, hk, t0;
-  template <typename T>
+  const T* mask;
+  int64_t keys;
   __device__ QueryBlock(const Problem<T>& p, int rows)
       : b(blockIdx.x / p.H),
         h(blockIdx.x % p.H),
         hk(h / p.group),
-        t0(int64_t(gridDim.y - 1 - blockIdx.y) * rows) {}
+        t0(int64_t(gridDim.y - 1 - blockIdx.y) * rows),
+        mask(p.mask_at(b, h)),
+        keys(p.keys(t0, rows)) {}
 };
 
 // The query tiles of `cols` rows that a dK/dV block streams past its key tile [j0, ...) of kv
@@ -271,12 +275,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   float* ks = qs + C::kRows * C::kLd;
   float* vs = ks + C::kCols * C::kLd;
   float* ps = vs + C::kCols * C::kLd;
-  const auto [b, h, hk, t0] = QueryBlock(p, C::kRows);
+  const auto [b, h, hk, t0, mask, keys] = QueryBlock<float>(p, C::kRows);
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const float* mask = p.mask_at(b, h);
   const float* kh = k.at(b, hk);
   const float* vh = v.at(b, hk);
-  const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kCols>(ks, kh, k.ld, 0, p.Sk, p.D);
   cp_async_commit();
@@ -370,12 +372,10 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   float* ks = gs + C::kRows * C::kLd;
   float* vs = ks + C::kCols * C::kLd;
   float* dss = vs + C::kCols * C::kLd;
-  const auto [b, h, hk, t0] = QueryBlock(p, C::kRows);
+  const auto [b, h, hk, t0, mask, keys] = QueryBlock<float>(p, C::kRows);
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const float* mask = p.mask_at(b, h);
   const float* kh = k.at(b, hk);
   const float* vh = v.at(b, hk);
-  const int64_t keys = p.keys(t0, C::kRows);
   load_tile<C, C::kRows>(qs, q.at(b, h), q.ld, t0, p.Tq, p.D);
   load_tile<C, C::kRows>(gs, g.at(b, h), g.ld, t0, p.Tq, p.D);
   load_tile<C, C::kCols>(vs, vh, v.ld, 0, p.Sk, p.D);

@@ -317,24 +317,20 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   bf16* gs = qs + C::kCols * C::kLd;
   float* lse_s = reinterpret_cast<float*>(gs + C::kCols * C::kLd);
   float* delta_s = lse_s + C::kCols;
-  const int64_t b = blockIdx.x / p.Hkv, hk = blockIdx.x % p.Hkv;
-  const int64_t j0 = int64_t(blockIdx.y) * C::kRows;
+  const KeyBlock blk(p, C::kRows, C::kCols);
+  const int64_t b = blk.b, hk = blk.hk, j0 = blk.j0;
   const FragLane f;
   const int r0 = int(threadIdx.x / 32) * 16;
-  const QuerySteps steps(p, hk, j0, C::kCols);
   load_tile<C, C::kRows>(ks, k.at(b, hk), k.ld, j0, p.Sk, p.D);
   load_tile<C, C::kRows>(vs, v.at(b, hk), v.ld, j0, p.Sk, p.D);
-  if (steps.count > 0)
-    load_tile<C, C::kCols>(qs, q.at(b, steps.head(0)), q.ld, steps.row(0), p.Tq, p.D);
+  load_step<C>(qs, q, blk, 0, p);
   cp_async_commit();
-  if (steps.count > 0)
-    load_tile<C, C::kCols>(gs, g.at(b, steps.head(0)), g.ld, steps.row(0), p.Tq, p.D);
+  load_step<C>(gs, g, blk, 0, p);
   cp_async_commit();
 
   float dk_acc[C::kDN][4] = {}, dv_acc[C::kDN][4] = {};
-  for (int64_t st = 0; st < steps.count; ++st) {
-    const int64_t h = steps.head(st), i0 = steps.row(st);
-    const bool more = st + 1 < steps.count;
+  for (int64_t st = 0; st < blk.steps; ++st) {
+    const int64_t h = blk.head(st), i0 = blk.row(st);
     const bf16* mask = p.mask_at(b, h);
     // The last step's reads of lse and delta ended before its "q is no longer read" barrier. A
     // tail query gets lse = +inf, so its probabilities are exp(-inf) = 0.
@@ -364,13 +360,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       }
     accumulate<C>(dk_acc, ds, qs, f);
     __syncthreads();  // q is no longer read
-    if (more)
-      load_tile<C, C::kCols>(qs, q.at(b, steps.head(st + 1)), q.ld, steps.row(st + 1), p.Tq, p.D);
+    load_step<C>(qs, q, blk, st + 1, p);
     cp_async_commit();
     accumulate<C>(dv_acc, s, gs, f);
     __syncthreads();  // dO is no longer read
-    if (more)
-      load_tile<C, C::kCols>(gs, g.at(b, steps.head(st + 1)), g.ld, steps.row(st + 1), p.Tq, p.D);
+    load_step<C>(gs, g, blk, st + 1, p);
     cp_async_commit();
   }
   cp_async_wait<0>();

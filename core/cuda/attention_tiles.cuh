@@ -83,18 +83,21 @@ struct QueryBlock {
         keys(p.keys(t0, rows)) {}
 };
 
-// The query tiles of `cols` rows that a dK/dV block streams past its key tile [j0, ...) of kv
-// head hk: over the query heads of the group in head order, each from the first query that sees
-// the tile (query t sees key j iff j <= t + Sk - Tq) to the end. Step st is query head
-// head(st)'s tile starting at row(st).
-struct QuerySteps {
-  int64_t first, tiles, count, head0;
+// A dK/dV block's batch, kv head and first key (grid x is b * Hkv + hk, grid y the key tiles of
+// `rows`), and the query tiles of `cols` rows it streams past them: over the query heads of the
+// group in head order, each from the first query that sees the tile (query t sees key j iff
+// j <= t + Sk - Tq) to the end. Step st is query head head(st)'s tile starting at row(st).
+struct KeyBlock {
+  int64_t b, hk, j0, first, tiles, steps, head0;
   int cols;
   template <typename T>
-  __device__ QuerySteps(const Problem<T>& p, int64_t hk, int64_t j0, int cols_)
-      : first(p.causal ? max_of<int64_t>(j0 + p.Tq - p.Sk, 0) : 0),
+  __device__ KeyBlock(const Problem<T>& p, int rows, int cols_)
+      : b(blockIdx.x / p.Hkv),
+        hk(blockIdx.x % p.Hkv),
+        j0(int64_t(blockIdx.y) * rows),
+        first(p.causal ? max_of<int64_t>(j0 + p.Tq - p.Sk, 0) : 0),
         tiles(first < p.Tq ? (p.Tq - first + cols_ - 1) / cols_ : 0),
-        count(tiles * p.group),
+        steps(tiles * p.group),
         head0(hk * p.group),
         cols(cols_) {}
   __device__ int64_t head(int64_t st) const { return head0 + st / tiles; }
@@ -165,6 +168,15 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t ld, int
     const bool valid = row < n && c < D;
     cp_async<4 * sizeof(T)>(tile + r * C::kLd + c, valid ? src + row * ld + c : src, valid);
   }
+}
+
+// Starts loading step st's query rows of src (q or dO) into a [kCols, kLd] tile; nothing past
+// the block's last step.
+template <class C, typename T>
+__device__ __forceinline__ void load_step(T* tile, const Heads<const T>& src, const KeyBlock& blk,
+                                          int64_t st, const Problem<T>& p) {
+  if (st < blk.steps)
+    load_tile<C, C::kCols>(tile, src.at(blk.b, blk.head(st)), src.ld, blk.row(st), p.Tq, p.D);
 }
 
 __device__ __forceinline__ float component(const float4& v, int i) {
@@ -449,17 +461,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   float* gs = qs + C::kCols * C::kLd;
   float* ps = gs + C::kCols * C::kLd;
   float* dss = ps + C::kRows * C::kLs;
-  const int64_t b = blockIdx.x / p.Hkv, hk = blockIdx.x % p.Hkv;
-  const int64_t j0 = int64_t(blockIdx.y) * C::kRows;
+  const KeyBlock blk(p, C::kRows, C::kCols);
+  const int64_t b = blk.b, hk = blk.hk, j0 = blk.j0;
   const int tx = threadIdx.x % C::kCT, ty = threadIdx.x / C::kCT;
-  const QuerySteps steps(p, hk, j0, C::kCols);
   load_tile<C, C::kRows>(ks, k.at(b, hk), k.ld, j0, p.Sk, p.D);
   load_tile<C, C::kRows>(vs, v.at(b, hk), v.ld, j0, p.Sk, p.D);
-  if (steps.count > 0)
-    load_tile<C, C::kCols>(qs, q.at(b, steps.head(0)), q.ld, steps.row(0), p.Tq, p.D);
+  load_step<C>(qs, q, blk, 0, p);
   cp_async_commit();
-  if (steps.count > 0)
-    load_tile<C, C::kCols>(gs, g.at(b, steps.head(0)), g.ld, steps.row(0), p.Tq, p.D);
+  load_step<C>(gs, g, blk, 0, p);
   cp_async_commit();
 
   float4 dk_acc[C::kTM][C::kTD], dv_acc[C::kTM][C::kTD];
@@ -470,9 +479,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       dk_acc[i][c] = make_float4(0, 0, 0, 0);
       dv_acc[i][c] = make_float4(0, 0, 0, 0);
     }
-  for (int64_t st = 0; st < steps.count; ++st) {
-    const int64_t h = steps.head(st), i0 = steps.row(st);
-    const bool more = st + 1 < steps.count;
+  for (int64_t st = 0; st < blk.steps; ++st) {
+    const int64_t h = blk.head(st), i0 = blk.row(st);
     const float* mask = p.mask_at(b, h);
     // A tail query gets lse = +inf, so its probabilities are exp(-inf) = 0.
     float lse_c[C::kTN], delta_c[C::kTN];
@@ -506,13 +514,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     __syncthreads();  // P^T and dS^T are complete
     mma_nn<C>(dk_acc, dss, qs, ty, tx);
     __syncthreads();  // q is no longer read
-    if (more)
-      load_tile<C, C::kCols>(qs, q.at(b, steps.head(st + 1)), q.ld, steps.row(st + 1), p.Tq, p.D);
+    load_step<C>(qs, q, blk, st + 1, p);
     cp_async_commit();
     mma_nn<C>(dv_acc, ps, gs, ty, tx);
     __syncthreads();  // dO, P^T and dS^T are no longer read
-    if (more)
-      load_tile<C, C::kCols>(gs, g.at(b, steps.head(st + 1)), g.ld, steps.row(st + 1), p.Tq, p.D);
+    load_step<C>(gs, g, blk, st + 1, p);
     cp_async_commit();
   }
   cp_async_wait<0>();

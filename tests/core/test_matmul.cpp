@@ -1,3 +1,5 @@
+#include <omp.h>
+
 #include "core/ops/matmul.h"
 #include "tests/testing.h"
 
@@ -193,6 +195,46 @@ TEST(GroupedMatmul, WeightGradientFormPerWantedGroup) {
   for (size_t g : {0, 3, 4})
     EXPECT_ALL_CLOSE(out[g], naive_matmul(group(a, rows, g), group(b, rows, g), true, false),
                      1e-12, 1e-12);
+}
+
+// Groups large enough for OpenBLAS to thread (over 64^3 multiply-adds each) run whole on
+// separate threads when there are enough of them (here 8 groups on 2 or 3 threads), in turn
+// otherwise (one thread, or one group dominating): each way gives every group's product, and
+// the same bits run to run.
+TEST(GroupedMatmul, LargeGroupsOnAnyThreadCount) {
+  const std::vector<std::vector<int64_t>> layouts = {{70, 90, 65, 120, 77, 0, 101, 66},
+                                                     {400, 70, 65}};
+  const int threads = omp_get_max_threads();
+  uint64_t seed = 300;
+  for (const std::vector<int64_t>& rows : layouts) {
+    int64_t total = 0;
+    for (int64_t r : rows) total += r;
+    Tensor x = random_tensor({total, 96}, seed++, DType::F32);
+    Tensor dy = random_tensor({total, 88}, seed++, DType::F32);
+    std::vector<Tensor> w;
+    for (size_t g = 0; g < rows.size(); ++g)
+      w.push_back(random_tensor({88, 96}, seed++, DType::F32));
+    const std::vector<bool> want(rows.size(), true);
+    for (int n : {1, 2, 3}) {
+      SCOPED_TRACE(::testing::Message() << rows.size() << " groups, " << n << " threads");
+      omp_set_num_threads(n);
+      Tensor out = grouped_matmul(x, w, rows, true);
+      Tensor dx = grouped_matmul(dy, w, rows, false);
+      std::vector<Tensor> dw = grouped_matmul_tn(dy, x, rows, want);
+      EXPECT_ALL_CLOSE(grouped_matmul(x, w, rows, true), out, 0, 0);
+      EXPECT_ALL_CLOSE(grouped_matmul(dy, w, rows, false), dx, 0, 0);
+      std::vector<Tensor> again = grouped_matmul_tn(dy, x, rows, want);
+      omp_set_num_threads(threads);
+      // f32 sums of up to 400 unit-sized products: absolute error to 1e-4 where they cancel.
+      for (size_t g = 0; g < rows.size(); ++g) {
+        const Tensor xg = group(x, rows, g), dyg = group(dy, rows, g);
+        EXPECT_ALL_CLOSE(group(out, rows, g), naive_matmul(xg, w[g], false, true), 1e-4, 1e-5);
+        EXPECT_ALL_CLOSE(group(dx, rows, g), naive_matmul(dyg, w[g], false, false), 1e-4, 1e-5);
+        EXPECT_ALL_CLOSE(dw[g], naive_matmul(dyg, xg, true, false), 1e-4, 1e-5);
+        EXPECT_ALL_CLOSE(again[g], dw[g], 0, 0);
+      }
+    }
+  }
 }
 
 TEST(GroupedMatmul, ErrorsNameWhatDoesNotFit) {

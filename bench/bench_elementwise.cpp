@@ -11,6 +11,7 @@
 
 #include "bench/bench_util.h"
 #include "core/ops/binary.h"
+#include "core/ops/multi_tensor.h"
 #include "core/ops/reduce.h"
 #include "core/ops/unary.h"
 #include "core/random.h"
@@ -61,6 +62,9 @@ std::vector<Op> ops() {
       {"silu", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(silu(a)); }},
       {"copy_transposed", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(a.t().contiguous()); }},
       {"sum_last_dim", 1, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(sum(a, {-1})); }},
+      // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
+      {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
+      {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},
   };
 }
 

@@ -9,6 +9,26 @@ namespace {
 // Elements per partial sum: the partials, and so the result, do not depend on the thread count.
 constexpr int64_t kChunk = 1 << 16;
 
+// x[0..n)'s squares summed in f64 by eight running sums, added pairwise at the end: one sum's
+// chain of dependent additions read a third as fast as memory does. The lanes are fixed by
+// the source, so the order, and the bits, do not depend on the vector width the compiler picks.
+template <typename T, typename C>
+double squares(const T* x, int64_t n) {
+  constexpr int64_t kLanes = 8;
+  double lane[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const double v = double(C(x[i + j]));
+      lane[j] += v * v;
+    }
+  for (; i < n; ++i) {
+    const double v = double(C(x[i]));
+    lane[0] += v * v;
+  }
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 }  // namespace
 
 void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
@@ -26,15 +46,8 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
     std::vector<double> partial(chunks.size());
     const int64_t count = int64_t(chunks.size());
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < count; ++c) {
-      const T* x = chunks[size_t(c)];
-      double s = 0;
-      for (int64_t i = 0; i < sizes[size_t(c)]; ++i) {
-        const double v = double(C(x[i]));
-        s += v * v;
-      }
-      partial[size_t(c)] = s;
-    }
+    for (int64_t c = 0; c < count; ++c)
+      partial[size_t(c)] = squares<T, C>(chunks[size_t(c)], sizes[size_t(c)]);
     double total = out.data<double>()[0];
     for (double p : partial) total += p;
     out.data<double>()[0] = total;

@@ -136,8 +136,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     // [r, H]: one gather for both projections, and the graph keeps x, not these up to top-k
     // times larger rows.
     const Tensor x_rows = index_select(x.data(), 0, token_t, IndexBounds::Trusted);
-    const Variable h = swiglu(grouped_linear_gathered(x, token_t, x_rows, gate, rows),
-                              grouped_linear_gathered(x, token_t, x_rows, up, rows));
+    const Variable h = grouped_swiglu_gathered(x, token_t, x_rows, gate, up, rows);
     // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
     const Variable routed = index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted);
     const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());

@@ -1,11 +1,16 @@
-// Backward rules of matmul and linear. For C = op(A) op(B): dop(A) = G op(B)^T and
-// dop(B) = op(A)^T G, written with transpose flags so no operand is copied to transpose it.
-// A broadcast operand receives the gradient summed over the batch dims it was broadcast along.
+// Backward rules of matmul, linear and the MoE experts' grouped projections. For C = op(A) op(B):
+// dop(A) = G op(B)^T and dop(B) = op(A)^T G, written with transpose flags so no operand is copied
+// to transpose it. A broadcast operand receives the gradient summed over the batch dims it was
+// broadcast along.
 #include "autograd/ops/matmul.h"
 
+#include <algorithm>
+
+#include "core/ops/binary.h"
 #include "core/ops/index.h"
 #include "core/ops/matmul.h"
 #include "core/ops/reduce.h"
+#include "core/ops/swiglu.h"
 
 namespace moegrad {
 namespace {
@@ -34,6 +39,18 @@ Tensor grad_second(const Tensor& g, const Tensor& a, const Tensor& b, bool ta, b
   return sum_to(gb, b.shape());
 }
 
+// Appends the weights w to `inputs` and their data to `data`; whether any of them trains.
+bool add_weights(const std::vector<Variable>& w, std::vector<Tensor>& data,
+                 std::vector<Variable>& inputs) {
+  bool any_trains = false;
+  for (const Variable& v : w) {
+    data.push_back(v.data());
+    inputs.push_back(v);
+    any_trains |= v.requires_grad();
+  }
+  return any_trains;
+}
+
 }  // namespace
 
 Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
@@ -60,61 +77,73 @@ Variable linear(const Variable& x, const Variable& w) {
                      });
 }
 
-namespace {
-
-// grouped_linear of x_rows, which are x itself (index undefined) or x's rows `index`. The input
-// is kept only for the weights' gradients (as in linear), and then as x: gathered rows are
-// gathered again in the backward.
-Variable grouped_rows_linear(const Variable& x, const Tensor& index, const Tensor& x_rows,
-                             const std::vector<Variable>& w, const std::vector<int64_t>& rows) {
-  std::vector<Tensor> wd;
-  std::vector<Variable> inputs{x};
-  bool any_weight_trains = false;
-  for (const Variable& v : w) {
-    wd.push_back(v.data());
-    inputs.push_back(v);
-    any_weight_trains |= v.requires_grad();
-  }
-  const Tensor xd = any_weight_trains ? x.data() : Tensor();
-  return make_result(
-      grouped_matmul(x_rows, wd, rows, true), "grouped_linear", inputs,
-      [xd, index, wd, rows, xs = x.shape()](const Tensor& g, const std::vector<bool>& need) {
-        std::vector<Tensor> grads(wd.size() + 1);
-        if (need[0]) {
-          const Tensor g_rows = grouped_matmul(g, wd, rows, false);
-          grads[0] = index.defined()
-                         ? index_add_to_zeros(xs, 0, index, g_rows, IndexBounds::Trusted)
-                         : g_rows;
-        }
-        if (!xd.defined()) return grads;  // no weight trains
-        const std::vector<bool> want(need.begin() + 1, need.end());
-        const std::vector<Tensor> gw =
-            grouped_matmul_tn(
-                g, index.defined() ? index_select(xd, 0, index, IndexBounds::Trusted) : xd, rows,
-                want);
-        std::copy(gw.begin(), gw.end(), grads.begin() + 1);
-        return grads;
-      });
-}
-
-}  // namespace
-
 Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                         const std::vector<int64_t>& rows) {
-  return grouped_rows_linear(x, Tensor(), x.data(), w, rows);
+  std::vector<Tensor> wd;
+  std::vector<Variable> inputs{x};
+  // The input is kept only for the weights' gradients, as in linear.
+  const Tensor xd = add_weights(w, wd, inputs) ? x.data() : Tensor();
+  return make_result(grouped_matmul(x.data(), wd, rows, true), "grouped_linear", inputs,
+                     [xd, wd, rows](const Tensor& g, const std::vector<bool>& need) {
+                       std::vector<Tensor> grads(wd.size() + 1);
+                       if (need[0]) grads[0] = grouped_matmul(g, wd, rows, false);
+                       if (!xd.defined()) return grads;  // no weight trains
+                       const std::vector<bool> want(need.begin() + 1, need.end());
+                       const std::vector<Tensor> gw = grouped_matmul_tn(g, xd, rows, want);
+                       std::copy(gw.begin(), gw.end(), grads.begin() + 1);
+                       return grads;
+                     });
 }
 
-Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
-                                 const std::vector<Variable>& w,
+Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
+                                 const std::vector<Variable>& gate, const std::vector<Variable>& up,
                                  const std::vector<int64_t>& rows) {
   MOEGRAD_CHECK(x.dim() == 2 && index.dim() == 1 &&
                     x_rows.shape() == Shape({index.size(0), x.size(1)}) &&
                     x_rows.dtype() == x.dtype(),
-                "grouped_linear_gathered: x ", shape_str(x.shape()), " ", dtype_name(x.dtype()),
+                "grouped_swiglu_gathered: x ", shape_str(x.shape()), " ", dtype_name(x.dtype()),
                 ", index ", shape_str(index.shape()), " and x_rows ", shape_str(x_rows.shape()),
                 " ", dtype_name(x_rows.dtype()),
                 ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
-  return grouped_rows_linear(x, index, x_rows, w, rows);
+  MOEGRAD_CHECK(gate.size() == up.size(), "grouped_swiglu_gathered: ", gate.size(),
+                " gate weights but ", up.size(), " up weights");
+  std::vector<Tensor> gd, ud;
+  std::vector<Variable> inputs{x};
+  const bool gate_trains = add_weights(gate, gd, inputs);
+  const bool up_trains = add_weights(up, ud, inputs);
+  const Tensor xd = gate_trains || up_trains ? x.data() : Tensor();
+  const Tensor gate_out = grouped_matmul(x_rows, gd, rows, true);
+  const Tensor up_out = grouped_matmul(x_rows, ud, rows, true);
+  return make_result(
+      swiglu(gate_out, up_out), "grouped_swiglu", inputs,
+      [xd, index, gd, ud, rows, gate_out, up_out, xs = x.shape()](const Tensor& g,
+                                                                  const std::vector<bool>& need) {
+        const auto first_up = need.begin() + 1 + std::ptrdiff_t(gd.size());
+        const std::vector<bool> want_gate(need.begin() + 1, first_up),
+            want_up(first_up, need.end());
+        const bool gate_wanted =
+            std::find(want_gate.begin(), want_gate.end(), true) != want_gate.end();
+        const bool up_wanted = std::find(want_up.begin(), want_up.end(), true) != want_up.end();
+        const auto [d_gate, d_up] =
+            swiglu_backward(g, gate_out, up_out, need[0] || gate_wanted, need[0] || up_wanted);
+        std::vector<Tensor> grads(need.size());
+        if (need[0]) {
+          const Tensor dx_rows = grouped_matmul(d_gate, gd, rows, false);
+          add_(dx_rows, grouped_matmul(d_up, ud, rows, false));
+          grads[0] = index_add_to_zeros(xs, 0, index, dx_rows, IndexBounds::Trusted);
+        }
+        if (!gate_wanted && !up_wanted) return grads;
+        const Tensor x_rows = index_select(xd, 0, index, IndexBounds::Trusted);
+        if (gate_wanted) {
+          const std::vector<Tensor> gw = grouped_matmul_tn(d_gate, x_rows, rows, want_gate);
+          std::copy(gw.begin(), gw.end(), grads.begin() + 1);
+        }
+        if (up_wanted) {
+          const std::vector<Tensor> uw = grouped_matmul_tn(d_up, x_rows, rows, want_up);
+          std::copy(uw.begin(), uw.end(), grads.begin() + 1 + std::ptrdiff_t(gd.size()));
+        }
+        return grads;
+      });
 }
 
 }  // namespace moegrad

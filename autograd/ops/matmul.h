@@ -16,12 +16,15 @@ Variable linear(const Variable& x, const Variable& w);
 // callers that want such a weight left without one (an MoE expert no token chose) leave it out.
 Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                         const std::vector<int64_t>& rows);
-// grouped_linear of x's rows `index` (x [N, in], index [R]), given as x_rows =
-// index_select(x, 0, index) so that the projections reading the same rows share one gather.
-// The graph keeps x and the index instead of the [R, in] rows (an MoE layer's R is tokens x
-// top-k), and the backward gathers them again; x's gradient is summed over its gathered rows.
-// The index values must lie in [0, N): the backward does not check them again.
-Variable grouped_linear_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
-                                 const std::vector<Variable>& w, const std::vector<int64_t>& rows);
+// The MoE experts' first half, swiglu(gate, up) with gate and up the grouped_linear of x's rows
+// `index` (x [N, in], index [R], values in [0, N), not checked) through the weights gate[g] and
+// up[g] [out, in] of each row group: -> [R, out]. The caller gathers the rows, x_rows =
+// index_select(x, 0, index). One node: the graph keeps x and the index, not the [R, in] rows (an
+// MoE layer's R is tokens x top-k), and the two projections, as swiglu does; the backward
+// gathers the rows once for both projections' weight gradients, and adds both projections'
+// input gradients before one index_add onto x's rows (a row gathered twice gets both sums).
+Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
+                                 const std::vector<Variable>& gate, const std::vector<Variable>& up,
+                                 const std::vector<int64_t>& rows);
 
 }  // namespace moegrad

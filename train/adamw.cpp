@@ -80,7 +80,7 @@ AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions option
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   MOEGRAD_CHECK(std::isfinite(lr) && lr >= 0, "AdamW.step: lr must be finite and >= 0, got ", lr);
   // Every update of the step in one call: on a GPU one launch for all contiguous pieces.
   std::vector<AdamWTensors> updates;
@@ -103,7 +103,7 @@ void AdamW::step(double lr) {
       }
     });
   }
-  adamw_step_multi(updates, options_.beta1, options_.beta2, options_.eps);
+  adamw_step_multi(updates, options_.beta1, options_.beta2, options_.eps, grad_scale);
   ++step_count_;
 }
 

@@ -48,8 +48,9 @@ class AdamW {
   AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions options = {},
         std::vector<ParamGroup> groups = {});
 
-  // One update with learning rate `lr` (times the group's scale), then step_count() + 1.
-  void step(double lr);
+  // One update with learning rate `lr` (times the group's scale), every gradient read times
+  // grad_scale (gradient clipping's coefficient, see grad_clip.h), then step_count() + 1.
+  void step(double lr, double grad_scale = 1.0);
   // Drops every parameter's gradient (the next backward starts from zero).
   void zero_grad() const;
 

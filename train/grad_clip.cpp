@@ -31,11 +31,15 @@ double grad_norm(const NamedParameters& params, const FreezeMask& mask) {
   return std::sqrt(sum_of_squares(trained_grads(params, mask, true)).item());
 }
 
+double clip_coefficient(double norm, double max_norm) {
+  const double coef = max_norm / (norm + 1e-6);
+  return max_norm <= 0 || !std::isfinite(norm) || coef >= 1 ? 1.0 : coef;
+}
+
 double clip_grad_norm(const NamedParameters& params, const FreezeMask& mask, double max_norm) {
   const double norm = grad_norm(params, mask);
-  const double coef = max_norm / (norm + 1e-6);
-  if (max_norm <= 0 || !std::isfinite(norm) || coef >= 1) return norm;
-  scale_(trained_grads(params, mask, false), coef);
+  const double coef = clip_coefficient(norm, max_norm);
+  if (coef != 1.0) scale_(trained_grads(params, mask, false), coef);
   return norm;
 }
 

@@ -12,6 +12,10 @@ namespace moegrad::train {
 // only; undefined gradients count as zero.
 double grad_norm(const NamedParameters& params, const FreezeMask& mask);
 
+// What clipping multiplies the gradients by: min(1, max_norm / (norm + 1e-6)); 1 when max_norm
+// <= 0 (no clipping) or the norm is not finite.
+double clip_coefficient(double norm, double max_norm);
+
 // Clips in place and returns the norm before clipping. max_norm <= 0 only measures. A
 // non-finite norm is returned as is and nothing is scaled (the trainer stops on it). A row-masked
 // parameter's whole gradient is scaled: its frozen rows are never read.

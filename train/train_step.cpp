@@ -100,11 +100,12 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     options.reduce_gradients(trainable);
   }
   const profiler::PhaseScope phase(profiler::Phase::Optimizer);
-  s.grad_norm = clip_grad_norm(optimizer, options.clip);
+  s.grad_norm = grad_norm(optimizer.named_parameters(), optimizer.mask());
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     throw NonFiniteLoss("the loss is " + std::to_string(s.loss) + " and the gradient norm " +
                         std::to_string(s.grad_norm) + "; no parameter was updated");
-  optimizer.step(options.lr);
+  // Clipped as the optimizer reads the gradients, not by a pass over them first.
+  optimizer.step(options.lr, clip_coefficient(s.grad_norm, options.clip));
   return s;
 }
 

@@ -46,10 +46,10 @@ void check_betas(const char* op, double beta1, double beta2) {
 }
 
 AdamWCoefficients coefficients(double lr, double weight_decay, double beta1, double beta2,
-                               int64_t step) {
+                               int64_t step, double grad_scale) {
   const double bc1 = 1.0 - std::pow(beta1, double(step));
   const double bc2 = 1.0 - std::pow(beta2, double(step));
-  return {1.0 - lr * weight_decay, lr / bc1, std::sqrt(bc2)};
+  return {1.0 - lr * weight_decay, lr / bc1, std::sqrt(bc2), grad_scale};
 }
 
 }  // namespace
@@ -60,15 +60,17 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
   const char* op = "adamw_step";
   check_tensors(op, param, grad, exp_avg, exp_avg_sq, bf16_param, step);
   check_betas(op, beta1, beta2);
-  const AdamWCoefficients c = coefficients(lr, weight_decay, beta1, beta2, step);
+  const AdamWCoefficients c = coefficients(lr, weight_decay, beta1, beta2, step, 1.0);
   MOEGRAD_DISPATCH(param.device(), op, adamw_step, param, grad, exp_avg, exp_avg_sq, bf16_param,
-                   c.decay, beta1, beta2, eps, c.step_size, c.bc2_sqrt);
+                   c, beta1, beta2, eps);
 }
 
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
-                      double eps) {
+                      double eps, double grad_scale) {
   const char* op = "adamw_step_multi";
   check_betas(op, beta1, beta2);
+  MOEGRAD_CHECK(std::isfinite(grad_scale) && grad_scale >= 0, op,
+                ": grad_scale must be finite and >= 0, got ", grad_scale);
   if (tensors.empty()) return;
   std::vector<AdamWCoefficients> cs;
   cs.reserve(tensors.size());
@@ -77,7 +79,7 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, do
     check_tensors(std::string(op) + " (tensor " + std::to_string(i) + ")", t.param, t.grad,
                   t.exp_avg, t.exp_avg_sq, t.bf16_param, t.step);
     check_same_device(op, tensors[0].param, t.param);
-    cs.push_back(coefficients(t.lr, t.weight_decay, beta1, beta2, t.step));
+    cs.push_back(coefficients(t.lr, t.weight_decay, beta1, beta2, t.step, grad_scale));
   }
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the device's table of tensors
   MOEGRAD_DISPATCH(tensors[0].param.device(), op, adamw_step_multi, tensors, cs, beta1, beta2,

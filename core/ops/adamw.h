@@ -49,20 +49,22 @@ struct AdamWTensors {
 // tensors are contiguous is updated by ONE kernel launch per combination of param and grad
 // dtype; the others fall back to a launch each. Entries must share one device and must not
 // overlap one another. train::AdamW makes one such call per step (a piece per parameter, or per
-// run of trained rows).
+// run of trained rows). Every gradient is read times grad_scale (rounded to the param's dtype;
+// the product is not rounded to a bf16 gradient's dtype): gradient clipping's coefficient,
+// without a pass that rescales the gradients in memory first. It must be finite and >= 0.
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors, double beta1, double beta2,
-                      double eps);
+                      double eps, double grad_scale = 1.0);
 
 // What the backends take per tensor: decay = 1 - lr * wd; step_size = lr / (1 - b1^step);
-// bc2_sqrt = sqrt(1 - b2^step).
+// bc2_sqrt = sqrt(1 - b2^step); grad_scale, what the gradient is read times.
 struct AdamWCoefficients {
-  double decay, step_size, bc2_sqrt;
+  double decay, step_size, bc2_sqrt, grad_scale;
 };
 
 namespace cpu {
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
-                double beta2, double eps, double step_size, double bc2_sqrt);
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, const AdamWCoefficients& c,
+                double beta1, double beta2, double eps);
 // coefficients[i] belongs to tensors[i]; the entries are already validated.
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       const std::vector<AdamWCoefficients>& coefficients, double beta1,
@@ -70,8 +72,8 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
 }  // namespace cpu
 namespace cuda {
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
-                double beta2, double eps, double step_size, double bc2_sqrt);
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, const AdamWCoefficients& c,
+                double beta1, double beta2, double eps);
 void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       const std::vector<AdamWCoefficients>& coefficients, double beta1,
                       double beta2, double eps);

@@ -10,18 +10,18 @@ namespace {
 // copy of the updated param when defined.
 template <typename T, typename G>
 void step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-          const Tensor& rounded, double decay, double beta1, double beta2, double eps,
-          double step_size, double bc2_sqrt) {
+          const Tensor& rounded, const AdamWCoefficients& c, double beta1, double beta2,
+          double eps) {
   // Coefficients rounded from f64, as torch passes them to its kernels.
-  const T dec = T(decay), w1 = T(1.0 - beta1), b2 = T(beta2), w2 = T(1.0 - beta2), e = T(eps),
-          lr_t = T(step_size), bc2 = T(bc2_sqrt);
+  const T dec = T(c.decay), w1 = T(1.0 - beta1), b2 = T(beta2), w2 = T(1.0 - beta2), e = T(eps),
+          lr_t = T(c.step_size), bc2 = T(c.bc2_sqrt), scale = T(c.grad_scale);
   T* p = param.data<T>();
   const G* g = grad.data<G>();
   T* m = exp_avg.data<T>();
   T* v = exp_avg_sq.data<T>();
   bf16* r = rounded.defined() ? rounded.data<bf16>() : nullptr;
   auto update = [=](T& pi, G gs, T& mi, T& vi) {
-    const T gi = convert_value<T>(gs);
+    const T gi = convert_value<T>(gs) * scale;
     // The order of torch's exp_avg.lerp_, exp_avg_sq.mul_().addcmul_() and addcdiv_.
     mi = mi + w1 * (gi - mi);
     vi = vi * b2 + w2 * gi * gi;
@@ -56,16 +56,14 @@ void step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const 
 }  // namespace
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
-                double beta2, double eps, double step_size, double bc2_sqrt) {
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, const AdamWCoefficients& c,
+                double beta1, double beta2, double eps) {
   dispatch_float(param.dtype(), "adamw_step", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (grad.dtype() == DType::BF16) {
-      step<T, bf16>(param, grad, exp_avg, exp_avg_sq, bf16_param, decay, beta1, beta2, eps,
-                    step_size, bc2_sqrt);
+      step<T, bf16>(param, grad, exp_avg, exp_avg_sq, bf16_param, c, beta1, beta2, eps);
     } else {
-      step<T, T>(param, grad, exp_avg, exp_avg_sq, bf16_param, decay, beta1, beta2, eps, step_size,
-                 bc2_sqrt);
+      step<T, T>(param, grad, exp_avg, exp_avg_sq, bf16_param, c, beta1, beta2, eps);
     }
   });
 }
@@ -75,9 +73,8 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       double beta2, double eps) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const AdamWTensors& t = tensors[i];
-    const AdamWCoefficients& c = coefficients[i];
-    adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, c.decay, beta1, beta2, eps,
-               c.step_size, c.bc2_sqrt);
+    adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, coefficients[i], beta1,
+               beta2, eps);
   }
 }
 

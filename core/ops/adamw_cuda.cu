@@ -15,19 +15,20 @@ namespace {
 // Coefficients rounded from f64 on the host, as the CPU backend (and torch) round them.
 template <typename T>
 struct Coeffs {
-  T decay, w1, b2, w2, eps, step_size, bc2;
+  T decay, w1, b2, w2, eps, step_size, bc2, scale;
 };
 
 template <typename T>
-Coeffs<T> make_coeffs(double decay, double beta1, double beta2, double eps, double step_size,
-                      double bc2_sqrt) {
-  return {T(decay), T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(step_size), T(bc2_sqrt)};
+Coeffs<T> make_coeffs(const AdamWCoefficients& c, double beta1, double beta2, double eps) {
+  return {T(c.decay), T(1.0 - beta1), T(beta2),      T(1.0 - beta2),
+          T(eps),     T(c.step_size), T(c.bc2_sqrt), T(c.grad_scale)};
 }
 
 // One element, in the CPU backend's order and roundings (no fma: see rounding.cuh), so a tensor
 // gets the CPU's bits, from the per-tensor and the multi-tensor launch alike.
 template <typename T>
-__device__ __forceinline__ void update(T& p, T g, T& m, T& v, const Coeffs<T>& c) {
+__device__ __forceinline__ void update(T& p, T g_read, T& m, T& v, const Coeffs<T>& c) {
+  const T g = mul_rn(g_read, c.scale);
   m = m + mul_rn(c.w1, g - m);
   v = mul_rn(v, c.b2) + mul_rn(mul_rn(c.w2, g), g);
   p = mul_rn(p, c.decay) - mul_rn(c.step_size, m / (math::sqrt(v) / c.bc2 + c.eps));
@@ -100,11 +101,10 @@ void launch_multi(const std::vector<AdamWTensors>& tensors,
     const AdamWTensors& t = tensors[i];
     const int64_t n = t.param.numel();
     if (n == 0) continue;
-    const AdamWCoefficients& c = coefficients[i];
     slices.push_back({t.param.data<T>(), t.grad.data<G>(), t.exp_avg.data<T>(),
                       t.exp_avg_sq.data<T>(),
                       t.bf16_param.defined() ? t.bf16_param.data<bf16>() : nullptr, n, blocks,
-                      make_coeffs<T>(c.decay, beta1, beta2, eps, c.step_size, c.bc2_sqrt)});
+                      make_coeffs<T>(coefficients[i], beta1, beta2, eps)});
     blocks += (n + kChunk - 1) / kChunk;
   }
   if (slices.empty()) return;
@@ -126,8 +126,8 @@ void launch_multi(const std::vector<AdamWTensors>& tensors,
 }  // namespace
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, const Tensor& bf16_param, double decay, double beta1,
-                double beta2, double eps, double step_size, double bc2_sqrt) {
+                const Tensor& exp_avg_sq, const Tensor& bf16_param, const AdamWCoefficients& c,
+                double beta1, double beta2, double eps) {
   const bool mixed = bf16_param.defined();
   const Shape& r_strides = mixed ? bf16_param.strides() : param.strides();
   bf16* r = mixed ? bf16_param.data<bf16>() : nullptr;
@@ -140,8 +140,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                           param.device().index,
                           StepFunctor<T, G>{param.data<T>(), grad.data<G>(), exp_avg.data<T>(),
                                             exp_avg_sq.data<T>(), r,
-                                            make_coeffs<T>(decay, beta1, beta2, eps, step_size,
-                                                           bc2_sqrt)});
+                                            make_coeffs<T>(c, beta1, beta2, eps)});
   };
   if (grad.dtype() == DType::BF16) {
     launch(type_tag<float>{}, type_tag<bf16>{});  // adamw.cpp admits only an f32 master here
@@ -166,9 +165,8 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
     } else if (dense && t.param.dtype() == DType::F64) {
       f64.push_back(i);
     } else {
-      const AdamWCoefficients& c = coefficients[i];
-      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, c.decay, beta1, beta2,
-                 eps, c.step_size, c.bc2_sqrt);
+      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, coefficients[i], beta1,
+                 beta2, eps);
     }
   }
   launch_multi<float, float>(tensors, coefficients, f32, beta1, beta2, eps);

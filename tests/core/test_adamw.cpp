@@ -1,6 +1,8 @@
 #include <cmath>
 
 #include "core/ops/adamw.h"
+#include "core/ops/multi_tensor.h"
+#include "core/ops/unary.h"
 #include "tests/testing.h"
 
 namespace moegrad {
@@ -31,7 +33,8 @@ TEST(AdamW, MatchesReferenceOverSeveralSteps) {
   for (DType dt : {DType::F64, DType::F32}) {
     Tensor p = random_tensor({3, 5}, 1, dt);
     Tensor m = zeros({3, 5}, dt), v = zeros({3, 5}, dt);
-    Reference ref{p.to_vector<double>(), std::vector<double>(15, 0.0), std::vector<double>(15, 0.0)};
+    Reference ref{p.to_vector<double>(), std::vector<double>(15, 0.0),
+                  std::vector<double>(15, 0.0)};
     for (int64_t t = 1; t <= 5; ++t) {
       Tensor g = random_tensor({3, 5}, 10 + t, dt);
       adamw_step(p, g, m, v, c, t);
@@ -111,13 +114,54 @@ TEST(AdamW, MultiEqualsPerTensorStepsBitForBit) {
   adamw_step_multi({}, 0.9, 0.95, 1e-8);  // nothing to do
 }
 
+// grad_scale reads every gradient times the scale: the same bits as scaling the gradients in
+// place first (scale_, as clipping did), in f64 and f32; a bf16 gradient's product is not
+// rounded back to bf16, so it matches an f32 copy of the gradient scaled in f32.
+TEST(AdamW, GradScaleEqualsScalingTheGradientsFirst) {
+  const double scale = 0.37;
+  for (int64_t k = 1; k <= 3; ++k) {
+    SCOPED_TRACE(::testing::Message() << "seed " << k);
+    const Tensor p64 = random_tensor({7, 5}, 500 + k),
+                 p32 = random_tensor({300}, 510 + k, DType::F32);
+    const Tensor master = random_tensor({40}, 520 + k, DType::F32);
+    const Tensor g64 = random_tensor({7, 5}, 530 + k),
+                 g32 = random_tensor({300}, 540 + k, DType::F32);
+    const Tensor g16 = random_tensor({40}, 550 + k, DType::BF16);
+    auto run = [&](const std::vector<Tensor>& grads, double grad_scale) {
+      std::vector<Tensor> out = {p64.clone(), p32.clone(), master.clone(),
+                                 zeros({40}, DType::BF16)};
+      std::vector<AdamWTensors> entries;
+      for (size_t i = 0; i < 3; ++i) {
+        const Tensor m = abs(random_tensor(out[i].shape(), 560 + i, out[i].dtype()));
+        entries.push_back({out[i], grads[i], m, m.clone(), 0.01, 0.1, k});
+      }
+      entries[2].bf16_param = out[3];
+      adamw_step_multi(entries, 0.9, 0.95, 1e-8, grad_scale);
+      return out;
+    };
+    const std::vector<Tensor> fused = run({g64, g32, g16}, scale);
+    std::vector<Tensor> scaled = {g64.clone(), g32.clone(), g16.to(DType::F32)};
+    scale_(scaled, scale);
+    const std::vector<Tensor> first = run(scaled, 1.0);
+    for (size_t i = 0; i < fused.size(); ++i) EXPECT_ALL_CLOSE(fused[i], first[i], 0, 0) << i;
+    EXPECT_FALSE(all_close(fused[0], run({g64, g32, g16}, 1.0)[0], 0, 0));
+  }
+  const Tensor p = random_tensor({3}, 570);
+  expect_error(
+      [&] {
+        adamw_step_multi({{p, p.clone(), p.clone(), p.clone()}}, 0.9, 0.95, 1e-8, -1);
+      },
+      "adamw_step_multi: grad_scale must be finite and >= 0, got -1");
+}
+
 TEST(AdamW, AnF32MasterTakesABf16GradientAndRoundsIntoItsBf16Parameter) {
   const AdamWConfig c{0.01, 0.9, 0.95, 1e-8, 0.1};
   // A transposed bf16 expert slice: the rounded copy goes where it lies.
   Tensor stacked = random_tensor({3, 5, 4}, 50, DType::BF16);
   const Tensor before = stacked.clone();
   const Tensor model = stacked.select(0, 1).t();  // [4, 5], strided
-  Tensor master = model.to(DType::F32), m = zeros({4, 5}, DType::F32), v = zeros({4, 5}, DType::F32);
+  Tensor master = model.to(DType::F32), m = zeros({4, 5}, DType::F32),
+         v = zeros({4, 5}, DType::F32);
   Tensor ref = master.clone(), rm = m.clone(), rv = v.clone();
   for (int64_t t = 1; t <= 3; ++t) {
     const Tensor g = random_tensor({4, 5}, 60 + t, DType::BF16);
@@ -139,8 +183,9 @@ TEST(AdamW, AnF32MasterTakesABf16GradientAndRoundsIntoItsBf16Parameter) {
   Tensor plain = random_tensor({7}, 70, DType::F32), pm = zeros({7}, DType::F32),
          pv = zeros({7}, DType::F32);
   for (int64_t t = 1; t <= 3; ++t) {
-    const AdamWTensors mixed{master2, random_tensor({4, 5}, 60 + t, DType::BF16), m2, v2, c.lr,
-                             c.weight_decay, t, model2};
+    const AdamWTensors mixed{
+        master2, random_tensor({4, 5}, 60 + t, DType::BF16), m2, v2, c.lr, c.weight_decay, t,
+        model2};
     AdamWTensors f32{plain, random_tensor({7}, 80 + t, DType::F32), pm, pv};
     f32.step = t;
     adamw_step_multi({f32, mixed}, c.beta1, c.beta2, c.eps);
@@ -157,16 +202,21 @@ TEST(AdamW, MixedPrecisionErrors) {
                "adamw_step: a master copy must be float32 and its model parameter bfloat16, got "
                "float32 and float32");
   expect_error(
-      [&] { adamw_step(p, b, p.clone(), p.clone(), AdamWConfig{}, 1, zeros({3, 2}, DType::BF16)); },
+      [&] {
+        adamw_step(p, b, p.clone(), p.clone(), AdamWConfig{}, 1, zeros({3, 2}, DType::BF16));
+      },
       "and bf16_param [3, 2] must share one shape");
 }
 
 TEST(AdamW, MultiErrorsNameTheTensor) {
   Tensor p = zeros({2, 3}, DType::F64), g = zeros({3, 2}, DType::F64);
   AdamWTensors good{p, p.clone(), p.clone(), p.clone()};
-  expect_error([&] { adamw_step_multi({good, {p, g, p.clone(), p.clone()}}, 0.9, 0.95, 1e-8); },
-               "adamw_step_multi (tensor 1): param [2, 3], grad [3, 2], exp_avg [2, 3] and "
-               "exp_avg_sq [2, 3] must share one shape");
+  expect_error(
+      [&] {
+        adamw_step_multi({good, {p, g, p.clone(), p.clone()}}, 0.9, 0.95, 1e-8);
+      },
+      "adamw_step_multi (tensor 1): param [2, 3], grad [3, 2], exp_avg [2, 3] and "
+      "exp_avg_sq [2, 3] must share one shape");
   AdamWTensors step0 = good;
   step0.step = 0;
   expect_error([&] { adamw_step_multi({step0}, 0.9, 0.95, 1e-8); },

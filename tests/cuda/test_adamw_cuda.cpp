@@ -144,6 +144,30 @@ TEST(AdamWCuda, MultiTensorLaunchEqualsPerTensorLaunchesBitForBit) {
   EXPECT_FALSE(bit_equal(multi.stacked.select(0, 2), before.select(0, 2)));
 }
 
+// A gradient scale (clipping's coefficient) read by the kernels as by the CPU loop, in every
+// launch: the multi-tensor ones (f32, f64) and the per-tensor fallback (a non-contiguous slice).
+TEST(AdamWCuda, GradScaleMatchesTheCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  Params gpu(Device::cuda()), cpu(Device::cpu());
+  for (int64_t k = 1; k <= 2; ++k) {
+    const std::vector<Tensor> g = grads_for(gpu, k, Device::cuda());
+    const std::vector<Tensor> cg = grads_for(cpu, k, Device::cpu());
+    std::vector<AdamWTensors> entries, cpu_entries;
+    for (size_t i = 0; i < gpu.p.size(); ++i) {
+      entries.push_back(gpu.entry(i, g[i], k));
+      cpu_entries.push_back(cpu.entry(i, cg[i], k));
+    }
+    adamw_step_multi(entries, 0.9, 0.95, 1e-8, 0.37);
+    adamw_step_multi(cpu_entries, 0.9, 0.95, 1e-8, 0.37);
+  }
+  for (size_t i = 0; i < gpu.p.size(); ++i) {
+    const std::string what = "tensor " + std::to_string(i) + " " + shape_str(gpu.p[i].shape());
+    EXPECT_TRUE(bit_equal(gpu.p[i], cpu.p[i])) << what;
+    EXPECT_TRUE(bit_equal(gpu.m[i], cpu.m[i])) << what;
+    EXPECT_TRUE(bit_equal(gpu.v[i], cpu.v[i])) << what;
+  }
+}
+
 TEST(AdamWCuda, Bf16MastersMatchTheCpuBitForBit) {
   SKIP_WITHOUT_GPU();
   // A contiguous master (the multi-tensor launch) and a transposed expert slice (the per-tensor

@@ -13,6 +13,7 @@
 #include "core/ops/binary.h"
 #include "core/ops/multi_tensor.h"
 #include "core/ops/reduce.h"
+#include "core/ops/rope.h"
 #include "core/ops/unary.h"
 #include "core/random.h"
 
@@ -62,6 +63,10 @@ std::vector<Op> ops() {
       {"silu", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(silu(a)); }},
       {"copy_transposed", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(a.t().contiguous()); }},
       {"sum_last_dim", 1, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(sum(a, {-1})); }},
+      // RoPE on attention's heads as the model sees them, [B, T, H, D] projections viewed as
+      // [B, H, T, D] (16 x 256 tokens, 64 heads of 64), and on contiguous [B, H, T, D].
+      {"rope_heads", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(rope(a.view({-1, 256, 64, 64}).transpose(1, 2), 10000.0)); }},
+      {"rope_contiguous", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(rope(a.view({-1, 64, 256, 64}), 10000.0)); }},
       // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
       {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
       {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},

@@ -67,6 +67,10 @@ TEST(Rope, MatchesNaiveReferenceOnStridedInputs) {
   EXPECT_ALL_CLOSE(rope(y, 500.0), naive_rope(y, 500.0, iota(7)), 1e-12, 1e-12);
   Tensor xf = x.to(DType::F32);
   EXPECT_ALL_CLOSE(rope(xf, 10000.0), naive_rope(x, 10000.0, iota(5)), 1e-5, 1e-5);
+  // Rows stored T outermost and the batch innermost: no row dim where the view puts it.
+  Tensor z = random_tensor({5, 3, 2, 8}, 3).transpose(0, 2);
+  EXPECT_ALL_CLOSE(rope(z, 10000.0), naive_rope(z, 10000.0, iota(5)), 1e-12, 1e-12);
+  EXPECT_ALL_CLOSE(rope_backward(rope(z, 10000.0), 10000.0), z, 1e-12, 1e-12);
 }
 
 TEST(Rope, ExplicitPositions) {

@@ -11,6 +11,7 @@
 
 #include "bench/bench_util.h"
 #include "core/ops/binary.h"
+#include "core/ops/index.h"
 #include "core/ops/multi_tensor.h"
 #include "core/ops/reduce.h"
 #include "core/ops/rope.h"
@@ -67,6 +68,14 @@ std::vector<Op> ops() {
       // [B, H, T, D] (16 x 256 tokens, 64 heads of 64), and on contiguous [B, H, T, D].
       {"rope_heads", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(rope(a.view({-1, 256, 64, 64}).transpose(1, 2), 10000.0)); }},
       {"rope_contiguous", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(rope(a.view({-1, 64, 256, 64}), 10000.0)); }},
+      // The experts' combine: every row of a added onto zeros at row (i * 1009) % 1024, four
+      // rows an output row in scattered order (bytes counted: a's, read once).
+      {"index_add_to_zeros", 1, [](const Tensor& a, const Tensor&, const Tensor&) {
+         std::vector<int64_t> rows(size_t(a.size(0)));
+         for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i * 1009 % 1024);
+         const Tensor idx = from_vector(rows, {a.size(0)}).to(a.device());
+         benchmark::DoNotOptimize(index_add_to_zeros({1024, a.size(1)}, 0, idx, a, IndexBounds::Trusted));
+       }},
       // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
       {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
       {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},

@@ -175,11 +175,18 @@ TEST(Index, IndexAddToZerosIsIndexAddOntoZeros) {
             "index_add: index 5 out of range [0, 5) for dim 0 of input shape [5, 3]");
 }
 
-TEST(Index, IndexAddOverLargeSlabsInParallel) {
-  // Big enough for the OpenMP path, with many duplicates per row.
+TEST(Index, IndexAddOverManyRowsInParallelAddsInIndexOrder) {
+  // Big enough for the OpenMP path, with many duplicates per row: each element gets the bits of
+  // f32 additions one at a time in index order.
   Tensor x = random_tensor({7, 300}, 5, DType::F32);
   Tensor idx = random_index({200}, 7, 6, DType::I64);
   Tensor src = random_tensor({200, 300}, 7, DType::F32);
+  std::vector<float> want = x.to_vector<float>();
+  const std::vector<float> rows = src.to_vector<float>();
+  const std::vector<int64_t> at = idx.to_vector<int64_t>();
+  for (size_t j = 0; j < at.size(); ++j)
+    for (size_t h = 0; h < 300; ++h) want[size_t(at[j]) * 300 + h] += rows[j * 300 + h];
+  EXPECT_EQ(index_add(x, 0, idx, src).to_vector<float>(), want);
   EXPECT_ALL_CLOSE(index_add(x, 0, idx, src), ref_index_add(x, 0, idx, src), 1e-4, 1e-5);
 }
 

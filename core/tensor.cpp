@@ -295,15 +295,19 @@ Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape,
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 
+std::vector<int64_t> dims_outermost_first(const Tensor& t, int64_t count) {
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  for (int64_t d = 0; d < count; ++d) order[size_t(d)] = d;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return t.stride(a) > t.stride(b); });
+  return order;
+}
+
 Tensor empty_like_layout(const Tensor& t) {
   const int64_t n = t.dim();
   for (int64_t d = 0; d < n; ++d)
     if (t.stride(d) == 0 && t.size(d) > 1) return empty_like(t);
-  // Outermost first; dims of equal stride (those of size 1) keep their order.
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t d = 0; d < n; ++d) order[size_t(d)] = d;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return t.stride(a) > t.stride(b); });
+  const std::vector<int64_t> order = dims_outermost_first(t, n);
   Shape dense_shape;
   std::vector<int64_t> back(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {

@@ -94,6 +94,9 @@ Tensor empty_like(const Tensor& t);
 // views back the way its input came without a copy (a [B, T, H, D] tensor seen as [B, H, T, D]
 // gives a result laid out as [B, T, H, D]). Contiguous where t broadcasts (a stride of 0).
 Tensor empty_like_layout(const Tensor& t);
+// t's first `count` dims in memory order: the largest stride first, dims of equal stride (those
+// of size 1, say) in their own order. Loops that walk them so visit memory in sequence.
+std::vector<int64_t> dims_outermost_first(const Tensor& t, int64_t count);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor scalar_tensor(double value, DType dtype = DType::F32, Device device = Device::cpu());

@@ -1,7 +1,7 @@
 // Arithmetic that nvcc may not contract into fused multiply-adds. nvcc contracts a * b + c into
-// an fma by default; the CPU build (ISO C++, no fp contraction) rounds the product on its own.
-// Kernels that must give the CPU's bits, or the same bits wherever they are inlined, round
-// their products with mul_rn.
+// an fma by default; the CPU twins of these kernels are compiled with -ffp-contract=off
+// (core/CMakeLists.txt) and round the product on its own. Kernels that must give the CPU's
+// bits, or the same bits wherever they are inlined, round their products with mul_rn.
 #pragma once
 #include <cuda_runtime.h>
 

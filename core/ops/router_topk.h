@@ -14,7 +14,8 @@
 // (w and S recomputed as in the forward), or gsel_j = g_j without normalize; then
 // grad_x_i = p_i * (d_i - T(dot)), d_i = gsel_j where i = idx_j and 0 elsewhere,
 // dot = f64 sum_j gsel_j p_{idx_j}. The CPU and CUDA kernels share this row math
-// (router_topk_op.h): their indices agree exactly.
+// (router_topk_op.h); the softmax's exp is each backend's own (within 2 ulp of each other; the
+// CPU's f32 exp is 0 below -87.3), so a near-tie of a few ulp may pick differently.
 #pragma once
 #include "core/tensor.h"
 

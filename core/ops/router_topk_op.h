@@ -1,12 +1,21 @@
 // The per-row math of router_topk's renormalisation and backward, shared by the CPU and CUDA
 // kernels so both compute the same bits: each sum over the k picked experts runs serially in
-// selection order, in f64, and is rounded once.
+// selection order, in f64, and is rounded once; its products are rounded before they are added
+// (nvcc would contract them into fused multiply-adds, which changes f64 bits).
 #pragma once
 #include <cstdint>
 
 #include "core/half.h"
 
 namespace moegrad {
+
+MOEGRAD_HD double product_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
 
 // S: the f64 sum of the picked probabilities p[idx[j]], j < k, rounded to T.
 template <typename T>
@@ -33,7 +42,7 @@ MOEGRAD_HD SelectedGrad<T> selected_grad(const T* p, const int64_t* idx, const T
   if (!normalize) return sg;
   sg.S = selected_sum(p, idx, k);
   double s = 0;
-  for (int64_t j = 0; j < k; ++j) s += double(g[j]) * double(T(p[idx[j]] / sg.S));
+  for (int64_t j = 0; j < k; ++j) s += product_rn(double(g[j]), double(T(p[idx[j]] / sg.S)));
   sg.s = T(s);
   return sg;
 }
@@ -43,7 +52,7 @@ template <typename T>
 MOEGRAD_HD T selected_dot(const SelectedGrad<T>& sg, const T* p, const int64_t* idx, const T* g,
                           int64_t k) {
   double dot = 0;
-  for (int64_t j = 0; j < k; ++j) dot += double(sg(g[j])) * double(p[idx[j]]);
+  for (int64_t j = 0; j < k; ++j) dot += product_rn(double(sg(g[j])), double(p[idx[j]]));
   return T(dot);
 }
 

@@ -75,33 +75,62 @@ struct Staging {
   std::vector<cudaEvent_t> spare;
 };
 
+// Never destroyed: a thread still uploading while the process exits finds its ring intact.
 Staging& staging(int index) {
-  static std::mutex mu;
-  static std::vector<std::unique_ptr<Staging>> all;
-  std::lock_guard<std::mutex> lock(mu);
-  if (all.empty()) all.resize(size_t(std::max(device_count(), 1)));
-  MOEGRAD_CHECK(index >= 0 && index < int(all.size()), "cuda:", index, " is not a device");
-  if (!all[size_t(index)]) all[size_t(index)] = std::make_unique<Staging>();
-  return *all[size_t(index)];
+  static auto* mu = new std::mutex;
+  static auto* all = new std::vector<std::unique_ptr<Staging>>();
+  std::lock_guard<std::mutex> lock(*mu);
+  if (all->empty()) all->resize(size_t(std::max(device_count(), 1)));
+  MOEGRAD_CHECK(index >= 0 && index < int(all->size()), "cuda:", index, " is not a device");
+  std::unique_ptr<Staging>& st = (*all)[size_t(index)];
+  if (!st) st = std::make_unique<Staging>();
+  return *st;
 }
 
-// Waits for upload `ticket` (and so every older one) and recycles their events.
-void retire_through(Staging& st, int64_t ticket) {
-  while (!st.in_flight.empty() && st.in_flight.front().first <= ticket) {
-    auto [t, event] = st.in_flight.front();
-    st.in_flight.pop_front();
-    if (t == ticket) {
-      const cudaError_t ready = cudaEventQuery(event);
-      if (ready == cudaErrorNotReady) {
-        cudaGetLastError();  // "not ready" is an answer, not an error to report later
-        ++waits;
-        MOEGRAD_CUDA_CHECK(cudaEventSynchronize(event));
-      } else {
-        MOEGRAD_CUDA_CHECK(ready);
-      }
-    }
-    st.spare.push_back(event);
+// Whether `event`'s work has finished, without waiting.
+bool event_done(cudaEvent_t event) {
+  const cudaError_t ready = cudaEventQuery(event);
+  if (ready == cudaErrorNotReady) {
+    cudaGetLastError();  // "not ready" is an answer, not an error to report later
+    return false;
   }
+  MOEGRAD_CUDA_CHECK(ready);
+  return true;
+}
+
+// Waits for upload `ticket` and every older one, and recycles their events. Uploads finish in
+// ticket order, so waiting for the newest event at or before `ticket` is enough; a ticket may
+// have none (recycled once done, or its upload failed before it was queued).
+void retire_through(Staging& st, int64_t ticket) {
+  size_t count = 0;
+  while (count < st.in_flight.size() && st.in_flight[count].first <= ticket) ++count;
+  if (count == 0) return;
+  cudaEvent_t newest = st.in_flight[count - 1].second;
+  if (!event_done(newest)) {
+    ++waits;
+    MOEGRAD_CUDA_CHECK(cudaEventSynchronize(newest));
+  }
+  for (; count > 0; --count) {
+    st.spare.push_back(st.in_flight.front().second);
+    st.in_flight.pop_front();
+  }
+}
+
+// An event for the next upload: a spare one, the oldest upload's once it is done (so a lap of
+// small uploads does not create one event each), or a new one.
+cudaEvent_t take_event(Staging& st) {
+  if (st.spare.empty() && !st.in_flight.empty() && event_done(st.in_flight.front().second)) {
+    st.spare.push_back(st.in_flight.front().second);
+    st.in_flight.pop_front();
+  }
+  cudaEvent_t event = nullptr;
+  if (st.spare.empty()) {
+    MOEGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  } else {
+    event = st.spare.back();
+    st.spare.pop_back();
+  }
+  return event;
 }
 
 // Queues the upload through the staging ring; false when it cannot be staged.
@@ -118,21 +147,24 @@ bool upload_staged(void* dst, int index, const void* src, size_t nbytes) {
     }
   }
   if (!st.buffer) return false;
+  cudaEvent_t event = take_event(st);
   const int64_t ticket = st.next_ticket++;
   const StagingRing::Placement at = st.ring.place(nbytes, ticket);
   if (at.wait_for >= 0) retire_through(st, at.wait_for);
   std::memcpy(st.buffer + at.offset, src, nbytes);
   cudaStream_t s = stream(index);
-  MOEGRAD_CUDA_CHECK(
-      cudaMemcpyAsync(dst, st.buffer + at.offset, nbytes, cudaMemcpyHostToDevice, s));
-  cudaEvent_t event = nullptr;
-  if (st.spare.empty()) {
-    MOEGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  } else {
-    event = st.spare.back();
-    st.spare.pop_back();
+  const cudaError_t queued =
+      cudaMemcpyAsync(dst, st.buffer + at.offset, nbytes, cudaMemcpyHostToDevice, s);
+  if (queued != cudaSuccess) st.spare.push_back(event);  // nothing reads the region
+  MOEGRAD_CUDA_CHECK(queued);
+  const cudaError_t recorded = cudaEventRecord(event, s);
+  if (recorded != cudaSuccess) {
+    // The copy is queued with no event to wait for: it finishes before the bytes are reused.
+    st.spare.push_back(event);
+    ++waits;
+    cudaStreamSynchronize(s);
+    MOEGRAD_CUDA_CHECK(recorded);
   }
-  MOEGRAD_CUDA_CHECK(cudaEventRecord(event, s));
   st.in_flight.emplace_back(ticket, event);
   return true;
 }

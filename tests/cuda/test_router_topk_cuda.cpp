@@ -43,9 +43,9 @@ TEST(RouterTopkCuda, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   for (DType dtype : {DType::F32, DType::F64})
     for (int64_t n : {1, 333})
-      for (int64_t e : {7, 64, 100}) {
+      for (int64_t e : {3, 7, 32, 33, 64, 100}) {
         const Tensor x = grid_logits(n, e, uint64_t(n + e), dtype);
-        for (int64_t k : {1, 2, 8})
+        for (int64_t k : {int64_t(1), int64_t(2), int64_t(8), e})
           if (k <= e)
             for (bool normalize : {false, true}) expect_parity(x, gpu(x), k, normalize);
       }

@@ -270,8 +270,8 @@ TEST(MatmulBf16, TransposesOddSizesAndViews) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "trans " << ta << tb);
-      expect_bf16_matmul(bf16_random(mat(ta, 37, 53), seed++), bf16_random(mat(tb, 53, 19), seed++),
-                         ta, tb);
+      const Tensor a = bf16_random(mat(ta, 37, 53), seed++);
+      expect_bf16_matmul(a, bf16_random(mat(tb, 53, 19), seed++), ta, tb);
     }
   Tensor padded = bf16_random({5, 10}, seed++).narrow(1, 2, 7);           // ld 10
   Tensor strided_cols = bf16_random({5, 7, 2}, seed++).select(2, 1);      // copied for BLAS
@@ -303,7 +303,8 @@ TEST(MatmulBf16, BatchedBroadcastAndLinear) {
   uint64_t seed = 220;
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::Message() << shape_str(c.a) << " x " << shape_str(c.b));
-    expect_bf16_matmul(bf16_random(c.a, seed++), bf16_random(c.b, seed++), c.ta, c.tb);
+    const Tensor a = bf16_random(c.a, seed++);
+    expect_bf16_matmul(a, bf16_random(c.b, seed++), c.ta, c.tb);
   }
   Tensor x = bf16_random({4, 2, 5}, seed++).transpose(0, 1), w = bf16_random({3, 5}, seed++);
   Tensor y = linear(x, w);

@@ -164,17 +164,17 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
   register_on(device, name, [=](benchmark::State& state) {
     // Made once per shape and dtype (Google Benchmark calls a benchmark several times, and
     // 64 experts' operands take seconds to draw); the last shape's are freed for the next.
-    static std::tuple<DType, int64_t, int64_t> made{};
+    static std::tuple<Device, DType, int64_t, int64_t> made{};
     static Tensor x, dy;
     static std::vector<Tensor> w;
-    if (made != std::tuple{dtype, out, in} || !x.defined()) {
+    if (made != std::tuple{device, dtype, out, in} || !x.defined()) {
       x = dy = Tensor();
       w.clear();
       Generator gen(0);
       x = randn({experts * rows, in}, gen, dtype, device);
       dy = randn({experts * rows, out}, gen, dtype, device);
       for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
-      made = {dtype, out, in};
+      made = {device, dtype, out, in};
     }
     const std::vector<int64_t> counts = expert_rows(tokens, experts, skewed);
     const std::vector<bool> want(size_t(experts), true);

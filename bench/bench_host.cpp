@@ -92,6 +92,8 @@ void register_autograd_chain(Device device, int64_t n) {
 
 // The host time of `call` made while a 4096^3 f32 GEMM (about 2.7 ms on an H100) is queued:
 // near zero when the call only enqueues work, near the GEMM's time when it waits for the stream.
+// A fixed count of iterations: Google Benchmark would run a manually timed benchmark until the
+// host times add up to its minimum time, thousands of GEMMs for a call of a few microseconds.
 void register_while_busy(Device device, const std::string& what,
                          const std::function<std::function<void()>()>& make_call) {
   benchmark::RegisterBenchmark(
@@ -110,6 +112,7 @@ void register_while_busy(Device device, const std::string& what,
         }
       })
       ->UseManualTime()
+      ->Iterations(200)
       ->Unit(benchmark::kMicrosecond);
 }
 

@@ -128,7 +128,8 @@ fi
 for b in bench_gemm bench_elementwise bench_attention bench_host; do
   if [[ -x $BUILD/bench/$b ]]; then
     echo "gpu-check: $b"
-    "$BUILD/bench/$b" --benchmark_filter=^cuda/ --benchmark_format=json >"$LOGS/$b.json" 2>"$LOGS/$b.err" ||
+    timeout "$STEP_TIMEOUT" "$BUILD/bench/$b" --benchmark_filter=^cuda/ --benchmark_format=json \
+      >"$LOGS/$b.json" 2>"$LOGS/$b.err" ||
       { echo "gpu-check: $b failed (see $LOGS/$b.err)"; status=1; }
   else
     echo "gpu-check: $BUILD/bench/$b not built; skipped"
@@ -149,6 +150,11 @@ for name in tiny small medium; do
   train_bench "$name" --config "experiments/bench/$name.cfg" --steps 10
   train_bench "$name-bf16" --config "experiments/bench/$name.cfg" --steps 10 --train.precision=bf16
 done
+# Four micro-batches an optimizer step: AdamW's fixed cost (28 bytes read and written for each of
+# medium.cfg's 1.78B parameters, about 17 ms) over four times the tokens (bench/README.md,
+# "What 40% MFU on medium.cfg takes").
+train_bench medium-bf16-accum4 --config experiments/bench/medium.cfg --steps 4 \
+  --train.precision=bf16 --train.grad_accum=4
 # Selective adaptation of an OLMoE-1B-7B-shaped model in bf16: its peak against inference's.
 train_bench olmoe-1b-7b-adapt --config experiments/bench/olmoe-1b-7b-adapt.cfg --steps 3 \
   --warmup 1 --inference

@@ -28,7 +28,11 @@ def ctest_results(junit_name):
     if not os.path.exists(path):
         return None
     counts = {"passed": 0, "failed": 0, "skipped": 0, "failed_tests": []}
-    for case in ET.parse(path).getroot().iter("testcase"):
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        return None  # written only in part
+    for case in root.iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
             counts["failed"] += 1
             suite = case.get("classname")
@@ -107,11 +111,17 @@ def benchmark_results():
         if not os.path.exists(path):
             out[name] = None  # not built
             continue
+        with open(path, errors="replace") as f:
+            text = f.read()
         try:
-            with open(path) as f:
-                out[name] = json.load(f)
+            out[name] = json.loads(text)
         except ValueError as e:
-            out[name] = {"error": "unreadable benchmark output: %s" % e}
+            # A run cut short (a timeout, a throw) leaves its JSON unfinished: keep the rows that
+            # ran and the error it printed.
+            err = log_path(name + ".err")
+            out[name] = {"error": "unreadable benchmark output: %s" % e, "output": text,
+                         "stderr": open(err, errors="replace").read()[-2000:]
+                         if os.path.exists(err) else None}
     return out
 
 

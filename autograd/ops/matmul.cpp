@@ -51,6 +51,13 @@ bool add_weights(const std::vector<Variable>& w, std::vector<Tensor>& data,
   return any_trains;
 }
 
+// The weights' gradients grouped_matmul_tn(g, x, rows, want), into grads from index `first` on.
+void put_weight_grads(std::vector<Tensor>& grads, size_t first, const Tensor& g, const Tensor& x,
+                      const std::vector<int64_t>& rows, const std::vector<bool>& want) {
+  const std::vector<Tensor> gw = grouped_matmul_tn(g, x, rows, want);
+  std::copy(gw.begin(), gw.end(), grads.begin() + std::ptrdiff_t(first));
+}
+
 }  // namespace
 
 Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
@@ -88,9 +95,7 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                        std::vector<Tensor> grads(wd.size() + 1);
                        if (need[0]) grads[0] = grouped_matmul(g, wd, rows, false);
                        if (!xd.defined()) return grads;  // no weight trains
-                       const std::vector<bool> want(need.begin() + 1, need.end());
-                       const std::vector<Tensor> gw = grouped_matmul_tn(g, xd, rows, want);
-                       std::copy(gw.begin(), gw.end(), grads.begin() + 1);
+                       put_weight_grads(grads, 1, g, xd, rows, {need.begin() + 1, need.end()});
                        return grads;
                      });
 }
@@ -134,14 +139,8 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
         }
         if (!gate_wanted && !up_wanted) return grads;
         const Tensor x_rows = index_select(xd, 0, index, IndexBounds::Trusted);
-        if (gate_wanted) {
-          const std::vector<Tensor> gw = grouped_matmul_tn(d_gate, x_rows, rows, want_gate);
-          std::copy(gw.begin(), gw.end(), grads.begin() + 1);
-        }
-        if (up_wanted) {
-          const std::vector<Tensor> uw = grouped_matmul_tn(d_up, x_rows, rows, want_up);
-          std::copy(uw.begin(), uw.end(), grads.begin() + 1 + std::ptrdiff_t(gd.size()));
-        }
+        if (gate_wanted) put_weight_grads(grads, 1, d_gate, x_rows, rows, want_gate);
+        if (up_wanted) put_weight_grads(grads, 1 + gd.size(), d_up, x_rows, rows, want_up);
         return grads;
       });
 }

@@ -101,7 +101,8 @@ GemmBatch plan(const Tensor& la, const Tensor& lb, const Tensor& out, const Shap
 
 Shape batch_dims(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
 
-// out = op(a) @ op(b) for contiguous row-major a, b and out, no batch.
+// out = op(a) @ op(b) for row-major a and b (unit column stride; rows of a wider matrix, a
+// column block of one, read in place) and a contiguous out, no batch.
 GemmBatch single_gemm(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
                       bool trans_b) {
   GemmBatch g;
@@ -113,9 +114,9 @@ GemmBatch single_gemm(const Tensor& a, const Tensor& b, const Tensor& out, bool 
   g.m = out.size(0);
   g.n = out.size(1);
   g.k = trans_a ? a.size(0) : a.size(1);
-  g.lda = a.size(1);
-  g.ldb = b.size(1);
-  for (int64_t v : {g.m, g.n, g.k})
+  g.lda = std::max(a.stride(0), a.size(1));
+  g.ldb = std::max(b.stride(0), b.size(1));
+  for (int64_t v : {g.m, g.n, g.k, g.lda, g.ldb})
     MOEGRAD_CHECK(v <= INT_MAX, "grouped_matmul: a dim of ", v, " is over BLAS's 32-bit limit");
   return g;
 }
@@ -232,24 +233,33 @@ std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
   check_float_operand(op, b, a, "second operand");
   MOEGRAD_CHECK(a.size(0) == b.size(0), op, ": operands ", shape_str(a.shape()), " and ",
                 shape_str(b.shape()), " differ in rows");
-  MOEGRAD_CHECK(want.size() == rows.size(), op, ": ", want.size(), " flags for ", rows.size(),
-                " row groups");
+  const size_t groups = rows.size();
+  MOEGRAD_CHECK(groups > 0 && want.size() % groups == 0, op, ": ", want.size(), " flags for ",
+                groups, " row groups (expected a multiple)");
+  const int64_t blocks = int64_t(want.size() / groups);
+  MOEGRAD_CHECK(a.size(1) % blocks == 0, op, ": first operand ", shape_str(a.shape()),
+                " does not split into ", blocks, " column blocks");
   check_row_groups(op, rows, a.size(0));
-  std::vector<Tensor> out(rows.size());
-  for (size_t g = 0; g < rows.size(); ++g)
-    if (want[g]) out[g] = empty({a.size(1), b.size(1)}, a.dtype(), a.device());
+  const int64_t width = a.size(1) / blocks;
+  std::vector<Tensor> out(want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    if (want[i]) out[i] = empty({width, b.size(1)}, a.dtype(), a.device());
   // Operand copies, the device's address table.
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   const Tensor ac = a.contiguous(), bc = b.contiguous();
   GroupedGemm problems;
-  for (size_t g = 0, start = 0; g < rows.size(); start += size_t(rows[g]), ++g) {
-    if (!want[g]) continue;
-    if (rows[g] == 0 || out[g].numel() == 0) {
-      out[g].zero_();
-      continue;
+  for (int64_t block = 0; block < blocks; ++block) {
+    const Tensor a_block = ac.narrow(1, block * width, width);
+    for (size_t g = 0, start = 0; g < groups; start += size_t(rows[g]), ++g) {
+      const Tensor& o = out[size_t(block) * groups + g];
+      if (!o.defined()) continue;
+      if (rows[g] == 0 || o.numel() == 0) {
+        o.zero_();
+        continue;
+      }
+      problems.push_back(single_gemm(a_block.narrow(0, int64_t(start), rows[g]),
+                                     bc.narrow(0, int64_t(start), rows[g]), o, true, false));
     }
-    problems.push_back(single_gemm(ac.narrow(0, int64_t(start), rows[g]),
-                                   bc.narrow(0, int64_t(start), rows[g]), out[g], true, false));
   }
   run_grouped(a.device(), problems);
   return out;

@@ -28,7 +28,9 @@ Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
                       const std::vector<int64_t>& rows, bool trans_w);
 // Its weight-gradient form over the same row groups of a [R, M] and b [R, N]: for each group g
 // with want[g], a[group g]^T @ b[group g] ([M, N]; zeros for a group of no rows); an undefined
-// Tensor where !want[g].
+// Tensor where !want[g]. With want.size() = blocks x groups, a's columns split into `blocks`
+// equal consecutive blocks, each a weight of its own ([M / blocks, N] results, block 0's groups
+// first), all in one grouped call: the gradients of projections that ran as one GEMM.
 std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
                                       const std::vector<int64_t>& rows,
                                       const std::vector<bool>& want);

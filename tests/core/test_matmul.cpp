@@ -197,6 +197,30 @@ TEST(GroupedMatmul, WeightGradientFormPerWantedGroup) {
                      1e-12, 1e-12);
 }
 
+// a's columns in blocks, each block's groups a weight of its own: block 0's groups first, each
+// product of the block read in place (a column block of a is not contiguous).
+TEST(GroupedMatmul, WeightGradientFormPerColumnBlock) {
+  const std::vector<int64_t> rows = {3, 0, 4};
+  const std::vector<bool> want = {true, true, false, false, true, true};
+  Tensor a = random_tensor({7, 6}, 92), b = random_tensor({7, 5}, 93);
+  std::vector<Tensor> out = grouped_matmul_tn(a, b, rows, want);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_FALSE(out[2].defined());
+  EXPECT_FALSE(out[3].defined());
+  EXPECT_ALL_CLOSE(out[1], zeros({3, 5}, DType::F64), 0, 0);
+  EXPECT_ALL_CLOSE(out[4], zeros({3, 5}, DType::F64), 0, 0);
+  for (auto [i, block, g] : {std::tuple{0, 0, 0}, {5, 1, 2}})
+    EXPECT_ALL_CLOSE(
+        out[size_t(i)],
+        naive_matmul(group(a.narrow(1, 3 * block, 3), rows, size_t(g)), group(b, rows, size_t(g)),
+                     true, false),
+        1e-12, 1e-12);
+  expect_error([&] { grouped_matmul_tn(a, b, rows, {true, true}); },
+               "grouped_matmul_tn: 2 flags for 3 row groups (expected a multiple)");
+  expect_error([&] { grouped_matmul_tn(a, b, rows, std::vector<bool>(12, true)); },
+               "first operand [7, 6] does not split into 4 column blocks");
+}
+
 // Groups large enough for OpenBLAS to thread (over 64^3 multiply-adds each) run whole on
 // separate threads when there are enough of them (here 8 groups on 2 or 3 threads), in turn
 // otherwise (one thread, or one group dominating): each way gives every group's product, and

@@ -116,7 +116,7 @@ TEST(MatmulCuda, GradientsMatchCpu) {
 }
 
 // Odd sizes, empty groups (an expert no token chose) and a non-contiguous input, in both dtypes;
-// then the weight-gradient form and grouped_linear's gradients.
+// then the weight-gradient form (in two column blocks) and grouped_linear's gradients.
 TEST(MatmulCuda, GroupedMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const std::vector<int64_t> rows = {0, 33, 1, 0, 70, 5};
@@ -136,11 +136,13 @@ TEST(MatmulCuda, GroupedMatchesCpu) {
       EXPECT_TRUE(cuda.device().is_cuda());
       EXPECT_ALL_CLOSE(cuda, cpu, dt == DType::F64 ? 1e-12 : 1e-4, 1e-5);
     }
-  Tensor a = random_tensor({109, 19}, 80, DType::F32), b = random_tensor({109, 37}, 81, DType::F32);
-  const std::vector<bool> want = {true, true, false, true, true, true};
+  // Two column blocks of a (gate and up run as one GEMM): lda is twice a block's width.
+  Tensor a = random_tensor({109, 38}, 80, DType::F32), b = random_tensor({109, 37}, 81, DType::F32);
+  const std::vector<bool> want = {true, true, false, true, true, true,
+                                  false, true, true, true, true, true};
   std::vector<Tensor> cpu = grouped_matmul_tn(a, b, rows, want);
   std::vector<Tensor> cuda = grouped_matmul_tn(gpu(a), gpu(b), rows, want);
-  for (size_t g = 0; g < rows.size(); ++g) {
+  for (size_t g = 0; g < want.size(); ++g) {
     ASSERT_EQ(cuda[g].defined(), want[g]);
     if (want[g]) {
       EXPECT_ALL_CLOSE(cuda[g], cpu[g], 1e-4, 1e-5);
@@ -214,7 +216,7 @@ TEST(MatmulCudaBf16, TransposesOddSizesViewsAndBatches) {
 }
 
 // Odd sizes, empty groups and a column-major input through cublasGemmGroupedBatchedEx; the
-// weight-gradient form; grouped_linear's bf16 gradients.
+// weight-gradient form in two column blocks; grouped_linear's bf16 gradients.
 TEST(MatmulCudaBf16, GroupedMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const std::vector<int64_t> rows = {0, 33, 1, 0, 70, 5};
@@ -233,11 +235,12 @@ TEST(MatmulCudaBf16, GroupedMatchesCpu) {
     EXPECT_EQ(cuda.dtype(), DType::BF16);
     EXPECT_ALL_CLOSE(cuda, grouped_matmul(x, w, rows, trans), 1e-2, 1e-2);
   }
-  Tensor a = bf16_random({109, 19}, 180), b = bf16_random({109, 37}, 181);
-  const std::vector<bool> want = {true, true, false, true, true, true};
+  Tensor a = bf16_random({109, 38}, 180), b = bf16_random({109, 37}, 181);
+  const std::vector<bool> want = {true, true, false, true, true, true,
+                                  false, true, true, true, true, true};
   std::vector<Tensor> cpu = grouped_matmul_tn(a, b, rows, want);
   std::vector<Tensor> cuda = grouped_matmul_tn(gpu(a), gpu(b), rows, want);
-  for (size_t g = 0; g < rows.size(); ++g) {
+  for (size_t g = 0; g < want.size(); ++g) {
     ASSERT_EQ(cuda[g].defined(), want[g]);
     if (want[g]) {
       EXPECT_EQ(cuda[g].dtype(), DType::BF16);

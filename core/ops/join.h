@@ -10,6 +10,9 @@ namespace moegrad {
 
 // Same rank, dtype and device; sizes equal except along dim.
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim = 0);
+// concat(xs, 0) without a copy when the xs already lie back to back in one storage (each
+// contiguous, each starting where the one before ends): a view of them all. Else a copy.
+Tensor concat_adjacent(const std::vector<Tensor>& xs);
 // Same shape, dtype and device; the result has a new dim of size xs.size() at `dim`
 // (dim in [-(rank + 1), rank]).
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);

@@ -23,6 +23,11 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 std::pair<Tensor, Tensor> swiglu_backward(const Tensor& grad, const Tensor& gate, const Tensor& up,
                                           bool need_gate = true, bool need_up = true);
 
+// Both gradients of swiglu as one [..., 2 * D] tensor for gate and up [..., D]: d_gate, then
+// d_up, along the last dim. The layout of gate and up projections run as one GEMM (the
+// experts' joined [2 * I, H] weights), whose input gradient is then one GEMM too.
+Tensor swiglu_backward_joined(const Tensor& grad, const Tensor& gate, const Tensor& up);
+
 // Backends: operands checked and of one shape; outputs preallocated. An undefined d_gate or
 // d_up is not computed (at least one is defined).
 namespace cpu {

@@ -31,6 +31,27 @@ TEST(Join, ConcatStridedEmptyAndIntegerInputs) {
   EXPECT_EQ(i.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 0, 1}));
 }
 
+// Back to back in one storage: a view; anything else (a gap, the reverse order, another
+// storage, a strided piece): concat's copy.
+TEST(Join, ConcatAdjacentViewsPiecesThatFollowEachOther) {
+  Tensor whole = random_tensor({5, 3}, 5);
+  const Tensor a = whole.narrow(0, 0, 2), b = whole.narrow(0, 2, 1), c = whole.narrow(0, 3, 2);
+  const Tensor view = concat_adjacent({a, b, c});
+  EXPECT_TRUE(view.shares_storage(whole));
+  EXPECT_EQ(view.offset(), 0);
+  EXPECT_ALL_CLOSE(view, whole, 0, 0);
+  EXPECT_TRUE(concat_adjacent({b, c}).shares_storage(whole));
+  for (const std::vector<Tensor>& apart :
+       {std::vector<Tensor>{a, c}, {b, a}, {a, whole.clone().narrow(0, 2, 1)},
+        {whole.t().narrow(0, 0, 1), whole.t().narrow(0, 1, 1)}}) {
+    const Tensor copy = concat_adjacent(apart);
+    EXPECT_FALSE(copy.shares_storage(whole));
+    EXPECT_ALL_CLOSE(copy, concat(apart, 0), 0, 0);
+  }
+  EXPECT_EQ(error_of([&] { concat_adjacent({a, random_tensor({1, 4}, 6)}); }),
+            "concat: tensor 1 has shape [1, 4], which differs from [2, 3] outside dim 0");
+}
+
 TEST(Join, StackInsertsDim) {
   Tensor a = from_vector<float>({1, 2, 3}, {3}), b = from_vector<float>({4, 5, 6}, {3});
   EXPECT_EQ(stack({a, b}).to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));

@@ -97,6 +97,23 @@ TEST(Swiglu, BackwardComputesOnlyWhatIsAsked) {
   EXPECT_FALSE(none_g.defined() || none_u.defined());
 }
 
+// The joined form: both gradients side by side along the last dim, the same bits as the pair.
+TEST(Swiglu, BackwardJoinedPutsBothGradientsSideBySide) {
+  Tensor grad = random_tensor({2, 3, 5}, 16), g = random_tensor({5, 3, 2}, 17).permute({2, 1, 0});
+  Tensor u = random_tensor({2, 3, 5}, 18);
+  auto [dg, du] = swiglu_backward(grad, g, u);
+  const Tensor joined = swiglu_backward_joined(grad, g, u);
+  EXPECT_EQ(joined.shape(), Shape({2, 3, 10}));
+  EXPECT_ALL_CLOSE(joined.narrow(-1, 0, 5), dg, 0, 0);
+  EXPECT_ALL_CLOSE(joined.narrow(-1, 5, 5), du, 0, 0);
+  EXPECT_EQ(swiglu_backward_joined(zeros({4, 0}), zeros({4, 0}), zeros({4, 0})).shape(),
+            Shape({4, 0}));
+  expect_error([] { swiglu_backward_joined(zeros({}), zeros({}), zeros({})); },
+               "swiglu_backward_joined: gate and up must have a last dim, got []");
+  expect_error([] { swiglu_backward_joined(zeros({2}), zeros({2}), zeros({3})); },
+               "swiglu_backward_joined: up shape [3] differs from gate shape [2]");
+}
+
 // bf16 is the f32 op on the same values, rounded once: equal bit for bit to the f32 result
 // rounded to bf16, and so within 1e-2 of it.
 void expect_rounded_f32(const Tensor& got, const Tensor& want) {

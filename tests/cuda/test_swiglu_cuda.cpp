@@ -35,6 +35,10 @@ void expect_parity(const Operands& make, double tol, const std::string& what) {
   auto [no_g, only_u] = swiglu_backward(ggrad, gg, gu, false, true);
   EXPECT_FALSE(no_g.defined()) << what;
   EXPECT_ALL_CLOSE(only_u, du, tol, tol) << what;
+  // Both written into the halves of one tensor: outputs with a row stride of twice their width.
+  EXPECT_ALL_CLOSE(swiglu_backward_joined(ggrad, gg, gu), swiglu_backward_joined(grad, g, u), tol,
+                   tol)
+      << what;
 }
 
 void expect_parity_in(DType dt, double tol) {

@@ -26,15 +26,18 @@ Linear& OlmoeExpert::proj(const std::string& proj) const {
 OlmoeExperts::OlmoeExperts(int64_t num_experts, int64_t hidden, int64_t intermediate,
                            const InitOptions& init) {
   MOEGRAD_CHECK(num_experts > 0, "OlmoeExperts: num_experts must be positive, got ", num_experts);
-  // One allocation per projection, carved into per-expert parameters: the stacks stay usable
-  // whole, and each expert's gradient is its own [I, H] / [H, I] tensor.
-  const Tensor gate = init_normal({num_experts, intermediate, hidden}, init);
-  const Tensor up = init_normal({num_experts, intermediate, hidden}, init);
+  // Two allocations carved into per-expert parameters, so that each expert's gradient is its
+  // own [I, H] / [H, I] tensor while the stacks stay usable whole: gate_up [E, 2, I, H] (drawn
+  // as the gate stack, then the up stack) and down [E, H, I].
+  const Tensor gate_up = moegrad::stack({init_normal({num_experts, intermediate, hidden}, init),
+                                         init_normal({num_experts, intermediate, hidden}, init)},
+                                        1);
   const Tensor down = init_normal({num_experts, hidden, intermediate}, init);
   for (int64_t e = 0; e < num_experts; ++e)
     experts_.push_back(register_module(
         std::to_string(e),
-        std::make_shared<OlmoeExpert>(gate.select(0, e), up.select(0, e), down.select(0, e))));
+        std::make_shared<OlmoeExpert>(gate_up.select(0, e).select(0, 0),
+                                      gate_up.select(0, e).select(0, 1), down.select(0, e))));
 }
 
 OlmoeExpert& OlmoeExperts::expert(int64_t e) const {
@@ -49,15 +52,17 @@ Tensor OlmoeExperts::expert_weight(int64_t e, const std::string& proj) const {
 
 Tensor OlmoeExperts::stack(const std::string& proj) const {
   const Tensor first = expert_weight(0, proj);
+  // gate and up interleave: an expert's slot is both, twice its weight's size.
+  const int64_t slot = (proj == "down_proj" ? 1 : 2) * first.numel();
   for (int64_t e = 1; e < num_experts(); ++e) {
     const Tensor w = expert_weight(e, proj);
-    MOEGRAD_CHECK(w.shares_storage(first) && w.offset() == first.offset() + e * first.numel() &&
+    MOEGRAD_CHECK(w.shares_storage(first) && w.offset() == first.offset() + e * slot &&
                       w.shape() == first.shape() && w.strides() == first.strides(),
                   "OlmoeExperts: expert ", e, "'s ", proj,
                   " weight no longer views its slot of the stacked weights");
   }
   return Tensor(first.storage(), {num_experts(), first.size(0), first.size(1)},
-                {first.numel(), first.stride(0), first.stride(1)}, first.offset(), first.dtype());
+                {slot, first.stride(0), first.stride(1)}, first.offset(), first.dtype());
 }
 
 Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,

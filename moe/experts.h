@@ -4,8 +4,9 @@
 //
 // Each expert is its own child module "e" with HF's parameter names (e.gate_proj.weight, ...),
 // so freezing an expert leaves it without gradient or optimizer state. Their weights are views
-// into one stack per projection (gate_proj, up_proj [E, I, H], down_proj [E, H, I]) for code that
-// wants the whole tensor (the fused checkpoint layout, a grouped GEMM).
+// into two allocations: gate_up [E, 2, I, H] (an expert's gate_proj and up_proj back to back, as
+// in HF's fused gate_up_proj, so the experts run both as one grouped GEMM) and down_proj
+// [E, H, I]; the per-projection stacks view them whole.
 #pragma once
 #include <memory>
 #include <string>
@@ -45,9 +46,9 @@ class OlmoeExperts : public Module {
   // expert).
   Tensor expert_weight(int64_t expert, const std::string& proj) const;
 
-  // The stacks the expert weights view. Rebuilt from the parameters on each call, so they
-  // follow Module::to (which moves the shared storage once); throws if an expert's weight no
-  // longer views its slot of the stack.
+  // The stacks the expert weights view: gate and up [E, I, H] (not contiguous: they interleave),
+  // down [E, H, I]. Rebuilt from the parameters on each call, so they follow Module::to (which
+  // moves the shared storage once); throws if an expert's weight no longer views its slot.
   Tensor gate_stack() const { return stack("gate_proj"); }
   Tensor up_stack() const { return stack("up_proj"); }
   Tensor down_stack() const { return stack("down_proj"); }

@@ -8,6 +8,7 @@
 
 #include "core/ops/binary.h"
 #include "core/ops/index.h"
+#include "core/ops/join.h"
 #include "core/ops/matmul.h"
 #include "core/ops/reduce.h"
 #include "core/ops/swiglu.h"
@@ -112,35 +113,34 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
                 ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
   MOEGRAD_CHECK(gate.size() == up.size(), "grouped_swiglu_gathered: ", gate.size(),
                 " gate weights but ", up.size(), " up weights");
-  std::vector<Tensor> gd, ud;
   std::vector<Variable> inputs{x};
+  std::vector<Tensor> gd, ud;
   const bool gate_trains = add_weights(gate, gd, inputs);
   const bool up_trains = add_weights(up, ud, inputs);
   const Tensor xd = gate_trains || up_trains ? x.data() : Tensor();
-  const Tensor gate_out = grouped_matmul(x_rows, gd, rows, true);
-  const Tensor up_out = grouped_matmul(x_rows, ud, rows, true);
+  // Each group's gate and up weights as one [2 * out, in] matrix: OlmoeExperts keeps them back
+  // to back (HF's gate_up_proj), so it is a view, and both projections are one GEMM each way.
+  std::vector<Tensor> joined;
+  for (size_t g = 0; g < gd.size(); ++g) joined.push_back(concat_adjacent({gd[g], ud[g]}));
+  const Tensor gate_up = grouped_matmul(x_rows, joined, rows, true);  // [R, 2 * out]
+  const int64_t width = gate_up.size(1) / 2;
+  const Tensor gate_out = gate_up.narrow(1, 0, width), up_out = gate_up.narrow(1, width, width);
   return make_result(
       swiglu(gate_out, up_out), "grouped_swiglu", inputs,
-      [xd, index, gd, ud, rows, gate_out, up_out, xs = x.shape()](const Tensor& g,
+      [xd, index, joined, rows, gate_out, up_out, xs = x.shape()](const Tensor& g,
                                                                   const std::vector<bool>& need) {
-        const auto first_up = need.begin() + 1 + std::ptrdiff_t(gd.size());
-        const std::vector<bool> want_gate(need.begin() + 1, first_up),
-            want_up(first_up, need.end());
-        const bool gate_wanted =
-            std::find(want_gate.begin(), want_gate.end(), true) != want_gate.end();
-        const bool up_wanted = std::find(want_up.begin(), want_up.end(), true) != want_up.end();
-        const auto [d_gate, d_up] =
-            swiglu_backward(g, gate_out, up_out, need[0] || gate_wanted, need[0] || up_wanted);
+        // Both halves even when one projection is frozen: the input's gradient needs both, and
+        // a frozen gate with a trained up (or the reverse) is rare enough to pay the extra half.
+        const Tensor d_gate_up = swiglu_backward_joined(g, gate_out, up_out);
         std::vector<Tensor> grads(need.size());
         if (need[0]) {
-          const Tensor dx_rows = grouped_matmul(d_gate, gd, rows, false);
-          add_(dx_rows, grouped_matmul(d_up, ud, rows, false));
+          const Tensor dx_rows = grouped_matmul(d_gate_up, joined, rows, false);
           grads[0] = index_add_to_zeros(xs, 0, index, dx_rows, IndexBounds::Trusted);
         }
-        if (!gate_wanted && !up_wanted) return grads;
+        const std::vector<bool> want(need.begin() + 1, need.end());  // gates', then ups'
+        if (std::find(want.begin(), want.end(), true) == want.end()) return grads;
         const Tensor x_rows = index_select(xd, 0, index, IndexBounds::Trusted);
-        if (gate_wanted) put_weight_grads(grads, 1, d_gate, x_rows, rows, want_gate);
-        if (up_wanted) put_weight_grads(grads, 1 + gd.size(), d_up, x_rows, rows, want_up);
+        put_weight_grads(grads, 1, d_gate_up, x_rows, rows, want);
         return grads;
       });
 }

@@ -20,9 +20,11 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
 // `index` (x [N, in], index [R], values in [0, N), not checked) through the weights gate[g] and
 // up[g] [out, in] of each row group: -> [R, out]. The caller gathers the rows, x_rows =
 // index_select(x, 0, index). One node: the graph keeps x and the index, not the [R, in] rows (an
-// MoE layer's R is tokens x top-k), and the two projections, as swiglu does; the backward
-// gathers the rows once for both projections' weight gradients, and adds both projections'
-// input gradients before one index_add onto x's rows (a row gathered twice gets both sums).
+// MoE layer's R is tokens x top-k), and the two projections, as swiglu does. A group's gate and
+// up run as one [2 * out, in] weight, each way one grouped GEMM for both projections (without
+// copying the weights when up[g] directly follows gate[g] in one storage, as OlmoeExperts lays
+// them out); the backward gathers the rows once for both weight gradients and index_adds one
+// input gradient onto x's rows (a row gathered twice gets both sums).
 Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
                                  const std::vector<int64_t>& rows);

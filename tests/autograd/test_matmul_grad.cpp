@@ -254,6 +254,24 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
   yo.backward(g);
   EXPECT_ALL_CLOSE(xo.grad(), x_grad, 1e-12, 1e-12);
 
+  // Gate and up back to back in one storage (OlmoeExperts' layout): the node runs them as one
+  // weight viewed in place (it holds three views, no copies), with the same results.
+  const Tensor both = stack({stack({w0, w0, w0}), stack({u0, u0, u0})}, 1);  // [3, 2, 3, 5]
+  std::vector<Variable> gate_in_place, up_in_place;
+  for (int64_t e = 0; e < 3; ++e) {
+    gate_in_place.emplace_back(both.select(0, e).select(0, 0), true);
+    up_in_place.emplace_back(both.select(0, e).select(0, 1), true);
+  }
+  Variable xp(xt, true);
+  const int64_t before = both.storage().use_count();
+  Variable yp = grouped_swiglu_gathered(xp, index, x_rows, gate_in_place, up_in_place, rows);
+  EXPECT_EQ(both.storage().use_count(), before + 3);
+  EXPECT_ALL_CLOSE(yp.data(), ref.data(), 0, 0);
+  yp.backward(g);
+  EXPECT_ALL_CLOSE(gate_in_place[0].grad(), w.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(up_in_place[1].grad(), u.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(xp.grad(), x_grad, 1e-12, 1e-12);
+
   expect_error([&] { grouped_swiglu_gathered(x, index, xt, {w}, {u}, {6}); },
                "grouped_swiglu_gathered: x [4, 5] float64, index [6] and x_rows [4, 5] float64: "
                "expected x [N, in], index [R] and x_rows [R, in] of x's dtype");

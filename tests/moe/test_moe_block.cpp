@@ -3,6 +3,7 @@
 #include <map>
 
 #include "autograd/ops.h"
+#include "core/ops/join.h"
 #include "moe/experts.h"
 #include "moe/losses.h"
 #include "moe/router.h"
@@ -114,8 +115,16 @@ TEST(OlmoeExperts, PerExpertParametersViewOneStackPerProjection) {
   EXPECT_EQ(ex.gate_stack().shape(), Shape({3, 2, 4}));
   EXPECT_EQ(ex.up_stack().shape(), Shape({3, 2, 4}));
   EXPECT_EQ(ex.down_stack().shape(), Shape({3, 4, 2}));
-  EXPECT_TRUE(ex.up_stack().is_contiguous());
+  EXPECT_TRUE(ex.down_stack().is_contiguous());
   EXPECT_EQ(ex.num_parameters(), 3 * 3 * 8);
+  // Each expert's gate and up lie back to back (HF's gate_up_proj), so the grouped GEMMs read
+  // both as one [2I, H] matrix without a copy.
+  for (int64_t e = 0; e < 3; ++e) {
+    const Tensor gate = ex.expert_weight(e, "gate_proj"), up = ex.expert_weight(e, "up_proj");
+    EXPECT_TRUE(gate.is_contiguous() && up.is_contiguous());
+    EXPECT_EQ(up.offset(), gate.offset() + gate.numel());
+    EXPECT_TRUE(concat_adjacent({gate, up}).shares_storage(gate));
+  }
 
   ex.expert_weight(1, "up_proj").fill_(7.0);
   EXPECT_EQ(ex.up_stack().select(0, 1).select(1, 3).to_vector<float>(),
@@ -125,7 +134,7 @@ TEST(OlmoeExperts, PerExpertParametersViewOneStackPerProjection) {
   EXPECT_EQ(ex.parameter("2.down_proj.weight").data().select(0, 3).to_vector<float>(),
             (std::vector<float>{5.0f, 5.0f}));
   EXPECT_TRUE(ex.expert_weight(2, "gate_proj").shares_storage(ex.gate_stack()));
-  EXPECT_FALSE(ex.gate_stack().shares_storage(ex.up_stack()));
+  EXPECT_FALSE(ex.gate_stack().shares_storage(ex.down_stack()));
   testing::expect_error([&] { ex.expert_weight(3, "gate_proj"); }, "expert 3 out of range");
   testing::expect_error([&] { ex.expert_weight(0, "w1"); }, "unknown projection 'w1'");
 

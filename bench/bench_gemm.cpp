@@ -127,7 +127,8 @@ void register_gemm(Device device, const Gemm& g, bool through_blas) {
 // The three GEMMs of one projection of every expert of a layer over its share of the tokens
 // (top-8 of 64), x [8 * tokens, in] against 64 weights [out, in]: the forward x W^T, the input
 // gradient dy W and the weight gradient dy^T x, as one grouped call and as one matmul per
-// expert.
+// expert. With `blocks` 2, out is gate and up joined, as the experts run them: the weight
+// gradient is then two [out / 2, in] results an expert (grouped_matmul_tn's column blocks).
 enum class ExpertPass { Forward, Dgrad, Wgrad };
 
 // Rows per expert: 8 * tokens / 64 each, or skewed: weights 1 / (e + 1) (Zipf), each capped at
@@ -152,7 +153,7 @@ std::vector<int64_t> expert_rows(int64_t tokens, int64_t experts, bool skewed) {
 }
 
 void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, int64_t in,
-                      bool grouped, bool skewed = false) {
+                      bool grouped, bool skewed = false, int64_t blocks = 1) {
   const int64_t experts = 64, tokens = device.is_cpu() ? 512 : 8192, rows = tokens * 8 / experts;
   const char* pass_name = pass == ExpertPass::Forward ? "fwd/"
                           : pass == ExpertPass::Dgrad ? "dgrad/"
@@ -160,7 +161,8 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
   std::string name = std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
                      (grouped ? "grouped/" : "loop/") + std::to_string(experts) + "x" +
                      (skewed ? std::string("skewed") : std::to_string(rows)) + "x" +
-                     std::to_string(out) + "x" + std::to_string(in);
+                     std::to_string(out) + "x" + std::to_string(in) +
+                     (blocks > 1 ? "/gate_up" : "");
   register_on(device, name, [=](benchmark::State& state) {
     // Made once per shape and dtype (Google Benchmark calls a benchmark several times, and
     // 64 experts' operands take seconds to draw); the last shape's are freed for the next.
@@ -177,7 +179,8 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
       made = {device, dtype, out, in};
     }
     const std::vector<int64_t> counts = expert_rows(tokens, experts, skewed);
-    const std::vector<bool> want(size_t(experts), true);
+    const std::vector<bool> want(size_t(blocks * experts), true);
+    const int64_t width = out / blocks;
     time_iterations(state, device, [&] {
       if (grouped && pass == ExpertPass::Wgrad) {
         benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, counts, want));
@@ -190,9 +193,12 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
         if (n == 0) continue;
         const Tensor xe = x.narrow(0, start, n), dye = dy.narrow(0, start, n);
         const Tensor& we = w[size_t(e)];
-        benchmark::DoNotOptimize(pass == ExpertPass::Forward ? matmul(xe, we, false, true)
-                                 : pass == ExpertPass::Dgrad ? matmul(dye, we, false, false)
-                                                             : matmul(dye, xe, true, false));
+        if (pass == ExpertPass::Wgrad)
+          for (int64_t b = 0; b < blocks; ++b)
+            benchmark::DoNotOptimize(matmul(dye.narrow(1, b * width, width), xe, true, false));
+        else
+          benchmark::DoNotOptimize(pass == ExpertPass::Forward ? matmul(xe, we, false, true)
+                                                               : matmul(dye, we, false, false));
       }
     });
     state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(experts * rows * out * in),
@@ -218,13 +224,15 @@ int main(int argc, char** argv) {
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
           for (bool grouped : {true, false})
             bench::register_experts(device, dtype, pass, out, in, grouped);
-    // A medium.cfg layer (hidden 1024, experts of width 512), balanced and skewed.
+    // A medium.cfg layer (hidden 1024, experts of width 512: gate and up joined, then down),
+    // balanced and skewed.
     if (device.is_cuda())
-      for (auto [out, in] : {std::pair<int64_t, int64_t>{512, 1024}, {1024, 512}})
+      for (auto [out, in, blocks] : {std::tuple<int64_t, int64_t, int64_t>{1024, 1024, 2},
+                                     {1024, 512, 1}})
         for (bench::ExpertPass pass :
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
           for (bool skewed : {false, true})
             for (bool grouped : {true, false})
-              bench::register_experts(device, DType::BF16, pass, out, in, grouped, skewed);
+              bench::register_experts(device, DType::BF16, pass, out, in, grouped, skewed, blocks);
   });
 }

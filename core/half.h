@@ -95,4 +95,22 @@ MOEGRAD_HD To convert_value(From v) {
   }
 }
 
+// An f64 value (a long sum) into a storage type, rounded once: bf16 goes through f32 rounded to
+// odd (an inexact value keeps a sticky low bit), which bf16's round to nearest even then rounds
+// as it would the f64 value. Both backends round their f64 sums with it.
+template <typename T>
+MOEGRAD_HD T round_from_f64(double v) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    float f = float(v);
+    if (double(f) != v) {
+      uint32_t u = f32_bits(f);
+      if ((f < 0 ? -double(f) : double(f)) > (v < 0 ? -v : v)) --u;  // toward zero, then odd
+      f = f32_from_bits(u | 1u);
+    }
+    return bf16(f);
+  } else {
+    return T(v);
+  }
+}
+
 }  // namespace moegrad

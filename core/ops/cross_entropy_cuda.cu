@@ -10,8 +10,6 @@
 namespace moegrad::cuda {
 namespace {
 
-// Rows shorter than this run a warp each (kBlock / 32 rows per block), longer ones a block.
-constexpr int64_t kMinRowForBlock = 1024;
 // The one block that folds the per-row losses: wide, so a long batch is read in few passes.
 constexpr int kFoldThreads = 1024;
 

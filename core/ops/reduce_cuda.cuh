@@ -2,6 +2,11 @@
 // in shared memory in a fixed tree order, never through atomics, so every run gives the same
 // bits.
 #pragma once
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/cuda/strided.cuh"
 
 namespace moegrad::cuda {
 
@@ -21,6 +26,25 @@ __device__ __forceinline__ Acc fold_row(Acc a, Acc (&sm)[kRows][kThreads], Combi
   Acc out = sm[y][0];
   __syncthreads();  // the caller may reuse sm
   return out;
+}
+
+// Runs a kernel whose block is kRows rows of kThreads threads over `rows` rows of D elements:
+// a warp a row up to kMinRowForBlock elements, a whole block a row from there, both keeping
+// every lane busy. launch(std::integral_constant<int, kThreads>, grid, block) launches it.
+inline constexpr int64_t kMinRowForBlock = 1024;
+
+template <typename Launch>
+void launch_over_rows(const char* op, int64_t rows, int64_t D, Launch launch) {
+  auto blocks = [&](int threads) {
+    const int64_t per = kBlock / threads, n = (rows + per - 1) / per;
+    MOEGRAD_CHECK(n <= INT_MAX, op, ": ", rows, " rows are too many for one launch");
+    return unsigned(n);
+  };
+  if (D < kMinRowForBlock)
+    launch(std::integral_constant<int, 32>(), blocks(32), dim3(32, kBlock / 32));
+  else
+    launch(std::integral_constant<int, kBlock>(), blocks(kBlock), dim3(kBlock, 1));
+  MOEGRAD_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace moegrad::cuda

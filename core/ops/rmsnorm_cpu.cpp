@@ -14,24 +14,6 @@ namespace {
 // order, make the result independent of how blocks are spread over threads.
 constexpr int64_t kMaxRowBlocks = 64;
 
-// An f64 sum into the storage type, rounded once: bf16 goes through f32 rounded to odd (an
-// inexact value keeps a sticky low bit), which bf16's round to nearest even then rounds as it
-// would the f64 value.
-template <typename T>
-T round_from_f64(double v) {
-  if constexpr (std::is_same_v<T, bf16>) {
-    float f = float(v);
-    if (double(f) != v) {
-      uint32_t u = f32_bits(f);
-      if (std::fabs(double(f)) > std::fabs(v)) --u;
-      f = f32_from_bits(u | 1u);
-    }
-    return bf16(f);
-  } else {
-    return T(v);
-  }
-}
-
 template <typename T>
 void forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w, double eps) {
   using C = compute_t<T>;

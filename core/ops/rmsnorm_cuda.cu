@@ -86,20 +86,6 @@ __global__ void dw_partial_kernel(double* partial, const T* g, const T* x, const
   if (threadIdx.y == 0 && j < D) partial[chunk * D + j] = sm[0][threadIdx.x];
 }
 
-// An f64 sum into the storage type, rounded once: bf16 goes through f32 rounded to odd (an
-// inexact value keeps a sticky low bit), which bf16's round to nearest even then rounds as it
-// would the f64 value. The CPU rounds the same way.
-template <typename T>
-__device__ T round_from_f64(double v) {
-  if constexpr (std::is_same_v<T, bf16>) {
-    float f = __double2float_rz(v);
-    if (double(f) != v) f = __uint_as_float(__float_as_uint(f) | 1u);
-    return bf16(f);
-  } else {
-    return T(v);
-  }
-}
-
 template <typename T>
 __global__ void dw_finish_kernel(T* dw, const double* partial, int64_t D, int64_t chunks) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < D;
@@ -108,26 +94,6 @@ __global__ void dw_finish_kernel(T* dw, const double* partial, int64_t D, int64_
     for (int64_t c = 0; c < chunks; ++c) s += partial[c * D + j];
     dw[j] = round_from_f64<T>(s);
   }
-}
-
-// A warp per row up to this length, then a whole block: both keep every lane busy.
-constexpr int64_t kMinRowForBlock = 1024;
-
-unsigned row_blocks(const char* op, int64_t rows, int threads) {
-  const int64_t per = kBlock / threads;
-  const int64_t blocks = (rows + per - 1) / per;
-  MOEGRAD_CHECK(blocks <= INT_MAX, op, ": ", rows, " rows are too many for one launch");
-  return unsigned(blocks);
-}
-
-// Runs kernel<kThreads> over the rows with the thread layout that suits D.
-template <typename Launch>
-void launch_rows(const char* op, int64_t rows, int64_t D, Launch launch) {
-  if (D < kMinRowForBlock)
-    launch(std::integral_constant<int, 32>(), row_blocks(op, rows, 32), dim3(32, kBlock / 32));
-  else
-    launch(std::integral_constant<int, kBlock>(), row_blocks(op, rows, kBlock), dim3(kBlock, 1));
-  MOEGRAD_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -140,7 +106,7 @@ void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const
   dispatch_compute(x.dtype(), "rmsnorm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
-    launch_rows("rmsnorm", rows, D, [&](auto threads, unsigned grid, dim3 block) {
+    launch_over_rows("rmsnorm", rows, D, [&](auto threads, unsigned grid, dim3 block) {
       forward_kernel<decltype(threads)::value, T><<<grid, block, 0, s>>>(
           y.data<T>(), rstd.data<C>(), x.data<T>(), w.data<T>(), rows, D, eps);
     });
@@ -162,7 +128,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, co
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
     if (rows > 0) {
-      launch_rows("rmsnorm_backward", rows, D, [&](auto threads, unsigned grid, dim3 block) {
+      launch_over_rows("rmsnorm_backward", rows, D, [&](auto threads, unsigned grid, dim3 block) {
         backward_dx_kernel<decltype(threads)::value, T><<<grid, block, 0, s>>>(
             dx.data<T>(), grad.data<T>(), x.data<T>(), w.data<T>(), rstd.data<C>(), rows, D);
       });

@@ -109,7 +109,6 @@ __global__ void backward_columns_kernel(T* gx, const T* g, const T* y, int64_t o
 
 // Rows shorter than a warp leave most of it idle: they run one per thread, like columns.
 constexpr int64_t kMinRowForWarp = 32;
-constexpr int64_t kMinRowForBlock = 1024;
 
 unsigned row_blocks(int64_t rows, int threads) {
   int64_t per = kBlock / threads;

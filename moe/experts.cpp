@@ -138,16 +138,16 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     // them: on a GPU each check would wait for the device.
     const Tensor order_t = from_vector(group_order, {r}).to(x.device());
     const Tensor token_t = from_vector(group_token, {r}).to(x.device());
-    // [r, H]: one gather for both projections, and the graph keeps x, not these up to top-k
-    // times larger rows.
-    const Tensor x_rows = index_select(x.data(), 0, token_t, IndexBounds::Trusted);
-    const Variable h = grouped_swiglu_gathered(x, token_t, x_rows, gate, up, rows);
     // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
     const Variable routed = index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted);
     const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());
+    // [r, H]: one gather for both projections, and the graph keeps x, not these up to top-k
+    // times larger rows.
+    const Tensor x_rows = index_select(x.data(), 0, token_t, IndexBounds::Trusted);
     // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient
     // then reads the [r, I] rows, not the [r, H] output, and the graph keeps half as much.
-    return {grouped_linear(h * w, down, rows), token_t};
+    const Variable h = grouped_swiglu_gathered(x, token_t, x_rows, gate, up, rows, w);
+    return {grouped_linear(h, down, rows), token_t};
   };
   auto [combined, token_t] = run(traced.empty() ? untraced : traced);
   if (split) {

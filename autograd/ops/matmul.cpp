@@ -103,7 +103,7 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
 
 Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
-                                 const std::vector<int64_t>& rows) {
+                                 const std::vector<int64_t>& rows, const Variable& scale) {
   MOEGRAD_CHECK(x.dim() == 2 && index.dim() == 1 &&
                     x_rows.shape() == Shape({index.size(0), x.size(1)}) &&
                     x_rows.dtype() == x.dtype(),
@@ -117,7 +117,8 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
   std::vector<Tensor> gd, ud;
   const bool gate_trains = add_weights(gate, gd, inputs);
   const bool up_trains = add_weights(up, ud, inputs);
-  const Tensor xd = gate_trains || up_trains ? x.data() : Tensor();
+  inputs.push_back(scale);
+  const Tensor xd = gate_trains || up_trains ? x.data() : Tensor(), sd = scale.data();
   // Each group's gate and up weights as one [2 * out, in] matrix: OlmoeExperts keeps them back
   // to back (HF's gate_up_proj), so it is a view, and both projections are one GEMM each way.
   std::vector<Tensor> joined;
@@ -126,21 +127,24 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
   const int64_t width = gate_up.size(1) / 2;
   const Tensor gate_out = gate_up.narrow(1, 0, width), up_out = gate_up.narrow(1, width, width);
   return make_result(
-      swiglu(gate_out, up_out), "grouped_swiglu", inputs,
-      [xd, index, joined, rows, gate_out, up_out, xs = x.shape()](const Tensor& g,
-                                                                  const std::vector<bool>& need) {
+      swiglu_scaled(gate_out, up_out, sd), "grouped_swiglu", inputs,
+      [xd, index, joined, rows, gate_out, up_out, sd, xs = x.shape()](
+          const Tensor& g, const std::vector<bool>& need) {
+        const std::vector<bool> want(need.begin() + 1, need.end() - 1);  // gates', then ups'
+        const bool weights_wanted = std::find(want.begin(), want.end(), true) != want.end();
         // Both halves even when one projection is frozen: the input's gradient needs both, and
         // a frozen gate with a trained up (or the reverse) is rare enough to pay the extra half.
-        const Tensor d_gate_up = swiglu_backward_joined(g, gate_out, up_out);
+        const SwigluScaledGrads d = swiglu_scaled_backward(
+            g, gate_out, up_out, sd, need[0] || weights_wanted, need.back());
         std::vector<Tensor> grads(need.size());
+        grads.back() = d.scale;
         if (need[0]) {
-          const Tensor dx_rows = grouped_matmul(d_gate_up, joined, rows, false);
+          const Tensor dx_rows = grouped_matmul(d.gate_up, joined, rows, false);
           grads[0] = index_add_to_zeros(xs, 0, index, dx_rows, IndexBounds::Trusted);
         }
-        const std::vector<bool> want(need.begin() + 1, need.end());  // gates', then ups'
-        if (std::find(want.begin(), want.end(), true) == want.end()) return grads;
+        if (!weights_wanted) return grads;
         const Tensor x_rows = index_select(xd, 0, index, IndexBounds::Trusted);
-        put_weight_grads(grads, 1, d_gate_up, x_rows, rows, want);
+        put_weight_grads(grads, 1, d.gate_up, x_rows, rows, want);
         return grads;
       });
 }

@@ -16,17 +16,18 @@ Variable linear(const Variable& x, const Variable& w);
 // callers that want such a weight left without one (an MoE expert no token chose) leave it out.
 Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                         const std::vector<int64_t>& rows);
-// The MoE experts' first half, swiglu(gate, up) with gate and up the grouped_linear of x's rows
-// `index` (x [N, in], index [R], values in [0, N), not checked) through the weights gate[g] and
-// up[g] [out, in] of each row group: -> [R, out]. The caller gathers the rows, x_rows =
-// index_select(x, 0, index). One node: the graph keeps x and the index, not the [R, in] rows (an
-// MoE layer's R is tokens x top-k), and the two projections, as swiglu does. A group's gate and
-// up run as one [2 * out, in] weight, each way one grouped GEMM for both projections (without
-// copying the weights when up[g] directly follows gate[g] in one storage, as OlmoeExperts lays
-// them out); the backward gathers the rows once for both weight gradients and index_adds one
-// input gradient onto x's rows (a row gathered twice gets both sums).
+// The MoE experts' first half, swiglu(gate, up) * scale with gate and up the grouped_linear of
+// x's rows `index` (x [N, in], index [R], values in [0, N), not checked) through the weights
+// gate[g] and up[g] [out, in] of each row group, and scale [R, 1] (the routing weights, in x's
+// dtype): -> [R, out]. The caller gathers the rows, x_rows = index_select(x, 0, index). One node:
+// the graph keeps x and the index, not the [R, in] rows (an MoE layer's R is tokens x top-k), and
+// the two projections and the scale, not the swiglu, which the scale's gradient recomputes. A
+// group's gate and up run as one [2 * out, in] weight, each way one grouped GEMM for both
+// projections (without copying the weights when up[g] directly follows gate[g] in one storage,
+// as OlmoeExperts lays them out); the backward gathers the rows once for both weight gradients
+// and index_adds one input gradient onto x's rows (a row gathered twice gets both sums).
 Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
-                                 const std::vector<int64_t>& rows);
+                                 const std::vector<int64_t>& rows, const Variable& scale);
 
 }  // namespace moegrad

@@ -23,22 +23,43 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 std::pair<Tensor, Tensor> swiglu_backward(const Tensor& grad, const Tensor& gate, const Tensor& up,
                                           bool need_gate = true, bool need_up = true);
 
-// Both gradients of swiglu as one [..., 2 * D] tensor for gate and up [..., D]: d_gate, then
-// d_up, along the last dim. The layout of gate and up projections run as one GEMM (the
-// experts' joined [2 * I, H] weights), whose input gradient is then one GEMM too.
-Tensor swiglu_backward_joined(const Tensor& grad, const Tensor& gate, const Tensor& up);
+// The experts' weighted form, out = swiglu(gate, up) * scale with one scale a row: gate and up
+// [R, D], scale [R, 1] (the routing weights), one dtype and device. One pass instead of swiglu
+// and a mul, and an autograd rule can keep gate, up and the scale but not the [R, D] swiglu that
+// the scale's gradient reads: the backward recomputes it. f32 and f64 results equal swiglu then
+// mul bit for bit; bf16 rounds once.
+Tensor swiglu_scaled(const Tensor& gate, const Tensor& up, const Tensor& scale);
+
+// Its gradients for the output gradient grad [R, D]. gate_up: d_gate and d_up side by side in
+// one [R, 2D] tensor, swiglu_backward's for grad * scale (the product not rounded to the storage
+// type); the layout of gate and up projections run as one GEMM (the experts' joined [2I, H]
+// weights), whose input gradient is then one GEMM too. scale: [R, 1], each row's sum of
+// grad * swiglu(gate, up), summed in f64 and rounded once. Each only when asked (at least one).
+struct SwigluScaledGrads {
+  Tensor gate_up, scale;
+};
+SwigluScaledGrads swiglu_scaled_backward(const Tensor& grad, const Tensor& gate, const Tensor& up,
+                                         const Tensor& scale, bool need_gate_up, bool need_scale);
 
 // Backends: operands checked and of one shape; outputs preallocated. An undefined d_gate or
-// d_up is not computed (at least one is defined).
+// d_up is not computed (at least one is defined). The scaled forms: gate, up and grad [R, D]
+// with unit column stride, scale [R, 1]; out [R, D], d_gate_up [R, 2D] and d_scale [R, 1]
+// contiguous, d_gate_up or d_scale undefined when not wanted (not both).
 namespace cpu {
 void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up);
 void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& grad,
                      const Tensor& gate, const Tensor& up);
+void swiglu_scaled(const Tensor& out, const Tensor& gate, const Tensor& up, const Tensor& scale);
+void swiglu_scaled_backward(const Tensor& d_gate_up, const Tensor& d_scale, const Tensor& grad,
+                            const Tensor& gate, const Tensor& up, const Tensor& scale);
 }  // namespace cpu
 namespace cuda {
 void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up);
 void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& grad,
                      const Tensor& gate, const Tensor& up);
+void swiglu_scaled(const Tensor& out, const Tensor& gate, const Tensor& up, const Tensor& scale);
+void swiglu_scaled_backward(const Tensor& d_gate_up, const Tensor& d_scale, const Tensor& grad,
+                            const Tensor& gate, const Tensor& up, const Tensor& scale);
 }  // namespace cuda
 
 }  // namespace moegrad

@@ -33,6 +33,45 @@ void backward_loop(T* dg, T* du, const Shape& shape, const std::array<Shape, 5>&
                   });
 }
 
+// The scaled forms walk rows whose columns are contiguous (swiglu.cpp sees to it), whole rows
+// to a thread; each row's work is its own plain loop, which GCC inlines and vectorises.
+template <typename Row>
+void for_rows(int64_t rows, int64_t D, Row&& row) {
+#pragma omp parallel for schedule(static) if (rows * D >= kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) row(r);
+}
+
+template <typename T, typename C = compute_t<T>>
+void scaled_row(T* out, const T* gate, const T* up, C s, int64_t D) {
+  for (int64_t j = 0; j < D; ++j) out[j] = T(swiglu_apply(C(gate[j]), C(up[j])) * s);
+}
+
+template <typename T, typename C = compute_t<T>>
+void scaled_grad_row(T* d_gate, T* d_up, const T* grad, const T* gate, const T* up, C s,
+                     int64_t D) {
+  for (int64_t j = 0; j < D; ++j) {
+    const SwigluGrad<C> d = swiglu_grad_apply(C(grad[j]) * s, C(gate[j]), C(up[j]));
+    d_gate[j] = T(d.d_gate);
+    d_up[j] = T(d.d_up);
+  }
+}
+
+// A row's sum of grad * swiglu in f64, in kLanes lanes (column j in lane j mod kLanes) that meet
+// in a fixed tree: a loop GCC vectorises (one chain of dependent additions would not), and the
+// same bits whatever else the caller computes and however rows go to threads.
+constexpr int64_t kLanes = 8;
+
+template <typename T, typename C = compute_t<T>>
+double scale_grad_row(const T* grad, const T* gate, const T* up, int64_t D) {
+  double lane[kLanes] = {};
+  auto term = [&](int64_t j) { return double(C(grad[j]) * swiglu_apply(C(gate[j]), C(up[j]))); };
+  int64_t j = 0;
+  for (; j + kLanes <= D; j += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k) lane[k] += term(j + k);
+  for (; j < D; ++j) lane[j % kLanes] += term(j);
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 }  // namespace
 
 void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) {
@@ -72,6 +111,40 @@ void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& gra
     if (dg && du) backward_loop<T, true, true>(dg, du, gate.shape(), strides, gr, ga, u);
     else if (dg) backward_loop<T, true, false>(dg, du, gate.shape(), strides, gr, ga, u);
     else backward_loop<T, false, true>(dg, du, gate.shape(), strides, gr, ga, u);
+  });
+}
+
+void swiglu_scaled(const Tensor& out, const Tensor& gate, const Tensor& up, const Tensor& scale) {
+  dispatch_compute(gate.dtype(), "swiglu_scaled", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
+    const int64_t D = gate.size(1);
+    T* o = out.data<T>();
+    const T *g = gate.data<T>(), *u = up.data<T>(), *sc = scale.data<T>();
+    for_rows(gate.size(0), D, [&](int64_t r) {
+      scaled_row(o + r * D, g + r * gate.stride(0), u + r * up.stride(0), C(sc[r * scale.stride(0)]),
+                 D);
+    });
+  });
+}
+
+void swiglu_scaled_backward(const Tensor& d_gate_up, const Tensor& d_scale, const Tensor& grad,
+                            const Tensor& gate, const Tensor& up, const Tensor& scale) {
+  dispatch_compute(gate.dtype(), "swiglu_scaled_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using C = compute_t<T>;
+    const int64_t D = gate.size(1);
+    T* dgu = d_gate_up.defined() ? d_gate_up.data<T>() : nullptr;
+    T* ds = d_scale.defined() ? d_scale.data<T>() : nullptr;
+    const T *gr = grad.data<T>(), *g = gate.data<T>(), *u = up.data<T>(), *sc = scale.data<T>();
+    for_rows(gate.size(0), D, [&](int64_t r) {
+      const T *grr = gr + r * grad.stride(0), *gar = g + r * gate.stride(0),
+              *ur = u + r * up.stride(0);
+      if (dgu)
+        scaled_grad_row(dgu + r * 2 * D, dgu + r * 2 * D + D, grr, gar, ur,
+                        C(sc[r * scale.stride(0)]), D);
+      if (ds) ds[r] = round_from_f64<T>(scale_grad_row(grr, gar, ur, D));
+    });
   });
 }
 

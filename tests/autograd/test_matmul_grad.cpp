@@ -1,5 +1,6 @@
 #include <functional>
 
+#include "autograd/ops/binary.h"
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/swiglu.h"
@@ -177,11 +178,11 @@ TEST(MatmulGradBf16, MatmulLinearAndGroupedLinear) {
   const Tensor index = from_vector<int64_t>({2, 0, 2, 1, 3, 0, 4, 1}, {8});
   expect_bf16_grads(
       {bf({5, 5}, 57), bf({3, 5}, 58), bf({3, 5}, 59), bf({3, 5}, 60), bf({3, 5}, 61),
-       bf({3, 5}, 62), bf({3, 5}, 63)},
+       bf({3, 5}, 62), bf({3, 5}, 63), bf({8, 1}, 65)},
       bf({8, 3}, 64),
       [&](const auto& v) {
         return grouped_swiglu_gathered(v[0], index, index_select(v[0].data(), 0, index),
-                                       {v[1], v[2], v[3]}, {v[4], v[5], v[6]}, rows);
+                                       {v[1], v[2], v[3]}, {v[4], v[5], v[6]}, rows, v[7]);
       },
       0.1);
 }
@@ -210,46 +211,50 @@ TEST(MatmulGrad, FrozenWeightsKeepNoInput) {
   EXPECT_EQ(xt.storage().use_count(), 5);  // + xk + the node's copy
 }
 
-// grouped_swiglu_gathered is swiglu of two grouped_linear of index_select(x, 0, index),
-// gradients included (a row gathered twice sums both gradients); it keeps x, not the gathered
-// rows, and with every weight frozen not even x.
+// grouped_swiglu_gathered is swiglu of two grouped_linear of index_select(x, 0, index), times
+// a scale a row, gradients included (a row gathered twice sums both gradients); it keeps x, not
+// the gathered rows, and with every weight frozen not even x.
 TEST(MatmulGrad, GroupedSwigluGathered) {
   const Tensor index = from_vector<int64_t>({2, 0, 2, 1, 3, 0}, {6});
   const std::vector<int64_t> rows = {2, 0, 4};
   EXPECT_GRADCHECK(
       [&](const auto& v) {
         return grouped_swiglu_gathered(v[0], index, index_select(v[0].data(), 0, index),
-                                       {v[1], v[2], v[3]}, {v[4], v[5], v[6]}, rows);
+                                       {v[1], v[2], v[3]}, {v[4], v[5], v[6]}, rows, v[7]);
       },
       {random_tensor({4, 5}, 70), random_tensor({3, 5}, 71), random_tensor({3, 5}, 72),
        random_tensor({3, 5}, 73), random_tensor({3, 5}, 77), random_tensor({3, 5}, 78),
-       random_tensor({3, 5}, 79)});
+       random_tensor({3, 5}, 79), random_tensor({6, 1}, 69)});
   const Tensor xt = random_tensor({4, 5}, 74), w0 = random_tensor({3, 5}, 75),
-               u0 = random_tensor({3, 5}, 80), g = random_tensor({6, 3}, 76);
+               u0 = random_tensor({3, 5}, 80), s0 = random_tensor({6, 1}, 81),
+               g = random_tensor({6, 3}, 76);
   const Tensor x_rows = index_select(xt, 0, index);
   // Gate: trained, frozen, trained; up: frozen, trained, frozen.
-  Variable x(xt, true), w(w0, true), wf(w0, true), u(u0, true), xr(x_rows, true);
+  Variable x(xt, true), w(w0, true), wf(w0, true), u(u0, true), s(s0, true), xr(x_rows, true);
   const std::vector<Variable> gate = {w, Variable(w0), wf}, up = {Variable(u0), u, Variable(u0)};
-  Variable y = grouped_swiglu_gathered(x, index, x_rows, gate, up, rows);
+  Variable y = grouped_swiglu_gathered(x, index, x_rows, gate, up, rows, s);
   EXPECT_EQ(x_rows.storage().use_count(), 2);  // the caller's and xr's: the node has none
-  Variable ref = swiglu(grouped_linear(xr, gate, rows), grouped_linear(xr, up, rows));
+  Variable ref = swiglu(grouped_linear(xr, gate, rows), grouped_linear(xr, up, rows)) * s;
   EXPECT_ALL_CLOSE(y.data(), ref.data(), 0, 0);
   y.backward(g);
-  const Tensor w_grad = w.grad().clone(), wf_grad = wf.grad().clone(), u_grad = u.grad().clone();
+  const Tensor w_grad = w.grad().clone(), wf_grad = wf.grad().clone(), u_grad = u.grad().clone(),
+               s_grad = s.grad().clone();
   w.zero_grad();
   wf.zero_grad();
   u.zero_grad();
+  s.zero_grad();
   ref.backward(g);
   EXPECT_ALL_CLOSE(w_grad, w.grad(), 0, 0);
   EXPECT_ALL_CLOSE(wf_grad, wf.grad(), 0, 0);
   EXPECT_ALL_CLOSE(u_grad, u.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(s_grad, s.grad(), 1e-14, 1e-14);
   const Tensor x_grad = index_add(zeros({4, 5}, DType::F64), 0, index, xr.grad());
   EXPECT_ALL_CLOSE(x.grad(), x_grad, 1e-12, 1e-12);
 
   Variable xo(xt, true);
   Variable yo =
       grouped_swiglu_gathered(xo, index, x_rows, {Variable(w0), Variable(w0), Variable(w0)},
-                              {Variable(u0), Variable(u0), Variable(u0)}, rows);
+                              {Variable(u0), Variable(u0), Variable(u0)}, rows, Variable(s0));
   EXPECT_EQ(xt.storage().use_count(), 3);  // the caller's, x's, xo's: the node keeps no input
   yo.backward(g);
   EXPECT_ALL_CLOSE(xo.grad(), x_grad, 1e-12, 1e-12);
@@ -264,7 +269,8 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
   }
   Variable xp(xt, true);
   const int64_t before = both.storage().use_count();
-  Variable yp = grouped_swiglu_gathered(xp, index, x_rows, gate_in_place, up_in_place, rows);
+  Variable yp =
+      grouped_swiglu_gathered(xp, index, x_rows, gate_in_place, up_in_place, rows, Variable(s0));
   EXPECT_EQ(both.storage().use_count(), before + 3);
   EXPECT_ALL_CLOSE(yp.data(), ref.data(), 0, 0);
   yp.backward(g);
@@ -272,12 +278,12 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
   EXPECT_ALL_CLOSE(up_in_place[1].grad(), u.grad(), 0, 0);
   EXPECT_ALL_CLOSE(xp.grad(), x_grad, 1e-12, 1e-12);
 
-  expect_error([&] { grouped_swiglu_gathered(x, index, xt, {w}, {u}, {6}); },
+  expect_error([&] { grouped_swiglu_gathered(x, index, xt, {w}, {u}, {6}, s); },
                "grouped_swiglu_gathered: x [4, 5] float64, index [6] and x_rows [4, 5] float64: "
                "expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
   expect_error(
       [&] {
-        grouped_swiglu_gathered(x, index, x_rows, {w}, {u, u}, {6});
+        grouped_swiglu_gathered(x, index, x_rows, {w}, {u, u}, {6}, s);
       },
       "grouped_swiglu_gathered: 1 gate weights but 2 up weights");
 }

@@ -1,4 +1,5 @@
 #include "core/ops/binary.h"
+#include "core/ops/reduce.h"
 #include "core/ops/swiglu.h"
 #include "core/ops/unary.h"
 #include "tests/testing.h"
@@ -97,21 +98,45 @@ TEST(Swiglu, BackwardComputesOnlyWhatIsAsked) {
   EXPECT_FALSE(none_g.defined() || none_u.defined());
 }
 
-// The joined form: both gradients side by side along the last dim, the same bits as the pair.
-TEST(Swiglu, BackwardJoinedPutsBothGradientsSideBySide) {
-  Tensor grad = random_tensor({2, 3, 5}, 16), g = random_tensor({5, 3, 2}, 17).permute({2, 1, 0});
-  Tensor u = random_tensor({2, 3, 5}, 18);
-  auto [dg, du] = swiglu_backward(grad, g, u);
-  const Tensor joined = swiglu_backward_joined(grad, g, u);
-  EXPECT_EQ(joined.shape(), Shape({2, 3, 10}));
-  EXPECT_ALL_CLOSE(joined.narrow(-1, 0, 5), dg, 0, 0);
-  EXPECT_ALL_CLOSE(joined.narrow(-1, 5, 5), du, 0, 0);
-  EXPECT_EQ(swiglu_backward_joined(zeros({4, 0}), zeros({4, 0}), zeros({4, 0})).shape(),
-            Shape({4, 0}));
-  expect_error([] { swiglu_backward_joined(zeros({}), zeros({}), zeros({})); },
-               "swiglu_backward_joined: gate and up must have a last dim, got []");
-  expect_error([] { swiglu_backward_joined(zeros({2}), zeros({2}), zeros({3})); },
-               "swiglu_backward_joined: up shape [3] differs from gate shape [2]");
+// The scaled form: swiglu then mul by a scale a row, bit for bit in f64 and f32; its gradients
+// are swiglu_backward's for grad * scale side by side, and the scale's each row's sum of
+// grad * swiglu. gate and up are the halves of one [R, 2D] tensor, as the experts' are.
+TEST(Swiglu, ScaledIsSwigluTimesARowScale) {
+  for (DType dt : {DType::F64, DType::F32}) {
+    SCOPED_TRACE(dtype_name(dt));
+    for (auto [r, d, seed] : {std::tuple<int64_t, int64_t, uint64_t>{7, 5, 20}, {300, 130, 30}}) {
+      const Tensor both = random_tensor({r, 2 * d}, seed, dt);
+      const Tensor g = both.narrow(1, 0, d), u = both.narrow(1, d, d);
+      const Tensor scale = random_tensor({r, 1}, seed + 1, dt);
+      const Tensor grad = random_tensor({d, r}, seed + 2, dt).t();  // made contiguous inside
+      EXPECT_ALL_CLOSE(swiglu_scaled(g, u, scale), mul(swiglu(g, u), scale), 0, 0);
+      const SwigluScaledGrads got = swiglu_scaled_backward(grad, g, u, scale, true, true);
+      auto [dg, du] = swiglu_backward(mul(grad, scale), g, u);
+      ASSERT_EQ(got.gate_up.shape(), Shape({r, 2 * d}));
+      EXPECT_ALL_CLOSE(got.gate_up.narrow(1, 0, d), dg, 0, 0);
+      EXPECT_ALL_CLOSE(got.gate_up.narrow(1, d, d), du, 0, 0);
+      const double tol = dt == DType::F64 ? 1e-13 : 1e-5;
+      EXPECT_ALL_CLOSE(got.scale, sum(mul(grad, swiglu(g, u)), {1}, true), tol, tol);
+      const SwigluScaledGrads only_scale = swiglu_scaled_backward(grad, g, u, scale, false, true);
+      EXPECT_FALSE(only_scale.gate_up.defined());
+      EXPECT_ALL_CLOSE(only_scale.scale, got.scale, 0, 0);
+      const SwigluScaledGrads only_rows = swiglu_scaled_backward(grad, g, u, scale, true, false);
+      EXPECT_FALSE(only_rows.scale.defined());
+      EXPECT_ALL_CLOSE(only_rows.gate_up, got.gate_up, 0, 0);
+    }
+  }
+  // No columns: the scale's gradient is a sum over nothing.
+  const SwigluScaledGrads empty_rows =
+      swiglu_scaled_backward(zeros({3, 0}), zeros({3, 0}), zeros({3, 0}), ones({3, 1}), true, true);
+  EXPECT_EQ(empty_rows.gate_up.shape(), Shape({3, 0}));
+  EXPECT_ALL_CLOSE(empty_rows.scale, zeros({3, 1}), 0, 0);
+  expect_error([] { swiglu_scaled(zeros({2, 3}), zeros({2, 3}), zeros({3, 1})); },
+               "swiglu_scaled: gate [2, 3] and scale [3, 1]: expected gate [R, D] and scale [R, 1]");
+  expect_error([] { swiglu_scaled(zeros({2, 3}), zeros({2, 3}), zeros({2, 1}, DType::F64)); },
+               "swiglu_scaled: expected tensors of the same dtype");
+  expect_error(
+      [] { swiglu_scaled_backward(zeros({2, 4}), zeros({2, 3}), zeros({2, 3}), zeros({2, 1}), true, true); },
+      "swiglu_scaled_backward: grad shape [2, 4] differs from gate shape [2, 3]");
 }
 
 // bf16 is the f32 op on the same values, rounded once: equal bit for bit to the f32 result
@@ -133,6 +158,16 @@ TEST(Swiglu, Bf16IsF32ArithmeticRoundedOnce) {
   expect_rounded_f32(du, want_u);
   // Fused, bf16 rounds once where silu then mul rounds twice: still within bf16 precision.
   EXPECT_ALL_CLOSE(f32(swiglu(g, u)), f32(unfused(g, u)), 1e-2, 1e-2);
+
+  // The scaled form: the f32 arithmetic rounded once; the scale's gradient, an f64 sum, within
+  // bf16 precision of the f32 one.
+  const Tensor g2 = g.t(), u2 = u.t(), grad2 = grad.t(), scale = random_tensor({9, 1}, 17, DType::BF16);
+  expect_rounded_f32(swiglu_scaled(g2, u2, scale), swiglu_scaled(f32(g2), f32(u2), f32(scale)));
+  const SwigluScaledGrads got = swiglu_scaled_backward(grad2, g2, u2, scale, true, true);
+  const SwigluScaledGrads want =
+      swiglu_scaled_backward(f32(grad2), f32(g2), f32(u2), f32(scale), true, true);
+  expect_rounded_f32(got.gate_up, want.gate_up);
+  EXPECT_ALL_CLOSE(f32(got.scale), want.scale, 1e-2, 1e-2);
 }
 
 }  // namespace

@@ -35,9 +35,25 @@ void expect_parity(const Operands& make, double tol, const std::string& what) {
   auto [no_g, only_u] = swiglu_backward(ggrad, gg, gu, false, true);
   EXPECT_FALSE(no_g.defined()) << what;
   EXPECT_ALL_CLOSE(only_u, du, tol, tol) << what;
-  // Both written into the halves of one tensor: outputs with a row stride of twice their width.
-  EXPECT_ALL_CLOSE(swiglu_backward_joined(ggrad, gg, gu), swiglu_backward_joined(grad, g, u), tol,
-                   tol)
+  // The scaled form (2-D operands): a scale a row, d_gate and d_up into the halves of one
+  // tensor, the scale's gradient a row's sum (a warp a row below 1024 columns, a block above).
+  if (g.dim() != 2 || g.size(0) == 0) return;
+  const Tensor scale = random_tensor({g.size(0), 1}, 7, g.dtype());
+  const Tensor gscale = scale.to(gpu());
+  EXPECT_ALL_CLOSE(swiglu_scaled(gg, gu, gscale), swiglu_scaled(g, u, scale), tol, tol) << what;
+  const SwigluScaledGrads cpu = swiglu_scaled_backward(grad, g, u, scale, true, true);
+  const SwigluScaledGrads cuda = swiglu_scaled_backward(ggrad, gg, gu, gscale, true, true);
+  EXPECT_ALL_CLOSE(cuda.gate_up, cpu.gate_up, tol, tol) << what;
+  EXPECT_ALL_CLOSE(cuda.scale, cpu.scale, tol, tol) << what;
+  EXPECT_ALL_CLOSE(swiglu_scaled_backward(ggrad, gg, gu, gscale, false, true).scale, cpu.scale,
+                   tol, tol)
+      << what;
+  EXPECT_ALL_CLOSE(swiglu_scaled_backward(ggrad, gg, gu, gscale, true, false).gate_up,
+                   cpu.gate_up, tol, tol)
+      << what;
+  // Run to run, the same bits.
+  EXPECT_ALL_CLOSE(swiglu_scaled_backward(ggrad, gg, gu, gscale, true, true).scale, cuda.scale, 0,
+                   0)
       << what;
 }
 

@@ -15,6 +15,7 @@
 #include "core/ops/multi_tensor.h"
 #include "core/ops/reduce.h"
 #include "core/ops/rope.h"
+#include "core/ops/swiglu.h"
 #include "core/ops/unary.h"
 #include "core/random.h"
 
@@ -80,6 +81,11 @@ std::vector<Op> ops() {
          }
          benchmark::DoNotOptimize(index_add_to_zeros({1024, a.size(1)}, 0, idx, a, IndexBounds::Trusted));
        }},
+      // The experts' activation times the routing weight of each row (gate a, up b; the scale
+      // a column of b), and its backward (grad a, gate b, up a): d_gate and d_up written side by
+      // side, and the scale's gradient, a sum a row.
+      {"swiglu_scaled", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled(a, b, b.narrow(1, 0, 1))); }},
+      {"swiglu_scaled_backward", 5, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled_backward(a, b, a, b.narrow(1, 0, 1), true, true)); }},
       // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
       {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
       {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},

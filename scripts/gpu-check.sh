@@ -3,7 +3,8 @@
 # programs from a bundle made by scripts/gpu-bundle.sh, for a machine that can install
 # nothing), runs the CUDA tests and then the whole suite, compute-sanitizer's memcheck over
 # test_cuda and memcheck + racecheck over one training step (when compute-sanitizer is
-# installed), the benchmarks, and writes one JSON report.
+# installed), the benchmarks (with HF transformers' training step on medium.cfg when torch and
+# transformers are installed), and writes one JSON report.
 # Not part of scripts/test.sh: CI has no GPU.
 #
 # Usage: scripts/gpu-check.sh [--out FILE] [--arch SM] [--skip-build] [--bundle FILE]
@@ -138,14 +139,15 @@ done
 
 # Training steps on the GPU (train.device = auto picks it): tokens/s and the GEMM ratio, in f32
 # and in bf16 mixed precision (against the bf16 GEMM rate: the MFU).
-train_bench() {  # NAME ARGS...: one `moegrad bench` into train-bench-NAME.log
+bench_log() {  # NAME COMMAND...: one training benchmark's output into train-bench-NAME.log
   local name=$1
   shift
-  echo "gpu-check: moegrad bench $*"
-  timeout "$STEP_TIMEOUT" "$BUILD/app/moegrad" bench "$@" >"$LOGS/train-bench-$name.log" 2>&1 ||
+  echo "gpu-check: $*"
+  timeout "$STEP_TIMEOUT" "$@" >"$LOGS/train-bench-$name.log" 2>&1 ||
     { echo "gpu-check: training benchmark $name failed (see $LOGS/train-bench-$name.log)"; status=1; }
   tail -n 3 "$LOGS/train-bench-$name.log"
 }
+train_bench() { local name=$1; shift; bench_log "$name" "$BUILD/app/moegrad" bench "$@"; }
 for name in tiny small medium; do
   train_bench "$name" --config "experiments/bench/$name.cfg" --steps 10
   train_bench "$name-bf16" --config "experiments/bench/$name.cfg" --steps 10 --train.precision=bf16
@@ -155,6 +157,19 @@ done
 # "What 40% MFU on medium.cfg takes").
 train_bench medium-bf16-accum4 --config experiments/bench/medium.cfg --steps 4 \
   --train.precision=bf16 --train.grad_accum=4
+# HuggingFace transformers' OlmoeForCausalLM training step on the same config and GPU, eager and
+# torch.compile (bf16 autocast, f32 parameters and AdamW), when torch and transformers import
+# with CUDA: issue 5's comparison, in the same report.
+if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null; then
+  for mode in eager compile; do
+    flags=()
+    [[ $mode == compile ]] && flags=(--compile)
+    bench_log "transformers-medium-bf16-$mode" python3 bench/torch_reference.py \
+      --config experiments/bench/medium.cfg --device cuda --steps 8 --precision bf16 "${flags[@]}"
+  done
+else
+  echo "gpu-check: torch and transformers with CUDA do not import here; the transformers runs skipped"
+fi
 # Selective adaptation of an OLMoE-1B-7B-shaped model in bf16: its peak against inference's.
 train_bench olmoe-1b-7b-adapt --config experiments/bench/olmoe-1b-7b-adapt.cfg --steps 3 \
   --warmup 1 --inference

@@ -145,7 +145,8 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
     // times larger rows.
     const Tensor x_rows = index_select(x.data(), 0, token_t, IndexBounds::Trusted);
     // Each row is weighted before the down projection ((w h) W^T = w (h W^T)): w's gradient
-    // then reads the [r, I] rows, not the [r, H] output, and the graph keeps half as much.
+    // then reads [r, I] rows (the SwiGLU, recomputed from the projections the node keeps), not
+    // the [r, H] output.
     const Variable h = grouped_swiglu_gathered(x, token_t, x_rows, gate, up, rows, w);
     return {grouped_linear(h, down, rows), token_t};
   };

@@ -165,7 +165,8 @@ if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/
     flags=()
     [[ $mode == compile ]] && flags=(--compile)
     bench_log "transformers-medium-bf16-$mode" python3 bench/torch_reference.py \
-      --config experiments/bench/medium.cfg --device cuda --steps 8 --precision bf16 "${flags[@]}"
+      --config experiments/bench/medium.cfg --device cuda --steps 8 --precision bf16 \
+      ${flags[@]+"${flags[@]}"}
   done
 else
   echo "gpu-check: torch and transformers with CUDA do not import here; the transformers runs skipped"

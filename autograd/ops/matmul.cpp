@@ -59,6 +59,16 @@ void put_weight_grads(std::vector<Tensor>& grads, size_t first, const Tensor& g,
   std::copy(gw.begin(), gw.end(), grads.begin() + std::ptrdiff_t(first));
 }
 
+// Each group's gate and up weights as one [2 * out, in] matrix: OlmoeExperts keeps them back to
+// back (HF's gate_up_proj), so it is a view, and both projections are one GEMM each way. Joined
+// again in the backward rather than kept: weights not back to back are copies, which the graph
+// should not hold between the passes.
+std::vector<Tensor> joined_weights(const std::vector<Tensor>& gate, const std::vector<Tensor>& up) {
+  std::vector<Tensor> joined;
+  for (size_t g = 0; g < gate.size(); ++g) joined.push_back(concat_adjacent({gate[g], up[g]}));
+  return joined;
+}
+
 }  // namespace
 
 Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
@@ -119,16 +129,16 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
   const bool up_trains = add_weights(up, ud, inputs);
   inputs.push_back(scale);
   const Tensor xd = gate_trains || up_trains ? x.data() : Tensor(), sd = scale.data();
-  // Each group's gate and up weights as one [2 * out, in] matrix: OlmoeExperts keeps them back
-  // to back (HF's gate_up_proj), so it is a view, and both projections are one GEMM each way.
-  std::vector<Tensor> joined;
-  for (size_t g = 0; g < gd.size(); ++g) joined.push_back(concat_adjacent({gd[g], ud[g]}));
-  const Tensor gate_up = grouped_matmul(x_rows, joined, rows, true);  // [R, 2 * out]
+  for (size_t g = 0; g < gd.size(); ++g)
+    MOEGRAD_CHECK(gd[g].shape() == ud[g].shape(), "grouped_swiglu_gathered: group ", g,
+                  "'s gate weight ", shape_str(gd[g].shape()), " and up weight ",
+                  shape_str(ud[g].shape()), " differ in shape");
+  const Tensor gate_up = grouped_matmul(x_rows, joined_weights(gd, ud), rows, true);  // [R, 2out]
   const int64_t width = gate_up.size(1) / 2;
   const Tensor gate_out = gate_up.narrow(1, 0, width), up_out = gate_up.narrow(1, width, width);
   return make_result(
       swiglu_scaled(gate_out, up_out, sd), "grouped_swiglu", inputs,
-      [xd, index, joined, rows, gate_out, up_out, sd, xs = x.shape()](
+      [xd, index, gd, ud, rows, gate_out, up_out, sd, xs = x.shape()](
           const Tensor& g, const std::vector<bool>& need) {
         const std::vector<bool> want(need.begin() + 1, need.end() - 1);  // gates', then ups'
         const bool weights_wanted = std::find(want.begin(), want.end(), true) != want.end();
@@ -139,7 +149,7 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
         std::vector<Tensor> grads(need.size());
         grads.back() = d.scale;
         if (need[0]) {
-          const Tensor dx_rows = grouped_matmul(d.gate_up, joined, rows, false);
+          const Tensor dx_rows = grouped_matmul(d.gate_up, joined_weights(gd, ud), rows, false);
           grads[0] = index_add_to_zeros(xs, 0, index, dx_rows, IndexBounds::Trusted);
         }
         if (!weights_wanted) return grads;

@@ -234,8 +234,8 @@ std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
   MOEGRAD_CHECK(a.size(0) == b.size(0), op, ": operands ", shape_str(a.shape()), " and ",
                 shape_str(b.shape()), " differ in rows");
   const size_t groups = rows.size();
-  MOEGRAD_CHECK(groups > 0 && want.size() % groups == 0, op, ": ", want.size(), " flags for ",
-                groups, " row groups (expected a multiple)");
+  MOEGRAD_CHECK(groups > 0 && !want.empty() && want.size() % groups == 0, op, ": ", want.size(),
+                " flags for ", groups, " row groups (expected a positive multiple)");
   const int64_t blocks = int64_t(want.size() / groups);
   MOEGRAD_CHECK(a.size(1) % blocks == 0, op, ": first operand ", shape_str(a.shape()),
                 " does not split into ", blocks, " column blocks");

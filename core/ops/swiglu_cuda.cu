@@ -74,7 +74,8 @@ __global__ void scaled_backward_kernel(T* d_gate_up, T* d_scale, const T* grad, 
         d_gate_up[row * 2 * D + j] = T(d.d_gate);
         d_gate_up[row * 2 * D + D + j] = T(d.d_up);
       }
-      // mul_rn: the product rounded on its own, as the CPU's, whatever else the loop holds.
+      // mul_rn: the product rounded before the f64 sum, never fused into it, whatever else the
+      // kernel holds (the CPU's f64 lanes may fuse theirs; the sums' orders differ anyway).
       if constexpr (NeedScale) dot += double(mul_rn(g, swiglu_apply(a, b)));
     }
   }

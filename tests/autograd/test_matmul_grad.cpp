@@ -257,7 +257,7 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
   EXPECT_ALL_CLOSE(xo.grad(), x_grad, 1e-12, 1e-12);
 
   // Gate and up back to back in one storage (OlmoeExperts' layout): the node runs them as one
-  // weight viewed in place (it holds three views, no copies), with the same results.
+  // weight viewed in place, with the same results, and holds the six weights, nothing joined.
   const Tensor both = stack({stack({w0, w0, w0}), stack({u0, u0, u0})}, 1);  // [3, 2, 3, 5]
   std::vector<Variable> gate_in_place, up_in_place;
   for (int64_t e = 0; e < 3; ++e) {
@@ -268,7 +268,7 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
   const int64_t before = both.storage().use_count();
   Variable yp =
       grouped_swiglu_gathered(xp, index, x_rows, gate_in_place, up_in_place, rows, Variable(s0));
-  EXPECT_EQ(both.storage().use_count(), before + 3);
+  EXPECT_EQ(both.storage().use_count(), before + 6);
   EXPECT_ALL_CLOSE(yp.data(), ref.data(), 0, 0);
   yp.backward(g);
   EXPECT_ALL_CLOSE(gate_in_place[0].grad(), w.grad(), 0, 0);
@@ -283,6 +283,9 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
         grouped_swiglu_gathered(x, index, x_rows, {w}, {u, u}, {6}, s);
       },
       "grouped_swiglu_gathered: 1 gate weights but 2 up weights");
+  expect_error([&] { grouped_swiglu_gathered(x, index, x_rows, {w}, {Variable(xt)}, {6}, s); },
+               "grouped_swiglu_gathered: group 0's gate weight [3, 5] and up weight [4, 5] differ "
+               "in shape");
 }
 
 }  // namespace

@@ -216,7 +216,9 @@ TEST(GroupedMatmul, WeightGradientFormPerColumnBlock) {
                      true, false),
         1e-12, 1e-12);
   expect_error([&] { grouped_matmul_tn(a, b, rows, {true, true}); },
-               "grouped_matmul_tn: 2 flags for 3 row groups (expected a multiple)");
+               "grouped_matmul_tn: 2 flags for 3 row groups (expected a positive multiple)");
+  expect_error([&] { grouped_matmul_tn(a, b, rows, {}); },
+               "grouped_matmul_tn: 0 flags for 3 row groups (expected a positive multiple)");
   expect_error([&] { grouped_matmul_tn(a, b, rows, std::vector<bool>(12, true)); },
                "first operand [7, 6] does not split into 4 column blocks");
 }

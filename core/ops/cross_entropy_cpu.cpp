@@ -44,18 +44,12 @@ class WideRow {
 };
 
 // d[j] = T(value(j)) for j < n. An f32 or f64 row may be the logits that value reads, element
-// for element, so `omp simd` vectorises it without an overlap check. A bf16 row is written
-// from the widened copy and left to GCC: in an `omp simd` loop it keeps each bf16 temporary in
-// a per-lane array and runs the loop scalar (a tiny.cfg bf16 step's backward took 63 ms here,
-// against f32's 4).
+// for element, which `omp simd` allows without an overlap check; a bf16 row is written from
+// the widened copy.
 template <typename T, typename Value>
 void write_row(T* d, int64_t n, Value value) {
-  if constexpr (std::is_same_v<T, compute_t<T>>) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) d[j] = value(j);
-  } else {
-    for (int64_t j = 0; j < n; ++j) d[j] = T(value(j));
-  }
+  for (int64_t j = 0; j < n; ++j) store_rounded(d[j], value(j));
 }
 
 // The loss and lse are kept in C (f32 for bf16 logits); only dlogits is stored as T.

@@ -32,7 +32,7 @@ void forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor&
     const C rs = C(1.0 / std::sqrt(ss / double(D) + eps));
     rp[r] = rs;
 #pragma omp simd
-    for (int64_t j = 0; j < D; ++j) yr[j] = T(C(xr[j]) * rs * C(wp[j]));
+    for (int64_t j = 0; j < D; ++j) store_rounded(yr[j], C(xr[j]) * rs * C(wp[j]));
   }
 }
 
@@ -65,7 +65,7 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, const Tens
       const C rt = C(rs);
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) {
-        dxr[j] = T(rt * C(gr[j]) * C(wp[j]) - C(xr[j]) * c);
+        store_rounded(dxr[j], rt * C(gr[j]) * C(wp[j]) - C(xr[j]) * c);
         pw[j] += double(C(gr[j])) * double(C(xr[j])) * rs;
       }
     }

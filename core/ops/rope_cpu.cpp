@@ -51,8 +51,8 @@ void rotate(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor&
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
         const C si = sign * s[i];
-        o[i] = T(C(lo[i]) * c[i] - C(hi[i]) * si);
-        o[i + half] = T(C(hi[i]) * c[i] + C(lo[i]) * si);
+        store_rounded(o[i], C(lo[i]) * c[i] - C(hi[i]) * si);
+        store_rounded(o[i + half], C(hi[i]) * c[i] + C(lo[i]) * si);
       }
     } else {
       for (int64_t i = 0; i < half; ++i) {

@@ -184,13 +184,18 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   cudaMemcpyKind kind = dst_device.is_cuda()
                             ? (src_device.is_cuda() ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                             : (src_device.is_cuda() ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  // Between two GPUs the copy runs on the destination's stream, which is not ordered after the
+  // source's kernels, nor its end before the source's block is freed and reused: wait both ways.
+  const bool across_devices =
+      dst_device.is_cuda() && src_device.is_cuda() && src_device.index != dst_device.index;
+  if (across_devices) synchronize(src_device.index);
   set_device(index);
   // A copy to a device is ordered on the stream before any kernel that reads it: only a copy to
-  // the host has to wait, for its data.
+  // the host (for its data) or between GPUs (above) has to wait.
   if (kind == cudaMemcpyHostToDevice && upload_staged(dst, index, src, nbytes)) return;
   cudaStream_t s = stream(index);
   MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, s));
-  if (!dst_device.is_cuda()) {
+  if (!dst_device.is_cuda() || across_devices) {
     ++waits;
     MOEGRAD_CUDA_CHECK(cudaStreamSynchronize(s));
   }

@@ -389,8 +389,9 @@ constexpr size_t dkdv_smem() {
 }
 
 // The bf16 kernels' geometry per head-dim bound: 64 owned rows (16 per warp) by 64 streamed
-// ones, or 32 in the backward of wide heads, where 64 would spill registers (nvcc 13, sm_90).
-// Not yet tuned on a GPU.
+// ones, or 32 in the backward of wide heads, where 64 spills far more registers (nvcc 13,
+// sm_90: at head dim 128 the forward still spills 24 bytes a thread, dK/dV 12). Not yet tuned
+// on a GPU.
 template <int kD>
 using MmaForwardTiles = attention::MmaTiles<kD, 64, 2>;
 template <int kD>

@@ -77,26 +77,14 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
       shape_str(indices.shape()), " must both be [N, k] with N = ", x.size(0));
   const int64_t n = x.size(0), k = indices.size(1), a = n * k;
   if (a == 0) return Variable(zeros(x.shape(), x.dtype(), x.device()));
-  const std::vector<int64_t> expert_of = indices.to_vector<int64_t>();
-
-  // Counting sort of the assignments by expert; stable, so a token's rows keep their order
-  // and the result does not depend on anything but the routing.
-  std::vector<int64_t> counts(size_t(num_experts()), 0);
-  for (int64_t e : expert_of) {
-    MOEGRAD_CHECK(e >= 0 && e < num_experts(), "OlmoeExperts: expert index ", e,
-                  " out of range for ", num_experts(), " experts");
-    ++counts[size_t(e)];
-  }
+  // The assignments grouped by expert, stably, so a token's rows keep their order and the
+  // result depends on nothing but the routing. On a GPU the sort stays on the device and only
+  // the counts come back.
+  const IndexGroups by_expert = group_by_index(indices, num_experts(), "OlmoeExperts' experts");
+  const std::vector<int64_t>& start = by_expert.start;
+  std::vector<int64_t> counts(static_cast<size_t>(num_experts()));
+  for (size_t e = 0; e < counts.size(); ++e) counts[e] = start[e + 1] - start[e];
   profiler::record_expert_tokens(counts);
-  std::vector<int64_t> start(size_t(num_experts()) + 1, 0);
-  for (size_t e = 0; e < counts.size(); ++e) start[e + 1] = start[e] + counts[e];
-  std::vector<int64_t> order(static_cast<size_t>(a)), token(static_cast<size_t>(a));
-  std::vector<int64_t> next(start.begin(), start.end() - 1);
-  for (int64_t i = 0; i < a; ++i) {
-    int64_t pos = next[size_t(expert_of[size_t(i)])]++;
-    order[size_t(pos)] = i;
-    token[size_t(pos)] = i / k;
-  }
 
   // Only the rows whose gradient something needs are computed in the graph: all of them when
   // the input or the routing weights train, else the rows of experts with a trained weight
@@ -115,7 +103,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
   // The experts `group` (ascending) over their rows, grouped by expert: the weighted outputs
   // [rows, H] and the token of each row. Unsplit, the group's rows are all of order/token.
   auto run = [&](const std::vector<int64_t>& group) -> std::pair<Variable, Tensor> {
-    std::vector<int64_t> rows, group_order, group_token;
+    std::vector<int64_t> rows, positions;
     std::vector<Variable> gate, up, down;
     for (int64_t e : group) {
       const OlmoeExpert& ex = *experts_[size_t(e)];
@@ -123,21 +111,17 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
       gate.push_back(ex.gate_proj().weight());
       up.push_back(ex.up_proj().weight());
       down.push_back(ex.down_proj().weight());
-      if (!split) continue;
-      group_order.insert(group_order.end(), order.begin() + start[size_t(e)],
-                         order.begin() + start[size_t(e) + 1]);
-      group_token.insert(group_token.end(), token.begin() + start[size_t(e)],
-                         token.begin() + start[size_t(e) + 1]);
+      for (int64_t p = start[size_t(e)]; split && p < start[size_t(e) + 1]; ++p)
+        positions.push_back(p);
     }
-    if (!split) {
-      group_order = std::move(order);
-      group_token = std::move(token);
+    // The group's assignments and their tokens: built in range (tokens < n, assignments < a),
+    // so the index ops need not check them; on a GPU each check would wait for the device.
+    Tensor order_t = by_expert.order, token_t = by_expert.row;
+    if (split) {
+      const Tensor pos = from_vector(positions, {int64_t(positions.size())}).to(x.device());
+      order_t = index_select(order_t, 0, pos, IndexBounds::Trusted);
+      token_t = index_select(token_t, 0, pos, IndexBounds::Trusted);
     }
-    const int64_t r = int64_t(group_order.size());
-    // Built here in range (tokens < n, assignments < a), so the index ops need not check
-    // them: on a GPU each check would wait for the device.
-    const Tensor order_t = from_vector(group_order, {r}).to(x.device());
-    const Tensor token_t = from_vector(group_token, {r}).to(x.device());
     // [r, 1], in the activations' dtype (the router's weights are f32 under mixed precision).
     const Variable routed = index_select(reshape(weights, {a}), 0, order_t, IndexBounds::Trusted);
     const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());

@@ -10,6 +10,13 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, Device devi
   return randn(shape, gen, dtype, device);
 }
 
+Tensor skewed_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype) {
+  Generator gen(seed);
+  std::vector<int64_t> v = randint(0, high, shape, gen, DType::I64).to_vector<int64_t>();
+  for (int64_t& x : v) x = x * x / high;
+  return from_vector(v, shape).to(dtype);
+}
+
 Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 Tensor same_view(const Tensor& v, const Tensor& base_gpu) {

@@ -18,6 +18,10 @@ namespace moegrad::testing {
 Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::F64,
                      Device device = Device::cpu());
 
+// Integers in [0, high) skewed as routing at initialisation is: v = r * r / high for uniform r,
+// so most fall in the low values and many high ones never occur.
+Tensor skewed_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype = DType::I64);
+
 // Fails (without aborting) at the first element where |a - e| > atol + rtol |e|, naming it.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected,
                                      double atol = 1e-6, double rtol = 1e-5);

@@ -1,5 +1,7 @@
 #include "core/ops/index.h"
 
+#include <cstdint>
+
 #include "core/ops/compare.h"
 #include "core/ops/dispatch.h"
 #include "core/storage.h"
@@ -61,6 +63,36 @@ void check_index_range(const char* op, const Tensor& idx, int64_t size, const st
   int64_t bad = lo < 0 ? lo : hi;
   MOEGRAD_CHECK(lo >= 0 && hi < size, op, ": index ", bad, " out of range [0, ", size, ") for ",
                 what);
+}
+
+IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what) {
+  check_defined("group_by_index", idx, "index");
+  check_index_type("group_by_index", idx);
+  MOEGRAD_CHECK(idx.dim() == 2, "group_by_index: expected a 2-d index tensor [N, k], got shape ",
+                shape_str(idx.shape()));
+  MOEGRAD_CHECK(groups > 0 && groups < INT32_MAX,
+                "group_by_index: groups must lie in [1, 2^31 - 1), got ", groups);
+  const int64_t n = idx.numel();
+  MOEGRAD_CHECK(n < INT32_MAX, "group_by_index: at most 2^31 - 2 entries, got ", n);
+  const Device dev = idx.device();
+  IndexGroups g{empty({n}, DType::I32, dev), empty({n}, DType::I32, dev), {}};
+  if (n == 0) {
+    g.start.assign(size_t(groups) + 1, 0);
+    return g;
+  }
+  std::vector<int64_t> summary;
+  {
+    const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // idx's copy, the sort's
+    const Tensor s = empty({groups + 3}, DType::I64, dev);
+    MOEGRAD_DISPATCH(dev, "group_by_index", group_by_index, idx.contiguous(), g.order, g.row, s);
+    summary = s.to_vector<int64_t>();
+  }
+  const int64_t lo = summary[size_t(groups) + 1], hi = summary[size_t(groups) + 2];
+  MOEGRAD_CHECK(lo >= 0 && hi < groups, "group_by_index: index ", lo < 0 ? lo : hi,
+                " out of range [0, ", groups, ") for ", what);
+  summary.resize(size_t(groups) + 1);
+  g.start = std::move(summary);
+  return g;
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {

@@ -11,6 +11,7 @@
 // per element).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -45,6 +46,20 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor
 // out[..., c] = (idx[...] == c) for c in [0, num_classes), in `dtype`.
 Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype = DType::I64);
 
+// The entries of a 2-d index tensor idx [N, k] grouped by value, stably: an MoE layer's
+// dispatch, where row n holds token n's k experts. `order` lists the flat positions 0..N*k-1
+// sorted by value (equal values keep their order), `row` the row of each (order / k), both
+// int32 on idx's device. `start` (on the host) has groups + 1 entries: value v's positions are
+// order[start[v] .. start[v + 1]). Throws "group_by_index: index <v> out of range [0, groups)
+// for <what>". On CUDA a stable radix sort on the device, then one host synchronisation, which
+// brings back `start` and the values' range: the counts are all the host needs to plan the
+// experts' GEMMs, and the positions never cross to it.
+struct IndexGroups {
+  Tensor order, row;
+  std::vector<int64_t> start;
+};
+IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what);
+
 // Throws "<op>: index <v> out of range [0, <size>) for <what>" when an element of idx lies
 // outside [0, size). On CUDA, idx is reduced to its min and max on the device and the two
 // values are copied back: a host synchronisation per call.
@@ -53,6 +68,10 @@ void check_index_range(const char* op, const Tensor& idx, int64_t size, const st
 namespace cpu {
 // The smallest and largest element of a non-empty index tensor.
 void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi);
+// idx [N, k] contiguous. summary (int64 [groups + 3]) gets start (groups + 1 entries) and then
+// idx's min and max; order and row ([N * k], int32) are filled only if every value is in range.
+void group_by_index(const Tensor& idx, const Tensor& order, const Tensor& row,
+                    const Tensor& summary);
 // For every element e of out's shape: out[e] = the element idx[e] * x_dim_stride past x[e],
 // where x (its stride along the indexed dim zeroed) and idx are views over out's shape.
 void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride);
@@ -64,6 +83,8 @@ void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor
 }  // namespace cpu
 namespace cuda {
 void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi);
+void group_by_index(const Tensor& idx, const Tensor& order, const Tensor& row,
+                    const Tensor& summary);
 void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride);
 void index_add(const Tensor& out, const Tensor& idx, const Tensor& src);
 void scatter_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src);

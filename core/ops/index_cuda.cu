@@ -50,8 +50,8 @@ __global__ void iota_kernel(int32_t* out, int64_t n) {
 }
 
 // start[v] = first position in the sorted keys holding a key >= v, for v in [0, rows].
-template <typename I>
-__global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, int32_t* start) {
+template <typename I, typename S>
+__global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, S* start) {
   for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v <= rows;
        v += int64_t(gridDim.x) * blockDim.x) {
     int64_t lo = 0, hi = n;
@@ -59,8 +59,19 @@ __global__ void segment_start_kernel(const I* sorted, int64_t n, int64_t rows, i
       int64_t mid = (lo + hi) / 2;
       if (int64_t(sorted[mid]) < v) lo = mid + 1; else hi = mid;
     }
-    start[v] = int32_t(lo);
+    start[v] = S(lo);
   }
+}
+
+__global__ void min_max_init_kernel(long long* result) {
+  result[0] = LLONG_MAX;
+  result[1] = LLONG_MIN;
+}
+
+__global__ void row_of_kernel(const int32_t* order, int32_t* row, int64_t n, int32_t k) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    row[i] = order[i] / k;
 }
 
 // One thread per output element sums its segment of source rows, in index order, in
@@ -107,23 +118,71 @@ __global__ void scatter_add_kernel(T* out, const I* idx, const T* src, int64_t m
   }
 }
 
-}  // namespace
-
-void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi) {
-  int64_t n = idx.numel();
-  Tensor result = from_vector<int64_t>({LLONG_MAX, LLONG_MIN}, {2}, idx.device());
+// result[0] = min and result[1] = max of idx (on the device, not waited for).
+void launch_min_max(const Tensor& idx, int64_t* result, cudaStream_t s) {
+  const int64_t n = idx.numel();
   auto ix = make_strided_index<1>(idx.shape(), {idx.strides()});
-  cudaStream_t s = stream(idx.device().index);
+  long long* r = reinterpret_cast<long long*>(result);
+  min_max_init_kernel<<<1, 1, 0, s>>>(r);
+  MOEGRAD_CUDA_CHECK_LAUNCH();
   dispatch_index(idx.dtype(), "index_min_max", [&](auto tag) {
     using I = typename decltype(tag)::type;
     unsigned blocks = std::min<unsigned>(grid_for(n), 1024);
-    min_max_kernel<I><<<blocks, kBlock, 0, s>>>(idx.data<I>(), n, ix,
-                                                 reinterpret_cast<long long*>(result.data<int64_t>()));
+    min_max_kernel<I><<<blocks, kBlock, 0, s>>>(idx.data<I>(), n, ix, r);
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
+}
+
+// The positions 0..n-1 of idx (contiguous, n < 2^31, values in [0, values)) sorted by value
+// into perm, stably (a radix sort over the values' low bits, so equal values keep their
+// position order), and start[v] for v in [0, values]: where value v's run begins in perm. A
+// value out of range leaves perm and start meaningless but in bounds.
+template <typename S>
+void sort_runs(const Tensor& idx, int64_t values, int32_t* perm, S* start, cudaStream_t s) {
+  const int64_t n = idx.numel();
+  const Device dev = idx.device();
+  int end_bit = 1;
+  while ((int64_t(1) << end_bit) < values) ++end_bit;
+  Tensor perm_in = empty({n}, DType::I32, dev), sorted = empty({n}, idx.dtype(), dev);
+  iota_kernel<<<grid_for(n), kBlock, 0, s>>>(perm_in.data<int32_t>(), n);
+  MOEGRAD_CUDA_CHECK_LAUNCH();
+  dispatch_index(idx.dtype(), "sort_runs", [&](auto itag) {
+    using I = typename decltype(itag)::type;
+    size_t bytes = 0;
+    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, idx.data<I>(),
+                                                       sorted.data<I>(), perm_in.data<int32_t>(),
+                                                       perm, int(n), 0, end_bit, s));
+    Tensor temp = empty({int64_t(bytes / 8 + 1)}, DType::I64, dev);
+    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.data_ptr(), bytes, idx.data<I>(),
+                                                       sorted.data<I>(), perm_in.data<int32_t>(),
+                                                       perm, int(n), 0, end_bit, s));
+    segment_start_kernel<I, S>
+        <<<grid_for(values + 1), kBlock, 0, s>>>(sorted.data<I>(), n, values, start);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace
+
+void index_min_max(const Tensor& idx, int64_t& lo, int64_t& hi) {
+  Tensor result = empty({2}, DType::I64, idx.device());
+  launch_min_max(idx, result.data<int64_t>(), stream(idx.device().index));
   std::vector<int64_t> v = result.to_vector<int64_t>();
   lo = v[0];
   hi = v[1];
+}
+
+// The range goes back with the starts in one copy: the caller checks it before using either.
+void group_by_index(const Tensor& idx, const Tensor& order, const Tensor& row,
+                    const Tensor& summary) {
+  const int64_t groups = summary.numel() - 3, n = idx.numel();
+  cudaStream_t s = stream(idx.device().index);
+  int64_t* sum = summary.data<int64_t>();
+  launch_min_max(idx, sum + groups + 1, s);
+  sort_runs(idx, groups, order.data<int32_t>(), sum, s);
+  row_of_kernel<<<grid_for(n), kBlock, 0, s>>>(order.data<int32_t>(), row.data<int32_t>(), n,
+                                               int32_t(idx.size(1)));
+  MOEGRAD_CUDA_CHECK_LAUNCH();
 }
 
 void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride) {
@@ -151,26 +210,8 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
                 n, " indices into ", rows, " rows of ", inner);
   Device dev = out.device();
   cudaStream_t s = stream(dev.index);
-  int end_bit = 1;
-  while ((int64_t(1) << end_bit) < rows) ++end_bit;
-  Tensor perm_in = empty({n}, DType::I32, dev), perm = empty({n}, DType::I32, dev);
-  Tensor sorted = empty({n}, idx.dtype(), dev), start = empty({rows + 1}, DType::I32, dev);
-  iota_kernel<<<grid_for(n), kBlock, 0, s>>>(perm_in.data<int32_t>(), n);
-  MOEGRAD_CUDA_CHECK_LAUNCH();
-  dispatch_index(idx.dtype(), "index_add", [&](auto itag) {
-    using I = typename decltype(itag)::type;
-    size_t bytes = 0;
-    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
-        nullptr, bytes, idx.data<I>(), sorted.data<I>(), perm_in.data<int32_t>(),
-        perm.data<int32_t>(), int(n), 0, end_bit, s));
-    Tensor temp = empty({int64_t(bytes / 8 + 1)}, DType::I64, dev);
-    MOEGRAD_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
-        temp.data_ptr(), bytes, idx.data<I>(), sorted.data<I>(), perm_in.data<int32_t>(),
-        perm.data<int32_t>(), int(n), 0, end_bit, s));
-    segment_start_kernel<I><<<grid_for(rows + 1), kBlock, 0, s>>>(sorted.data<I>(), n, rows,
-                                                                  start.data<int32_t>());
-    MOEGRAD_CUDA_CHECK_LAUNCH();
-  });
+  Tensor perm = empty({n}, DType::I32, dev), start = empty({rows + 1}, DType::I32, dev);
+  sort_runs(idx, rows, perm.data<int32_t>(), start.data<int32_t>(), s);
   const int64_t total = out.numel();
   if (total == 0) return;
   const FastDivmod rows_div(rows), inner_div(inner);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <functional>
 
 #include "core/ops/index.h"
@@ -280,6 +281,68 @@ TEST(Index, Bf16ScatterAdd) {
     EXPECT_EQ(got.dtype(), DType::BF16);
     EXPECT_ALL_CLOSE(got.to(DType::F32), ref_scatter_add(x, d, idx, src), 2e-2, 1e-2);
   }
+}
+
+// The order a stable sort by value gives, from std::stable_sort over the positions.
+std::vector<int32_t> ref_stable_order(const std::vector<int64_t>& values) {
+  std::vector<int32_t> order(values.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int32_t(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return values[size_t(a)] < values[size_t(b)]; });
+  return order;
+}
+
+TEST(Index, GroupByIndexHandExample) {
+  // Three tokens' top-2 experts out of 4; expert 2 receives nothing.
+  const Tensor idx = from_vector<int64_t>({3, 0, 0, 1, 3, 1}, {3, 2});
+  const IndexGroups g = group_by_index(idx, 4, "experts");
+  EXPECT_EQ(g.order.dtype(), DType::I32);
+  EXPECT_EQ(g.order.to_vector<int32_t>(), (std::vector<int32_t>{1, 2, 3, 5, 0, 4}));
+  EXPECT_EQ(g.row.to_vector<int32_t>(), (std::vector<int32_t>{0, 1, 1, 2, 0, 2}));
+  EXPECT_EQ(g.start, (std::vector<int64_t>{0, 2, 4, 4, 6}));
+}
+
+TEST(Index, GroupByIndexIsAStableSortByValue) {
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t groups : {1, 5, 64, 1000}) {
+      const Tensor idx = testing::skewed_index({997, 8}, groups, uint64_t(groups), it);
+      const std::vector<int64_t> v = idx.to_vector<int64_t>();
+      const IndexGroups g = group_by_index(idx, groups, "groups");
+      const std::vector<int32_t> order = g.order.to_vector<int32_t>();
+      EXPECT_EQ(order, ref_stable_order(v)) << groups;
+      std::vector<int32_t> row;
+      for (int32_t p : order) row.push_back(p / 8);
+      EXPECT_EQ(g.row.to_vector<int32_t>(), row);
+      ASSERT_EQ(g.start.size(), size_t(groups) + 1);
+      for (int64_t e = 0; e <= groups; ++e)
+        EXPECT_EQ(g.start[size_t(e)],
+                  std::count_if(v.begin(), v.end(), [&](int64_t x) { return x < e; }));
+    }
+  }
+}
+
+TEST(Index, GroupByIndexChecksItsInput) {
+  const IndexGroups empty_groups = group_by_index(zeros({0, 4}, DType::I64), 3, "experts");
+  EXPECT_EQ(empty_groups.order.numel(), 0);
+  EXPECT_EQ(empty_groups.start, (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(error_of([&] {
+              group_by_index(from_vector<int64_t>({0, 4}, {1, 2}), 4, "experts");
+            }),
+            "group_by_index: index 4 out of range [0, 4) for experts");
+  EXPECT_EQ(error_of([&] {
+              group_by_index(from_vector<int32_t>({-3, 9}, {2, 1}), 4, "experts");
+            }),
+            "group_by_index: index -3 out of range [0, 4) for experts");
+  EXPECT_EQ(error_of([&] { group_by_index(zeros({4}, DType::I64), 4, "experts"); }),
+            "group_by_index: expected a 2-d index tensor [N, k], got shape [4]");
+  EXPECT_EQ(error_of([&] {
+              group_by_index(zeros({2, 2}), 4, "experts");
+            }),
+            "group_by_index: expected an int32 or int64 index tensor, got float32");
+  EXPECT_EQ(error_of([&] {
+              group_by_index(zeros({2, 2}, DType::I64), 0, "experts");
+            }),
+            "group_by_index: groups must lie in [1, 2^31 - 1), got 0");
 }
 
 TEST(Index, BadIndicesNameOpValueAndRange) {

@@ -69,6 +69,37 @@ TEST(IndexCuda, ScatterAddMatchesCpu) {
   EXPECT_EQ(counts.to_vector<int64_t>(), (std::vector<int64_t>{1, 1, 0, 3}));
 }
 
+// The same stable order, rows and starts: a radix sort on the device, a counting sort on the
+// host. Skewed values leave groups empty; sizes straddle the radix sort's tiles.
+TEST(IndexCuda, GroupByIndexMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType it : {DType::I32, DType::I64}) {
+    for (int64_t groups : {1, 3, 64, 1000}) {
+      for (int64_t n : {1, 37, 4097}) {
+        const Tensor idx = testing::skewed_index({n, 8}, groups, uint64_t(groups * 7 + n), it);
+        const IndexGroups cpu = group_by_index(idx, groups, "experts");
+        const IndexGroups cuda = group_by_index(gpu(idx), groups, "experts");
+        EXPECT_TRUE(cuda.order.device().is_cuda());
+        EXPECT_EQ(cuda.order.to_vector<int32_t>(), cpu.order.to_vector<int32_t>());
+        EXPECT_EQ(cuda.row.to_vector<int32_t>(), cpu.row.to_vector<int32_t>());
+        EXPECT_EQ(cuda.start, cpu.start);
+      }
+    }
+  }
+  // A transposed [k, N] view of the indices groups as its values read in row order.
+  const Tensor t = from_vector<int64_t>({2, 0, 1, 2, 0, 1}, {2, 3}).transpose(0, 1);
+  EXPECT_EQ(group_by_index(gpu(t), 3, "experts").order.to_vector<int32_t>(),
+            group_by_index(t, 3, "experts").order.to_vector<int32_t>());
+  EXPECT_EQ(testing::error_of([&] {
+              group_by_index(gpu(from_vector<int64_t>({1, 70, 0, 2}, {2, 2})), 64, "experts");
+            }),
+            "group_by_index: index 70 out of range [0, 64) for experts");
+  EXPECT_EQ(testing::error_of([&] {
+              group_by_index(gpu(from_vector<int32_t>({1, -5}, {1, 2})), 64, "experts");
+            }),
+            "group_by_index: index -5 out of range [0, 64) for experts");
+}
+
 TEST(IndexCuda, OneHotAndBadIndices) {
   SKIP_WITHOUT_GPU();
   Tensor idx = from_vector<int64_t>({2, 0, 1}, {3});

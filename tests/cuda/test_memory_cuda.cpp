@@ -67,7 +67,9 @@ TEST(MemoryCuda, UploadsThroughTheStagingRingArriveIntactWithoutWaiting) {
   for (int32_t i = 0; i < 100; ++i) {
     if (i % 8 == 0) matmul(a, a);  // ~0.1 ms or more of device work ahead of the uploads
     uploaded.push_back(from_vector(std::vector<int32_t>(size_t(n), i), {n}).to(gpu));
-    if (i == 31) EXPECT_EQ(cuda_host_waits(), waits) << "the first 32 MiB waited";
+    if (i == 31) {
+      EXPECT_EQ(cuda_host_waits(), waits) << "the first 32 MiB waited";
+    }
   }
   for (int32_t i = 0; i < 100; ++i) {
     const std::vector<int32_t> v = uploaded[size_t(i)].to_vector<int32_t>();

@@ -98,6 +98,15 @@ TEST(OlmoeExperts, DroplessDispatchMatchesPerTokenReference) {
   EXPECT_FALSE(ex.parameter("2.gate_proj.weight").grad().defined());  // ran on no token
 }
 
+TEST(OlmoeExperts, AnExpertIndexOutOfRangeIsNamed) {
+  OlmoeExperts ex(4, 4, 3);
+  const Tensor idx = from_vector<int64_t>({1, 4, 0, 2}, {2, 2});
+  EXPECT_EQ(testing::error_of([&] {
+              ex.forward(Variable(zeros({2, 4})), Variable(zeros({2, 2})), idx);
+            }),
+            "group_by_index: index 4 out of range [0, 4) for OlmoeExperts' experts");
+}
+
 TEST(OlmoeExperts, EmptyBatch) {
   OlmoeExperts ex(2, 4, 3);
   Variable y =

@@ -7,6 +7,7 @@
 #include "core/ops/binary.h"
 #include "core/ops/cross_entropy.h"
 #include "core/ops/join.h"
+#include "core/ops/multi_tensor.h"
 #include "core/profiler.h"
 #include "core/storage.h"
 #include "train/grad_clip.h"
@@ -43,14 +44,28 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
   model.zero_grad();
   const double scale = 1.0 / double(micro_batches.size());
   // Over several micro-batches a bf16 parameter's gradients are summed in f32 (summed in bf16
-  // they would be rounded after each): each micro-batch's gradient is widened into the sum and
-  // cleared, and the optimizer takes the sums (its f32 master update widens a bf16 gradient
-  // anyway). Costs 4 bytes per trained bf16 parameter, only when grad_accum > 1.
+  // they would be rounded after each): each micro-batch's gradients are widened into the sums
+  // by one multi-tensor pass and cleared, and the optimizer takes the sums (its f32 master
+  // update widens a bf16 gradient anyway). The sums are views of one zeroed buffer: 4 bytes
+  // per trained bf16 parameter, only when grad_accum > 1, and two launches a micro-batch
+  // rather than two per parameter (thousands in a model with many experts).
   std::vector<Variable> bf16_params;
   if (micro_batches.size() > 1)
     for (const auto& [name, p] : optimizer.named_parameters())
       if (p.requires_grad() && p.dtype() == DType::BF16) bf16_params.push_back(p);
-  std::vector<Tensor> f32_sums(bf16_params.size());
+  std::vector<Tensor> f32_sums;
+  std::vector<bool> summed(bf16_params.size(), false);
+  if (!bf16_params.empty()) {
+    int64_t total = 0;
+    for (const Variable& p : bf16_params) total += p.numel();
+    const MemoryCategoryScope gradients(MemoryCategory::Gradients);
+    const Tensor flat = zeros({total}, DType::F32, bf16_params[0].device());
+    int64_t offset = 0;
+    for (const Variable& p : bf16_params) {
+      f32_sums.push_back(flat.narrow(0, offset, p.numel()).view(p.shape()));
+      offset += p.numel();
+    }
+  }
   for (const data::Batch& batch : micro_batches) {
     LossOutput r = [&] {
       const profiler::PhaseScope phase(profiler::Phase::Forward);
@@ -77,21 +92,19 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     if (r.lb.defined()) s.lb += r.lb.data().item() * scale;
     if (r.z.defined()) s.z += r.z.data().item() * scale;
     s.tokens += batch.input_ids.numel();
-    for (size_t i = 0; i < bf16_params.size(); ++i) {
-      Variable& p = bf16_params[i];
-      if (!p.grad().defined()) continue;
-      const MemoryCategoryScope gradients(MemoryCategory::Gradients);
-      const Tensor g = p.grad().to(DType::F32);
-      if (f32_sums[i].defined()) {
-        add_(f32_sums[i], g);
-      } else {
-        f32_sums[i] = g;
+    if (!bf16_params.empty()) {
+      std::vector<Tensor> grads;
+      for (size_t i = 0; i < bf16_params.size(); ++i) {
+        grads.push_back(bf16_params[i].grad());
+        if (grads.back().defined()) summed[i] = true;
       }
-      p.zero_grad();
+      accumulate_(f32_sums, grads);
+      for (Variable& p : bf16_params) p.zero_grad();
     }
   }
+  // A parameter no micro-batch reached (an expert no token chose) keeps no gradient.
   for (size_t i = 0; i < bf16_params.size(); ++i)
-    if (f32_sums[i].defined()) bf16_params[i].impl()->grad = f32_sums[i];
+    if (summed[i]) bf16_params[i].impl()->grad = f32_sums[i];
   if (options.reduce_gradients) {
     const profiler::PhaseScope phase(profiler::Phase::Communication);
     std::vector<Variable> trainable;

@@ -67,4 +67,29 @@ void scale_(const std::vector<Tensor>& tensors, double factor) {
     });
 }
 
+void accumulate_(const std::vector<Tensor>& sums, const std::vector<Tensor>& addends) {
+  dispatch_compute(addends[0].dtype(), "accumulate_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    // Chunks of every pair, so that one parallel loop spreads many small tensors (a model's
+    // experts) over the threads.
+    struct Chunk {
+      float* sum;
+      const T* x;
+      int64_t n;
+    };
+    std::vector<Chunk> chunks;
+    for (size_t p = 0; p < sums.size(); ++p)
+      for (int64_t begin = 0; begin < sums[p].numel(); begin += kChunk)
+        chunks.push_back({sums[p].data<float>() + begin, addends[p].data<T>() + begin,
+                          std::min(kChunk, sums[p].numel() - begin)});
+    const int64_t count = int64_t(chunks.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < count; ++c) {
+      const Chunk& k = chunks[size_t(c)];
+#pragma omp simd
+      for (int64_t i = 0; i < k.n; ++i) k.sum[i] += float(k.x[i]);
+    }
+  });
+}
+
 }  // namespace moegrad::cpu

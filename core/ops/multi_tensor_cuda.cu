@@ -60,23 +60,47 @@ __global__ void scale_kernel(const Slice<T>* slices, int count, compute_t<T> fac
     s.x[i] = T(compute_t<T>(s.x[i]) * factor);
 }
 
-// The slices of `tensors` (contiguous, non-empty, dtype T) in a table on the device; `blocks`
-// gets the launch's block count. The upload is stream-ordered (see copy_bytes).
+// sum[i] += x[i] over a pair of tensors: a sum and its addend.
 template <typename T>
-Tensor slice_table(const std::vector<Tensor>& tensors, int64_t& blocks, int& count) {
-  std::vector<Slice<T>> slices;
+struct SumSlice {
+  float* sum;
+  const T* x;
+  int64_t n;
+  int64_t first_block;
+};
+
+template <typename T>
+__global__ void accumulate_kernel(const SumSlice<T>* slices, int count) {
+  const SumSlice<T> s = slices[slice_of_block(slices, count, blockIdx.x)];
+  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
+  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s.sum[i] += float(s.x[i]);
+}
+
+// `slices` (their n set; first_block set here) in a table on the device; `blocks` gets the
+// launch's block count. The upload is stream-ordered (see copy_bytes).
+template <typename S>
+Tensor upload_slices(std::vector<S>& slices, Device device, int64_t& blocks) {
   blocks = 0;
-  for (const Tensor& t : tensors) {
-    slices.push_back({t.data<T>(), t.numel(), blocks});
-    blocks += (t.numel() + kChunk - 1) / kChunk;
+  for (S& s : slices) {
+    s.first_block = blocks;
+    blocks += (s.n + kChunk - 1) / kChunk;
   }
   MOEGRAD_CHECK(blocks <= INT_MAX && slices.size() <= size_t(INT_MAX), "multi-tensor op: ",
                 slices.size(), " tensors in ", blocks, " blocks are too many for one launch");
-  count = int(slices.size());
-  const size_t bytes = slices.size() * sizeof(Slice<T>);
-  Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, tensors[0].device());
-  copy_bytes(table.data_ptr(), tensors[0].device(), slices.data(), Device::cpu(), bytes);
+  const size_t bytes = slices.size() * sizeof(S);
+  Tensor table = empty({int64_t((bytes + 7) / 8)}, DType::I64, device);
+  copy_bytes(table.data_ptr(), device, slices.data(), Device::cpu(), bytes);
   return table;
+}
+
+// The slices of `tensors` (contiguous, non-empty, dtype T) in a table on the device.
+template <typename T>
+Tensor slice_table(const std::vector<Tensor>& tensors, int64_t& blocks, int& count) {
+  std::vector<Slice<T>> slices;
+  for (const Tensor& t : tensors) slices.push_back({t.data<T>(), t.numel(), 0});
+  count = int(slices.size());
+  return upload_slices(slices, tensors[0].device(), blocks);
 }
 
 }  // namespace
@@ -114,6 +138,20 @@ void scale_(const std::vector<Tensor>& tensors, double factor) {
       MOEGRAD_CUDA_CHECK_LAUNCH();
     });
   }
+}
+
+void accumulate_(const std::vector<Tensor>& sums, const std::vector<Tensor>& addends) {
+  dispatch_compute(addends[0].dtype(), "accumulate_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    std::vector<SumSlice<T>> slices;
+    for (size_t p = 0; p < sums.size(); ++p)
+      slices.push_back({sums[p].data<float>(), addends[p].data<T>(), sums[p].numel(), 0});
+    int64_t blocks = 0;
+    const Tensor table = upload_slices(slices, sums[0].device(), blocks);
+    accumulate_kernel<T><<<unsigned(blocks), kBlock, 0, stream(sums[0].device().index)>>>(
+        static_cast<const SumSlice<T>*>(table.data_ptr()), int(slices.size()));
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
 }
 
 }  // namespace moegrad::cuda

@@ -80,6 +80,49 @@ TEST(MultiTensor, Bf16ScaleRoundsTheF32ProductOnce) {
   }
 }
 
+// Sums of f32 for addends in bf16 and f32, one of them not contiguous, one missing.
+struct Accumulation {
+  std::vector<Tensor> sums, addends;
+};
+
+Accumulation accumulation(Device device = Device::cpu()) {
+  Accumulation a;
+  a.addends = list_with_bf16();
+  a.addends[4] = Tensor();  // a parameter this micro-batch did not reach
+  for (size_t i = 0; i < a.addends.size(); ++i)
+    a.sums.push_back(random_tensor(i == 4 ? Shape{7} : a.addends[i].shape(), 20 + i, DType::F32));
+  for (Tensor& t : a.sums) t = t.to(device);
+  for (Tensor& t : a.addends) t = t.defined() ? t.to(device) : t;
+  return a;
+}
+
+TEST(MultiTensor, AccumulateAddsTheWidenedAddendsInF32) {
+  Accumulation a = accumulation();
+  std::vector<Tensor> expected;
+  for (size_t i = 0; i < a.sums.size(); ++i)
+    expected.push_back(a.addends[i].defined() ? add(a.sums[i], a.addends[i].to(DType::F32))
+                                              : a.sums[i].clone());
+  accumulate_(a.sums, a.addends);
+  for (size_t i = 0; i < a.sums.size(); ++i) {
+    EXPECT_EQ(a.sums[i].dtype(), DType::F32);
+    EXPECT_ALL_CLOSE(a.sums[i], expected[i], 0, 0) << "sum " << i;
+  }
+}
+
+TEST(MultiTensor, AccumulateChecksItsPairs) {
+  const Tensor sum = zeros({4}), x = zeros({4}, DType::BF16);
+  testing::expect_error([&] { accumulate_({sum}, {x, x}); }, "accumulate_: 1 sums but 2 addends");
+  testing::expect_error([&] { accumulate_({sum.to(DType::BF16)}, {x}); },
+                        "accumulate_: sum 0 must be a contiguous float32 tensor, got bfloat16");
+  testing::expect_error([&] { accumulate_({zeros({2, 3}).t()}, {zeros({3, 2})}); },
+                        "accumulate_: sum 0 must be a contiguous float32 tensor, got float32 (not "
+                        "contiguous)");
+  testing::expect_error([&] { accumulate_({sum}, {zeros({4}, DType::F64)}); },
+                        "accumulate_: addend 0 must be float32 or bfloat16, got float64");
+  testing::expect_error([&] { accumulate_({sum}, {zeros({2, 2})}); },
+                        "accumulate_: addend 0 [2, 2] differs from its sum [4]");
+}
+
 TEST(MultiTensor, ErrorsNameTheOp) {
   testing::expect_error([] { sum_of_squares({zeros({2}, DType::I64)}); },
                         "sum_of_squares: expected float32, float64 or bfloat16 tensors, got int64");

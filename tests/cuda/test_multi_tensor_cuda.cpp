@@ -65,3 +65,25 @@ TEST(MultiTensorCuda, Bf16AndF32ListsMatchCpu) {
 
 }  // namespace
 }  // namespace moegrad
+
+namespace moegrad {
+namespace {
+
+// The widening adds of gradient accumulation: bit for bit, one launch per addend dtype.
+TEST(MultiTensorCuda, AccumulateMatchesCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  std::vector<Tensor> c_sums, g_sums, c_add, g_add;
+  const std::vector<Tensor> addends = bf16_list_on(Device::cpu());
+  for (size_t i = 0; i < addends.size(); ++i) {
+    c_sums.push_back(random_tensor(addends[i].shape(), 30 + i, DType::F32));
+    g_sums.push_back(gpu(c_sums.back()));
+    c_add.push_back(i == 2 ? Tensor() : addends[i]);  // one parameter without a gradient
+    g_add.push_back(i == 2 ? Tensor() : gpu(addends[i]));
+  }
+  accumulate_(c_sums, c_add);
+  accumulate_(g_sums, g_add);
+  for (size_t i = 0; i < c_sums.size(); ++i) EXPECT_ALL_CLOSE(g_sums[i], c_sums[i], 0, 0);
+}
+
+}  // namespace
+}  // namespace moegrad

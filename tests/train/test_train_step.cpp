@@ -24,13 +24,13 @@ struct Bf16Training {
   NamedParameters params;
   std::unique_ptr<AdamW> optimizer;
 
-  Bf16Training() {
+  explicit Bf16Training(const std::vector<std::string>& rules = {
+                            "experts -1:1,2", "train model.layers.1.mlp.gate.weight"}) {
     Generator gen(5);
     model = testing::tiny_olmoe(testing::tiny_olmoe_config(61, 4, 2, 32), gen);
     model->to(DType::BF16);
     params = model->named_parameters();
-    const FreezeMask mask = FreezeMask::build(
-        parse_freeze_rules({"experts -1:1,2", "train model.layers.1.mlp.gate.weight"}), params);
+    const FreezeMask mask = FreezeMask::build(parse_freeze_rules(rules), params);
     mask.apply(params);
     optimizer = std::make_unique<AdamW>(params, mask, AdamWOptions{});
   }
@@ -71,8 +71,34 @@ TEST(TrainStep, Bf16GradientsOfMicroBatchesAreSummedInF32) {
         << name;
     if (sums.count(name)) {
       EXPECT_EQ(p.grad().dtype(), DType::F32) << name;
+    } else {
+      EXPECT_FALSE(p.grad().defined()) << name;  // no micro-batch gave it a gradient
     }
   }
+}
+
+// A zero router scores every expert alike and top-2 takes experts 0 and 1: expert 3 trains but
+// no micro-batch reaches it, so it ends the step without a gradient and unchanged.
+TEST(TrainStep, AnExpertNoMicroBatchReachesKeepsNoGradient) {
+  Bf16Training step({"experts -1:1,3"});
+  const std::string gate = "model.layers.1.mlp.gate.weight";
+  const std::string idle = "model.layers.1.mlp.experts.3.down_proj.weight";
+  const std::string used = "model.layers.1.mlp.experts.1.down_proj.weight";
+  std::map<std::string, Variable> by_name(step.params.begin(), step.params.end());
+  by_name.at(gate).data().zero_();
+  const std::vector<double> before = by_name.at(idle).data().to_vector<double>();
+  Generator data(8);
+  std::vector<data::Batch> micro(2);
+  for (data::Batch& m : micro) {
+    m.input_ids = randint(0, 61, {2, 9}, data);
+    m.languages = {"en", "de"};
+  }
+  StepOptions options;
+  options.lr = 1e-2;
+  train_step(*step.model, *step.optimizer, micro, options);
+  EXPECT_TRUE(by_name.at(used).grad().defined());
+  EXPECT_FALSE(by_name.at(idle).grad().defined());
+  EXPECT_EQ(by_name.at(idle).data().to_vector<double>(), before);
 }
 
 }  // namespace

@@ -36,17 +36,24 @@ struct Bf16Training {
   }
 };
 
-TEST(TrainStep, Bf16GradientsOfMicroBatchesAreSummedInF32) {
-  Bf16Training step, reference;
-  Generator data(7);
-  std::vector<data::Batch> micro(3);
+// `count` micro-batches of two random sequences, trained in one step at lr 1e-2.
+std::vector<data::Batch> train_on_micro_batches(Bf16Training& step, size_t count, uint64_t seed,
+                                               StepOptions& options) {
+  Generator data(seed);
+  std::vector<data::Batch> micro(count);
   for (data::Batch& m : micro) {
     m.input_ids = randint(0, 61, {2, 9}, data);
     m.languages = {"en", "de"};
   }
-  StepOptions options;
   options.lr = 1e-2;
   train_step(*step.model, *step.optimizer, micro, options);
+  return micro;
+}
+
+TEST(TrainStep, Bf16GradientsOfMicroBatchesAreSummedInF32) {
+  Bf16Training step, reference;
+  StepOptions options;
+  const std::vector<data::Batch> micro = train_on_micro_batches(step, 3, 7, options);
 
   // By hand: each micro-batch's bf16 gradients, widened and summed in f32, then one AdamW step.
   std::map<std::string, Tensor> sums;
@@ -87,15 +94,8 @@ TEST(TrainStep, AnExpertNoMicroBatchReachesKeepsNoGradient) {
   std::map<std::string, Variable> by_name(step.params.begin(), step.params.end());
   by_name.at(gate).data().zero_();
   const std::vector<double> before = by_name.at(idle).data().to_vector<double>();
-  Generator data(8);
-  std::vector<data::Batch> micro(2);
-  for (data::Batch& m : micro) {
-    m.input_ids = randint(0, 61, {2, 9}, data);
-    m.languages = {"en", "de"};
-  }
   StepOptions options;
-  options.lr = 1e-2;
-  train_step(*step.model, *step.optimizer, micro, options);
+  train_on_micro_batches(step, 2, 8, options);
   EXPECT_TRUE(by_name.at(used).grad().defined());
   EXPECT_FALSE(by_name.at(idle).grad().defined());
   EXPECT_EQ(by_name.at(idle).data().to_vector<double>(), before);

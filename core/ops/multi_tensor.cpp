@@ -58,28 +58,31 @@ void accumulate_(const std::vector<Tensor>& sums, const std::vector<Tensor>& add
   MOEGRAD_CHECK(sums.size() == addends.size(), op, ": ", sums.size(), " sums but ",
                 addends.size(), " addends");
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // copies, tables
-  // One backend call per addend dtype.
-  for (DType dt : {DType::F32, DType::BF16}) {
-    std::vector<Tensor> to, from;
-    for (size_t i = 0; i < sums.size(); ++i) {
-      const Tensor& sum = sums[i];
-      const Tensor& x = addends[i];
-      if (!x.defined() || x.numel() == 0) continue;
-      check_defined(op, sum, "sum");
-      MOEGRAD_CHECK(sum.dtype() == DType::F32 && sum.is_contiguous(), op, ": sum ", i,
-                    " must be a contiguous float32 tensor, got ", dtype_name(sum.dtype()),
-                    sum.is_contiguous() ? "" : " (not contiguous)");
-      MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": addend ", i,
-                    " must be float32 or bfloat16, got ", dtype_name(x.dtype()));
-      MOEGRAD_CHECK(x.shape() == sum.shape(), op, ": addend ", i, " ", shape_str(x.shape()),
-                    " differs from its sum ", shape_str(sum.shape()));
-      check_same_device(op, sum, x);
-      if (x.dtype() != dt) continue;
-      to.push_back(sum);
-      from.push_back(x.contiguous());
-    }
-    if (!to.empty()) MOEGRAD_DISPATCH(to[0].device(), op, accumulate_, to, from);
+  // The pairs by the addend's dtype: one backend call for each.
+  std::vector<Tensor> f32_sums, f32_addends, bf16_sums, bf16_addends;
+  for (size_t i = 0; i < sums.size(); ++i) {
+    const Tensor& sum = sums[i];
+    const Tensor& x = addends[i];
+    if (!x.defined() || x.numel() == 0) continue;
+    check_defined(op, sum, "sum");
+    MOEGRAD_CHECK(sum.dtype() == DType::F32 && sum.is_contiguous(), op, ": sum ", i,
+                  " must be a contiguous float32 tensor, got ", dtype_name(sum.dtype()),
+                  sum.is_contiguous() ? "" : " (not contiguous)");
+    MOEGRAD_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, op, ": addend ", i,
+                  " must be float32 or bfloat16, got ", dtype_name(x.dtype()));
+    MOEGRAD_CHECK(x.shape() == sum.shape(), op, ": addend ", i, " ", shape_str(x.shape()),
+                  " differs from its sum ", shape_str(sum.shape()));
+    check_same_device(op, sum, x);
+    if (!f32_sums.empty() || !bf16_sums.empty())  // one device for the whole list
+      check_same_device(op, f32_sums.empty() ? bf16_sums[0] : f32_sums[0], sum);
+    const bool wide = x.dtype() == DType::F32;
+    (wide ? f32_sums : bf16_sums).push_back(sum);
+    (wide ? f32_addends : bf16_addends).push_back(x.contiguous());
   }
+  if (!f32_sums.empty())
+    MOEGRAD_DISPATCH(f32_sums[0].device(), op, accumulate_, f32_sums, f32_addends);
+  if (!bf16_sums.empty())
+    MOEGRAD_DISPATCH(bf16_sums[0].device(), op, accumulate_, bf16_sums, bf16_addends);
 }
 
 }  // namespace moegrad

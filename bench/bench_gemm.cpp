@@ -7,6 +7,8 @@
 // one matmul per expert, forward and both backward GEMMs, in f32 and bf16; on a GPU also those of
 // a medium.cfg layer in bf16 with balanced and with skewed routing ("64xskewed": one expert gets
 // every token, as in the random-init model's profile), whose ratio is what uneven experts cost.
+// ".../own/..." (GPU, bf16, forward and input gradient) is gathered_grouped_matmul's kernel of
+// moegrad's own, the groups read on the device, against cuBLAS's grouped call beside it.
 // The rest is f32.
 #include <cblas.h>
 
@@ -130,6 +132,8 @@ void register_gemm(Device device, const Gemm& g, bool through_blas) {
 // expert. With `blocks` 2, out is gate and up joined, as the experts run them: the weight
 // gradient is then two [out / 2, in] results an expert (grouped_matmul_tn's column blocks).
 enum class ExpertPass { Forward, Dgrad, Wgrad };
+// cuBLAS's grouped call (sizes on the host), a matmul per expert, or moegrad's own kernel.
+enum class ExpertRun { Grouped, Loop, Own };
 
 // Rows per expert: 8 * tokens / 64 each, or skewed: weights 1 / (e + 1) (Zipf), each capped at
 // `tokens` (a token picks an expert once), what the caps cut spread over the smallest.
@@ -153,32 +157,40 @@ std::vector<int64_t> expert_rows(int64_t tokens, int64_t experts, bool skewed) {
 }
 
 void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, int64_t in,
-                      bool grouped, bool skewed = false, int64_t blocks = 1) {
+                      ExpertRun run, bool skewed = false, int64_t blocks = 1) {
+  const bool grouped = run == ExpertRun::Grouped;
   const int64_t experts = 64, tokens = device.is_cpu() ? 512 : 8192, rows = tokens * 8 / experts;
   const char* pass_name = pass == ExpertPass::Forward ? "fwd/"
                           : pass == ExpertPass::Dgrad ? "dgrad/"
                                                       : "wgrad/";
-  std::string name = std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
-                     (grouped ? "grouped/" : "loop/") + std::to_string(experts) + "x" +
-                     (skewed ? std::string("skewed") : std::to_string(rows)) + "x" +
-                     std::to_string(out) + "x" + std::to_string(in) +
-                     (blocks > 1 ? "/gate_up" : "");
+  std::string name =
+      std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
+      (grouped                  ? "grouped/"
+       : run == ExpertRun::Loop ? "loop/"
+                                : "own/") +
+      std::to_string(experts) + "x" + (skewed ? std::string("skewed") : std::to_string(rows)) +
+      "x" + std::to_string(out) + "x" + std::to_string(in) + (blocks > 1 ? "/gate_up" : "");
   register_on(device, name, [=](benchmark::State& state) {
     // Made once per shape and dtype (Google Benchmark calls a benchmark several times, and
     // 64 experts' operands take seconds to draw); the last shape's are freed for the next.
     static std::tuple<Device, DType, int64_t, int64_t> made{};
-    static Tensor x, dy;
+    static Tensor x, dy, w_stack;
     static std::vector<Tensor> w;
     if (made != std::tuple{device, dtype, out, in} || !x.defined()) {
-      x = dy = Tensor();
+      x = dy = w_stack = Tensor();
       w.clear();
       Generator gen(0);
       x = randn({experts * rows, in}, gen, dtype, device);
       dy = randn({experts * rows, out}, gen, dtype, device);
-      for (int64_t e = 0; e < experts; ++e) w.push_back(randn({out, in}, gen, dtype, device));
+      // The experts' weights as one stack [64, out, in], each expert's a view of it.
+      w_stack = randn({experts, out, in}, gen, dtype, device);
+      for (int64_t e = 0; e < experts; ++e) w.push_back(w_stack.select(0, e));
       made = {device, dtype, out, in};
     }
     const std::vector<int64_t> counts = expert_rows(tokens, experts, skewed);
+    std::vector<int64_t> starts(counts.size() + 1, 0);
+    for (size_t e = 0; e < counts.size(); ++e) starts[e + 1] = starts[e] + counts[e];
+    const Tensor start = from_vector(starts, {experts + 1}).to(device);
     const std::vector<bool> want(size_t(blocks * experts), true);
     const int64_t width = out / blocks;
     time_iterations(state, device, [&] {
@@ -187,11 +199,16 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
       } else if (grouped) {
         const bool fwd = pass == ExpertPass::Forward;
         benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
+      } else if (run == ExpertRun::Own) {
+        const bool fwd = pass == ExpertPass::Forward;
+        benchmark::DoNotOptimize(
+            gathered_grouped_matmul(fwd ? x : dy, Tensor(), w_stack, start, fwd));
       }
-      for (int64_t e = 0, start = 0; e < experts && !grouped; start += counts[size_t(e)], ++e) {
+      for (int64_t e = 0, first = 0; e < experts && run == ExpertRun::Loop;
+           first += counts[size_t(e)], ++e) {
         const int64_t n = counts[size_t(e)];
         if (n == 0) continue;
-        const Tensor xe = x.narrow(0, start, n), dye = dy.narrow(0, start, n);
+        const Tensor xe = x.narrow(0, first, n), dye = dy.narrow(0, first, n);
         const Tensor& we = w[size_t(e)];
         if (pass == ExpertPass::Wgrad)
           for (int64_t b = 0; b < blocks; ++b)
@@ -204,6 +221,15 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
     state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(experts * rows * out * in),
                                                    benchmark::Counter::kIsIterationInvariantRate);
   })->Unit(benchmark::kMillisecond);
+}
+
+// Grouped and loop always; moegrad's own kernel where it runs: a GPU, bf16, not the weight
+// gradient.
+std::vector<ExpertRun> expert_runs(Device device, DType dtype, ExpertPass pass) {
+  std::vector<ExpertRun> runs = {ExpertRun::Grouped, ExpertRun::Loop};
+  if (device.is_cuda() && dtype == DType::BF16 && pass != ExpertPass::Wgrad)
+    runs.push_back(ExpertRun::Own);
+  return runs;
 }
 
 }  // namespace
@@ -222,8 +248,8 @@ int main(int argc, char** argv) {
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1024, 2048}, {2048, 1024}})
         for (bench::ExpertPass pass :
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
-          for (bool grouped : {true, false})
-            bench::register_experts(device, dtype, pass, out, in, grouped);
+          for (bench::ExpertRun run : bench::expert_runs(device, dtype, pass))
+            bench::register_experts(device, dtype, pass, out, in, run);
     // A medium.cfg layer (hidden 1024, experts of width 512: gate and up joined, then down),
     // balanced and skewed.
     if (device.is_cuda())
@@ -232,7 +258,7 @@ int main(int argc, char** argv) {
         for (bench::ExpertPass pass :
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
           for (bool skewed : {false, true})
-            for (bool grouped : {true, false})
-              bench::register_experts(device, DType::BF16, pass, out, in, grouped, skewed, blocks);
+            for (bench::ExpertRun run : bench::expert_runs(device, DType::BF16, pass))
+              bench::register_experts(device, DType::BF16, pass, out, in, run, skewed, blocks);
   });
 }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/cuda/mma.cuh"
 #include "core/dtype.h"
 
 namespace moegrad::cuda::attention {
@@ -125,27 +126,6 @@ struct Tiles {
   static_assert(Threads % 32 == 0 && 32 % CT == 0 && Rows % kRT == 0 && Cols % CT == 0 &&
                 D % (4 * CT) == 0);
 };
-
-// Copies Bytes (16: cp.async's cache-global unit; 8 goes through L1) into shared memory; a
-// source size of 0 fills them with zeros: rows and columns past the end.
-template <int Bytes>
-__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
-  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  if constexpr (Bytes == 16) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-                 "r"(valid ? 16 : 0));
-  } else {
-    static_assert(Bytes == 8);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(src),
-                 "r"(valid ? 8 : 0));
-  }
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most N of this thread's committed groups are still in flight.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // Stores four consecutive f32 outputs (16 bytes, aligned).
 __device__ __forceinline__ void store4(float* dst, float4 v) {

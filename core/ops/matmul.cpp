@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "core/ops/dispatch.h"
+#include "core/ops/index.h"
 #include "core/storage.h"
 
 namespace moegrad {
@@ -223,6 +224,56 @@ Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
                                      out.narrow(0, int64_t(start), rows[g]), false, trans_w));
   run_grouped(x.device(), problems);
   return out;
+}
+
+Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor& w,
+                               const Tensor& start, bool trans_w) {
+  const char* op = "gathered_grouped_matmul";
+  check_float_operand(op, x, x, "input");
+  check_defined(op, w, "weight stack");
+  check_same_device(op, w, x);
+  check_same_dtype(op, w, x);
+  MOEGRAD_CHECK(w.dim() == 3 && w.size(0) > 0, op, ": expected a weight stack [G, ",
+                trans_w ? "N, K" : "K, N", "] with G > 0, got ", shape_str(w.shape()));
+  const int64_t groups = w.size(0), k = x.size(1);
+  MOEGRAD_CHECK(w.size(trans_w ? 2 : 1) == k, op, ": input ", shape_str(x.shape()),
+                " does not fit weights ", shape_str(w.shape()), trans_w ? "^T" : "");
+  check_defined(op, start, "group starts");
+  check_same_device(op, start, x);
+  MOEGRAD_CHECK(start.dtype() == DType::I64 && start.dim() == 1 && start.size(0) == groups + 1, op,
+                ": group starts must be int64 [", groups + 1, "] for ", groups, " weights, got ",
+                dtype_name(start.dtype()), " ", shape_str(start.shape()));
+  if (rows.defined()) {
+    check_same_device(op, rows, x);
+    MOEGRAD_CHECK(rows.dim() == 1 && (rows.dtype() == DType::I32 || rows.dtype() == DType::I64), op,
+                  ": rows must be a 1-D int32 or int64 index, got ", dtype_name(rows.dtype()), " ",
+                  shape_str(rows.shape()));
+  }
+  const int64_t total = rows.defined() ? rows.size(0) : x.size(0);
+#ifdef MOEGRAD_WITH_CUDA
+  if (x.device().is_cuda() && cuda::gathered_grouped_gemm_fits(x, w, total, trans_w)) {
+    Tensor out = empty({total, w.size(trans_w ? 1 : 2)}, x.dtype(), x.device());
+    if (out.numel() == 0) return out;
+    profiler::Cost cost = profiler::op_cost(out, x, rows, w, start);
+    cost.flops = 2.0 * double(out.numel()) * double(k);
+    profiler::Scope scope(profiler::Kind::Op, op, x.device(), cost);
+    cuda::gathered_grouped_gemm(out, x, rows.defined() ? rows.contiguous() : rows, w,
+                                start.contiguous(), trans_w);
+    return out;
+  }
+#endif
+  const std::vector<int64_t> starts = start.to_vector<int64_t>();
+  std::vector<int64_t> counts(static_cast<size_t>(groups));
+  std::vector<Tensor> weights;
+  MOEGRAD_CHECK(starts[0] == 0 && starts.back() == total, op, ": group starts run from ", starts[0],
+                " to ", starts.back(), ", expected 0 to ", total, " rows");
+  for (int64_t g = 0; g < groups; ++g) {
+    counts[size_t(g)] = starts[size_t(g) + 1] - starts[size_t(g)];
+    MOEGRAD_CHECK(counts[size_t(g)] >= 0, op, ": group starts decrease at group ", g, " (",
+                  starts[size_t(g)], " then ", starts[size_t(g) + 1], ")");
+    weights.push_back(w.select(0, g));
+  }
+  return grouped_matmul(rows.defined() ? index_select(x, 0, rows) : x, weights, counts, trans_w);
 }
 
 std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,

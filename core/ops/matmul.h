@@ -26,6 +26,17 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // cuBLAS call on a GPU instead of a GEMM launch per group.
 Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
                       const std::vector<int64_t>& rows, bool trans_w);
+// grouped_matmul with the groups where they were made, for routing that stays on a GPU: out[r] =
+// x[rows[r]] @ op(w[g]) for r in [start[g], start[g + 1]), w a stack of G weights ([G, N, K] with
+// trans_w, [G, K, N] without; each row-major) and start [G + 1] int64 on x's device, non-decreasing
+// from 0 to R. rows [R] (int32 or int64) picks x's rows, repeats allowed, or is undefined for x's
+// own rows in order (R = x's rows); -> [R, N]. The rows and starts are trusted, as group_by_index
+// makes them: a GPU checks neither (a check would wait for the device), the CPU checks the starts.
+// On a GPU in bf16, with K and N multiples of 8, one kernel of moegrad's own (tensor cores, the
+// gather in its loads) reads the starts where they are; elsewhere they come to the host for
+// grouped_matmul.
+Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor& w,
+                               const Tensor& start, bool trans_w);
 // Its weight-gradient form over the same row groups of a [R, M] and b [R, N]: for each group g
 // with want[g], a[group g]^T @ b[group g] ([M, N]; zeros for a group of no rows); an undefined
 // Tensor where !want[g]. With want.size() = blocks x groups, a's columns split into `blocks`
@@ -60,6 +71,11 @@ void grouped_gemm(const GroupedGemm& problems);
 namespace cuda {
 void gemm(const GemmBatch& g);
 void grouped_gemm(const GroupedGemm& problems);
+// gathered_grouped_matmul's kernel: whether it takes these operands (and `total` output rows), and
+// the call.
+bool gathered_grouped_gemm_fits(const Tensor& x, const Tensor& w, int64_t total, bool trans_w);
+void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& rows, const Tensor& w,
+                           const Tensor& start, bool trans_w);
 }  // namespace cuda
 
 }  // namespace moegrad

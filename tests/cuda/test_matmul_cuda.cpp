@@ -249,5 +249,67 @@ TEST(MatmulCudaBf16, GroupedMatchesCpu) {
   }
 }
 
+// Group starts as a tensor: from the row counts of each group.
+Tensor starts_of(const std::vector<int64_t>& rows) {
+  std::vector<int64_t> start(rows.size() + 1, 0);
+  for (size_t g = 0; g < rows.size(); ++g) start[g + 1] = start[g] + rows[g];
+  return from_vector(start, {int64_t(start.size())});
+}
+
+// moegrad's own grouped GEMM against the CPU: groups of 0, 1, a tile and more than a tile of rows,
+// K not a multiple of the 32-column stage, N not a multiple of the 128-column tile, a gather that
+// repeats rows (int32, int64) or none, both weight layouts; the same bits twice.
+TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<int64_t> counts = {0, 130, 1, 0, 257, 5, 128, 0};
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  const int64_t groups = int64_t(counts.size()), sources = 300;
+  uint64_t seed = 500;
+  for (auto [k, n] : {std::pair<int64_t, int64_t>{8, 8}, {40, 200}, {136, 24}, {64, 256}})
+    for (bool trans : {true, false})
+      for (DType index : {DType::I32, DType::I64, DType::F32 /* no rows */}) {
+        SCOPED_TRACE(::testing::Message() << "K " << k << " N " << n << " trans " << trans
+                                          << " rows " << dtype_name(index));
+        const bool gathered = index != DType::F32;
+        const Tensor x = bf16_random({gathered ? sources : total, k}, seed++);
+        const Tensor w = bf16_random(trans ? Shape{groups, n, k} : Shape{groups, k, n}, seed++);
+        const Tensor rows =
+            gathered ? testing::skewed_index({total}, sources, seed++, index) : Tensor();
+        const Tensor start = starts_of(counts);
+        const Tensor gx = gpu(x), gw = gpu(w), grows = gathered ? gpu(rows) : Tensor();
+        ASSERT_TRUE(cuda::gathered_grouped_gemm_fits(gx, gw, total, trans));
+        const Tensor cuda = gathered_grouped_matmul(gx, grows, gw, gpu(start), trans);
+        EXPECT_TRUE(cuda.device().is_cuda());
+        EXPECT_EQ(cuda.dtype(), DType::BF16);
+        EXPECT_ALL_CLOSE(cuda, gathered_grouped_matmul(x, rows, w, start, trans), 1e-2, 1e-2);
+        EXPECT_ALL_CLOSE(gathered_grouped_matmul(gx, grows, gw, gpu(start), trans), cuda, 0, 0);
+      }
+}
+
+// 1000 groups, most empty or small, against one 128-row tile's worth: the schedule's binary search
+// over many groups; and operands the kernel does not take (f32, K not a multiple of 8) through the
+// host path, with the same results as the CPU.
+TEST(MatmulCudaBf16, GatheredGroupedManyGroupsAndTheHostPath) {
+  SKIP_WITHOUT_GPU();
+  std::vector<int64_t> counts(1000, 0);
+  for (size_t g = 0; g < counts.size(); g += 7) counts[g] = int64_t(g % 13);
+  counts[500] = 300;
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  const Tensor x = bf16_random({total, 16}, 520), w = bf16_random({1000, 24, 16}, 521);
+  const Tensor start = starts_of(counts);
+  EXPECT_ALL_CLOSE(gathered_grouped_matmul(gpu(x), Tensor(), gpu(w), gpu(start), true),
+                   gathered_grouped_matmul(x, Tensor(), w, start, true), 1e-2, 1e-2);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const int64_t k = dt == DType::F32 ? 16 : 7;
+    const Tensor x2 = random_tensor({total, k}, 522, dt), w2 = random_tensor({1000, k, 8}, 523, dt);
+    EXPECT_FALSE(cuda::gathered_grouped_gemm_fits(gpu(x2), gpu(w2), total, false));
+    const double tol = dt == DType::F32 ? 1e-5 : 1e-2;
+    EXPECT_ALL_CLOSE(gathered_grouped_matmul(gpu(x2), Tensor(), gpu(w2), gpu(start), false),
+                     gathered_grouped_matmul(x2, Tensor(), w2, start, false), tol, tol);
+  }
+}
+
 }  // namespace
 }  // namespace moegrad

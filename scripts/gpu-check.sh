@@ -121,6 +121,14 @@ if [[ -n "$SANITIZER" ]]; then
       echo "gpu-check: $tool on training exited non-zero (see $LOGS/train-$tool.log)"
     tail -n 2 "$LOGS/train-$tool.log"
   done
+  # The experts' own grouped GEMM is not in a training step yet: racecheck on its parity tests
+  # (its double-buffered shared-memory stages).
+  echo "gpu-check: racecheck on test_cuda's gathered grouped GEMM tests"
+  timeout "$STEP_TIMEOUT" "$SANITIZER" --tool racecheck --kernel-name kns=gathered_grouped \
+    "$BUILD/tests/test_cuda" --gtest_filter='MatmulCudaBf16.GatheredGrouped*' \
+    >"$LOGS/grouped-racecheck.log" 2>&1 ||
+    echo "gpu-check: racecheck on the grouped GEMM exited non-zero (see $LOGS/grouped-racecheck.log)"
+  tail -n 2 "$LOGS/grouped-racecheck.log"
 else
   echo "gpu-check: compute-sanitizer not found; memcheck skipped"
 fi

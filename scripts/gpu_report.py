@@ -66,8 +66,11 @@ def sanitizer_results():
     result["training"] = [
         sanitizer_log("train-%s.log" % tool, tool, "moegrad bench --config tiny.cfg (1 step)")
         for tool in ("memcheck", "racecheck")]
+    result["grouped_gemm"] = sanitizer_log(
+        "grouped-racecheck.log", "racecheck", "tests/test_cuda MatmulCudaBf16.GatheredGrouped*")
     # errors: every finding of every run (None when one of them did not finish)
-    counts = [result["errors"]] + [r["errors"] for r in result["training"]]
+    counts = [result["errors"]] + [r["errors"] for r in result["training"]] + \
+        [result["grouped_gemm"]["errors"]]
     result["errors"] = None if None in counts else sum(counts)
     return result
 

@@ -17,6 +17,12 @@ Tensor skewed_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype
   return from_vector(v, shape).to(dtype);
 }
 
+Tensor group_starts(const std::vector<int64_t>& rows) {
+  std::vector<int64_t> start(rows.size() + 1, 0);
+  for (size_t g = 0; g < rows.size(); ++g) start[g + 1] = start[g] + rows[g];
+  return from_vector(start, {int64_t(start.size())});
+}
+
 Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 Tensor same_view(const Tensor& v, const Tensor& base_gpu) {

@@ -22,6 +22,9 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::F64
 // so most fall in the low values and many high ones never occur.
 Tensor skewed_index(const Shape& shape, int64_t high, uint64_t seed, DType dtype = DType::I64);
 
+// The starts [G + 1] (int64) of consecutive row groups of these sizes: 0, then running sums.
+Tensor group_starts(const std::vector<int64_t>& rows);
+
 // Fails (without aborting) at the first element where |a - e| > atol + rtol |e|, naming it.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected,
                                      double atol = 1e-6, double rtol = 1e-5);

@@ -6,6 +6,7 @@
 namespace moegrad {
 namespace {
 
+using testing::group_starts;
 using testing::random_tensor;
 
 // The textbook triple loop in f64 over broadcast batch dims: the reference nothing of
@@ -278,13 +279,6 @@ TEST(GroupedMatmul, ErrorsNameWhatDoesNotFit) {
                "grouped_matmul_tn: operands [5, 4] and [4, 2] differ in rows");
 }
 
-// Group starts as a tensor: from the row counts of each group.
-Tensor starts_of(const std::vector<int64_t>& rows) {
-  std::vector<int64_t> start(rows.size() + 1, 0);
-  for (size_t g = 0; g < rows.size(); ++g) start[g + 1] = start[g] + rows[g];
-  return from_vector(start, {int64_t(start.size())});
-}
-
 // Output row r is x's row rows[r] times the weight of the group that holds r: a gather that repeats
 // and skips rows, empty groups, int32 and int64 rows and none (x's rows in order), in f64 and in
 // bf16 (rounded once: within 1e-2 of the f64 product of the same values), both weight layouts.
@@ -301,7 +295,7 @@ TEST(GatheredGroupedMatmul, EachRowIsItsSourceRowTimesItsGroupsWeight) {
         const Tensor x = random_tensor({gathered ? 9 : 12, 7}, seed++, dt);
         const Tensor w = random_tensor(trans ? Shape{6, 4, 7} : Shape{6, 7, 4}, seed++, dt);
         const Tensor rows = gathered ? from_vector(picks, {12}).to(index) : Tensor();
-        const Tensor out = gathered_grouped_matmul(x, rows, w, starts_of(counts), trans);
+        const Tensor out = gathered_grouped_matmul(x, rows, w, group_starts(counts), trans);
         ASSERT_EQ(out.shape(), (Shape{12, 4}));
         EXPECT_EQ(out.dtype(), dt);
         const double tol = dt == DType::F64 ? 1e-12 : 1e-2;
@@ -320,13 +314,13 @@ TEST(GatheredGroupedMatmul, ErrorsNameWhatDoesNotFit) {
   const Tensor rows = from_vector(std::vector<int64_t>{0, 1, 4}, {3});
   expect_error(
       [&] {
-        gathered_grouped_matmul(x, rows, w, starts_of({2, 2}), true);
+        gathered_grouped_matmul(x, rows, w, group_starts({2, 2}), true);
       },
       "gathered_grouped_matmul: group starts run from 0 to 4, expected 0 to 3 "
       "rows");
   expect_error(
       [&] {
-        gathered_grouped_matmul(x, Tensor(), w, starts_of({3, 1}), true);
+        gathered_grouped_matmul(x, Tensor(), w, group_starts({3, 1}), true);
       },
       "group starts run from 0 to 4, expected 0 to 5 rows");
   expect_error(
@@ -334,24 +328,24 @@ TEST(GatheredGroupedMatmul, ErrorsNameWhatDoesNotFit) {
         gathered_grouped_matmul(x, rows, w, from_vector(std::vector<int64_t>{0, 4, 3}, {3}), true);
       },
       "group starts decrease at group 1 (4 then 3)");
-  expect_error([&] { gathered_grouped_matmul(x, rows, w, starts_of({3}), true); },
+  expect_error([&] { gathered_grouped_matmul(x, rows, w, group_starts({3}), true); },
                "group starts must be int64 [3] for 2 weights, got int64 [2]");
   expect_error(
       [&] {
-        gathered_grouped_matmul(x, rows, w, starts_of({2, 1}), false);
+        gathered_grouped_matmul(x, rows, w, group_starts({2, 1}), false);
       },
       "input [5, 4] does not fit weights [2, 3, 4]");
-  expect_error([&] { gathered_grouped_matmul(x, rows, w.select(0, 0), starts_of({3}), true); },
+  expect_error([&] { gathered_grouped_matmul(x, rows, w.select(0, 0), group_starts({3}), true); },
                "expected a weight stack [G, N, K] with G > 0, got [3, 4]");
   expect_error(
       [&] {
-        gathered_grouped_matmul(x, rows.to(DType::F32), w, starts_of({2, 1}), true);
+        gathered_grouped_matmul(x, rows.to(DType::F32), w, group_starts({2, 1}), true);
       },
       "rows must be a 1-D int32 or int64 index, got float32 [3]");
   expect_error(
       [&] {
         gathered_grouped_matmul(x, from_vector(std::vector<int64_t>{0, 5, 1}, {3}), w,
-                                starts_of({2, 1}), true);
+                                group_starts({2, 1}), true);
       },
       "out of range");
 }

@@ -8,6 +8,7 @@
 namespace moegrad {
 namespace {
 
+using testing::group_starts;
 using testing::random_tensor;
 
 using testing::gpu;
@@ -249,13 +250,6 @@ TEST(MatmulCudaBf16, GroupedMatchesCpu) {
   }
 }
 
-// Group starts as a tensor: from the row counts of each group.
-Tensor starts_of(const std::vector<int64_t>& rows) {
-  std::vector<int64_t> start(rows.size() + 1, 0);
-  for (size_t g = 0; g < rows.size(); ++g) start[g + 1] = start[g] + rows[g];
-  return from_vector(start, {int64_t(start.size())});
-}
-
 // moegrad's own grouped GEMM against the CPU: groups of 0, 1, a tile and more than a tile of rows,
 // K not a multiple of the 32-column stage, N not a multiple of the 128-column tile, a gather that
 // repeats rows (int32, int64) or none, both weight layouts; the same bits twice.
@@ -276,7 +270,7 @@ TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
         const Tensor w = bf16_random(trans ? Shape{groups, n, k} : Shape{groups, k, n}, seed++);
         const Tensor rows =
             gathered ? testing::skewed_index({total}, sources, seed++, index) : Tensor();
-        const Tensor start = starts_of(counts);
+        const Tensor start = group_starts(counts);
         const Tensor gx = gpu(x), gw = gpu(w), grows = gathered ? gpu(rows) : Tensor();
         ASSERT_TRUE(cuda::gathered_grouped_gemm_fits(gx, gw, total, trans));
         const Tensor cuda = gathered_grouped_matmul(gx, grows, gw, gpu(start), trans);
@@ -298,7 +292,7 @@ TEST(MatmulCudaBf16, GatheredGroupedManyGroupsAndTheHostPath) {
   int64_t total = 0;
   for (int64_t c : counts) total += c;
   const Tensor x = bf16_random({total, 16}, 520), w = bf16_random({1000, 24, 16}, 521);
-  const Tensor start = starts_of(counts);
+  const Tensor start = group_starts(counts);
   EXPECT_ALL_CLOSE(gathered_grouped_matmul(gpu(x), Tensor(), gpu(w), gpu(start), true),
                    gathered_grouped_matmul(x, Tensor(), w, start, true), 1e-2, 1e-2);
   for (DType dt : {DType::F32, DType::BF16}) {

@@ -79,8 +79,9 @@ void expect_nested(const json& trace) {
     std::vector<double> open_ends;
     for (const auto& [ts, dur] : spans) {
       while (!open_ends.empty() && ts >= open_ends.back() - slack) open_ends.pop_back();
-      if (!open_ends.empty())
+      if (!open_ends.empty()) {
         EXPECT_LE(ts + dur, open_ends.back() + slack) << "lane " << lane.first << "/" << lane.second;
+      }
       open_ends.push_back(ts + dur);
     }
   }

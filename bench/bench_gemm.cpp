@@ -7,8 +7,9 @@
 // one matmul per expert, forward and both backward GEMMs, in f32 and bf16; on a GPU also those of
 // a medium.cfg layer in bf16 with balanced and with skewed routing ("64xskewed": one expert gets
 // every token, as in the random-init model's profile), whose ratio is what uneven experts cost.
-// ".../own/..." (GPU, bf16, forward and input gradient) is gathered_grouped_matmul's kernel of
-// moegrad's own, the groups read on the device, against cuBLAS's grouped call beside it.
+// ".../own/..." (GPU, bf16) are gathered_grouped_matmul's and gathered_grouped_matmul_tn's kernels
+// of moegrad's own, the groups read on the device, against cuBLAS's grouped call beside them (the
+// own weight gradient writes gate and up as one [out, in] result an expert).
 // The rest is f32.
 #include <cblas.h>
 
@@ -199,6 +200,8 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
       } else if (grouped) {
         const bool fwd = pass == ExpertPass::Forward;
         benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
+      } else if (run == ExpertRun::Own && pass == ExpertPass::Wgrad) {
+        benchmark::DoNotOptimize(gathered_grouped_matmul_tn(dy, x, Tensor(), start));
       } else if (run == ExpertRun::Own) {
         const bool fwd = pass == ExpertPass::Forward;
         benchmark::DoNotOptimize(
@@ -223,12 +226,10 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
   })->Unit(benchmark::kMillisecond);
 }
 
-// Grouped and loop always; moegrad's own kernel where it runs: a GPU, bf16, not the weight
-// gradient.
-std::vector<ExpertRun> expert_runs(Device device, DType dtype, ExpertPass pass) {
+// Grouped and loop always; moegrad's own kernels where they run: a GPU, bf16.
+std::vector<ExpertRun> expert_runs(Device device, DType dtype) {
   std::vector<ExpertRun> runs = {ExpertRun::Grouped, ExpertRun::Loop};
-  if (device.is_cuda() && dtype == DType::BF16 && pass != ExpertPass::Wgrad)
-    runs.push_back(ExpertRun::Own);
+  if (device.is_cuda() && dtype == DType::BF16) runs.push_back(ExpertRun::Own);
   return runs;
 }
 
@@ -248,7 +249,7 @@ int main(int argc, char** argv) {
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1024, 2048}, {2048, 1024}})
         for (bench::ExpertPass pass :
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
-          for (bench::ExpertRun run : bench::expert_runs(device, dtype, pass))
+          for (bench::ExpertRun run : bench::expert_runs(device, dtype))
             bench::register_experts(device, dtype, pass, out, in, run);
     // A medium.cfg layer (hidden 1024, experts of width 512: gate and up joined, then down),
     // balanced and skewed.
@@ -258,7 +259,7 @@ int main(int argc, char** argv) {
         for (bench::ExpertPass pass :
              {bench::ExpertPass::Forward, bench::ExpertPass::Dgrad, bench::ExpertPass::Wgrad})
           for (bool skewed : {false, true})
-            for (bench::ExpertRun run : bench::expert_runs(device, DType::BF16, pass))
+            for (bench::ExpertRun run : bench::expert_runs(device, DType::BF16))
               bench::register_experts(device, DType::BF16, pass, out, in, run, skewed, blocks);
   });
 }

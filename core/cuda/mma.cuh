@@ -73,6 +73,26 @@ __device__ __forceinline__ void frag_a(uint32_t (&a)[4], const bf16* tile, int r
   a[3] = ld_pair(p + 8 * Ld + 8);
 }
 
+// Four 8 x 8 blocks of 16-bit elements, transposed: lanes 8j to 8j + 7 give the shared-memory
+// addresses of block j's rows, and register j of each lane receives its pair of block j^T.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
+
+// The A fragment of rows [m0, m0 + 16) and columns [k0, k0 + 16) of A when the tile holds A^T,
+// stored [k][Ld] (m along a row): ldmatrix reads the four 8 x 8 blocks transposed. Lanes 8j to
+// 8j + 7 address the rows of block j (fragment register j): m + 8 for j odd, k + 8 for j >= 2.
+template <int Ld>
+__device__ __forceinline__ void frag_a_trans(uint32_t (&a)[4], const bf16* tile, int k0, int m0,
+                                             const FragLane& f) {
+  const bf16* p = tile + (k0 + (f.lane & 7) + (f.lane >> 4) * 8) * Ld + m0 + (f.lane & 8);
+  ldmatrix_x4_trans(a, p);
+}
+
 // Two B fragments, k in [k0, k0 + 16) by n in [n0, n0 + 8) and [n0 + 8, n0 + 16), of a tile
 // stored [k][Ld] (n along a row): ldmatrix reads the four 8 x 8 blocks transposed. Lanes 8m to
 // 8m + 7 address the rows of block m: k + 0-7 or 8-15 (m odd), n + 0 or 8 (m >= 2).
@@ -80,11 +100,7 @@ template <int Ld>
 __device__ __forceinline__ void frag_b_trans(uint32_t (&b)[4], const bf16* tile, int k0, int n0,
                                              const FragLane& f) {
   const bf16* p = tile + (k0 + (f.lane & 7) + (f.lane & 8)) * Ld + n0 + (f.lane >> 4) * 8;
-  const unsigned s = unsigned(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(s)
-               : "memory");
+  ldmatrix_x4_trans(b, p);
 }
 
 }  // namespace moegrad::cuda

@@ -10,8 +10,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda/mma.cuh"
 #include "core/cuda/runtime.h"
@@ -27,22 +29,102 @@ constexpr int kTileM = 128, kTileN = 128, kTileK = 32, kThreads = 256;
 // 8 warps as 2 x 4, each owning 64 x 32 of the tile: 4 x 4 mma tiles.
 constexpr int kWarpM = 64, kWarpN = 32, kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
 // Shared tiles are padded by 16 bytes a row, so that the 8 rows a fragment load or an ldmatrix
-// phase reads fall in distinct banks: x's rows [m][k]; W's [n][k] (trans_w) or [k][n].
-constexpr int kLdA = kTileK + 8, kLdNK = kTileK + 8, kLdKN = kTileN + 8;
-constexpr int kStageA = kTileM * kLdA;
-constexpr int kStageB = kTileN * kLdNK > kTileK * kLdKN ? kTileN * kLdNK : kTileK * kLdKN;
-// A stage is 128 x 32 of x and 32 x 128 of W: 512 chunks of 16 bytes each, two per thread.
+// phase reads fall in distinct banks: [m][k] and [n][k] tiles kTileK + 8 apart, [k][m] and
+// [k][n] tiles kTileM + 8 (= kTileN + 8).
+constexpr int kLdK = kTileK + 8, kLdMN = kTileN + 8;
+constexpr int kStageMK = kTileM * kLdK, kStageKN = kTileK * kLdMN;
+constexpr int kStage = std::max(kStageMK, kStageKN);
+// A stage is 128 x 32 of each operand: 512 chunks of 16 bytes, two per thread.
 constexpr int kChunks = kTileM * kTileK / 8 / kThreads;
-static_assert(kChunks == 2 && kTileN * kTileK / 8 / kThreads == kChunks);
+static_assert(kTileM == kTileN && kChunks == 2);
+
+using Accumulator = float[kFragsM][kFragsN][4];
+
+// Where a thread's warp and lane sit in the block's tile.
+struct WarpTile {
+  FragLane f;
+  int wm, wn;  // the warp's first row and column in the tile
+  __device__ WarpTile()
+      : wm(int(threadIdx.x) / 32 / 4 * kWarpM), wn(int(threadIdx.x) / 32 % 4 * kWarpN) {}
+};
+
+// acc += the warp's 64 x 32 of a 16-column slice of the stage: A fragments as given, B from a
+// [k][n] tile (ldmatrix, transposed) or an [n][k] tile (its rows are the column-major operand).
+template <bool BKn>
+__device__ __forceinline__ void multiply(Accumulator& acc, const uint32_t (&af)[kFragsM][4],
+                                         const bf16* b, int kk, const WarpTile& t) {
+  uint32_t bf[kFragsN][2];
+#pragma unroll
+  for (int nt = 0; nt < kFragsN; nt += 2) {
+    if constexpr (BKn) {
+      uint32_t q[4];
+      frag_b_trans<kLdMN>(q, b, kk, t.wn + 8 * nt, t.f);
+      bf[nt][0] = q[0];
+      bf[nt][1] = q[1];
+      bf[nt + 1][0] = q[2];
+      bf[nt + 1][1] = q[3];
+    } else {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const bf16* q = b + (t.wn + 8 * (nt + j) + t.f.row) * kLdK + kk + t.f.col;
+        bf[nt + j][0] = ld_pair(q);
+        bf[nt + j][1] = ld_pair(q + 8);
+      }
+    }
+  }
+#pragma unroll
+  for (int mt = 0; mt < kFragsM; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < kFragsN; ++nt) mma_bf16(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
+}
+
+// `steps` stages of kTileK through two shared-memory buffers: load(st, step) starts the cp.async
+// copies of a step into buffer st, multiply(st) consumes one; the next step loads while this one
+// multiplies. The group committed last may be empty.
+template <class Load, class Multiply>
+__device__ __forceinline__ void pipeline(int64_t steps, Load&& load, Multiply&& multiply) {
+  if (steps > 0) load(0, 0);
+  cp_async_commit();
+  for (int64_t s = 0; s < steps; ++s) {
+    if (s + 1 < steps) load(int(s + 1) & 1, s + 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    multiply(int(s & 1));
+    __syncthreads();  // the buffer is read before the next step's load overwrites it
+  }
+  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
+}
+
+// The warp's share of a tile whose first element is out[row0][col0] (rows ld apart), each
+// element rounded once to bf16; rows from row_end and columns from col_end skipped.
+__device__ __forceinline__ void store_tile(bf16* out, int64_t ld, int64_t row0, int64_t row_end,
+                                           int64_t col0, int64_t col_end, const Accumulator& acc,
+                                           const WarpTile& t) {
+#pragma unroll
+  for (int mt = 0; mt < kFragsM; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t row = row0 + t.wm + 16 * mt + t.f.row + 8 * h;
+      if (row >= row_end) continue;
+#pragma unroll
+      for (int nt = 0; nt < kFragsN; ++nt) {
+        const int64_t col = col0 + t.wn + 8 * nt + t.f.col;
+        if (col < col_end)
+          *reinterpret_cast<uint32_t*>(out + row * ld + col) =
+              pack_pair(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+      }
+    }
+}
 
 template <typename I>
 struct Operands {
-  bf16* out;                 // [total, n]
-  const bf16* x;             // rows ldx apart
-  const I* rows;             // x's row of each output row; null: the output row itself
-  const bf16* w;             // group g at w + g * w_group: [n][k] (trans_w) or [k][n], ldw
-  const int64_t* start;      // [groups + 1]
-  const int64_t* tile_start; // [groups + 1], group_tiles::tile_starts
+  bf16* out;                  // [total, n]
+  const bf16* x;              // rows ldx apart
+  const I* rows;              // x's row of each output row; null: the output row itself
+  const bf16* w;              // group g at w + g * w_group: [n][k] (trans_w) or [k][n], ldw
+  const int64_t* start;       // [groups + 1]
+  const int64_t* tile_start;  // [groups + 1], group_tiles::tile_starts
   int64_t groups, total, n, k, ldx, w_group, ldw, col_tiles;
 };
 
@@ -51,10 +133,9 @@ __global__ void tile_starts_kernel(const int64_t* start, int64_t groups, int64_t
 }
 
 template <bool TransW, typename I>
-__global__ void __launch_bounds__(kThreads)
-    gathered_grouped_gemm_kernel(Operands<I> p) {
-  __shared__ __align__(16) bf16 a_s[2][kStageA];
-  __shared__ __align__(16) bf16 b_s[2][kStageB];
+__global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operands<I> p) {
+  __shared__ __align__(16) bf16 a_s[2][kStage];
+  __shared__ __align__(16) bf16 b_s[2][kStage];
   // Consecutive blocks share a row tile (and so its gathered rows), then a group's weights.
   const int64_t tile = int64_t(blockIdx.x) / p.col_tiles;
   if (tile >= p.tile_start[p.groups]) return;  // the grid's spare tiles
@@ -76,148 +157,181 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t src = !a_ok[i] ? 0 : p.rows ? int64_t(p.rows[row]) : row;
     a_src[i] = p.x + src * p.ldx + a_col;
   }
-  // Starts copying K columns [k0, k0 + kTileK) of x's rows and W into stage st; what lies past
-  // the rows, N or K reads as 0.
-  auto load = [&](int st, int64_t k0) {
+  // K columns [k0, k0 + kTileK) of x's rows and of W; what lies past the rows, N or K reads as 0.
+  auto load = [&](int st, int64_t step) {
+    const int64_t k0 = step * kTileK;
 #pragma unroll
     for (int i = 0; i < kChunks; ++i) {
       const bool ok = a_ok[i] && k0 + a_col < p.k;
-      cp_async<16>(&a_s[st][(tid / 4 + i * (kThreads / 4)) * kLdA + a_col],
+      cp_async<16>(&a_s[st][(tid / 4 + i * (kThreads / 4)) * kLdK + a_col],
                    ok ? a_src[i] + k0 : p.x, ok);
       const int c = tid + i * kThreads;
       if constexpr (TransW) {
         const int n = c / (kTileK / 8), kc = c % (kTileK / 8) * 8;
         const bool w_ok = col0 + n < p.n && k0 + kc < p.k;
-        cp_async<16>(&b_s[st][n * kLdNK + kc], w_ok ? w + (col0 + n) * p.ldw + k0 + kc : p.w,
-                     w_ok);
+        cp_async<16>(&b_s[st][n * kLdK + kc], w_ok ? w + (col0 + n) * p.ldw + k0 + kc : p.w, w_ok);
       } else {
         const int kr = c / (kTileN / 8), nc = c % (kTileN / 8) * 8;
         const bool w_ok = k0 + kr < p.k && col0 + nc < p.n;
-        cp_async<16>(&b_s[st][kr * kLdKN + nc], w_ok ? w + (k0 + kr) * p.ldw + col0 + nc : p.w,
+        cp_async<16>(&b_s[st][kr * kLdMN + nc], w_ok ? w + (k0 + kr) * p.ldw + col0 + nc : p.w,
                      w_ok);
       }
     }
   };
-
-  const FragLane f;
-  const int warp = tid / 32, wm = warp / 4 * kWarpM, wn = warp % 4 * kWarpN;
-  float acc[kFragsM][kFragsN][4] = {};
-  const int64_t steps = (p.k + kTileK - 1) / kTileK;
-  if (steps > 0) load(0, 0);
-  cp_async_commit();
-  for (int64_t s = 0; s < steps; ++s) {
-    // The next stage loads while this one multiplies; the group committed last may be empty.
-    if (s + 1 < steps) load(int(s + 1) & 1, (s + 1) * kTileK);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    const bf16* a = a_s[s & 1];
-    const bf16* b = b_s[s & 1];
+  const WarpTile t;
+  Accumulator acc = {};
+  pipeline((p.k + kTileK - 1) / kTileK, load, [&](int st) {
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 16) {
-      uint32_t af[kFragsM][4], bf[kFragsN][2];
+      uint32_t af[kFragsM][4];
 #pragma unroll
-      for (int mt = 0; mt < kFragsM; ++mt) frag_a<kLdA>(af[mt], a, wm + 16 * mt, kk, f);
-#pragma unroll
-      for (int nt = 0; nt < kFragsN; nt += 2) {
-        if constexpr (TransW) {
-          // W stored [n][k]: its rows are the column-major B operand as they are.
-#pragma unroll
-          for (int j = 0; j < 2; ++j) {
-            const bf16* q = b + (wn + 8 * (nt + j) + f.row) * kLdNK + kk + f.col;
-            bf[nt + j][0] = ld_pair(q);
-            bf[nt + j][1] = ld_pair(q + 8);
-          }
-        } else {
-          uint32_t q[4];
-          frag_b_trans<kLdKN>(q, b, kk, wn + 8 * nt, f);
-          bf[nt][0] = q[0];
-          bf[nt][1] = q[1];
-          bf[nt + 1][0] = q[2];
-          bf[nt + 1][1] = q[3];
-        }
-      }
-#pragma unroll
-      for (int mt = 0; mt < kFragsM; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < kFragsN; ++nt) mma_bf16(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
+      for (int mt = 0; mt < kFragsM; ++mt) frag_a<kLdK>(af[mt], a_s[st], t.wm + 16 * mt, kk, t.f);
+      multiply<!TransW>(acc, af, b_s[st], kk, t);
     }
-    __syncthreads();  // the stage is read before the next step's load overwrites it
-  }
-  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
-
-#pragma unroll
-  for (int mt = 0; mt < kFragsM; ++mt)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t row = row0 + wm + 16 * mt + f.row + 8 * h;
-      if (row >= row_end) continue;
-#pragma unroll
-      for (int nt = 0; nt < kFragsN; ++nt) {
-        const int64_t col = col0 + wn + 8 * nt + f.col;
-        if (col < p.n)
-          *reinterpret_cast<uint32_t*>(p.out + row * p.n + col) =
-              pack_pair(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-      }
-    }
+  });
+  store_tile(p.out, p.n, row0, row_end, col0, p.n, acc, t);
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-int64_t col_tiles(int64_t n) { return (n + kTileN - 1) / kTileN; }
-
 template <typename I>
-void launch(const Tensor& out, const Tensor& x, const I* rows, const Tensor& w,
-            const Tensor& start, const Tensor& tile_start, bool trans_w) {
-  Operands<I> p;
-  p.out = out.data<bf16>();
-  p.x = x.data<bf16>();
-  p.rows = rows;
-  p.w = w.data<bf16>();
-  p.start = start.data<int64_t>();
-  p.tile_start = tile_start.data<int64_t>();
-  p.groups = w.size(0);
-  p.total = out.size(0);
-  p.n = out.size(1);
-  p.k = x.size(1);
-  p.ldx = x.stride(0);
-  p.w_group = w.stride(0);
-  p.ldw = w.stride(1);
-  p.col_tiles = col_tiles(p.n);
-  const int64_t blocks = p.col_tiles * group_tiles::max_tiles(p.total, p.groups, kTileM);
-  cudaStream_t s = stream(out.device().index);
-  if (trans_w)
-    gathered_grouped_gemm_kernel<true, I><<<unsigned(blocks), kThreads, 0, s>>>(p);
+struct TnOperands {
+  bf16* out;             // [groups, m, n]
+  const bf16* a;         // [total, m], rows lda apart, group by group
+  const bf16* b;         // rows ldb apart
+  const I* b_rows;       // b's row for each of a's rows; null: the same row
+  const int64_t* start;  // [groups + 1]
+  int64_t total, m, n, lda, ldb, row_tiles, col_tiles;
+};
+
+// out[g] = a[rows of g]^T b[b_rows of g]: block (group, row tile, column tile), the sum over the
+// group's rows streamed kTileK rows a stage; a group of no rows writes zeros.
+template <typename I>
+__global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOperands<I> p) {
+  __shared__ __align__(16) bf16 a_s[2][kStage];
+  __shared__ __align__(16) bf16 b_s[2][kStage];
+  // Consecutive blocks share a group's rows.
+  const int64_t block = blockIdx.x, tiles = p.row_tiles * p.col_tiles;
+  const int64_t g = block / tiles;
+  const int64_t row0 = block % tiles / p.col_tiles * kTileM, col0 = block % p.col_tiles * kTileN;
+  const int64_t first = p.start[g] > 0 ? p.start[g] : 0;
+  const int64_t last = p.start[g + 1] < p.total ? p.start[g + 1] : p.total;
+  const int tid = int(threadIdx.x);
+  // Rows [r0, r0 + kTileK) of a (columns from row0) and of b's picks (columns from col0), [k][m]
+  // and [k][n]; what lies past the group's rows, M or N reads as 0.
+  auto load = [&](int st, int64_t step) {
+    const int64_t r0 = first + step * kTileK;
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int c = tid + i * kThreads;
+      const int kr = c / (kTileM / 8), mc = c % (kTileM / 8) * 8;
+      const int64_t r = r0 + kr;
+      const bool a_ok = r < last && row0 + mc < p.m, b_ok = r < last && col0 + mc < p.n;
+      cp_async<16>(&a_s[st][kr * kLdMN + mc], a_ok ? p.a + r * p.lda + row0 + mc : p.a, a_ok);
+      const int64_t src = !b_ok ? 0 : p.b_rows ? int64_t(p.b_rows[r]) : r;
+      cp_async<16>(&b_s[st][kr * kLdMN + mc], b_ok ? p.b + src * p.ldb + col0 + mc : p.b, b_ok);
+    }
+  };
+  const WarpTile t;
+  Accumulator acc = {};
+  pipeline(last > first ? (last - first + kTileK - 1) / kTileK : 0, load, [&](int st) {
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 16) {
+      uint32_t af[kFragsM][4];
+#pragma unroll
+      for (int mt = 0; mt < kFragsM; ++mt)
+        frag_a_trans<kLdMN>(af[mt], a_s[st], kk, t.wm + 16 * mt, t.f);
+      multiply<true>(acc, af, b_s[st], kk, t);
+    }
+  });
+  store_tile(p.out + g * p.m * p.n, p.n, row0, p.m, col0, p.n, acc, t);
+}
+
+// Whole 16-byte chunks of 8 elements: the last dim contiguous and a multiple of 8 long, every
+// other stride a multiple of 8, the data 16-byte aligned.
+bool chunked(const Tensor& t) {
+  for (int64_t d = 0; d + 1 < t.dim(); ++d)
+    if (t.stride(d) % 8 != 0) return false;
+  return t.dtype() == DType::BF16 && t.stride(-1) == 1 && t.size(-1) % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
+// f(rows as int32 or int64 pointers; null when undefined).
+template <class F>
+void with_rows(const Tensor& rows, F&& f) {
+  if (rows.defined() && rows.dtype() == DType::I64)
+    f(rows.data<int64_t>());
   else
-    gathered_grouped_gemm_kernel<false, I><<<unsigned(blocks), kThreads, 0, s>>>(p);
-  MOEGRAD_CUDA_CHECK_LAUNCH();
+    f(rows.defined() ? rows.data<int32_t>() : static_cast<int32_t*>(nullptr));
 }
 
 }  // namespace
 
-// Whole 16-byte chunks of 8 elements: K and N multiples of 8, unit-stride rows whose starts
-// are 16-byte aligned; and a grid of at most INT_MAX blocks.
 bool gathered_grouped_gemm_fits(const Tensor& x, const Tensor& w, int64_t total, bool trans_w) {
-  const int64_t k = x.size(1), n = w.size(trans_w ? 1 : 2);
-  return x.dtype() == DType::BF16 && k % 8 == 0 && n % 8 == 0 && x.stride(1) == 1 &&
-         x.stride(0) % 8 == 0 && w.stride(2) == 1 && w.stride(1) % 8 == 0 &&
-         w.stride(0) % 8 == 0 && aligned16(x.data_ptr()) && aligned16(w.data_ptr()) &&
-         col_tiles(n) * group_tiles::max_tiles(total, w.size(0), kTileM) <= INT_MAX;
+  const int64_t n = w.size(trans_w ? 1 : 2);
+  return chunked(x) && chunked(w) && n % 8 == 0 &&
+         tiles(n, kTileN) * group_tiles::max_tiles(total, w.size(0), kTileM) <= INT_MAX;
 }
 
-void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& rows,
-                           const Tensor& w, const Tensor& start, bool trans_w) {
+void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& rows, const Tensor& w,
+                           const Tensor& start, bool trans_w) {
   const int64_t groups = w.size(0);
+  cudaStream_t s = stream(out.device().index);
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   const Tensor tile_start = empty({groups + 1}, DType::I64, out.device());
-  tile_starts_kernel<<<1, 1, 0, stream(out.device().index)>>>(start.data<int64_t>(), groups,
-                                                             tile_start.data<int64_t>());
+  tile_starts_kernel<<<1, 1, 0, s>>>(start.data<int64_t>(), groups, tile_start.data<int64_t>());
   MOEGRAD_CUDA_CHECK_LAUNCH();
-  if (rows.defined() && rows.dtype() == DType::I64)
-    launch(out, x, rows.data<int64_t>(), w, start, tile_start, trans_w);
-  else
-    launch(out, x, rows.defined() ? rows.data<int32_t>() : nullptr, w, start, tile_start,
-           trans_w);
+  with_rows(rows, [&](const auto* picks) {
+    using I = std::remove_cv_t<std::remove_pointer_t<decltype(picks)>>;
+    const Operands<I> p{.out = out.data<bf16>(),
+                        .x = x.data<bf16>(),
+                        .rows = picks,
+                        .w = w.data<bf16>(),
+                        .start = start.data<int64_t>(),
+                        .tile_start = tile_start.data<int64_t>(),
+                        .groups = groups,
+                        .total = out.size(0),
+                        .n = out.size(1),
+                        .k = x.size(1),
+                        .ldx = x.stride(0),
+                        .w_group = w.stride(0),
+                        .ldw = w.stride(1),
+                        .col_tiles = tiles(out.size(1), kTileN)};
+    const unsigned blocks =
+        unsigned(p.col_tiles * group_tiles::max_tiles(p.total, p.groups, kTileM));
+    if (trans_w)
+      gathered_grouped_gemm_kernel<true, I><<<blocks, kThreads, 0, s>>>(p);
+    else
+      gathered_grouped_gemm_kernel<false, I><<<blocks, kThreads, 0, s>>>(p);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
+}
+
+bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t groups) {
+  return chunked(a) && chunked(b) &&
+         groups * tiles(a.size(1), kTileM) * tiles(b.size(1), kTileN) <= INT_MAX;
+}
+
+void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& b,
+                              const Tensor& b_rows, const Tensor& start) {
+  with_rows(b_rows, [&](const auto* picks) {
+    using I = std::remove_cv_t<std::remove_pointer_t<decltype(picks)>>;
+    const TnOperands<I> p{.out = out.data<bf16>(),
+                          .a = a.data<bf16>(),
+                          .b = b.data<bf16>(),
+                          .b_rows = picks,
+                          .start = start.data<int64_t>(),
+                          .total = a.size(0),
+                          .m = a.size(1),
+                          .n = b.size(1),
+                          .lda = a.stride(0),
+                          .ldb = b.stride(0),
+                          .row_tiles = tiles(a.size(1), kTileM),
+                          .col_tiles = tiles(b.size(1), kTileN)};
+    const unsigned blocks = unsigned(out.size(0) * p.row_tiles * p.col_tiles);
+    gathered_grouped_gemm_tn_kernel<I><<<blocks, kThreads, 0, stream(out.device().index)>>>(p);
+    MOEGRAD_CUDA_CHECK_LAUNCH();
+  });
 }
 
 }  // namespace moegrad::cuda

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <string>
 
 #include "core/ops/dispatch.h"
 #include "core/ops/index.h"
+#include "core/ops/join.h"
 #include "core/storage.h"
 
 namespace moegrad {
@@ -152,6 +154,59 @@ void run_grouped(const Device& device, const GroupedGemm& problems) {
   if (!problems.empty()) MOEGRAD_DISPATCH(device, "grouped_matmul", grouped_gemm, problems);
 }
 
+// Group starts: an int64 vector on `like`'s device, of `groups` + 1 entries (at least 2 when
+// groups is -1).
+void check_group_starts(const char* op, const Tensor& start, const Tensor& like, int64_t groups) {
+  check_defined(op, start, "group starts");
+  check_same_device(op, start, like);
+  const bool sized = groups < 0 ? start.dim() == 1 && start.size(0) >= 2
+                                : start.dim() == 1 && start.size(0) == groups + 1;
+  MOEGRAD_CHECK(
+      start.dtype() == DType::I64 && sized, op, ": group starts must be int64 [",
+      groups < 0 ? std::string("G + 1") : std::to_string(groups + 1), "]",
+      groups < 0 ? std::string(" with G > 0") : " for " + std::to_string(groups) + " weights",
+      ", got ", dtype_name(start.dtype()), " ", shape_str(start.shape()));
+}
+
+// Row picks, when given: a 1-D int32 or int64 index on `like`'s device, of `count` entries
+// unless count is -1.
+void check_row_picks(const char* op, const Tensor& rows, const Tensor& like, int64_t count) {
+  if (!rows.defined()) return;
+  check_same_device(op, rows, like);
+  MOEGRAD_CHECK(rows.dim() == 1 && (rows.dtype() == DType::I32 || rows.dtype() == DType::I64), op,
+                ": rows must be a 1-D int32 or int64 index, got ", dtype_name(rows.dtype()), " ",
+                shape_str(rows.shape()));
+  MOEGRAD_CHECK(count < 0 || rows.size(0) == count, op, ": ", rows.size(0), " rows picked for ",
+                count, " rows");
+}
+
+// The sizes of the groups whose starts the host reads (a wait on a GPU), checked: from 0 to
+// `total`, never decreasing.
+std::vector<int64_t> host_group_sizes(const char* op, const Tensor& start, int64_t total) {
+  const std::vector<int64_t> starts = start.to_vector<int64_t>();
+  MOEGRAD_CHECK(starts[0] == 0 && starts.back() == total, op, ": group starts run from ", starts[0],
+                " to ", starts.back(), ", expected 0 to ", total, " rows");
+  std::vector<int64_t> sizes(starts.size() - 1);
+  for (size_t g = 0; g < sizes.size(); ++g) {
+    sizes[g] = starts[g + 1] - starts[g];
+    MOEGRAD_CHECK(sizes[g] >= 0, op, ": group starts decrease at group ", g, " (", starts[g],
+                  " then ", starts[g + 1], ")");
+  }
+  return sizes;
+}
+
+#ifdef MOEGRAD_WITH_CUDA
+Tensor contiguous_if_defined(const Tensor& t) { return t.defined() ? t.contiguous() : t; }
+
+// A kernel's profiled cost: its FLOPs and its tensors' bytes.
+template <typename... Tensors>
+profiler::Cost gemm_cost(double flops, const Tensors&... tensors) {
+  profiler::Cost cost = profiler::op_cost(tensors...);
+  cost.flops = flops;
+  return cost;
+}
+#endif
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
@@ -238,42 +293,52 @@ Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor
   const int64_t groups = w.size(0), k = x.size(1);
   MOEGRAD_CHECK(w.size(trans_w ? 2 : 1) == k, op, ": input ", shape_str(x.shape()),
                 " does not fit weights ", shape_str(w.shape()), trans_w ? "^T" : "");
-  check_defined(op, start, "group starts");
-  check_same_device(op, start, x);
-  MOEGRAD_CHECK(start.dtype() == DType::I64 && start.dim() == 1 && start.size(0) == groups + 1, op,
-                ": group starts must be int64 [", groups + 1, "] for ", groups, " weights, got ",
-                dtype_name(start.dtype()), " ", shape_str(start.shape()));
-  if (rows.defined()) {
-    check_same_device(op, rows, x);
-    MOEGRAD_CHECK(rows.dim() == 1 && (rows.dtype() == DType::I32 || rows.dtype() == DType::I64), op,
-                  ": rows must be a 1-D int32 or int64 index, got ", dtype_name(rows.dtype()), " ",
-                  shape_str(rows.shape()));
-  }
+  check_group_starts(op, start, x, groups);
+  check_row_picks(op, rows, x, -1);
   const int64_t total = rows.defined() ? rows.size(0) : x.size(0);
 #ifdef MOEGRAD_WITH_CUDA
   if (x.device().is_cuda() && cuda::gathered_grouped_gemm_fits(x, w, total, trans_w)) {
     Tensor out = empty({total, w.size(trans_w ? 1 : 2)}, x.dtype(), x.device());
     if (out.numel() == 0) return out;
-    profiler::Cost cost = profiler::op_cost(out, x, rows, w, start);
-    cost.flops = 2.0 * double(out.numel()) * double(k);
-    profiler::Scope scope(profiler::Kind::Op, op, x.device(), cost);
-    cuda::gathered_grouped_gemm(out, x, rows.defined() ? rows.contiguous() : rows, w,
-                                start.contiguous(), trans_w);
+    const profiler::Scope scope(profiler::Kind::Op, op, x.device(),
+                                gemm_cost(2.0 * double(out.numel()) * double(k), out, x, rows, w));
+    cuda::gathered_grouped_gemm(out, x, contiguous_if_defined(rows), w, start.contiguous(),
+                                trans_w);
     return out;
   }
 #endif
-  const std::vector<int64_t> starts = start.to_vector<int64_t>();
-  std::vector<int64_t> counts(static_cast<size_t>(groups));
+  const std::vector<int64_t> counts = host_group_sizes(op, start, total);
   std::vector<Tensor> weights;
-  MOEGRAD_CHECK(starts[0] == 0 && starts.back() == total, op, ": group starts run from ", starts[0],
-                " to ", starts.back(), ", expected 0 to ", total, " rows");
-  for (int64_t g = 0; g < groups; ++g) {
-    counts[size_t(g)] = starts[size_t(g) + 1] - starts[size_t(g)];
-    MOEGRAD_CHECK(counts[size_t(g)] >= 0, op, ": group starts decrease at group ", g, " (",
-                  starts[size_t(g)], " then ", starts[size_t(g) + 1], ")");
-    weights.push_back(w.select(0, g));
-  }
+  for (int64_t g = 0; g < groups; ++g) weights.push_back(w.select(0, g));
   return grouped_matmul(rows.defined() ? index_select(x, 0, rows) : x, weights, counts, trans_w);
+}
+
+Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& b, const Tensor& b_rows,
+                                  const Tensor& start) {
+  const char* op = "gathered_grouped_matmul_tn";
+  check_float_operand(op, a, a, "first operand");
+  check_float_operand(op, b, a, "second operand");
+  check_group_starts(op, start, a, -1);
+  check_row_picks(op, b_rows, a, a.size(0));
+  MOEGRAD_CHECK(b_rows.defined() || b.size(0) == a.size(0), op, ": operands ", shape_str(a.shape()),
+                " and ", shape_str(b.shape()), " differ in rows");
+  const int64_t groups = start.size(0) - 1;
+#ifdef MOEGRAD_WITH_CUDA
+  if (a.device().is_cuda() && cuda::gathered_grouped_gemm_tn_fits(a, b, groups)) {
+    Tensor out = empty({groups, a.size(1), b.size(1)}, a.dtype(), a.device());
+    if (out.numel() == 0) return out;
+    const double flops = 2.0 * double(a.numel()) * double(b.size(1));
+    const profiler::Scope scope(profiler::Kind::Op, op, a.device(),
+                                gemm_cost(flops, out, a, b_rows, b));
+    cuda::gathered_grouped_gemm_tn(out, a, b, contiguous_if_defined(b_rows), start.contiguous());
+    return out;
+  }
+#endif
+  const std::vector<int64_t> counts = host_group_sizes(op, start, a.size(0));
+  std::vector<Tensor> parts =
+      grouped_matmul_tn(a, b_rows.defined() ? index_select(b, 0, b_rows) : b, counts,
+                        std::vector<bool>(size_t(groups), true));
+  return stack(parts, 0);
 }
 
 std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,

@@ -26,6 +26,15 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // cuBLAS call on a GPU instead of a GEMM launch per group.
 Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
                       const std::vector<int64_t>& rows, bool trans_w);
+// Its weight-gradient form over the same row groups of a [R, M] and b [R, N]: for each group g
+// with want[g], a[group g]^T @ b[group g] ([M, N]; zeros for a group of no rows); an undefined
+// Tensor where !want[g]. With want.size() = blocks x groups, a's columns split into `blocks`
+// equal consecutive blocks, each a weight of its own ([M / blocks, N] results, block 0's groups
+// first), all in one grouped call: the gradients of projections that ran as one GEMM.
+std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
+                                      const std::vector<int64_t>& rows,
+                                      const std::vector<bool>& want);
+
 // grouped_matmul with the groups where they were made, for routing that stays on a GPU: out[r] =
 // x[rows[r]] @ op(w[g]) for r in [start[g], start[g + 1]), w a stack of G weights ([G, N, K] with
 // trans_w, [G, K, N] without; each row-major) and start [G + 1] int64 on x's device, non-decreasing
@@ -37,14 +46,12 @@ Tensor grouped_matmul(const Tensor& x, const std::vector<Tensor>& w,
 // grouped_matmul.
 Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor& w,
                                const Tensor& start, bool trans_w);
-// Its weight-gradient form over the same row groups of a [R, M] and b [R, N]: for each group g
-// with want[g], a[group g]^T @ b[group g] ([M, N]; zeros for a group of no rows); an undefined
-// Tensor where !want[g]. With want.size() = blocks x groups, a's columns split into `blocks`
-// equal consecutive blocks, each a weight of its own ([M / blocks, N] results, block 0's groups
-// first), all in one grouped call: the gradients of projections that ran as one GEMM.
-std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
-                                      const std::vector<int64_t>& rows,
-                                      const std::vector<bool>& want);
+// Its weight-gradient form: out[g] = a[group g]^T @ b[b_rows[group g]] for a [R, M] whose rows
+// are the groups' in order, b [*, N] and b_rows [R] (int32 or int64; undefined: b's own rows,
+// b [R, N]); -> [G, M, N] with G = start's size - 1, zeros for a group of no rows. The same
+// trust, and the same kernel rule (bf16 on a GPU, M and N multiples of 8).
+Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& b, const Tensor& b_rows,
+                                  const Tensor& start);
 
 // One batched GEMM in row-major BLAS terms: for every index i over `batch`,
 // out_i = op(a_i) @ op(b_i), op transposing when the flag is set. Operand i starts at the
@@ -71,11 +78,14 @@ void grouped_gemm(const GroupedGemm& problems);
 namespace cuda {
 void gemm(const GemmBatch& g);
 void grouped_gemm(const GroupedGemm& problems);
-// gathered_grouped_matmul's kernel: whether it takes these operands (and `total` output rows), and
-// the call.
+// The kernels of gathered_grouped_matmul and gathered_grouped_matmul_tn: whether they take these
+// operands (`total` output rows, `groups` groups), and the calls.
 bool gathered_grouped_gemm_fits(const Tensor& x, const Tensor& w, int64_t total, bool trans_w);
 void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& rows, const Tensor& w,
                            const Tensor& start, bool trans_w);
+bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t groups);
+void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& b,
+                              const Tensor& b_rows, const Tensor& start);
 }  // namespace cuda
 
 }  // namespace moegrad

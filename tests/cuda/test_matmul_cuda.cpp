@@ -281,6 +281,36 @@ TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
       }
 }
 
+// The weight-gradient kernel against the CPU: the same groups (one of 257 rows: 9 stages of 32
+// rows with a partial last one), M and N not multiples of the 128 tile, picks or none; the
+// same bits twice.
+TEST(MatmulCudaBf16, GatheredGroupedWeightGradientKernelMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<int64_t> counts = {0, 130, 1, 0, 257, 5, 128, 0};
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  const int64_t sources = 300;
+  uint64_t seed = 540;
+  for (auto [m, n] : {std::pair<int64_t, int64_t>{8, 8}, {40, 200}, {136, 24}, {256, 64}})
+    for (DType index : {DType::I32, DType::I64, DType::F32 /* no picks */}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "M " << m << " N " << n << " picks " << dtype_name(index));
+      const bool gathered = index != DType::F32;
+      const Tensor a = bf16_random({total, m}, seed++);
+      const Tensor b = bf16_random({gathered ? sources : total, n}, seed++);
+      const Tensor rows =
+          gathered ? testing::skewed_index({total}, sources, seed++, index) : Tensor();
+      const Tensor start = group_starts(counts);
+      const Tensor ga = gpu(a), gb = gpu(b), grows = gathered ? gpu(rows) : Tensor();
+      ASSERT_TRUE(cuda::gathered_grouped_gemm_tn_fits(ga, gb, int64_t(counts.size())));
+      const Tensor cuda = gathered_grouped_matmul_tn(ga, gb, grows, gpu(start));
+      EXPECT_TRUE(cuda.device().is_cuda());
+      EXPECT_EQ(cuda.shape(), (Shape{int64_t(counts.size()), m, n}));
+      EXPECT_ALL_CLOSE(cuda, gathered_grouped_matmul_tn(a, b, rows, start), 1e-2, 1e-2);
+      EXPECT_ALL_CLOSE(gathered_grouped_matmul_tn(ga, gb, grows, gpu(start)), cuda, 0, 0);
+    }
+}
+
 // 1000 groups, most empty or small, against one 128-row tile's worth: the schedule's binary search
 // over many groups; and operands the kernel does not take (f32, K not a multiple of 8) through the
 // host path, with the same results as the CPU.

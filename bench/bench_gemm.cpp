@@ -159,16 +159,15 @@ std::vector<int64_t> expert_rows(int64_t tokens, int64_t experts, bool skewed) {
 
 void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, int64_t in,
                       ExpertRun run, bool skewed = false, int64_t blocks = 1) {
-  const bool grouped = run == ExpertRun::Grouped;
   const int64_t experts = 64, tokens = device.is_cpu() ? 512 : 8192, rows = tokens * 8 / experts;
   const char* pass_name = pass == ExpertPass::Forward ? "fwd/"
                           : pass == ExpertPass::Dgrad ? "dgrad/"
                                                       : "wgrad/";
+  const char* run_name = run == ExpertRun::Grouped ? "grouped/"
+                         : run == ExpertRun::Loop  ? "loop/"
+                                                   : "own/";
   std::string name =
-      std::string("experts/") + dtype_name(dtype) + "/" + pass_name +
-      (grouped                  ? "grouped/"
-       : run == ExpertRun::Loop ? "loop/"
-                                : "own/") +
+      std::string("experts/") + dtype_name(dtype) + "/" + pass_name + run_name +
       std::to_string(experts) + "x" + (skewed ? std::string("skewed") : std::to_string(rows)) +
       "x" + std::to_string(out) + "x" + std::to_string(in) + (blocks > 1 ? "/gate_up" : "");
   register_on(device, name, [=](benchmark::State& state) {
@@ -189,36 +188,45 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
       made = {device, dtype, out, in};
     }
     const std::vector<int64_t> counts = expert_rows(tokens, experts, skewed);
-    std::vector<int64_t> starts(counts.size() + 1, 0);
-    for (size_t e = 0; e < counts.size(); ++e) starts[e + 1] = starts[e] + counts[e];
-    const Tensor start = from_vector(starts, {experts + 1}).to(device);
     const std::vector<bool> want(size_t(blocks * experts), true);
     const int64_t width = out / blocks;
+    const bool fwd = pass == ExpertPass::Forward, wgrad = pass == ExpertPass::Wgrad;
+    // The own kernels read the groups' starts on the device.
+    Tensor start;
+    if (run == ExpertRun::Own) {
+      std::vector<int64_t> starts(counts.size() + 1, 0);
+      for (size_t e = 0; e < counts.size(); ++e) starts[e + 1] = starts[e] + counts[e];
+      start = from_vector(starts, {experts + 1}).to(device);
+    }
     time_iterations(state, device, [&] {
-      if (grouped && pass == ExpertPass::Wgrad) {
-        benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, counts, want));
-      } else if (grouped) {
-        const bool fwd = pass == ExpertPass::Forward;
-        benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
-      } else if (run == ExpertRun::Own && pass == ExpertPass::Wgrad) {
-        benchmark::DoNotOptimize(gathered_grouped_matmul_tn(dy, x, Tensor(), start));
-      } else if (run == ExpertRun::Own) {
-        const bool fwd = pass == ExpertPass::Forward;
-        benchmark::DoNotOptimize(
-            gathered_grouped_matmul(fwd ? x : dy, Tensor(), w_stack, start, fwd));
-      }
-      for (int64_t e = 0, first = 0; e < experts && run == ExpertRun::Loop;
-           first += counts[size_t(e)], ++e) {
-        const int64_t n = counts[size_t(e)];
-        if (n == 0) continue;
-        const Tensor xe = x.narrow(0, first, n), dye = dy.narrow(0, first, n);
-        const Tensor& we = w[size_t(e)];
-        if (pass == ExpertPass::Wgrad)
-          for (int64_t b = 0; b < blocks; ++b)
-            benchmark::DoNotOptimize(matmul(dye.narrow(1, b * width, width), xe, true, false));
-        else
-          benchmark::DoNotOptimize(pass == ExpertPass::Forward ? matmul(xe, we, false, true)
-                                                               : matmul(dye, we, false, false));
+      switch (run) {
+        case ExpertRun::Grouped:
+          if (wgrad)
+            benchmark::DoNotOptimize(grouped_matmul_tn(dy, x, counts, want));
+          else
+            benchmark::DoNotOptimize(grouped_matmul(fwd ? x : dy, w, counts, fwd));
+          break;
+        case ExpertRun::Own:
+          if (wgrad)
+            benchmark::DoNotOptimize(gathered_grouped_matmul_tn(dy, x, Tensor(), start));
+          else
+            benchmark::DoNotOptimize(
+                gathered_grouped_matmul(fwd ? x : dy, Tensor(), w_stack, start, fwd));
+          break;
+        case ExpertRun::Loop:
+          for (int64_t e = 0, first = 0; e < experts; first += counts[size_t(e)], ++e) {
+            const int64_t n = counts[size_t(e)];
+            if (n == 0) continue;
+            const Tensor xe = x.narrow(0, first, n), dye = dy.narrow(0, first, n);
+            const Tensor& we = w[size_t(e)];
+            if (wgrad)
+              for (int64_t b = 0; b < blocks; ++b)
+                benchmark::DoNotOptimize(matmul(dye.narrow(1, b * width, width), xe, true, false));
+            else
+              benchmark::DoNotOptimize(fwd ? matmul(xe, we, false, true)
+                                           : matmul(dye, we, false, false));
+          }
+          break;
       }
     });
     state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(experts * rows * out * in),

@@ -51,8 +51,8 @@ struct WarpTile {
 // acc += the warp's 64 x 32 of a 16-column slice of the stage: A fragments as given, B from a
 // [k][n] tile (ldmatrix, transposed) or an [n][k] tile (its rows are the column-major operand).
 template <bool BKn>
-__device__ __forceinline__ void multiply(Accumulator& acc, const uint32_t (&af)[kFragsM][4],
-                                         const bf16* b, int kk, const WarpTile& t) {
+__device__ __forceinline__ void multiply_slice(Accumulator& acc, const uint32_t (&af)[kFragsM][4],
+                                               const bf16* b, int kk, const WarpTile& t) {
   uint32_t bf[kFragsN][2];
 #pragma unroll
   for (int nt = 0; nt < kFragsN; nt += 2) {
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operand
       uint32_t af[kFragsM][4];
 #pragma unroll
       for (int mt = 0; mt < kFragsM; ++mt) frag_a<kLdK>(af[mt], a_s[st], t.wm + 16 * mt, kk, t.f);
-      multiply<!TransW>(acc, af, b_s[st], kk, t);
+      multiply_slice<!TransW>(acc, af, b_s[st], kk, t);
     }
   });
   store_tile(p.out, p.n, row0, row_end, col0, p.n, acc, t);
@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOp
 #pragma unroll
       for (int mt = 0; mt < kFragsM; ++mt)
         frag_a_trans<kLdMN>(af[mt], a_s[st], kk, t.wm + 16 * mt, t.f);
-      multiply<true>(acc, af, b_s[st], kk, t);
+      multiply_slice<true>(acc, af, b_s[st], kk, t);
     }
   });
   store_tile(p.out + g * p.m * p.n, p.n, row0, p.m, col0, p.n, acc, t);

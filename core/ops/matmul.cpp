@@ -159,13 +159,13 @@ void run_grouped(const Device& device, const GroupedGemm& problems) {
 void check_group_starts(const char* op, const Tensor& start, const Tensor& like, int64_t groups) {
   check_defined(op, start, "group starts");
   check_same_device(op, start, like);
-  const bool sized = groups < 0 ? start.dim() == 1 && start.size(0) >= 2
-                                : start.dim() == 1 && start.size(0) == groups + 1;
-  MOEGRAD_CHECK(
-      start.dtype() == DType::I64 && sized, op, ": group starts must be int64 [",
-      groups < 0 ? std::string("G + 1") : std::to_string(groups + 1), "]",
-      groups < 0 ? std::string(" with G > 0") : " for " + std::to_string(groups) + " weights",
-      ", got ", dtype_name(start.dtype()), " ", shape_str(start.shape()));
+  const bool sized =
+      start.dim() == 1 && (groups < 0 ? start.size(0) >= 2 : start.size(0) == groups + 1);
+  const std::string expected = groups < 0 ? std::string("[G + 1] with G > 0")
+                                          : "[" + std::to_string(groups + 1) + "] for " +
+                                                std::to_string(groups) + " weights";
+  MOEGRAD_CHECK(start.dtype() == DType::I64 && sized, op, ": group starts must be int64 ", expected,
+                ", got ", dtype_name(start.dtype()), " ", shape_str(start.shape()));
 }
 
 // Row picks, when given: a 1-D int32 or int64 index on `like`'s device, of `count` entries

@@ -169,7 +169,82 @@ bool upload_staged(void* dst, int index, const void* src, size_t nbytes) {
   return true;
 }
 
+// Page-locked blocks for downloads, each with the event that says when its last copy landed.
+// Kept for reuse, never freed: cudaFreeHost would wait for the whole device.
+struct DownloadBlocks {
+  std::mutex mu;
+  std::vector<Download::Block*> free;
+};
+
+DownloadBlocks& download_blocks() {
+  static auto* blocks = new DownloadBlocks;
+  return *blocks;
+}
+
 }  // namespace
+
+struct Download::Block {
+  char* host = nullptr;
+  size_t capacity = 0;
+  cudaEvent_t event = nullptr;
+};
+
+Download::Download(const void* src, Device src_device, size_t nbytes) : nbytes_(nbytes) {
+  MOEGRAD_CHECK(src_device.is_cuda(), "Download: the source must be on a GPU, got ",
+                src_device.str());
+  DownloadBlocks& blocks = download_blocks();
+  {
+    // A block whose last copy has landed and that is large enough; else a new one.
+    std::lock_guard<std::mutex> lock(blocks.mu);
+    for (auto it = blocks.free.begin(); it != blocks.free.end(); ++it)
+      if ((*it)->capacity >= nbytes && event_done((*it)->event)) {
+        block_ = *it;
+        blocks.free.erase(it);
+        break;
+      }
+  }
+  if (!block_) {
+    auto block = std::make_unique<Block>();
+    block->capacity = std::max<size_t>(nbytes, 4096);
+    set_device(src_device.index);
+    MOEGRAD_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&block->host), block->capacity,
+                                     cudaHostAllocDefault));
+    const cudaError_t made = cudaEventCreateWithFlags(&block->event, cudaEventDisableTiming);
+    if (made != cudaSuccess) cudaFreeHost(block->host);
+    MOEGRAD_CUDA_CHECK(made);
+    block_ = block.release();
+  }
+  if (nbytes == 0) return;
+  set_device(src_device.index);
+  cudaStream_t s = stream(src_device.index);
+  cudaError_t queued = cudaMemcpyAsync(block_->host, src, nbytes, cudaMemcpyDeviceToHost, s);
+  if (queued == cudaSuccess) queued = cudaEventRecord(block_->event, s);
+  if (queued != cudaSuccess) {
+    // The block may still be written by a copy without an event: let it land first.
+    ++waits;
+    cudaStreamSynchronize(s);
+    std::lock_guard<std::mutex> lock(blocks.mu);
+    blocks.free.push_back(block_);
+    block_ = nullptr;
+  }
+  MOEGRAD_CUDA_CHECK(queued);
+}
+
+Download::~Download() {
+  if (!block_) return;
+  DownloadBlocks& blocks = download_blocks();
+  std::lock_guard<std::mutex> lock(blocks.mu);
+  blocks.free.push_back(block_);
+}
+
+void Download::wait_into(void* dst) {
+  if (nbytes_ == 0) return;
+  if (!event_done(block_->event)) {
+    ++waits;
+    MOEGRAD_CUDA_CHECK(cudaEventSynchronize(block_->event));
+  }
+  std::memcpy(dst, block_->host, nbytes_);
+}
 
 int64_t host_waits() { return waits.load(); }
 

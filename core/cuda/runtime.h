@@ -29,6 +29,25 @@ int64_t host_waits();
 // host memory per device, taken on the first upload), so the host does not wait for the device.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
+// A copy to the host that the host collects later: small values it reads a while after the
+// device makes them (an MoE layer's expert counts, read in its backward). The copy is queued on
+// the stream into page-locked memory, so starting it does not wait; `wait_into` waits only until
+// the stream has reached it (a host wait only when it has not yet), not for what was queued after.
+class Download {
+ public:
+  struct Block;  // a page-locked block and its event, kept in a pool
+
+  Download(const void* src, Device src_device, size_t nbytes);
+  ~Download();  // gives its page-locked block back for reuse once the copy has landed
+  Download(const Download&) = delete;
+  Download& operator=(const Download&) = delete;
+  void wait_into(void* dst);
+
+ private:
+  Block* block_ = nullptr;
+  size_t nbytes_;
+};
+
 }  // namespace moegrad::cuda
 
 #define MOEGRAD_CUDA_CHECK(call) ::moegrad::cuda::check(int(call), #call, __FILE__, __LINE__)

@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "core/cuda/caching_allocator.h"
+#include "core/cuda/runtime.h"
 #include "core/device.h"
+#include "core/host_read.h"
 #include "core/ops/matmul.h"
 #include "core/ops/multi_tensor.h"
 #include "core/storage.h"
@@ -51,6 +53,26 @@ TEST(MemoryCuda, DriverAllocationsCacheReleasesAndHostWaitsAreCounted) {
   EXPECT_EQ(cuda_host_waits(), waits);
   EXPECT_EQ(on_gpu.to_vector<double>(), std::vector<double>(4, 1.0));
   EXPECT_EQ(cuda_host_waits(), waits + 1);
+}
+
+// A HostRead queues its copy and waits only when its values are read before the copy landed;
+// its page-locked blocks are reused read after read, and every read gets its own values.
+TEST(MemoryCuda, HostReadQueuesItsCopyAndWaitsOnlyForIt) {
+  SKIP_WITHOUT_GPU();
+  const Device gpu = Device::cuda();
+  const Tensor values = from_vector<int64_t>({3, -1, 7}, {3}).to(gpu);
+  const Tensor square = from_vector<int64_t>({1, 2, 3, 4}, {2, 2}).to(gpu);
+  const int64_t waits = cuda_host_waits();
+  const HostRead read(values), transposed(square.t());
+  EXPECT_EQ(cuda_host_waits(), waits);
+  cuda::synchronize(gpu.index);
+  EXPECT_EQ(read.values(), (std::vector<int64_t>{3, -1, 7}));
+  EXPECT_EQ(transposed.values(), (std::vector<int64_t>{1, 3, 2, 4}));
+  EXPECT_EQ(cuda_host_waits(), waits + 1);  // the synchronize only
+  for (int64_t i = 0; i < 50; ++i) {
+    const HostRead r(full({i * 100 + 1}, double(i), DType::I64, gpu));
+    EXPECT_EQ(r.values(), std::vector<int64_t>(size_t(i * 100 + 1), i)) << i;
+  }
 }
 
 // Uploads go through a 64 MiB pinned ring. While the device is busy the host runs ahead: half a

@@ -65,7 +65,8 @@ void check_index_range(const char* op, const Tensor& idx, int64_t size, const st
                 what);
 }
 
-IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what) {
+DeviceIndexGroups group_by_index_on_device(const Tensor& idx, int64_t groups,
+                                           const std::string& what) {
   check_defined("group_by_index", idx, "index");
   check_index_type("group_by_index", idx);
   MOEGRAD_CHECK(idx.dim() == 2, "group_by_index: expected a 2-d index tensor [N, k], got shape ",
@@ -75,24 +76,34 @@ IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string&
   const int64_t n = idx.numel();
   MOEGRAD_CHECK(n < INT32_MAX, "group_by_index: at most 2^31 - 2 entries, got ", n);
   const Device dev = idx.device();
-  IndexGroups g{empty({n}, DType::I32, dev), empty({n}, DType::I32, dev), {}};
+  const Tensor summary = empty({groups + 3}, DType::I64, dev);
+  DeviceIndexGroups g{empty({n}, DType::I32, dev), empty({n}, DType::I32, dev),
+                      summary.narrow(0, 0, groups + 1), HostRead(), what};
   if (n == 0) {
-    g.start.assign(size_t(groups) + 1, 0);
-    return g;
-  }
-  std::vector<int64_t> summary;
-  {
+    // Nothing to sort; a range of [0, 0] passes the check.
+    summary.zero_();
+  } else {
     const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // idx's copy, the sort's
-    const Tensor s = empty({groups + 3}, DType::I64, dev);
-    MOEGRAD_DISPATCH(dev, "group_by_index", group_by_index, idx.contiguous(), g.order, g.row, s);
-    summary = s.to_vector<int64_t>();
+    MOEGRAD_DISPATCH(dev, "group_by_index", group_by_index, idx.contiguous(), g.order, g.row,
+                     summary);
   }
-  const int64_t lo = summary[size_t(groups) + 1], hi = summary[size_t(groups) + 2];
-  MOEGRAD_CHECK(lo >= 0 && hi < groups, "group_by_index: index ", lo < 0 ? lo : hi,
-                " out of range [0, ", groups, ") for ", what);
-  summary.resize(size_t(groups) + 1);
-  g.start = std::move(summary);
+  g.summary = HostRead(summary);
+  if (!dev.is_cuda()) g.host_start();
   return g;
+}
+
+std::vector<int64_t> DeviceIndexGroups::host_start() const {
+  const std::vector<int64_t>& values = summary.values();
+  const size_t groups = values.size() - 3;
+  const int64_t lo = values[groups + 1], hi = values[groups + 2];
+  MOEGRAD_CHECK(lo >= 0 && hi < int64_t(groups), "group_by_index: index ", lo < 0 ? lo : hi,
+                " out of range [0, ", groups, ") for ", what);
+  return {values.begin(), values.begin() + std::ptrdiff_t(groups) + 1};
+}
+
+IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what) {
+  DeviceIndexGroups g = group_by_index_on_device(idx, groups, what);
+  return {g.order, g.row, g.host_start()};
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx, IndexBounds bounds) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host_read.h"
 #include "core/tensor.h"
 
 namespace moegrad {
@@ -59,6 +60,22 @@ struct IndexGroups {
   std::vector<int64_t> start;
 };
 IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what);
+
+// group_by_index without the host synchronisation: `start` (int64 [groups + 1]) stays on idx's
+// device for kernels that read it there (gathered_grouped_matmul), and the host reads it, with
+// the range check, only when host_start() is first called, by which time the device has usually
+// sorted (an MoE layer's backward). On the CPU the range is checked at once. On a GPU, values out
+// of range leave `order`, `row` and `start` meaningless but in bounds until host_start() throws.
+struct DeviceIndexGroups {
+  Tensor order, row, start;
+  // start's values on the host; throws as group_by_index when a value lies out of range.
+  std::vector<int64_t> host_start() const;
+
+  HostRead summary;  // start, then the values' min and max
+  std::string what;
+};
+DeviceIndexGroups group_by_index_on_device(const Tensor& idx, int64_t groups,
+                                           const std::string& what);
 
 // Throws "<op>: index <v> out of range [0, <size>) for <what>" when an element of idx lies
 // outside [0, size). On CUDA, idx is reduced to its min and max on the device and the two

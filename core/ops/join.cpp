@@ -64,6 +64,22 @@ Tensor concat_adjacent(const std::vector<Tensor>& xs) {
   return first.as_strided(shape, contiguous_strides(shape), first.offset());
 }
 
+Tensor stack_adjacent(const std::vector<Tensor>& xs) {
+  check_joinable("stack_adjacent", xs);
+  const Tensor& first = xs[0];
+  const int64_t step = xs.size() > 1 ? xs[1].offset() - first.offset() : first.numel();
+  bool views = step > 0;
+  for (size_t i = 0; views && i < xs.size(); ++i)
+    views = xs[i].shares_storage(first) && xs[i].shape() == first.shape() &&
+            xs[i].strides() == first.strides() &&
+            xs[i].offset() == first.offset() + int64_t(i) * step;
+  if (!views) return stack(xs, 0);
+  Shape shape = first.shape(), strides = first.strides();
+  shape.insert(shape.begin(), int64_t(xs.size()));
+  strides.insert(strides.begin(), step);
+  return first.as_strided(shape, strides, first.offset());
+}
+
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
   check_joinable("stack", xs);
   int64_t d = normalize_dim(dim, xs[0].dim() + 1, "stack");

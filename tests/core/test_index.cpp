@@ -345,6 +345,26 @@ TEST(Index, GroupByIndexChecksItsInput) {
             "group_by_index: groups must lie in [1, 2^31 - 1), got 0");
 }
 
+TEST(Index, GroupByIndexOnDeviceLeavesTheStartsAsATensor) {
+  for (int64_t groups : {1, 5, 64}) {
+    const Tensor idx = testing::skewed_index({301, 8}, groups, uint64_t(groups) + 3, DType::I32);
+    const IndexGroups host = group_by_index(idx, groups, "experts");
+    const DeviceIndexGroups dev = group_by_index_on_device(idx, groups, "experts");
+    EXPECT_EQ(dev.order.to_vector<int32_t>(), host.order.to_vector<int32_t>());
+    EXPECT_EQ(dev.row.to_vector<int32_t>(), host.row.to_vector<int32_t>());
+    EXPECT_EQ(dev.start.dtype(), DType::I64);
+    EXPECT_EQ(dev.start.to_vector<int64_t>(), host.start);
+    EXPECT_EQ(dev.host_start(), host.start);
+  }
+  const DeviceIndexGroups none = group_by_index_on_device(zeros({0, 2}, DType::I64), 2, "experts");
+  EXPECT_EQ(none.host_start(), (std::vector<int64_t>{0, 0, 0}));
+  // The CPU has the values at once, so it checks them at once.
+  EXPECT_EQ(error_of([&] {
+              group_by_index_on_device(from_vector<int64_t>({0, 7}, {1, 2}), 4, "experts");
+            }),
+            "group_by_index: index 7 out of range [0, 4) for experts");
+}
+
 TEST(Index, BadIndicesNameOpValueAndRange) {
   Tensor x = zeros({5, 3}, DType::F64);
   Tensor bad = from_vector<int64_t>({1, 5, 0}, {3});

@@ -52,6 +52,34 @@ TEST(Join, ConcatAdjacentViewsPiecesThatFollowEachOther) {
             "concat: tensor 1 has shape [1, 4], which differs from [2, 3] outside dim 0");
 }
 
+TEST(Join, StackAdjacentViewsTheSlicesOfAStack) {
+  // Every other [2, 3] slice of a [6, 2, 3] tensor, transposed: equal distances, same strides.
+  const Tensor whole = random_tensor({6, 2, 3}, 7);
+  std::vector<Tensor> slices;
+  for (int64_t i = 1; i < 6; i += 2) slices.push_back(whole.select(0, i).t());
+  const Tensor view = stack_adjacent(slices);
+  EXPECT_TRUE(view.shares_storage(whole));
+  EXPECT_EQ(view.shape(), (Shape{3, 3, 2}));
+  EXPECT_ALL_CLOSE(view, stack(slices, 0), 0, 0);
+  EXPECT_TRUE(stack_adjacent({slices[1]}).shares_storage(whole));
+  const Tensor a = whole.select(0, 0), b = whole.select(0, 1), d = whole.select(0, 3);
+  for (const std::vector<Tensor>& apart :
+       {std::vector<Tensor>{a, b, d}, {b, a}, {a, a}, {a, whole.clone().select(0, 1)}}) {
+    const Tensor copy = stack_adjacent(apart);
+    EXPECT_FALSE(copy.shares_storage(whole));
+    EXPECT_ALL_CLOSE(copy, stack(apart, 0), 0, 0);
+  }
+  // Equally far apart, but one slice transposed.
+  const Tensor squares = random_tensor({2, 3, 3}, 8);
+  const std::vector<Tensor> turned{squares.select(0, 0), squares.select(0, 1).t()};
+  EXPECT_FALSE(stack_adjacent(turned).shares_storage(squares));
+  EXPECT_ALL_CLOSE(stack_adjacent(turned), stack(turned, 0), 0, 0);
+  EXPECT_EQ(error_of([&] {
+              stack_adjacent({a, random_tensor({3, 2}, 6)});
+            }),
+            "stack: tensor 1 has shape [3, 2], tensor 0 has [2, 3]");
+}
+
 TEST(Join, StackInsertsDim) {
   Tensor a = from_vector<float>({1, 2, 3}, {3}), b = from_vector<float>({4, 5, 6}, {3});
   EXPECT_EQ(stack({a, b}).to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));

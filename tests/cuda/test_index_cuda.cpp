@@ -100,6 +100,26 @@ TEST(IndexCuda, GroupByIndexMatchesCpu) {
             "group_by_index: index -5 out of range [0, 64) for experts");
 }
 
+// The starts stay on the device: grouping waits for nothing, and a value out of range is
+// reported when the host first reads them.
+TEST(IndexCuda, GroupByIndexOnDeviceWaitsForNothing) {
+  SKIP_WITHOUT_GPU();
+  const Tensor idx = testing::skewed_index({513, 8}, 64, 21, DType::I32);
+  const IndexGroups cpu = group_by_index(idx, 64, "experts");
+  const Tensor on_gpu = gpu(idx);
+  const int64_t waits = cuda_host_waits();
+  const DeviceIndexGroups dev = group_by_index_on_device(on_gpu, 64, "experts");
+  EXPECT_EQ(cuda_host_waits(), waits);
+  EXPECT_TRUE(dev.start.device().is_cuda());
+  EXPECT_EQ(dev.start.to_vector<int64_t>(), cpu.start);
+  EXPECT_EQ(dev.host_start(), cpu.start);
+  EXPECT_EQ(dev.order.to_vector<int32_t>(), cpu.order.to_vector<int32_t>());
+  const DeviceIndexGroups bad =
+      group_by_index_on_device(gpu(from_vector<int64_t>({1, 70, 0, 2}, {2, 2})), 64, "experts");
+  EXPECT_EQ(testing::error_of([&] { bad.host_start(); }),
+            "group_by_index: index 70 out of range [0, 64) for experts");
+}
+
 TEST(IndexCuda, OneHotAndBadIndices) {
   SKIP_WITHOUT_GPU();
   Tensor idx = from_vector<int64_t>({2, 0, 1}, {3});

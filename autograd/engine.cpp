@@ -101,7 +101,7 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     for (size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
       if (e.leaf) {
-        accumulate_leaf(*e.leaf, std::move(input_grads[i]));
+        if (input_grads[i].defined()) accumulate_leaf(*e.leaf, std::move(input_grads[i]));
       } else if (e.node) {
         accumulate(grads[e.node.get()], input_grads[i]);
         if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());

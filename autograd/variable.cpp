@@ -60,7 +60,7 @@ std::vector<Tensor> Node::apply(const Tensor& grad) {
   MOEGRAD_CHECK(grads.size() == edges_.size(), name_, " backward returned ", grads.size(),
                 " gradients for ", edges_.size(), " inputs");
   for (size_t i = 0; i < grads.size(); ++i) {
-    if (!edges_[i].active()) continue;
+    if (!edges_[i].active() || (edges_[i].leaf && !grads[i].defined())) continue;
     MOEGRAD_CHECK(grads[i].defined(), name_, " backward left the gradient of input ", i,
                   " undefined");
     MOEGRAD_CHECK(grads[i].shape() == edges_[i].shape, name_, " backward: gradient of input ", i,

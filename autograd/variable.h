@@ -62,7 +62,10 @@ class Variable {
 };
 
 // The gradients of an op's output with respect to each of its inputs. `needs_grad[i]` says
-// whether input i wants one; entries it does not want may be left undefined.
+// whether input i wants one; entries it does not want may be left undefined. So may a wanted
+// leaf's, when the op leaves it out of the result after all (an MoE expert that no token
+// reached, known only once the forward has run on the device): that leaf then gets nothing
+// from this op, as if it had not been an input. A non-leaf input's must be defined.
 using BackwardFn =
     std::function<std::vector<Tensor>(const Tensor& grad, const std::vector<bool>& needs_grad)>;
 

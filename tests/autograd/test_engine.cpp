@@ -91,6 +91,24 @@ TEST(Engine, FrozenLeafGetsNoGradient) {
   EXPECT_FALSE(frozen.grad().defined());
 }
 
+// An op may leave a wanted leaf without a gradient after all (an expert no token reached), but
+// not an input that is itself a result: its own rule would run on nothing.
+TEST(Engine, OnlyALeafMayBeLeftWithoutGradient) {
+  auto first_only = [](const Variable& a, const Variable& b) {
+    return make_result(a.data().clone(), "first_only", {a, b},
+                       [](const Tensor& g, const std::vector<bool>&) {
+                         return std::vector<Tensor>{g, Tensor()};
+                       });
+  };
+  Variable a = scalar(2.0), skipped = scalar(5.0);
+  first_only(a, skipped).backward();
+  EXPECT_DOUBLE_EQ(a.grad().item(), 1.0);
+  EXPECT_FALSE(skipped.grad().defined());
+  Variable b = scalar(3.0);
+  EXPECT_EQ(testing::error_of([&] { first_only(a, b * 2.0).backward(); }),
+            "first_only backward left the gradient of input 1 undefined");
+}
+
 TEST(Engine, NonScalarBackwardNeedsGradient) {
   Variable x(ones({3}, DType::F64), true);
   EXPECT_THROW((x * 2.0).backward(), Error);

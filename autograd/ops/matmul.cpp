@@ -69,6 +69,78 @@ std::vector<Tensor> joined_weights(const std::vector<Tensor>& gate, const std::v
   return joined;
 }
 
+bool any(const std::vector<bool>& flags) {
+  return std::find(flags.begin(), flags.end(), true) != flags.end();
+}
+
+// The weights' gradients from gw [G, blocks * width, in], all of the groups' at once
+// (gathered_grouped_matmul_tn): want holds the flags of block 0's groups, then block 1's, and
+// the gradient of weight i is group i % G's rows of block i / G. A weight whose group had no
+// rows gets none, as grouped_matmul_tn's callers leave such a weight out.
+void put_stacked_weight_grads(std::vector<Tensor>& grads, size_t first, const Tensor& gw,
+                              const DeviceIndexGroups& groups, const std::vector<bool>& want) {
+  const std::vector<int64_t> start = groups.host_start();
+  const size_t count = size_t(gw.size(0));
+  const int64_t width = gw.size(1) / int64_t(want.size() / count);
+  for (size_t i = 0; i < want.size(); ++i) {
+    const size_t g = i % count;
+    if (want[i] && start[g + 1] > start[g])
+      grads[first + i] = gw.select(0, int64_t(g)).narrow(0, int64_t(i / count) * width, width);
+  }
+}
+
+// grouped_swiglu_gathered's operands: the node's inputs (x, the gates, the ups, the scale) and
+// the data it keeps.
+struct SwigluInputs {
+  SwigluInputs(const Variable& x, const std::vector<Variable>& gate_w,
+               const std::vector<Variable>& up_w, const Variable& scale)
+      : inputs{x} {
+    MOEGRAD_CHECK(gate_w.size() == up_w.size(), "grouped_swiglu_gathered: ", gate_w.size(),
+                  " gate weights but ", up_w.size(), " up weights");
+    const bool gate_trains = add_weights(gate_w, gate, inputs);
+    const bool up_trains = add_weights(up_w, up, inputs);
+    inputs.push_back(scale);
+    if (gate_trains || up_trains) xd = x.data();
+    sd = scale.data();
+    xs = x.shape();
+    for (size_t g = 0; g < gate.size(); ++g)
+      MOEGRAD_CHECK(gate[g].shape() == up[g].shape(), "grouped_swiglu_gathered: group ", g,
+                    "'s gate weight ", shape_str(gate[g].shape()), " and up weight ",
+                    shape_str(up[g].shape()), " differ in shape");
+  }
+  std::vector<Variable> inputs;
+  std::vector<Tensor> gate, up;
+  Tensor xd, sd;  // x only when a weight trains (its gradient reads x's rows)
+  Shape xs;
+};
+
+// The grouped SwiGLU node over gate_up [R, 2 * out], the joined gate and up projections of x's
+// rows `index`: input_rows(d) turns d [R, 2 * out] into those rows' input gradient [R, in], and
+// weight_grads(grads, d, want) puts the wanted weights' gradients from index 1 on.
+template <typename InputRows, typename WeightGrads>
+Variable grouped_swiglu_node(const SwigluInputs& in, const Tensor& index, const Tensor& gate_up,
+                             InputRows input_rows, WeightGrads weight_grads) {
+  const int64_t width = gate_up.size(1) / 2;
+  const Tensor gate_out = gate_up.narrow(1, 0, width), up_out = gate_up.narrow(1, width, width);
+  return make_result(
+      swiglu_scaled(gate_out, up_out, in.sd), "grouped_swiglu", in.inputs,
+      [index, gate_out, up_out, sd = in.sd, xs = in.xs, input_rows, weight_grads](
+          const Tensor& g, const std::vector<bool>& need) {
+        const std::vector<bool> want(need.begin() + 1, need.end() - 1);  // gates', then ups'
+        const bool weights_wanted = any(want);
+        // Both halves even when one projection is frozen: the input's gradient needs both, and
+        // a frozen gate with a trained up (or the reverse) is rare enough to pay the extra half.
+        const SwigluScaledGrads d =
+            swiglu_scaled_backward(g, gate_out, up_out, sd, need[0] || weights_wanted, need.back());
+        std::vector<Tensor> grads(need.size());
+        grads.back() = d.scale;
+        if (need[0])
+          grads[0] = index_add_to_zeros(xs, 0, index, input_rows(d.gate_up), IndexBounds::Trusted);
+        if (weights_wanted) weight_grads(grads, d.gate_up, want);
+        return grads;
+      });
+}
+
 }  // namespace
 
 Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
@@ -111,6 +183,26 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                      });
 }
 
+Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
+                        const DeviceIndexGroups& groups) {
+  MOEGRAD_CHECK(!w.empty(), "grouped_linear: expected at least one weight");
+  std::vector<Tensor> wd;
+  std::vector<Variable> inputs{x};
+  const Tensor xd = add_weights(w, wd, inputs) ? x.data() : Tensor();
+  const Tensor stack = stack_adjacent(wd);
+  return make_result(
+      gathered_grouped_matmul(x.data(), Tensor(), stack, groups.start, true), "grouped_linear",
+      inputs, [xd, stack, groups](const Tensor& g, const std::vector<bool>& need) {
+        std::vector<Tensor> grads(need.size());
+        if (need[0]) grads[0] = gathered_grouped_matmul(g, Tensor(), stack, groups.start, false);
+        const std::vector<bool> want(need.begin() + 1, need.end());
+        if (xd.defined() && any(want))
+          put_stacked_weight_grads(
+              grads, 1, gathered_grouped_matmul_tn(g, xd, Tensor(), groups.start), groups, want);
+        return grads;
+      });
+}
+
 Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const Tensor& x_rows,
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
                                  const std::vector<int64_t>& rows, const Variable& scale) {
@@ -121,41 +213,36 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
                 ", index ", shape_str(index.shape()), " and x_rows ", shape_str(x_rows.shape()),
                 " ", dtype_name(x_rows.dtype()),
                 ": expected x [N, in], index [R] and x_rows [R, in] of x's dtype");
-  MOEGRAD_CHECK(gate.size() == up.size(), "grouped_swiglu_gathered: ", gate.size(),
-                " gate weights but ", up.size(), " up weights");
-  std::vector<Variable> inputs{x};
-  std::vector<Tensor> gd, ud;
-  const bool gate_trains = add_weights(gate, gd, inputs);
-  const bool up_trains = add_weights(up, ud, inputs);
-  inputs.push_back(scale);
-  const Tensor xd = gate_trains || up_trains ? x.data() : Tensor(), sd = scale.data();
-  for (size_t g = 0; g < gd.size(); ++g)
-    MOEGRAD_CHECK(gd[g].shape() == ud[g].shape(), "grouped_swiglu_gathered: group ", g,
-                  "'s gate weight ", shape_str(gd[g].shape()), " and up weight ",
-                  shape_str(ud[g].shape()), " differ in shape");
-  const Tensor gate_up = grouped_matmul(x_rows, joined_weights(gd, ud), rows, true);  // [R, 2out]
-  const int64_t width = gate_up.size(1) / 2;
-  const Tensor gate_out = gate_up.narrow(1, 0, width), up_out = gate_up.narrow(1, width, width);
-  return make_result(
-      swiglu_scaled(gate_out, up_out, sd), "grouped_swiglu", inputs,
-      [xd, index, gd, ud, rows, gate_out, up_out, sd, xs = x.shape()](
-          const Tensor& g, const std::vector<bool>& need) {
-        const std::vector<bool> want(need.begin() + 1, need.end() - 1);  // gates', then ups'
-        const bool weights_wanted = std::find(want.begin(), want.end(), true) != want.end();
-        // Both halves even when one projection is frozen: the input's gradient needs both, and
-        // a frozen gate with a trained up (or the reverse) is rare enough to pay the extra half.
-        const SwigluScaledGrads d = swiglu_scaled_backward(
-            g, gate_out, up_out, sd, need[0] || weights_wanted, need.back());
-        std::vector<Tensor> grads(need.size());
-        grads.back() = d.scale;
-        if (need[0]) {
-          const Tensor dx_rows = grouped_matmul(d.gate_up, joined_weights(gd, ud), rows, false);
-          grads[0] = index_add_to_zeros(xs, 0, index, dx_rows, IndexBounds::Trusted);
-        }
-        if (!weights_wanted) return grads;
+  const SwigluInputs in(x, gate, up, scale);
+  const std::vector<Tensor> joined = joined_weights(in.gate, in.up);
+  return grouped_swiglu_node(
+      in, index, grouped_matmul(x_rows, joined, rows, true),
+      [gd = in.gate, ud = in.up, rows](const Tensor& d) {
+        return grouped_matmul(d, joined_weights(gd, ud), rows, false);
+      },
+      [xd = in.xd, index, rows](std::vector<Tensor>& grads, const Tensor& d,
+                                const std::vector<bool>& want) {
         const Tensor x_rows = index_select(xd, 0, index, IndexBounds::Trusted);
-        put_weight_grads(grads, 1, d.gate_up, x_rows, rows, want);
-        return grads;
+        put_weight_grads(grads, 1, d, x_rows, rows, want);
+      });
+}
+
+Variable grouped_swiglu_gathered(const Variable& x, const DeviceIndexGroups& groups,
+                                 const std::vector<Variable>& gate, const std::vector<Variable>& up,
+                                 const Variable& scale) {
+  MOEGRAD_CHECK(x.dim() == 2, "grouped_swiglu_gathered: x ", shape_str(x.shape()),
+                ": expected [N, in]");
+  const SwigluInputs in(x, gate, up, scale);
+  const Tensor stack = stack_adjacent(joined_weights(in.gate, in.up));  // [G, 2 * out, in]
+  return grouped_swiglu_node(
+      in, groups.row, gathered_grouped_matmul(x.data(), groups.row, stack, groups.start, true),
+      [stack, groups](const Tensor& d) {
+        return gathered_grouped_matmul(d, Tensor(), stack, groups.start, false);
+      },
+      [xd = in.xd, groups](std::vector<Tensor>& grads, const Tensor& d,
+                           const std::vector<bool>& want) {
+        put_stacked_weight_grads(
+            grads, 1, gathered_grouped_matmul_tn(d, xd, groups.row, groups.start), groups, want);
       });
 }
 

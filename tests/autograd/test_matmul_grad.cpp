@@ -288,5 +288,91 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
                "in shape");
 }
 
+// The forms that take the groups as group_by_index_on_device leaves them: the same values and
+// gradients as the forms with host row counts (on the CPU they run the same GEMMs), except that
+// a weight whose group has no rows gets no gradient instead of zeros.
+TEST(MatmulGrad, GroupedLinearOnDeviceGroups) {
+  // Rows already in group order: 2, 0, 3 and 1 rows.
+  const DeviceIndexGroups groups =
+      group_by_index_on_device(from_vector<int64_t>({0, 0, 2, 2, 2, 3}, {6, 1}), 4, "groups");
+  std::vector<Tensor> in = {random_tensor({6, 3}, 90)};
+  for (uint64_t s = 91; s < 95; ++s) in.push_back(random_tensor({2, 3}, s));
+  EXPECT_GRADCHECK(
+      [&](const auto& v) {
+        return grouped_linear(v[0], {v[1], v[2], v[3], v[4]}, groups);
+      },
+      in);
+
+  std::vector<Variable> dev, host;
+  for (const Tensor& t : in) {
+    dev.emplace_back(t, true);
+    host.emplace_back(t, true);
+  }
+  const Tensor g = random_tensor({6, 2}, 95);
+  Variable y = grouped_linear(dev[0], {dev[1], dev[2], dev[3], dev[4]}, groups);
+  Variable ref = grouped_linear(host[0], {host[1], host[2], host[3], host[4]}, {2, 0, 3, 1});
+  EXPECT_ALL_CLOSE(y.data(), ref.data(), 0, 0);
+  y.backward(g);
+  ref.backward(g);
+  for (size_t i : {0, 1, 3, 4}) EXPECT_ALL_CLOSE(dev[i].grad(), host[i].grad(), 0, 0) << i;
+  EXPECT_FALSE(dev[2].grad().defined());
+
+  // A frozen weight gets none either, and the input still gets its gradient.
+  Variable x(in[0], true), trained(in[1], true), frozen(in[3], false);
+  grouped_linear(x, {trained, Variable(in[2], true), frozen, Variable(in[4])}, groups).backward(g);
+  EXPECT_ALL_CLOSE(trained.grad(), host[1].grad(), 0, 0);
+  EXPECT_FALSE(frozen.grad().defined());
+  EXPECT_ALL_CLOSE(x.grad(), host[0].grad(), 0, 0);
+  expect_error([&] { grouped_linear(x, std::vector<Variable>{}, groups); },
+               "grouped_linear: expected at least one weight");
+}
+
+TEST(MatmulGrad, GroupedSwigluGatheredOnDeviceGroups) {
+  // Six assignments of four tokens to experts 0 and 2 (expert 1 gets none).
+  const DeviceIndexGroups groups =
+      group_by_index_on_device(from_vector<int64_t>({2, 0, 2, 2, 0, 2}, {3, 2}), 3, "experts");
+  const std::vector<int64_t> rows = {2, 0, 4};
+  EXPECT_GRADCHECK(
+      [&](const auto& v) {
+        return grouped_swiglu_gathered(v[0], groups, {v[1], v[2], v[3]}, {v[4], v[5], v[6]}, v[7]);
+      },
+      {random_tensor({3, 5}, 100), random_tensor({3, 5}, 101), random_tensor({3, 5}, 102),
+       random_tensor({3, 5}, 103), random_tensor({3, 5}, 104), random_tensor({3, 5}, 105),
+       random_tensor({3, 5}, 106), random_tensor({6, 1}, 107)});
+
+  // Against the host form, with the weights laid out as OlmoeExperts lays them out ([E, 2, I, H],
+  // viewed as one stack): gate trained, frozen, trained; up frozen, trained, frozen.
+  const Tensor xt = random_tensor({3, 5}, 108), s0 = random_tensor({6, 1}, 109),
+               g = random_tensor({6, 3}, 110), both = random_tensor({3, 2, 3, 5}, 111);
+  auto leaves = [&](std::vector<Variable>& gate, std::vector<Variable>& up) {
+    for (int64_t e = 0; e < 3; ++e) {
+      gate.emplace_back(both.select(0, e).select(0, 0), e != 1);
+      up.emplace_back(both.select(0, e).select(0, 1), e == 1);
+    }
+  };
+  std::vector<Variable> gate, up, gate_ref, up_ref;
+  leaves(gate, up);
+  leaves(gate_ref, up_ref);
+  Variable x(xt, true), s(s0, true), x_ref(xt, true), s_ref(s0, true);
+  Variable y = grouped_swiglu_gathered(x, groups, gate, up, s);
+  Variable ref = grouped_swiglu_gathered(x_ref, groups.row, index_select(xt, 0, groups.row),
+                                         gate_ref, up_ref, rows, s_ref);
+  EXPECT_ALL_CLOSE(y.data(), ref.data(), 0, 0);
+  y.backward(g);
+  ref.backward(g);
+  EXPECT_ALL_CLOSE(x.grad(), x_ref.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(s.grad(), s_ref.grad(), 0, 0);
+  EXPECT_ALL_CLOSE(gate[0].grad(), gate_ref[0].grad(), 0, 0);
+  EXPECT_ALL_CLOSE(gate[2].grad(), gate_ref[2].grad(), 0, 0);
+  EXPECT_FALSE(gate[1].grad().defined());
+  EXPECT_FALSE(up[1].grad().defined());  // trained, but expert 1 had no rows
+  EXPECT_FALSE(up[0].grad().defined());
+
+  expect_error([&] { grouped_swiglu_gathered(Variable(zeros({6})), groups, gate, up, s); },
+               "grouped_swiglu_gathered: x [6]: expected [N, in]");
+  expect_error([&] { grouped_swiglu_gathered(x, groups, gate, {up[0]}, s); },
+               "grouped_swiglu_gathered: 3 gate weights but 1 up weights");
+}
+
 }  // namespace
 }  // namespace moegrad

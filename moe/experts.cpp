@@ -11,6 +11,23 @@
 
 namespace moegrad {
 
+namespace {
+
+// Each group's size from start [G + 1].
+std::vector<int64_t> counts_of(const std::vector<int64_t>& start) {
+  std::vector<int64_t> counts(start.size() - 1);
+  for (size_t e = 0; e < counts.size(); ++e) counts[e] = start[e + 1] - start[e];
+  return counts;
+}
+
+}  // namespace
+
+ExpertGemm expert_gemm_from_string(const std::string& name) {
+  if (name == "grouped") return ExpertGemm::Grouped;
+  if (name == "gathered") return ExpertGemm::Gathered;
+  throw Error("experts' GEMM '" + name + "': expected grouped or gathered");
+}
+
 OlmoeExpert::OlmoeExpert(Tensor gate, Tensor up, Tensor down)
     : gate_proj_(register_module("gate_proj", std::make_shared<Linear>(std::move(gate)))),
       up_proj_(register_module("up_proj", std::make_shared<Linear>(std::move(up)))),
@@ -65,6 +82,12 @@ Tensor OlmoeExperts::stack(const std::string& proj) const {
                 {slot, first.stride(0), first.stride(1)}, first.offset(), first.dtype());
 }
 
+bool OlmoeExperts::trains(int64_t e) const {
+  const OlmoeExpert& ex = *experts_[size_t(e)];
+  return ex.gate_proj().weight().requires_grad() || ex.up_proj().weight().requires_grad() ||
+         ex.down_proj().weight().requires_grad();
+}
+
 Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
                                const Tensor& indices) const {
   profiler::ModuleScope scope(this);
@@ -75,15 +98,43 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
       indices.dim() == 2 && indices.size(0) == x.size(0) && weights.shape() == indices.shape(),
       "OlmoeExperts: weights ", shape_str(weights.shape()), " and indices ",
       shape_str(indices.shape()), " must both be [N, k] with N = ", x.size(0));
+  if (indices.numel() == 0) return Variable(zeros(x.shape(), x.dtype(), x.device()));
+  bool alike = true;
+  for (int64_t e = 1; e < num_experts() && alike; ++e) alike = trains(e) == trains(0);
+  return gemm_ == ExpertGemm::Gathered && alike ? forward_gathered(x, weights, indices)
+                                                : forward_grouped(x, weights, indices);
+}
+
+Variable OlmoeExperts::forward_gathered(const Variable& x, const Variable& weights,
+                                        const Tensor& indices) const {
+  // The assignments grouped by expert on the device, stably (as in forward_grouped); the host
+  // reads the counts only in the backward, or now when the profiler records them.
+  const DeviceIndexGroups by_expert =
+      group_by_index_on_device(indices, num_experts(), "OlmoeExperts' experts");
+  if (profiler::enabled()) profiler::record_expert_tokens(counts_of(by_expert.host_start()));
+  std::vector<Variable> gate, up, down;
+  for (const auto& ex : experts_) {
+    gate.push_back(ex->gate_proj().weight());
+    up.push_back(ex->up_proj().weight());
+    down.push_back(ex->down_proj().weight());
+  }
+  const Variable routed =
+      index_select(reshape(weights, {indices.numel()}), 0, by_expert.order, IndexBounds::Trusted);
+  const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());
+  const Variable h = grouped_swiglu_gathered(x, by_expert, gate, up, w);
+  return index_add_to_zeros(x.shape(), 0, by_expert.row, grouped_linear(h, down, by_expert),
+                            IndexBounds::Trusted);
+}
+
+Variable OlmoeExperts::forward_grouped(const Variable& x, const Variable& weights,
+                                       const Tensor& indices) const {
   const int64_t n = x.size(0), k = indices.size(1), a = n * k;
-  if (a == 0) return Variable(zeros(x.shape(), x.dtype(), x.device()));
   // The assignments grouped by expert, stably, so a token's rows keep their order and the
   // result depends on nothing but the routing. On a GPU the sort stays on the device and only
   // the counts come back.
   const IndexGroups by_expert = group_by_index(indices, num_experts(), "OlmoeExperts' experts");
   const std::vector<int64_t>& start = by_expert.start;
-  std::vector<int64_t> counts(static_cast<size_t>(num_experts()));
-  for (size_t e = 0; e < counts.size(); ++e) counts[e] = start[e + 1] - start[e];
+  const std::vector<int64_t> counts = counts_of(start);
   profiler::record_expert_tokens(counts);
 
   // Only the rows whose gradient something needs are computed in the graph: all of them when
@@ -93,11 +144,7 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
   std::vector<int64_t> traced, untraced;
   for (int64_t e = 0; e < num_experts(); ++e) {
     if (counts[size_t(e)] == 0) continue;  // runs nothing, so gets no gradient (as in HF)
-    const OlmoeExpert& ex = *experts_[size_t(e)];
-    const bool trains = ex.gate_proj().weight().requires_grad() ||
-                        ex.up_proj().weight().requires_grad() ||
-                        ex.down_proj().weight().requires_grad();
-    (input_trains || trains ? traced : untraced).push_back(e);
+    (input_trains || trains(e) ? traced : untraced).push_back(e);
   }
   const bool split = !traced.empty() && !untraced.empty();
   // The experts `group` (ascending) over their rows, grouped by expert: the weighted outputs

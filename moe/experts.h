@@ -33,6 +33,15 @@ class OlmoeExpert : public Module {
   std::shared_ptr<Linear> gate_proj_, up_proj_, down_proj_;
 };
 
+// How the experts' grouped GEMMs learn each expert's rows. Grouped: the host reads the counts
+// after the dispatch's sort and plans cuBLAS's grouped GEMM (on a GPU a wait per MoE layer).
+// Gathered: moegrad's own kernels read the starts on the device and gather the tokens' rows in
+// their loads (bf16 on a GPU; f32 and the CPU run the grouped GEMM with the counts read on the
+// host, the same function). Both give the same results up to the kernels' summation order.
+enum class ExpertGemm { Grouped, Gathered };
+// "grouped" or "gathered"; throws naming the accepted values otherwise.
+ExpertGemm expert_gemm_from_string(const std::string& name);
+
 class OlmoeExperts : public Module {
  public:
   OlmoeExperts(int64_t num_experts, int64_t hidden, int64_t intermediate,
@@ -53,10 +62,21 @@ class OlmoeExperts : public Module {
   Tensor up_stack() const { return stack("up_proj"); }
   Tensor down_stack() const { return stack("down_proj"); }
 
+  // Gathered is taken when every expert's weights train alike (all or none); otherwise, a
+  // selective adaptation's layers, the grouped path leaves the frozen experts' rows out of the
+  // graph and computes only the trained experts' weight gradients.
+  void set_gemm(ExpertGemm gemm) { gemm_ = gemm; }
+  ExpertGemm gemm() const { return gemm_; }
+
  private:
   Tensor stack(const std::string& proj) const;
+  bool trains(int64_t expert) const;
+  Variable forward_grouped(const Variable& x, const Variable& weights, const Tensor& indices) const;
+  Variable forward_gathered(const Variable& x, const Variable& weights,
+                            const Tensor& indices) const;
 
   std::vector<std::shared_ptr<OlmoeExpert>> experts_;
+  ExpertGemm gemm_ = ExpertGemm::Grouped;
 };
 
 }  // namespace moegrad

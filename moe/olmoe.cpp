@@ -119,6 +119,11 @@ LossOutput OlmoeForCausalLM::loss(const Tensor& input_ids, const MoeLossWeights&
   return r;
 }
 
+void OlmoeForCausalLM::set_expert_gemm(ExpertGemm gemm) const {
+  for (int64_t l = 0; l < model_->num_layers(); ++l)
+    model_->layer(l).mlp().experts().set_gemm(gemm);
+}
+
 std::vector<std::pair<std::string, Tensor>> OlmoeForCausalLM::hf_named_tensors() const {
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& [name, p] : named_parameters()) out.emplace_back(name, p.data());

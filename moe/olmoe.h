@@ -89,6 +89,9 @@ class OlmoeForCausalLM : public Module {
   LossOutput loss(const Tensor& input_ids, const MoeLossWeights& weights,
                   const Tensor& labels = Tensor(), const Tensor& attention_mask = Tensor()) const;
 
+  // How every MoE layer's experts run their GEMMs (OlmoeExperts::set_gemm).
+  void set_expert_gemm(ExpertGemm gemm) const;
+
   // Hooks seen by every MoE layer in later forwards; pass {} to clear.
   void set_router_hooks(RouterHooks hooks) { hooks_ = std::move(hooks); }
   const RouterHooks& router_hooks() const { return hooks_; }

@@ -121,11 +121,11 @@ if [[ -n "$SANITIZER" ]]; then
       echo "gpu-check: $tool on training exited non-zero (see $LOGS/train-$tool.log)"
     tail -n 2 "$LOGS/train-$tool.log"
   done
-  # The experts' own grouped GEMM is not in a training step yet: racecheck on its parity tests
-  # (its double-buffered shared-memory stages).
+  # The experts' own grouped GEMM is not in the default (f32, grouped) step above: racecheck on
+  # its parity tests (its double-buffered shared-memory stages).
   echo "gpu-check: racecheck on test_cuda's gathered grouped GEMM tests"
   timeout "$STEP_TIMEOUT" "$SANITIZER" --tool racecheck --kernel-name kns=gathered_grouped \
-    "$BUILD/tests/test_cuda" --gtest_filter='MatmulCudaBf16.GatheredGrouped*' \
+    "$BUILD/tests/test_cuda" --gtest_filter='MatmulCudaBf16.GatheredGrouped*:ExpertsCuda.*' \
     >"$LOGS/grouped-racecheck.log" 2>&1 ||
     echo "gpu-check: racecheck on the grouped GEMM exited non-zero (see $LOGS/grouped-racecheck.log)"
   tail -n 2 "$LOGS/grouped-racecheck.log"
@@ -165,6 +165,13 @@ done
 # "What 40% MFU on medium.cfg takes").
 train_bench medium-bf16-accum4 --config experiments/bench/medium.cfg --steps 4 \
   --train.precision=bf16 --train.grad_accum=4
+# The experts on moegrad's own kernels, which read the expert counts on the GPU and gather the
+# tokens' rows in their loads (train.expert_gemm = gathered), against cuBLAS's grouped GEMM in
+# the two runs above: which of the two should be the default.
+train_bench medium-bf16-gathered --config experiments/bench/medium.cfg --steps 10 \
+  --train.precision=bf16 --train.expert_gemm=gathered
+train_bench medium-bf16-accum4-gathered --config experiments/bench/medium.cfg --steps 4 \
+  --train.precision=bf16 --train.grad_accum=4 --train.expert_gemm=gathered
 # HuggingFace transformers' OlmoeForCausalLM training step on the same config and GPU, eager and
 # torch.compile (bf16 autocast, f32 parameters and AdamW), when torch and transformers import
 # with CUDA: issue 5's comparison, in the same report.

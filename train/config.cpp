@@ -92,6 +92,11 @@ void visit(C& c, F&& f) {
     "f32, or bf16: mixed precision (bf16 weights, activations and gradients, f32 arithmetic "
     "inside every op, f32 master weights and moments in AdamW, f32 router softmax and losses, "
     "gradients of several micro-batches summed in f32)");
+  f("train.expert_gemm", t.expert_gemm,
+    "the experts' GEMMs: grouped (cuBLAS's grouped GEMM, planned from each MoE layer's expert "
+    "counts, which a GPU step waits for) or gathered (moegrad's own bf16 kernels, which read the "
+    "counts on the GPU and gather the tokens' rows in their loads; in f32 and on the CPU they "
+    "read the counts on the host; layers whose experts do not all train alike run as grouped)");
   f("train.memory_limit", t.memory_limit,
     "fail allocations past this much memory on the device, as a smaller device would "
     "(e.g. 40GiB, 512MiB, 2e9; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); 0: no limit");
@@ -206,6 +211,8 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
   }
   check(t.precision == "f32" || t.precision == "bf16", c, "train.precision",
         "'" + t.precision + "': expected f32 or bf16");
+  check(t.expert_gemm == "grouped" || t.expert_gemm == "gathered", c, "train.expert_gemm",
+        "'" + t.expert_gemm + "': expected grouped or gathered");
   check(c.data.seq_len >= 2, c, "data.seq_len", "must be at least 2");
   if (check_inputs) {
     check(!c.data.train.empty(), c, "data.train", "is required (a directory of token shards)");

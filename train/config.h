@@ -56,6 +56,7 @@ struct TrainSection {
   uint64_t seed = 0;  // data order
   std::string device = "auto";
   std::string precision = "f32";  // f32 | bf16 (mixed precision)
+  std::string expert_gemm = "grouped";  // grouped | gathered (OlmoeExperts' ExpertGemm)
   DType dtype() const;             // the parameters' and activations' dtype under `precision`
   // "40GiB", "512MiB", "2e9" bytes: allocations that would take the device past it fail, as on
   // a device of that size; "0": no limit beyond the device's own.

@@ -33,6 +33,7 @@ void place_model(const TrainConfig& config, const OlmoeForCausalLM& model, Devic
   // Converted where it was built: a bf16 model never occupies the device in f32 as well.
   model.to(config.train.dtype());
   model.to(device);
+  model.set_expert_gemm(expert_gemm_from_string(config.train.expert_gemm));
 }
 
 Adaptation adaptation(const TrainConfig& config, const OlmoeConfig& model) {

@@ -19,7 +19,8 @@ std::optional<int64_t> document_separator(const DataSection& data);
 std::unique_ptr<OlmoeForCausalLM> new_model(const TrainConfig& config);
 
 // Moves the model to `device` and into the run's precision (bf16 parameters under mixed
-// precision; the optimizer then keeps their f32 masters). Call before building the optimizer.
+// precision; the optimizer then keeps their f32 masters), and sets its experts' GEMMs
+// (train.expert_gemm). Call before building the optimizer.
 void place_model(const TrainConfig& config, const OlmoeForCausalLM& model, Device device);
 
 // The [adapt] section resolved for this model (its routing.json read); errors name the config.

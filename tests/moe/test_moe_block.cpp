@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 
 #include "autograd/ops.h"
@@ -202,6 +203,73 @@ TEST(OlmoeExperts, FrozenExpertsRowsKeepNothingWhenTheInputIsFrozen) {
   const int64_t frozen_input = kept(false), trained_input = kept(true);
   EXPECT_LT(double(frozen_input), 0.5 * double(trained_input))
       << frozen_input << " bytes kept with a frozen input, " << trained_input << " with a trained one";
+}
+
+// Each parameter's gradient after `loss` backward, by name (undefined: none).
+std::map<std::string, Tensor> grads_after(const Module& m, const std::function<Variable()>& loss) {
+  m.zero_grad();
+  loss().backward();
+  std::map<std::string, Tensor> grads;
+  for (auto& [n, p] : m.named_parameters()) grads[n] = p.grad();
+  return grads;
+}
+
+// The gathered GEMMs compute the same function as the grouped ones; on the CPU they run the same
+// GEMMs, so the same bits. An expert no token reached gets no gradient either way.
+TEST(OlmoeExperts, GatheredGemmIsTheSameFunction) {
+  Generator gen(4);
+  OlmoeExperts ex(4, 4, 3, f64_init(gen));
+  const Tensor x = random_tensor({5, 4}, 2), w = random_tensor({5, 2}, 3);
+  const Tensor idx = from_vector<int64_t>({3, 0, 1, 3, 3, 1, 0, 3, 3, 0}, {5, 2});  // no 2
+  Variable xv(x, true), wv(w, true);
+  auto run = [&](ExpertGemm gemm) {
+    ex.set_gemm(gemm);
+    xv.zero_grad();
+    wv.zero_grad();
+    std::map<std::string, Tensor> grads =
+        grads_after(ex, [&] { return project(ex.forward(xv, wv, idx), 4); });
+    grads["x"] = xv.grad();
+    grads["w"] = wv.grad();
+    grads["y"] = ex.forward(Variable(x), Variable(w), idx).data();
+    return grads;
+  };
+  EXPECT_EQ(ex.gemm(), ExpertGemm::Grouped);
+  const std::map<std::string, Tensor> grouped = run(ExpertGemm::Grouped);
+  std::map<std::string, Tensor> gathered = run(ExpertGemm::Gathered);
+  for (const auto& [name, g] : grouped) {
+    ASSERT_EQ(g.defined(), gathered[name].defined()) << name;
+    if (g.defined()) {
+      EXPECT_ALL_CLOSE(gathered[name], g, 0, 0) << name;
+    }
+  }
+  EXPECT_FALSE(gathered["2.up_proj.weight"].defined());
+  EXPECT_GRADCHECK([&](const std::vector<Variable>& v) { return ex.forward(v[0], v[1], idx); },
+                   {x, w});
+
+  // Experts that train unlike (a selective adaptation's layer) run grouped: the same again.
+  for (const std::string& n : expert_params({0, 2})) ex.set_requires_grad(n, false);
+  gathered = run(ExpertGemm::Gathered);
+  for (const std::string& n : expert_params({1, 3}))
+    EXPECT_ALL_CLOSE(gathered[n], grouped.at(n), 0, 0) << n;
+  for (const std::string& n : expert_params({0, 2})) EXPECT_FALSE(gathered[n].defined()) << n;
+  // Every expert frozen: alike again, gathered, and only the input trains.
+  for (const std::string& n : expert_params({1, 3})) ex.set_requires_grad(n, false);
+  gathered = run(ExpertGemm::Gathered);
+  EXPECT_ALL_CLOSE(gathered["x"], grouped.at("x"), 0, 0);
+  EXPECT_ALL_CLOSE(gathered["w"], grouped.at("w"), 0, 0);
+
+  EXPECT_EQ(testing::error_of([&] {
+              ex.forward(Variable(zeros({2, 4}, DType::F64)), Variable(zeros({2, 2}, DType::F64)),
+                         from_vector<int64_t>({1, 4, 0, 2}, {2, 2}));
+            }),
+            "group_by_index: index 4 out of range [0, 4) for OlmoeExperts' experts");
+  EXPECT_EQ(ex.forward(Variable(zeros({0, 4})), Variable(zeros({0, 1})), zeros({0, 1}, DType::I64))
+                .shape(),
+            Shape({0, 4}));
+  EXPECT_EQ(expert_gemm_from_string("gathered"), ExpertGemm::Gathered);
+  EXPECT_EQ(expert_gemm_from_string("grouped"), ExpertGemm::Grouped);
+  EXPECT_EQ(testing::error_of([] { expert_gemm_from_string("cublas"); }),
+            "experts' GEMM 'cublas': expected grouped or gathered");
 }
 
 TEST(OlmoeExperts, ModuleToTheDeviceTheyAreOnMovesNothing) {

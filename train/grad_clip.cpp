@@ -26,9 +26,12 @@ std::vector<Tensor> trained_grads(const NamedParameters& params, const FreezeMas
 
 }  // namespace
 
+Tensor grad_norm_squared(const NamedParameters& params, const FreezeMask& mask) {
+  return sum_of_squares(trained_grads(params, mask, true));  // one multi-tensor reduction
+}
+
 double grad_norm(const NamedParameters& params, const FreezeMask& mask) {
-  // One multi-tensor reduction on the gradients' device and one host sync.
-  return std::sqrt(sum_of_squares(trained_grads(params, mask, true)).item());
+  return std::sqrt(grad_norm_squared(params, mask).item());
 }
 
 double clip_coefficient(double norm, double max_norm) {

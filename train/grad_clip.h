@@ -11,6 +11,9 @@ namespace moegrad::train {
 // `params` order (the same value on every run); a row-masked parameter counts its trained rows
 // only; undefined gradients count as zero.
 double grad_norm(const NamedParameters& params, const FreezeMask& mask);
+// Its square, left where the gradients are (a one-element f64 tensor), for a caller that reads
+// it with other values in one copy.
+Tensor grad_norm_squared(const NamedParameters& params, const FreezeMask& mask);
 
 // What clipping multiplies the gradients by: min(1, max_norm / (norm + 1e-6)); 1 when max_norm
 // <= 0 (no clipping) or the norm is not finite.

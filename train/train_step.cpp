@@ -13,17 +13,49 @@
 #include "train/grad_clip.h"
 
 namespace moegrad::train {
+namespace {
 
-std::vector<double> sequence_losses(const Tensor& logits, const Tensor& input_ids) {
+// sequence_losses where the logits are, [B].
+Tensor sequence_loss_tensor(const Tensor& logits, const Tensor& input_ids) {
   // A cross-entropy per sequence: it keeps f32 arithmetic for bf16 logits, where a bf16
-  // logsumexp would be rounded to a 16th. One copy to the host at the end.
+  // logsumexp would be rounded to a 16th.
   const int64_t t = input_ids.size(1);
   std::vector<Tensor> losses;
   for (int64_t i = 0; i < input_ids.size(0); ++i)
     losses.push_back(cross_entropy(logits.select(0, i).narrow(0, 0, t - 1),
                                    input_ids.select(0, i).narrow(0, 1, t - 1).contiguous())
                          .reshape({1}));
-  return concat(losses).to_vector<double>();
+  return concat(losses);
+}
+
+// The values a step reports, gathered where they are made and read in one copy when the step
+// needs them (the gradient norm, before the update): on a GPU each read of its own would be a
+// host wait in the middle of the step, between one micro-batch's forward and backward or before
+// the next micro-batch.
+class StepValues {
+ public:
+  // Appends t's elements (any float dtype, any shape); returns where they start in read().
+  size_t add(const Tensor& t) {
+    const size_t at = size_;
+    parts_.push_back(t.reshape({t.numel()}).to(DType::F64));
+    size_ += size_t(t.numel());
+    return at;
+  }
+  std::vector<double> read() const {
+    std::vector<Tensor> parts;
+    for (const Tensor& p : parts_) parts.push_back(p.to(parts_.front().device()));
+    return concat(parts).to_vector<double>();
+  }
+
+ private:
+  std::vector<Tensor> parts_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+std::vector<double> sequence_losses(const Tensor& logits, const Tensor& input_ids) {
+  return sequence_loss_tensor(logits, input_ids).to_vector<double>();
 }
 
 StepOptions step_options(const TrainConfig& config) {
@@ -66,19 +98,22 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
       offset += p.numel();
     }
   }
+  // Where each micro-batch's values lie in `values` (npos: not computed).
+  constexpr size_t npos = size_t(-1);
+  struct Read {
+    size_t loss, ce, lb = npos, z = npos, rows = npos;
+  };
+  StepValues values;
+  std::vector<Read> reads;
   for (const data::Batch& batch : micro_batches) {
     LossOutput r = [&] {
       const profiler::PhaseScope phase(profiler::Phase::Forward);
       return model.loss(batch.input_ids, options.loss_weights);
     }();
+    Read read;
     if (options.language_losses) {
       NoGradGuard no_grad;
-      const std::vector<double> per_row = sequence_losses(r.output.hidden.data(), batch.input_ids);
-      for (size_t i = 0; i < per_row.size(); ++i) {
-        LanguageLoss& l = s.languages[batch.languages[i]];
-        l.ce_sum += per_row[i];
-        ++l.sequences;
-      }
+      read.rows = values.add(sequence_loss_tensor(r.output.hidden.data(), batch.input_ids));
     }
     // Nothing here holds the logits (the largest activation) during the backward, so the
     // cross-entropy's gradient can take their buffer.
@@ -87,10 +122,11 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
       const profiler::PhaseScope phase(profiler::Phase::Backward);
       mul_scalar(r.loss, scale).backward();
     }
-    s.loss += r.loss.data().item() * scale;
-    s.ce += r.ce.data().item() * scale;
-    if (r.lb.defined()) s.lb += r.lb.data().item() * scale;
-    if (r.z.defined()) s.z += r.z.data().item() * scale;
+    read.loss = values.add(r.loss.data());
+    read.ce = values.add(r.ce.data());
+    if (r.lb.defined()) read.lb = values.add(r.lb.data());
+    if (r.z.defined()) read.z = values.add(r.z.data());
+    reads.push_back(read);
     s.tokens += batch.input_ids.numel();
     if (!bf16_params.empty()) {
       std::vector<Tensor> grads;
@@ -113,7 +149,24 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     options.reduce_gradients(trainable);
   }
   const profiler::PhaseScope phase(profiler::Phase::Optimizer);
-  s.grad_norm = grad_norm(optimizer.named_parameters(), optimizer.mask());
+  const size_t norm_at =
+      values.add(grad_norm_squared(optimizer.named_parameters(), optimizer.mask()));
+  const std::vector<double> v = values.read();
+  for (size_t m = 0; m < reads.size(); ++m) {
+    const Read& read = reads[m];
+    s.loss += v[read.loss] * scale;
+    s.ce += v[read.ce] * scale;
+    if (read.lb != npos) s.lb += v[read.lb] * scale;
+    if (read.z != npos) s.z += v[read.z] * scale;
+    if (read.rows == npos) continue;
+    const data::Batch& batch = micro_batches[m];
+    for (size_t i = 0; i < size_t(batch.input_ids.size(0)); ++i) {
+      LanguageLoss& l = s.languages[batch.languages.at(i)];
+      l.ce_sum += v[read.rows + i];
+      ++l.sequences;
+    }
+  }
+  s.grad_norm = std::sqrt(v[norm_at]);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     throw NonFiniteLoss("the loss is " + std::to_string(s.loss) + " and the gradient norm " +
                         std::to_string(s.grad_norm) + "; no parameter was updated");

@@ -1,5 +1,6 @@
 // The backward engine: a topological sort of the graph below the root, then one pass in
 // reverse order that sums each node's incoming gradients before running its rule.
+#include <algorithm>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -33,11 +34,13 @@ void accumulate(Tensor& slot, const Tensor& grad) {
 // several inputs, a view of a larger gradient, one a hook or the caller keeps) a copy does.
 // `grad` comes by value, moved from the engine's list, so that its reference is the only one
 // the engine holds.
-void accumulate_leaf(VariableImpl& leaf, Tensor grad) {
+// `owned_piece`: g is one of several disjoint dense pieces of a buffer that only those pieces
+// hold (owned_pieces), which can become the leaves' gradients as they are.
+void accumulate_leaf(VariableImpl& leaf, Tensor grad, bool owned_piece = false) {
   Tensor g = run_hooks(leaf.hooks, std::move(grad));
   if (leaf.grad.defined()) {
     add_(leaf.grad, g);
-  } else if (sole_owner(g)) {
+  } else if (owned_piece || sole_owner(g)) {
     g.storage()->set_category(MemoryCategory::Gradients);
     leaf.grad = std::move(g);
   } else {
@@ -45,6 +48,32 @@ void accumulate_leaf(VariableImpl& leaf, Tensor grad) {
     Tensor c = g.contiguous();
     leaf.grad = c.shares_storage(g) ? g.clone() : c;
   }
+}
+
+// Which of a rule's gradients for its leaves are pieces of one buffer that nothing but those
+// pieces holds, contiguous and not overlapping: the experts' weight gradients, which one GEMM of
+// all experts writes as a stack. Each can be its leaf's gradient without a copy of its own, as a
+// sole owner's buffer is. A leaf with hooks (which may keep what they see) is left out.
+std::vector<bool> owned_pieces(const std::vector<Node::Edge>& edges,
+                               const std::vector<Tensor>& grads) {
+  std::unordered_map<const Storage*, std::vector<size_t>> by_storage;
+  for (size_t i = 0; i < edges.size(); ++i)
+    if (edges[i].leaf && edges[i].leaf->hooks.empty() && grads[i].defined() &&
+        grads[i].is_contiguous())
+      by_storage[grads[i].storage().get()].push_back(i);
+  std::vector<bool> owned(edges.size(), false);
+  for (auto& [storage, pieces] : by_storage) {
+    if (pieces.size() < 2 || grads[pieces[0]].storage().use_count() != long(pieces.size()))
+      continue;
+    std::sort(pieces.begin(), pieces.end(),
+              [&](size_t a, size_t b) { return grads[a].offset() < grads[b].offset(); });
+    bool apart = true;
+    for (size_t j = 1; j < pieces.size() && apart; ++j)
+      apart =
+          grads[pieces[j - 1]].offset() + grads[pieces[j - 1]].numel() <= grads[pieces[j]].offset();
+    for (size_t i : pieces) owned[i] = apart;
+  }
+  return owned;
 }
 
 }  // namespace
@@ -98,10 +127,11 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     g = Tensor();  // a rule that passes it on (add) leaves it to its inputs alone
     if (!retain_graph) n->release();
     const auto& edges = n->edges();
+    const std::vector<bool> owned = owned_pieces(edges, input_grads);
     for (size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
       if (e.leaf) {
-        if (input_grads[i].defined()) accumulate_leaf(*e.leaf, std::move(input_grads[i]));
+        if (input_grads[i].defined()) accumulate_leaf(*e.leaf, std::move(input_grads[i]), owned[i]);
       } else if (e.node) {
         accumulate(grads[e.node.get()], input_grads[i]);
         if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());

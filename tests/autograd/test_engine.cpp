@@ -109,6 +109,44 @@ TEST(Engine, OnlyALeafMayBeLeftWithoutGradient) {
             "first_only backward left the gradient of input 1 undefined");
 }
 
+// A rule that writes its leaves' gradients as pieces of one buffer (the experts' weight
+// gradients, one GEMM for all) hands each piece to its leaf as it is; pieces that overlap, or
+// a buffer something else still holds, are copied.
+TEST(Engine, DisjointPiecesOfOneGradientBufferBecomeTheGradients) {
+  Tensor kept;
+  auto pieces = [&kept](const std::vector<Variable>& leaves, int64_t step, bool keep) {
+    return make_result(
+        zeros({}, DType::F64), "pieces", leaves,
+        [n = leaves.size(), step, keep, &kept](const Tensor&, const std::vector<bool>&) {
+          const Tensor buffer = full({int64_t(n) * step + 2}, 1.0, DType::F64);
+          if (keep) kept = buffer;
+          std::vector<Tensor> grads;
+          for (size_t i = 0; i < n; ++i) grads.push_back(buffer.narrow(0, int64_t(i) * step, 2));
+          return grads;
+        });
+  };
+  auto leaves = [] {
+    std::vector<Variable> v;
+    for (int i = 0; i < 3; ++i) v.emplace_back(zeros({2}, DType::F64), true);
+    return v;
+  };
+  std::vector<Variable> apart = leaves();
+  pieces(apart, 3, false).backward();
+  EXPECT_TRUE(apart[0].grad().shares_storage(apart[2].grad()));
+  EXPECT_EQ(apart[1].grad().to_vector<double>(), (std::vector<double>{1.0, 1.0}));
+  apart[1].grad().fill_(5.0);  // the pieces do not overlap
+  EXPECT_EQ(apart[2].grad().to_vector<double>(), (std::vector<double>{1.0, 1.0}));
+  pieces(apart, 3, false).backward();  // a second backward sums into them
+  EXPECT_EQ(apart[1].grad().to_vector<double>(), (std::vector<double>{6.0, 6.0}));
+
+  std::vector<Variable> overlapping = leaves(), held = leaves();
+  pieces(overlapping, 1, false).backward();
+  EXPECT_FALSE(overlapping[0].grad().shares_storage(overlapping[1].grad()));
+  pieces(held, 3, true).backward();
+  EXPECT_FALSE(held[0].grad().shares_storage(kept));
+  EXPECT_EQ(held[2].grad().to_vector<double>(), (std::vector<double>{1.0, 1.0}));
+}
+
 TEST(Engine, NonScalarBackwardNeedsGradient) {
   Variable x(ones({3}, DType::F64), true);
   EXPECT_THROW((x * 2.0).backward(), Error);

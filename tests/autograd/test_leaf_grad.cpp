@@ -89,14 +89,23 @@ TEST(LeafGrad, ALeafUsedInTwoNodesSumsIntoOneBuffer) {
 }
 
 TEST(LeafGrad, ViewsOfALargerGradientAreCopiedToTheirOwnSize) {
-  // concat's rule hands each input a narrow view of its gradient.
+  // concat's rule hands each input a narrow view of its gradient. Of a leaf and a result, the
+  // leaf's view is copied: the rest of the buffer is the result's.
   Variable a = leaf({1, 2}), b = leaf({3, 4, 5});
-  mul_scalar(concat({a, b}), 2.0).backward(values({1, 2, 3, 4, 5}));
+  mul_scalar(concat({a, mul_scalar(b, 1.0)}), 2.0).backward(values({1, 2, 3, 4, 5}));
   EXPECT_ALL_CLOSE(a.grad(), values({2, 4}));
   EXPECT_ALL_CLOSE(b.grad(), values({6, 8, 10}));
   EXPECT_FALSE(a.grad().shares_storage(b.grad()));
-  EXPECT_EQ(int64_t(b.grad().storage()->nbytes()), bytes_of(b.grad()));
-  EXPECT_EQ(b.grad().offset(), 0);
+  EXPECT_EQ(int64_t(a.grad().storage()->nbytes()), bytes_of(a.grad()));
+  EXPECT_EQ(a.grad().offset(), 0);
+  // Of two leaves, the views are the whole buffer between them, and nothing else holds it: each
+  // leaf takes its piece as it is (what the experts' stacked weight gradients rely on).
+  Variable c = leaf({1, 2}), d = leaf({3, 4, 5});
+  mul_scalar(concat({c, d}), 2.0).backward(values({1, 2, 3, 4, 5}));
+  EXPECT_ALL_CLOSE(c.grad(), values({2, 4}));
+  EXPECT_ALL_CLOSE(d.grad(), values({6, 8, 10}));
+  EXPECT_TRUE(c.grad().shares_storage(d.grad()));
+  EXPECT_EQ(d.grad().offset(), 2);
   // The only view of its storage, at offset 0, but of half of it.
   Variable x = leaf({1, 2});
   custom(x, [](const Tensor& g, const std::vector<bool>&) {

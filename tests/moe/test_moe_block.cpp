@@ -243,6 +243,8 @@ TEST(OlmoeExperts, GatheredGemmIsTheSameFunction) {
     }
   }
   EXPECT_FALSE(gathered["2.up_proj.weight"].defined());
+  // The experts' gradients are pieces of the one buffer their GEMM wrote, not copies of them.
+  EXPECT_TRUE(gathered["0.gate_proj.weight"].shares_storage(gathered["3.up_proj.weight"]));
   EXPECT_GRADCHECK([&](const std::vector<Variable>& v) { return ex.forward(v[0], v[1], idx); },
                    {x, w});
 

@@ -56,12 +56,15 @@ void accumulate_leaf(VariableImpl& leaf, Tensor grad, bool owned_piece = false) 
 // sole owner's buffer is. A leaf with hooks (which may keep what they see) is left out.
 std::vector<bool> owned_pieces(const std::vector<Node::Edge>& edges,
                                const std::vector<Tensor>& grads) {
-  std::unordered_map<const Storage*, std::vector<size_t>> by_storage;
+  std::vector<bool> owned(edges.size(), false);
+  std::vector<size_t> candidates;
   for (size_t i = 0; i < edges.size(); ++i)
     if (edges[i].leaf && edges[i].leaf->hooks.empty() && grads[i].defined() &&
         grads[i].is_contiguous())
-      by_storage[grads[i].storage().get()].push_back(i);
-  std::vector<bool> owned(edges.size(), false);
+      candidates.push_back(i);
+  if (candidates.size() < 2) return owned;  // most rules: no map for them
+  std::unordered_map<const Storage*, std::vector<size_t>> by_storage;
+  for (size_t i : candidates) by_storage[grads[i].storage().get()].push_back(i);
   for (auto& [storage, pieces] : by_storage) {
     if (pieces.size() < 2 || grads[pieces[0]].storage().use_count() != long(pieces.size()))
       continue;

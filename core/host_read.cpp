@@ -33,7 +33,6 @@ HostRead::HostRead(const Tensor& t) : state_(std::make_shared<State>()) {
   }
 #endif
   state_->values = t.to_vector<int64_t>();
-  std::call_once(state_->read, [] {});
 }
 
 const std::vector<int64_t>& HostRead::values() const {

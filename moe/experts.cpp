@@ -99,10 +99,9 @@ Variable OlmoeExperts::forward(const Variable& x, const Variable& weights,
       "OlmoeExperts: weights ", shape_str(weights.shape()), " and indices ",
       shape_str(indices.shape()), " must both be [N, k] with N = ", x.size(0));
   if (indices.numel() == 0) return Variable(zeros(x.shape(), x.dtype(), x.device()));
-  bool alike = true;
-  for (int64_t e = 1; e < num_experts() && alike; ++e) alike = trains(e) == trains(0);
-  return gemm_ == ExpertGemm::Gathered && alike ? forward_gathered(x, weights, indices)
-                                                : forward_grouped(x, weights, indices);
+  bool gathered = gemm_ == ExpertGemm::Gathered;
+  for (int64_t e = 1; e < num_experts() && gathered; ++e) gathered = trains(e) == trains(0);
+  return gathered ? forward_gathered(x, weights, indices) : forward_grouped(x, weights, indices);
 }
 
 Variable OlmoeExperts::forward_gathered(const Variable& x, const Variable& weights,

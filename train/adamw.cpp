@@ -76,40 +76,79 @@ AdamW::AdamW(NamedParameters params, const FreezeMask& mask, AdamWOptions option
         state_piece(s.master).copy_(param_piece(p.data()));
       });
     }
+    s.first_update = updates_.size();
+    updates_.resize(updates_.size() + (s.runs.empty() ? 1 : s.runs.size()));
+    cut_updates(s);
     slots_.push_back(std::move(s));
   }
 }
 
+void AdamW::cut_updates(Slot& s) {
+  const Tensor& data = s.param.data();
+  s.cut_from = data;
+  size_t k = s.first_update;
+  for_each_piece(s.runs, [&](auto param_piece, auto state_piece) {
+    AdamWTensors& u = updates_[k++];
+    u.exp_avg = state_piece(s.exp_avg);
+    u.exp_avg_sq = state_piece(s.exp_avg_sq);
+    u.weight_decay = s.weight_decay;
+    if (s.master.defined()) {  // a bf16 parameter trains through its f32 master
+      u.param = state_piece(s.master);
+      u.bf16_param = param_piece(data);
+    } else {
+      u.param = param_piece(data);
+    }
+  });
+}
+
 void AdamW::step(double lr, double grad_scale) {
   MOEGRAD_CHECK(std::isfinite(lr) && lr >= 0, "AdamW.step: lr must be finite and >= 0, got ", lr);
-  // Every update of the step in one call: on a GPU one launch for all contiguous pieces.
-  std::vector<AdamWTensors> updates;
+  // The gradients leave updates_ however the step ends: it must not hold them past it.
+  struct ClearGrads {
+    std::vector<AdamWTensors>& updates;
+    ~ClearGrads() {
+      for (AdamWTensors& u : updates) u.grad = Tensor();
+    }
+  } clear{updates_};
   for (Slot& s : slots_) {
     const Tensor& grad = s.param.grad();
-    if (!grad.defined()) continue;
+    if (!grad.defined()) continue;  // its pieces' gradients stay undefined: skipped
     const Tensor& data = s.param.data();
     MOEGRAD_CHECK(grad.shape() == data.shape(), "AdamW.step: gradient of ", s.name, " has shape ",
                   shape_str(grad.shape()), ", the parameter ", shape_str(data.shape()));
+    // The pieces view the parameter's data as it was cut; a parameter given new data since
+    // (a move, a load that replaced the tensor) is cut again.
+    if (s.cut_from.storage() != data.storage() || s.cut_from.offset() != data.offset() ||
+        s.cut_from.shape() != data.shape() || s.cut_from.strides() != data.strides())
+      cut_updates(s);
     ++s.steps;
     const double group_lr = lr * s.lr_scale;
-    for_each_piece(s.runs, [&](auto param_piece, auto state_piece) {
-      const Tensor m = state_piece(s.exp_avg), v = state_piece(s.exp_avg_sq);
-      if (s.master.defined()) {  // a bf16 parameter trains through its f32 master
-        updates.push_back({state_piece(s.master), param_piece(grad), m, v, group_lr,
-                           s.weight_decay, s.steps, param_piece(data)});
-      } else {
-        updates.push_back({param_piece(data), param_piece(grad), m, v, group_lr, s.weight_decay,
-                           s.steps});
-      }
+    size_t k = s.first_update;
+    for_each_piece(s.runs, [&](auto param_piece, auto) {
+      AdamWTensors& u = updates_[k++];
+      u.grad = param_piece(grad);
+      u.lr = group_lr;
+      u.step = s.steps;
     });
   }
-  adamw_step_multi(updates, options_.beta1, options_.beta2, options_.eps, grad_scale);
+  // Every update of the step in one call: on a GPU one launch for all contiguous pieces.
+  adamw_step_multi(updates_, options_.beta1, options_.beta2, options_.eps, grad_scale);
   ++step_count_;
 }
 
 std::vector<Variable> AdamW::parameters() const {
   std::vector<Variable> out;
   for (const Slot& s : slots_) out.push_back(s.param);
+  return out;
+}
+
+std::vector<Tensor> AdamW::trained_grads() const {
+  std::vector<Tensor> out;
+  for (const Slot& s : slots_) {
+    const Tensor& grad = s.param.grad();
+    if (grad.defined())
+      for_each_piece(s.runs, [&](auto param_piece, auto) { out.push_back(param_piece(grad)); });
+  }
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ops/adamw.h"
 #include "core/tensor.h"
 #include "train/freeze_mask.h"
 
@@ -74,6 +75,9 @@ class AdamW {
   const FreezeMask& mask() const { return mask_; }
   // The trainable parameters, in parameter order (e.g. for a data-parallel gradient reduction).
   std::vector<Variable> parameters() const;
+  // Their defined gradients in parameter order, a row-masked parameter's as its runs of trained
+  // rows (views): what a step reads.
+  std::vector<Tensor> trained_grads() const;
 
  private:
   struct Slot {
@@ -85,10 +89,20 @@ class AdamW {
     Tensor exp_avg, exp_avg_sq;
     Tensor master;  // f32 values of a bf16 parameter's trained part; undefined for f32 params
     int64_t steps = 0;
+    size_t first_update = 0;  // its first piece in updates_
+    Tensor cut_from;          // the data its pieces were cut from
   };
+
+  // Cuts s's pieces of its parameter's data and state into updates_.
+  void cut_updates(Slot& s);
 
   AdamWOptions options_;
   std::vector<Slot> slots_;  // trainable parameters only
+  // Every trained piece's update (one per whole parameter, or per run of trained rows), its
+  // tensors cut once: a step only sets each piece's gradient, lr and step count, where cutting
+  // them afresh cost microseconds a parameter (medium.cfg has 3,219). The gradients are cleared
+  // after each step, so that they are not held beyond it.
+  std::vector<AdamWTensors> updates_;
   NamedParameters params_;
   FreezeMask mask_;
   int64_t step_count_ = 0;

@@ -45,7 +45,9 @@ struct AdamWTensors {
   Tensor bf16_param{};  // defined: param is its f32 master (see adamw_step)
 };
 
-// adamw_step on every entry, with the same results bit for bit. On a GPU every entry whose
+// adamw_step on every entry, with the same results bit for bit; an entry whose grad is undefined
+// is skipped, nothing of it read or written (torch.optim's parameter whose .grad is None), so a
+// list made once serves every step whichever parameters have gradients. On a GPU every entry whose
 // tensors are contiguous is updated by ONE kernel launch per combination of param and grad
 // dtype; the others fall back to a launch each. Entries must share one device and must not
 // overlap one another. train::AdamW makes one such call per step (a piece per parameter, or per

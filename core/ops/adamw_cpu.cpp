@@ -73,6 +73,7 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
                       double beta2, double eps) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const AdamWTensors& t = tensors[i];
+    if (!t.grad.defined()) continue;
     adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.bf16_param, coefficients[i], beta1,
                beta2, eps);
   }

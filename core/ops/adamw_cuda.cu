@@ -155,6 +155,7 @@ void adamw_step_multi(const std::vector<AdamWTensors>& tensors,
   std::vector<size_t> f32, f64, mixed;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const AdamWTensors& t = tensors[i];
+    if (!t.grad.defined()) continue;
     const bool dense = t.param.is_contiguous() && t.grad.is_contiguous() &&
                        t.exp_avg.is_contiguous() && t.exp_avg_sq.is_contiguous() &&
                        (!t.bf16_param.defined() || t.bf16_param.is_contiguous());

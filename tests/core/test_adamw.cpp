@@ -114,6 +114,25 @@ TEST(AdamW, MultiEqualsPerTensorStepsBitForBit) {
   adamw_step_multi({}, 0.9, 0.95, 1e-8);  // nothing to do
 }
 
+// An entry whose gradient is undefined (a parameter no token reached) is skipped: nothing of it
+// is read or written, and its step count need not be valid. The others update as alone.
+TEST(AdamW, MultiSkipsAnEntryWithoutAGradient) {
+  const Tensor idle = random_tensor({4}, 33), idle_m = random_tensor({4}, 34);
+  const Tensor idle_before = idle.clone(), m_before = idle_m.clone();
+  Tensor p = random_tensor({5}, 35), alone = p.clone();
+  const Tensor g = random_tensor({5}, 36);
+  Tensor m = zeros({5}, DType::F64), v = zeros({5}, DType::F64);
+  const AdamWTensors skipped{idle, Tensor(), idle_m, idle_m.clone(), 0.1, 0.1, 0};
+  adamw_step_multi({skipped, {p, g, m, v, 0.1, 0.1, 1}, skipped}, 0.9, 0.95, 1e-8);
+  adamw_step(alone, g, zeros({5}, DType::F64), zeros({5}, DType::F64), 0.1, 0.9, 0.95, 1e-8, 0.1,
+             1);
+  EXPECT_ALL_CLOSE(p, alone, 0, 0);
+  EXPECT_ALL_CLOSE(idle, idle_before, 0, 0);
+  EXPECT_ALL_CLOSE(idle_m, m_before, 0, 0);
+  adamw_step_multi({skipped}, 0.9, 0.95, 1e-8);  // nothing to do
+  EXPECT_ALL_CLOSE(idle, idle_before, 0, 0);
+}
+
 // grad_scale reads every gradient times the scale: the same bits as scaling the gradients in
 // place first (scale_, as clipping did), in f64 and f32; a bf16 gradient's product is not
 // rounded back to bf16, so it matches an f32 copy of the gradient scaled in f32.

@@ -110,9 +110,13 @@ TEST(AdamWCuda, MultiTensorLaunchEqualsPerTensorLaunchesBitForBit) {
   SKIP_WITHOUT_GPU();
   Params multi(Device::cuda()), single(Device::cuda()), cpu(Device::cpu());
   const Tensor before = multi.stacked.clone();
+  // An entry without a gradient (an expert no token reached) is skipped, untouched.
+  const Tensor idle = random_tensor({6}, 99, DType::F32, Device::cuda()),
+               idle_before = idle.clone();
+  const AdamWTensors skipped{idle, Tensor(), idle.clone(), idle.clone()};
   for (int64_t k = 1; k <= 3; ++k) {
     const std::vector<Tensor> g = grads_for(multi, k, Device::cuda());
-    std::vector<AdamWTensors> entries, cpu_entries;
+    std::vector<AdamWTensors> entries{skipped}, cpu_entries;
     const std::vector<Tensor> cg = grads_for(cpu, k, Device::cpu());
     for (size_t i = 0; i < multi.p.size(); ++i) {
       entries.push_back(multi.entry(i, g[i], k));
@@ -142,6 +146,7 @@ TEST(AdamWCuda, MultiTensorLaunchEqualsPerTensorLaunchesBitForBit) {
                         before.select(0, 3).narrow(1, 4, 1)));
   EXPECT_FALSE(bit_equal(multi.stacked.select(0, 1), before.select(0, 1)));
   EXPECT_FALSE(bit_equal(multi.stacked.select(0, 2), before.select(0, 2)));
+  EXPECT_TRUE(bit_equal(idle, idle_before));
 }
 
 // A gradient scale (clipping's coefficient) read by the kernels as by the CPU loop, in every

@@ -274,6 +274,51 @@ TEST(TrainAdamW, LoadStateIsStrict) {
   EXPECT_TRUE(bit_identical(opt.state_tensors()[0].second, zeros({4, 3}, DType::F64)));
 }
 
+// The optimizer cuts its pieces of a parameter once; a parameter given a new data tensor (a
+// whole one, or one whose trained rows lie elsewhere) is updated where its data now lies.
+TEST(TrainAdamW, AParameterGivenNewDataIsUpdatedThere) {
+  Model m;
+  AdamW opt(m.params, m.mask, AdamWOptions{});
+  const Tensor g0 = random_tensor({4, 3}, 20), ge = random_tensor({6, 3}, 21);
+  set_grad(m[0], g0);
+  set_grad(m[1], ge);
+  opt.step(0.1);
+  const Tensor old_w = m[0].data(), old_w_values = old_w.clone();
+  Variable w = m[0], emb = m[1];
+  w.data() = m[0].data().clone();
+  emb.data() = zeros({9, 3}, DType::F64).narrow(0, 3, 6);  // a view at an offset
+  Tensor w_ref = w.data().clone(), emb_ref = emb.data().narrow(0, 1, 2).clone();
+  const Tensor g1 = random_tensor({4, 3}, 22), ge1 = random_tensor({6, 3}, 23);
+  set_grad(m[0], g1);
+  set_grad(m[1], ge1);
+  const auto state = opt.state_tensors();  // step 1's moments, to step by hand
+  const Tensor m0 = state[0].second.clone(), v0 = state[1].second.clone();
+  const Tensor me = state[3].second.narrow(0, 0, 2).clone(),
+               ve = state[4].second.narrow(0, 0, 2).clone();
+  opt.step(0.1);
+  adamw_step(w_ref, g1, m0, v0, 0.1, 0.9, 0.95, 1e-8, 0.1, 2);
+  adamw_step(emb_ref, ge1.narrow(0, 1, 2), me, ve, 0.1, 0.9, 0.95, 1e-8, 0.1, 2);
+  EXPECT_TRUE(bit_identical(w.data(), w_ref));
+  EXPECT_TRUE(bit_identical(emb.data().narrow(0, 1, 2), emb_ref));
+  EXPECT_TRUE(bit_identical(old_w, old_w_values));  // the replaced tensor is left alone
+}
+
+// The step's gradients are not held past it: cleared, their memory goes back to the allocator.
+TEST(TrainAdamW, AStepHoldsNoGradientAfterwards) {
+  Model m;
+  AdamW opt(m.params, m.mask, AdamWOptions{});
+  std::weak_ptr<Storage> grads[2];
+  for (size_t i = 0; i < 2; ++i) {
+    const Tensor g = random_tensor(m[i].shape(), 30 + i);
+    grads[i] = g.storage();
+    set_grad(m[i], g);
+  }
+  opt.step(0.1);
+  opt.zero_grad();
+  EXPECT_TRUE(grads[0].expired());
+  EXPECT_TRUE(grads[1].expired());
+}
+
 TEST(TrainAdamW, ZeroGradAndStepCount) {
   Model m;
   AdamW opt(m.params, m.mask, AdamWOptions{});

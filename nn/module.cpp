@@ -72,7 +72,9 @@ void Module::set_requires_grad(bool value) const {
 }
 
 void Module::zero_grad() const {
-  for (auto& [n, p] : named_parameters()) p.zero_grad();
+  // Without named_parameters(): its names cost more than the clearing (thousands a step).
+  for (const auto& [n, p] : params_) p.impl()->grad = Tensor();
+  for (const auto& [n, c] : children_) c->zero_grad();
 }
 
 int64_t Module::num_parameters() const {

@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "core/ops/index.h"
 #include "core/ops/multi_tensor.h"
 
 namespace moegrad::train {
@@ -17,9 +16,12 @@ std::vector<Tensor> trained_grads(const NamedParameters& params, const FreezeMas
     const ParamMask& m = mask.at(name);
     const Tensor& g = p.grad();
     if (!m.trains() || !g.defined()) continue;
-    grads.push_back(rows_only && m.mode == ParamMask::Mode::Rows
-                        ? index_select(g, 0, from_vector(m.rows, {int64_t(m.rows.size())}, g.device()))
-                        : g);
+    if (rows_only && m.mode == ParamMask::Mode::Rows) {
+      for (const auto& [first, count] : row_runs(m.rows))
+        grads.push_back(g.narrow(0, first, count));
+    } else {
+      grads.push_back(g);
+    }
   }
   return grads;
 }
@@ -28,6 +30,10 @@ std::vector<Tensor> trained_grads(const NamedParameters& params, const FreezeMas
 
 Tensor grad_norm_squared(const NamedParameters& params, const FreezeMask& mask) {
   return sum_of_squares(trained_grads(params, mask, true));  // one multi-tensor reduction
+}
+
+Tensor grad_norm_squared(const AdamW& optimizer) {
+  return sum_of_squares(optimizer.trained_grads());
 }
 
 double grad_norm(const NamedParameters& params, const FreezeMask& mask) {

@@ -14,6 +14,9 @@ double grad_norm(const NamedParameters& params, const FreezeMask& mask);
 // Its square, left where the gradients are (a one-element f64 tensor), for a caller that reads
 // it with other values in one copy.
 Tensor grad_norm_squared(const NamedParameters& params, const FreezeMask& mask);
+// The same value over what `optimizer` trains, from its own list: no lookup by name a parameter
+// (a training step's form).
+Tensor grad_norm_squared(const AdamW& optimizer);
 
 // What clipping multiplies the gradients by: min(1, max_norm / (norm + 1e-6)); 1 when max_norm
 // <= 0 (no clipping) or the norm is not finite.

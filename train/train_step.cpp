@@ -149,8 +149,7 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     options.reduce_gradients(trainable);
   }
   const profiler::PhaseScope phase(profiler::Phase::Optimizer);
-  const size_t norm_at =
-      values.add(grad_norm_squared(optimizer.named_parameters(), optimizer.mask()));
+  const size_t norm_at = values.add(grad_norm_squared(optimizer));
   const std::vector<double> v = values.read();
   for (size_t m = 0; m < reads.size(); ++m) {
     const Read& read = reads[m];

@@ -46,6 +46,20 @@ TEST(GradClip, NormCountsTrainedGradientsOnly) {
   EXPECT_EQ(grad_norm(none.params, none.mask), 0.0);
 }
 
+// A step's form, over the optimizer's own list, is the same value bit for bit, in f32 and bf16.
+TEST(GradClip, TheOptimizersNormIsTheSameValue) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const Model m(7, dtype);
+    const AdamW optimizer(m.params, m.mask);
+    const double by_name = grad_norm_squared(m.params, m.mask).item();
+    EXPECT_EQ(grad_norm_squared(optimizer).item(), by_name) << dtype_name(dtype);
+    EXPECT_NEAR(std::sqrt(by_name), hand_norm(m), 1e-6 * hand_norm(m)) << dtype_name(dtype);
+  }
+  Model none(1);
+  for (const auto& [name, p] : none.params) set_grad(p, Tensor());
+  EXPECT_EQ(grad_norm_squared(AdamW(none.params, none.mask)).item(), 0.0);
+}
+
 TEST(GradClip, NormIsComputedInF64) {
   // Squares of 1e20 overflow f32; the norm does not.
   Model m(1);

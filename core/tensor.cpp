@@ -108,14 +108,15 @@ Tensor Tensor::view(Shape shape) const {
   MOEGRAD_CHECK(view_strides(shape_, strides_, shape, st), "view: cannot view a tensor of shape ",
                 shape_str(shape_), " and strides ", shape_str(strides_), " as ", shape_str(shape),
                 " without a copy; use reshape");
-  return Tensor(storage_, shape, st, offset_, dtype_);
+  return Tensor(storage_, std::move(shape), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::reshape(Shape shape) const {
   check_defined("reshape", *this, "input");
   shape = infer_shape(std::move(shape), numel(), "reshape");
   Shape st;
-  if (view_strides(shape_, strides_, shape, st)) return Tensor(storage_, shape, st, offset_, dtype_);
+  if (view_strides(shape_, strides_, shape, st))
+    return Tensor(storage_, std::move(shape), std::move(st), offset_, dtype_);
   return contiguous().view(shape);
 }
 
@@ -125,7 +126,7 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   Shape sh = shape_, st = strides_;
   std::swap(sh[d0], sh[d1]);
   std::swap(st[d0], st[d1]);
-  return Tensor(storage_, sh, st, offset_, dtype_);
+  return Tensor(storage_, std::move(sh), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
@@ -140,7 +141,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
     sh[i] = shape_[d];
     st[i] = strides_[d];
   }
-  return Tensor(storage_, sh, st, offset_, dtype_);
+  return Tensor(storage_, std::move(sh), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
@@ -151,7 +152,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
                 shape_str(shape_));
   Shape sh = shape_;
   sh[d] = length;
-  return Tensor(storage_, sh, strides_, offset_ + start * strides_[d], dtype_);
+  return Tensor(storage_, std::move(sh), strides_, offset_ + start * strides_[d], dtype_);
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
@@ -162,7 +163,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   Shape sh = shape_, st = strides_;
   sh.erase(sh.begin() + d);
   st.erase(st.begin() + d);
-  return Tensor(storage_, sh, st, offset_ + index * strides_[d], dtype_);
+  return Tensor(storage_, std::move(sh), std::move(st), offset_ + index * strides_[d], dtype_);
 }
 
 Tensor Tensor::expand(Shape shape) const {
@@ -185,7 +186,7 @@ Tensor Tensor::expand(Shape shape) const {
                     shape_str(shape));
     }
   }
-  return Tensor(storage_, shape, st, offset_, dtype_);
+  return Tensor(storage_, std::move(shape), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
@@ -194,7 +195,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   int64_t s = d < dim() ? strides_[d] * shape_[d] : 1;
   sh.insert(sh.begin() + d, 1);
   st.insert(st.begin() + d, s);
-  return Tensor(storage_, sh, st, offset_, dtype_);
+  return Tensor(storage_, std::move(sh), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
@@ -204,7 +205,7 @@ Tensor Tensor::squeeze(int64_t d) const {
   Shape sh = shape_, st = strides_;
   sh.erase(sh.begin() + d);
   st.erase(st.begin() + d);
-  return Tensor(storage_, sh, st, offset_, dtype_);
+  return Tensor(storage_, std::move(sh), std::move(st), offset_, dtype_);
 }
 
 Tensor Tensor::as_strided(Shape shape, Shape strides, int64_t offset) const {

@@ -12,6 +12,14 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_same_dtype(op, a, b);
 }
 
+// t seen at the broadcast `shape`: t itself when it has that shape already (most calls), else a
+// view kept in `spare`. A view costs allocations, a noticeable part of a small op's host time.
+const Tensor& expanded(const Tensor& t, const Shape& shape, Tensor& spare) {
+  if (t.shape() == shape) return t;
+  spare = t.expand(shape);
+  return spare;
+}
+
 }  // namespace
 
 const char* binary_op_name(BinaryOp op) {
@@ -22,9 +30,9 @@ const char* binary_op_name(BinaryOp op) {
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_operands("binary", a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "binary");
-  Tensor out = empty(shape, a.dtype(), a.device());
-  MOEGRAD_DISPATCH(a.device(), binary_op_name(op), binary, op, out, a.expand(shape),
-                   b.expand(shape));
+  Tensor out = empty(shape, a.dtype(), a.device()), spare_a, spare_b;
+  MOEGRAD_DISPATCH(a.device(), binary_op_name(op), binary, op, out, expanded(a, shape, spare_a),
+                   expanded(b, shape, spare_b));
   return out;
 }
 
@@ -33,7 +41,9 @@ void binary_(BinaryOp op, const Tensor& dst, const Tensor& src) {
   Shape shape = broadcast_shapes(dst.shape(), src.shape(), "binary_");
   MOEGRAD_CHECK(shape == dst.shape(), "binary_: in-place result of shape ", shape_str(shape),
                 " does not fit destination ", shape_str(dst.shape()));
-  MOEGRAD_DISPATCH(dst.device(), binary_op_name(op), binary, op, dst, dst, src.expand(shape));
+  Tensor spare;
+  MOEGRAD_DISPATCH(dst.device(), binary_op_name(op), binary, op, dst, dst,
+                   expanded(src, shape, spare));
 }
 
 }  // namespace moegrad

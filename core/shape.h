@@ -1,12 +1,19 @@
 // Shapes and strides (in elements), and the rules that relate them: contiguity, broadcasting.
 #pragma once
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace moegrad {
 
 using Shape = std::vector<int64_t>;
+// N shapes (operands' strides, say) held by reference: `{a.strides(), b.strides()}` converts to it
+// without copying a vector, which a small op's loop setup would otherwise do per operand.
+template <size_t N>
+using ShapeRefs = std::array<std::reference_wrapper<const Shape>, N>;
 
 int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);

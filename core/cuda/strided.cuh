@@ -64,14 +64,15 @@ MOEGRAD_UNROLL
 };
 
 template <int N>
-StridedIndex<N> make_strided_index(const Shape& shape, const std::array<Shape, N>& strides) {
+StridedIndex<N> make_strided_index(const Shape& shape, const ShapeRefs<N>& strides) {
   StridedIndex<N> ix;
   for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
     if (shape[d] == 1) continue;
     if (ix.ndim > 0) {
       bool mergeable = true;
       for (int k = 0; k < N; ++k)
-        if (strides[k][d] != ix.stride[k][ix.ndim - 1] * ix.size[ix.ndim - 1]) mergeable = false;
+        if (strides[k].get()[d] != ix.stride[k][ix.ndim - 1] * ix.size[ix.ndim - 1])
+          mergeable = false;
       if (mergeable) {
         ix.size[ix.ndim - 1] *= shape[d];
         continue;
@@ -80,7 +81,7 @@ StridedIndex<N> make_strided_index(const Shape& shape, const std::array<Shape, N
     MOEGRAD_CHECK(ix.ndim < kMaxDims, "CUDA kernels support at most ", kMaxDims,
                   " non-mergeable dims, got shape ", shape_str(shape));
     ix.size[ix.ndim] = shape[d];
-    for (int k = 0; k < N; ++k) ix.stride[k][ix.ndim] = strides[k][d];
+    for (int k = 0; k < N; ++k) ix.stride[k][ix.ndim] = strides[k].get()[d];
     ++ix.ndim;
   }
   ix.contiguous = ix.ndim <= 1;
@@ -121,7 +122,7 @@ __global__ void elementwise_kernel(int64_t n, StridedIndex<N> ix, F f) {
 // Runs functor `f` (a struct with `__device__ void operator()(const int64_t* off) const`) over
 // `shape`, operand k having `strides[k]`, on moegrad's stream of `device`.
 template <int N, typename F>
-void launch_elementwise(const Shape& shape, const std::array<Shape, N>& strides, int device, F f) {
+void launch_elementwise(const Shape& shape, const ShapeRefs<N>& strides, int device, F f) {
   int64_t n = shape_numel(shape);
   if (n == 0) return;
   auto ix = make_strided_index<N>(shape, strides);

@@ -31,7 +31,7 @@ inline void store_rounded(T& dst, V v) {
 // element offset of operand k at the run's start. `strides[k]` are operand k's element
 // strides over `shape` (0 along broadcast dims).
 template <size_t N, typename Inner>
-void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, Inner&& inner) {
+void strided_loop(const Shape& shape, const ShapeRefs<N>& strides, Inner&& inner) {
   // Drop size-1 dims and merge neighbours whose strides line up, innermost first.
   std::array<int64_t, 16> size{};
   std::array<std::array<int64_t, 16>, N> st{};
@@ -41,14 +41,14 @@ void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, Inner
     if (nd > 0) {
       bool mergeable = true;
       for (size_t k = 0; k < N; ++k)
-        if (strides[k][d] != st[k][nd - 1] * size[nd - 1]) mergeable = false;
+        if (strides[k].get()[d] != st[k][nd - 1] * size[nd - 1]) mergeable = false;
       if (mergeable) {
         size[nd - 1] *= shape[d];
         continue;
       }
     }
     size[nd] = shape[d];
-    for (size_t k = 0; k < N; ++k) st[k][nd] = strides[k][d];
+    for (size_t k = 0; k < N; ++k) st[k][nd] = strides[k].get()[d];
     ++nd;
   }
   int64_t numel = shape_numel(shape);

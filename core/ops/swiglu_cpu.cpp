@@ -8,8 +8,8 @@ namespace {
 // One pass over grad, gate and up writing the wanted gradients; the all-unit-stride run is the
 // vectorised path. An output not wanted is null, and walks with the other output's strides.
 template <typename T, bool NeedGate, bool NeedUp>
-void backward_loop(T* dg, T* du, const Shape& shape, const std::array<Shape, 5>& strides,
-                   const T* gr, const T* ga, const T* up) {
+void backward_loop(T* dg, T* du, const Shape& shape, const ShapeRefs<5>& strides, const T* gr,
+                   const T* ga, const T* up) {
   using C = compute_t<T>;
   strided_loop<5>(shape, strides,
                   [&](int64_t n, const std::array<int64_t, 5>& off, const std::array<int64_t, 5>& st) {
@@ -102,7 +102,7 @@ void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& gra
     using T = typename decltype(tag)::type;
     const Shape& dg_st = d_gate.defined() ? d_gate.strides() : d_up.strides();
     const Shape& du_st = d_up.defined() ? d_up.strides() : d_gate.strides();
-    const std::array<Shape, 5> strides{dg_st, du_st, grad.strides(), gate.strides(), up.strides()};
+    const ShapeRefs<5> strides{dg_st, du_st, grad.strides(), gate.strides(), up.strides()};
     T* dg = d_gate.defined() ? d_gate.data<T>() : nullptr;
     T* du = d_up.defined() ? d_up.data<T>() : nullptr;
     const T* gr = grad.data<T>();

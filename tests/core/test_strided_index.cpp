@@ -28,7 +28,8 @@ TEST(StridedIndex, NarrowOffsetsMatchTheStrides) {
       strides[1][size_t(d)] = rng() % 5 == 0 ? 0 : step;
       step *= shape[size_t(d)] + int64_t(rng() % 2);  // padding between rows now and then
     }
-    const cuda::StridedIndex<2> narrow = cuda::make_strided_index<2>(shape, strides);
+    const cuda::StridedIndex<2> narrow =
+        cuda::make_strided_index<2>(shape, {strides[0], strides[1]});
     ASSERT_TRUE(narrow.narrow);
     cuda::StridedIndex<2> wide = narrow;
     wide.narrow = false;
@@ -53,12 +54,13 @@ TEST(StridedIndex, NarrowOffsetsMatchTheStrides) {
 
 TEST(StridedIndex, TensorsOf2To31ElementsOrMoreUse64BitIndices) {
   const Shape shape = {int64_t(1) << 16, int64_t(1) << 15};
-  const cuda::StridedIndex<1> ix = cuda::make_strided_index<1>(shape, {Shape{1, shape[0]}});
+  const Shape strides = {1, shape[0]}, empty_strides = {3, 1};
+  const cuda::StridedIndex<1> ix = cuda::make_strided_index<1>(shape, {strides});
   EXPECT_FALSE(ix.narrow);
   int64_t off[1];
   ix.offsets((int64_t(1) << 31) - 1, off);  // the last element: row 65535, column 32767
   EXPECT_EQ(off[0], 65535 + 32767 * shape[0]);
-  EXPECT_FALSE(cuda::make_strided_index<1>({0, 3}, {Shape{3, 1}}).narrow);  // empty
+  EXPECT_FALSE(cuda::make_strided_index<1>({0, 3}, {empty_strides}).narrow);  // empty
 }
 
 }  // namespace

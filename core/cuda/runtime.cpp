@@ -186,7 +186,8 @@ DownloadBlocks& download_blocks() {
 struct Download::Block {
   char* host = nullptr;
   size_t capacity = 0;
-  cudaEvent_t event = nullptr;
+  cudaEvent_t event = nullptr;  // of `device`: recorded on another GPU's stream it would fail
+  int device = 0;
 };
 
 Download::Download(const void* src, Device src_device, size_t nbytes) : nbytes_(nbytes) {
@@ -194,10 +195,11 @@ Download::Download(const void* src, Device src_device, size_t nbytes) : nbytes_(
                 src_device.str());
   DownloadBlocks& blocks = download_blocks();
   {
-    // A block whose last copy has landed and that is large enough; else a new one.
+    // A block of this GPU whose last copy has landed and that is large enough; else a new one.
     std::lock_guard<std::mutex> lock(blocks.mu);
     for (auto it = blocks.free.begin(); it != blocks.free.end(); ++it)
-      if ((*it)->capacity >= nbytes && event_done((*it)->event)) {
+      if ((*it)->device == src_device.index && (*it)->capacity >= nbytes &&
+          event_done((*it)->event)) {
         block_ = *it;
         blocks.free.erase(it);
         break;
@@ -206,6 +208,7 @@ Download::Download(const void* src, Device src_device, size_t nbytes) : nbytes_(
   if (!block_) {
     auto block = std::make_unique<Block>();
     block->capacity = std::max<size_t>(nbytes, 4096);
+    block->device = src_device.index;
     set_device(src_device.index);
     MOEGRAD_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&block->host), block->capacity,
                                      cudaHostAllocDefault));

@@ -62,8 +62,13 @@ StepsRun train_steps(Device device, const std::vector<std::string>& rules, int s
   return run;
 }
 
+// Parameters within param_tol (absolute; a tenth of it relative), all of them, or, with
+// share_outside > 0, all but that share of their elements: in bf16, a gradient element near zero
+// may round to the other sign on the other backend, and Adam then moves it lr the other way
+// (about lr whatever the gradient's size), so a few elements legitimately end up 2 lr a step
+// apart; a tolerance that allows that everywhere could not fail at all.
 void expect_runs_close(const StepsRun& gpu, const StepsRun& cpu, double tol,
-                       double param_tol = 1e-4) {
+                       double param_tol = 1e-4, double share_outside = 0) {
   ASSERT_EQ(gpu.stats.size(), cpu.stats.size());
   for (size_t s = 0; s < cpu.stats.size(); ++s) {
     EXPECT_NEAR(gpu.stats[s].loss, cpu.stats[s].loss, tol * std::abs(cpu.stats[s].loss)) << s;
@@ -74,10 +79,24 @@ void expect_runs_close(const StepsRun& gpu, const StepsRun& cpu, double tol,
                 tol * cpu.stats[s].languages.at("de").mean());
   }
   ASSERT_EQ(gpu.params.size(), cpu.params.size());
-  for (size_t i = 0; i < cpu.params.size(); ++i)
-    EXPECT_ALL_CLOSE(gpu.params[i].second.to(DType::F32), cpu.params[i].second.to(DType::F32),
-                     param_tol, param_tol / 10)
-        << cpu.params[i].first;
+  if (share_outside == 0) {
+    for (size_t i = 0; i < cpu.params.size(); ++i)
+      EXPECT_ALL_CLOSE(gpu.params[i].second.to(DType::F32), cpu.params[i].second.to(DType::F32),
+                       param_tol, param_tol / 10)
+          << cpu.params[i].first;
+    return;
+  }
+  int64_t outside = 0, total = 0;
+  for (size_t i = 0; i < cpu.params.size(); ++i) {
+    const std::vector<float> a = gpu.params[i].second.to(DType::F32).to_vector<float>(),
+                             b = cpu.params[i].second.to(DType::F32).to_vector<float>();
+    ASSERT_EQ(a.size(), b.size()) << cpu.params[i].first;
+    for (size_t j = 0; j < a.size(); ++j)
+      outside += !(std::abs(double(a[j]) - b[j]) <= param_tol + param_tol / 10 * std::abs(b[j]));
+    total += int64_t(a.size());
+  }
+  EXPECT_LE(double(outside), share_outside * double(total))
+      << outside << " of " << total << " parameter elements differ by more than " << param_tol;
 }
 
 TEST(TrainStepCuda, ThreeStepsMatchTheCpu) {
@@ -107,7 +126,9 @@ TEST(TrainStepCuda, AMaskedStepMatchesTheCpuAndLeavesFrozenWeightsAlone) {
 TEST(TrainStepCuda, Bf16StepsWithGatheredExpertGemmsMatchTheCpu) {
   SKIP_WITHOUT_GPU();
   const StepsRun gpu = train_steps(Device::cuda(), {}, 2, DType::BF16, ExpertGemm::Gathered);
-  expect_runs_close(gpu, train_steps(Device::cpu(), {}, 2, DType::BF16), 2e-2, 2e-2);
+  // 0.4-0.6% of the elements measured beyond 2e-2 between two CPU runs whose RMSNorm eps
+  // differed by 1e-5 of itself (a rounding step): a 2% budget.
+  expect_runs_close(gpu, train_steps(Device::cpu(), {}, 2, DType::BF16), 2e-2, 2e-2, 0.02);
   const StepsRun again = train_steps(Device::cuda(), {}, 2, DType::BF16, ExpertGemm::Gathered);
   for (size_t i = 0; i < gpu.params.size(); ++i)
     EXPECT_EQ(again.params[i].second.to(DType::F32).to_vector<float>(),

@@ -236,6 +236,8 @@ TEST(MatmulCudaBf16, GroupedMatchesCpu) {
     EXPECT_EQ(cuda.dtype(), DType::BF16);
     EXPECT_ALL_CLOSE(cuda, grouped_matmul(x, w, rows, trans), 1e-2, 1e-2);
   }
+  // Groups that start at odd rows of these narrow matrices have addresses that are not 16-byte
+  // aligned, which cuBLAS's grouped call cannot take: they run as single GEMMs.
   Tensor a = bf16_random({109, 38}, 180), b = bf16_random({109, 37}, 181);
   const std::vector<bool> want = {true, true, false, true, true, true,
                                   false, true, true, true, true, true};

@@ -74,7 +74,6 @@ TEST(ExpertsCuda, GatheredGemmsMatchTheCpuWithoutAHostWaitInTheForward) {
   EXPECT_EQ(again.grads.at("0.gate_proj.weight").to_vector<float>(),
             gpu.grads.at("0.gate_proj.weight").to_vector<float>());
   const ExpertsRun grouped = run_experts(Device::cuda(), ExpertGemm::Grouped, x, w, idx, g);
-  EXPECT_GT(grouped.forward_waits, 0);  // the counts, for cuBLAS's grouped GEMM
   EXPECT_ALL_CLOSE(grouped.y.to(DType::F32), gpu.y.to(DType::F32), 1e-2, 1e-2);
 }
 

@@ -11,17 +11,6 @@
 
 namespace moegrad {
 
-namespace {
-
-// Each group's size from start [G + 1].
-std::vector<int64_t> counts_of(const std::vector<int64_t>& start) {
-  std::vector<int64_t> counts(start.size() - 1);
-  for (size_t e = 0; e < counts.size(); ++e) counts[e] = start[e + 1] - start[e];
-  return counts;
-}
-
-}  // namespace
-
 ExpertGemm expert_gemm_from_string(const std::string& name) {
   if (name == "grouped") return ExpertGemm::Grouped;
   if (name == "gathered") return ExpertGemm::Gathered;
@@ -110,7 +99,7 @@ Variable OlmoeExperts::forward_gathered(const Variable& x, const Variable& weigh
   // reads the counts only in the backward, or now when the profiler records them.
   const DeviceIndexGroups by_expert =
       group_by_index_on_device(indices, num_experts(), "OlmoeExperts' experts");
-  if (profiler::enabled()) profiler::record_expert_tokens(counts_of(by_expert.host_start()));
+  if (profiler::enabled()) profiler::record_expert_tokens(group_sizes(by_expert.host_start()));
   std::vector<Variable> gate, up, down;
   for (const auto& ex : experts_) {
     gate.push_back(ex->gate_proj().weight());
@@ -133,7 +122,7 @@ Variable OlmoeExperts::forward_grouped(const Variable& x, const Variable& weight
   // the counts come back.
   const IndexGroups by_expert = group_by_index(indices, num_experts(), "OlmoeExperts' experts");
   const std::vector<int64_t>& start = by_expert.start;
-  const std::vector<int64_t> counts = counts_of(start);
+  const std::vector<int64_t> counts = group_sizes(start);
   profiler::record_expert_tokens(counts);
 
   // Only the rows whose gradient something needs are computed in the graph: all of them when

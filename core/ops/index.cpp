@@ -101,6 +101,12 @@ std::vector<int64_t> DeviceIndexGroups::host_start() const {
   return {values.begin(), values.begin() + std::ptrdiff_t(groups) + 1};
 }
 
+std::vector<int64_t> group_sizes(const std::vector<int64_t>& start) {
+  std::vector<int64_t> sizes(start.empty() ? 0 : start.size() - 1);
+  for (size_t g = 0; g < sizes.size(); ++g) sizes[g] = start[g + 1] - start[g];
+  return sizes;
+}
+
 IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what) {
   DeviceIndexGroups g = group_by_index_on_device(idx, groups, what);
   return {g.order, g.row, g.host_start()};

@@ -60,6 +60,8 @@ struct IndexGroups {
   std::vector<int64_t> start;
 };
 IndexGroups group_by_index(const Tensor& idx, int64_t groups, const std::string& what);
+// Each group's size from its starts [G + 1]: start[g + 1] - start[g].
+std::vector<int64_t> group_sizes(const std::vector<int64_t>& start);
 
 // group_by_index without the host synchronisation: `start` (int64 [groups + 1]) stays on idx's
 // device for kernels that read it there (gathered_grouped_matmul), and the host reads it, with

@@ -186,9 +186,8 @@ std::vector<int64_t> host_group_sizes(const char* op, const Tensor& start, int64
   const std::vector<int64_t> starts = start.to_vector<int64_t>();
   MOEGRAD_CHECK(starts[0] == 0 && starts.back() == total, op, ": group starts run from ", starts[0],
                 " to ", starts.back(), ", expected 0 to ", total, " rows");
-  std::vector<int64_t> sizes(starts.size() - 1);
+  const std::vector<int64_t> sizes = group_sizes(starts);
   for (size_t g = 0; g < sizes.size(); ++g) {
-    sizes[g] = starts[g + 1] - starts[g];
     MOEGRAD_CHECK(sizes[g] >= 0, op, ": group starts decrease at group ", g, " (", starts[g],
                   " then ", starts[g + 1], ")");
   }

@@ -40,9 +40,13 @@ size_t host_rounded(size_t nbytes) {
 // Blocks of 128 KiB and more freed by one training step are asked for again by the next, at
 // sizes that vary with the routing: they are kept (up to kMaxCachedBytes in all) and handed out
 // again for any request they fit with at most a quarter to spare. Without this the kernel zeroes
-// fresh pages for every such block, a quarter of a CPU training step. Smaller blocks are
-// malloc's business.
+// fresh pages for every such block, a quarter of a CPU training step.
 constexpr size_t kMaxCachedBytes = size_t(4) << 30;
+// Smaller blocks are kept too, in one last-in-first-out list per rounded size (64-byte steps), so
+// the block an op frees is the next one of its size handed out. glibc's aligned allocation skips
+// its per-thread cache: it cost a small op more than its own work (bench_host's op chains).
+constexpr size_t kMaxSmallCachedBytes = size_t(64) << 20;
+constexpr size_t kSmallSizes = kLargeBlock / 64;
 
 class HostAllocator final : public Allocator {
  public:
@@ -51,7 +55,15 @@ class HostAllocator final : public Allocator {
     const size_t align = host_alignment(nbytes);
     size_t size = host_rounded(nbytes);
     void* p = nullptr;
-    if (size >= kLargeBlock) {
+    if (size < kLargeBlock) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      void*& head = small_cached_[size / 64];
+      if (head != nullptr) {
+        p = head;
+        head = *static_cast<void**>(p);
+        small_cached_bytes_ -= size;
+      }
+    } else {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = cached_.lower_bound(size);
       if (it != cached_.end() && it->first <= size + size / 4 &&
@@ -96,6 +108,14 @@ class HostAllocator final : public Allocator {
       }
     } else {
       current_.fetch_sub(int64_t(size), std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (small_cached_bytes_ + size <= kMaxSmallCachedBytes) {
+        void*& head = small_cached_[size / 64];
+        *static_cast<void**>(ptr) = head;
+        head = ptr;
+        small_cached_bytes_ += size;
+        return;
+      }
     }
     std::free(ptr);
   }
@@ -113,6 +133,9 @@ class HostAllocator final : public Allocator {
   std::multimap<size_t, void*> cached_;            // free large blocks by size
   std::unordered_map<void*, size_t> large_sizes_;  // large blocks handed out -> their size
   size_t cached_bytes_ = 0;
+  // Free small blocks by size / 64, each list linked through the blocks' first bytes.
+  std::array<void*, kSmallSizes> small_cached_{};
+  size_t small_cached_bytes_ = 0;
 };
 
 HostAllocator& host_allocator() {

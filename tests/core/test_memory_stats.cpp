@@ -30,6 +30,25 @@ TEST(MemoryStats, HostCountsLiveBytesAndTheirPeak) {
   EXPECT_EQ(memory_stats(cpu).peak_bytes, after.current_bytes);
 }
 
+// A small block an op lets go of is the next one of its size handed out (the host allocator's
+// free lists), still 64-byte aligned and counted once while in use.
+TEST(MemoryStats, HostReusesAFreedSmallBlock) {
+  const Device cpu = Device::cpu();
+  const int64_t before = memory_stats(cpu).current_bytes;
+  for (int64_t n : {1, 16, 17, 1000, 30000}) {
+    const void* first = nullptr;
+    {
+      Tensor t = empty({n});
+      first = t.data_ptr();
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u) << n;
+      EXPECT_EQ(memory_stats(cpu).current_bytes, before + (n * 4 + 63) / 64 * 64) << n;
+    }
+    EXPECT_EQ(memory_stats(cpu).current_bytes, before) << n;
+    Tensor again = empty({n});
+    EXPECT_EQ(again.data_ptr(), first) << n;
+  }
+}
+
 TEST(MemoryStats, WrappedMemoryIsNotCounted) {
   std::vector<float> buffer(1 << 16);
   const int64_t current = memory_stats(Device::cpu()).current_bytes;

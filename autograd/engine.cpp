@@ -1,6 +1,7 @@
 // The backward engine: a topological sort of the graph below the root, then one pass in
 // reverse order that sums each node's incoming gradients before running its rule.
 #include <algorithm>
+#include <atomic>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -54,15 +55,20 @@ void accumulate_leaf(VariableImpl& leaf, Tensor grad, bool owned_piece = false) 
 // pieces holds, contiguous and not overlapping: the experts' weight gradients, which one GEMM of
 // all experts writes as a stack. Each can be its leaf's gradient without a copy of its own, as a
 // sole owner's buffer is. A leaf with hooks (which may keep what they see) is left out.
+// Empty when there are none (most rules), else one entry per edge.
 std::vector<bool> owned_pieces(const std::vector<Node::Edge>& edges,
                                const std::vector<Tensor>& grads) {
+  auto candidate = [&](size_t i) {
+    return edges[i].leaf && edges[i].leaf->hooks.empty() && grads[i].defined() &&
+           grads[i].is_contiguous();
+  };
+  size_t count = 0;
+  for (size_t i = 0; i < edges.size() && count < 2; ++i) count += candidate(i);
+  if (count < 2) return {};
   std::vector<bool> owned(edges.size(), false);
   std::vector<size_t> candidates;
   for (size_t i = 0; i < edges.size(); ++i)
-    if (edges[i].leaf && edges[i].leaf->hooks.empty() && grads[i].defined() &&
-        grads[i].is_contiguous())
-      candidates.push_back(i);
-  if (candidates.size() < 2) return owned;  // most rules: no map for them
+    if (candidate(i)) candidates.push_back(i);
   std::unordered_map<const Storage*, std::vector<size_t>> by_storage;
   for (size_t i : candidates) by_storage[grads[i].storage().get()].push_back(i);
   for (auto& [storage, pieces] : by_storage) {
@@ -99,29 +105,41 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     return;
   }
 
-  // Count, for each node, how many edges of the graph feed gradient into it.
-  std::unordered_map<Node*, int> pending;
-  std::vector<Node*> stack{impl_->grad_fn.get()};
-  pending[impl_->grad_fn.get()] = 0;
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    for (const Node::Edge& e : n->edges()) {
-      if (!e.node) continue;
-      auto [it, inserted] = pending.try_emplace(e.node.get(), 0);
-      ++it->second;
-      if (inserted) stack.push_back(e.node.get());
+  // Count, for each node, how many edges of the graph feed gradient into it. The counts and
+  // the sums live on the nodes, marked with this call's number; on the way out (an exception
+  // too) the sums are let go.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = ++calls;
+  Node* root = impl_->grad_fn.get();
+  std::vector<Node*> nodes{root};
+  root->backward_call_ = call;
+  root->pending_ = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const Node::Edge& e : nodes[i]->edges()) {
+      Node* next = e.node.get();
+      if (next == nullptr) continue;
+      if (next->backward_call_ != call) {
+        next->backward_call_ = call;
+        next->pending_ = 0;
+        nodes.push_back(next);
+      }
+      ++next->pending_;
     }
   }
+  struct LetGo {
+    const std::vector<Node*>& nodes;
+    ~LetGo() {
+      for (Node* n : nodes) n->grad_ = Tensor();
+    }
+  } let_go{nodes};
 
-  std::unordered_map<Node*, Tensor> grads;
-  grads[impl_->grad_fn.get()] = root_grad;
-  std::vector<Node*> ready{impl_->grad_fn.get()};
+  root->grad_ = root_grad;
+  std::vector<Node*> ready{root};
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
-    Tensor g = run_hooks(n->hooks(), std::move(grads[n]));
-    grads.erase(n);
+    Tensor g = run_hooks(n->hooks(), std::move(n->grad_));
+    n->grad_ = Tensor();
     std::vector<Tensor> input_grads;
     {
       const SavedTensors::ExpireScope expire(!retain_graph);
@@ -134,10 +152,11 @@ void Variable::backward(const Tensor& grad, bool retain_graph) const {
     for (size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
       if (e.leaf) {
-        if (input_grads[i].defined()) accumulate_leaf(*e.leaf, std::move(input_grads[i]), owned[i]);
+        if (input_grads[i].defined())
+          accumulate_leaf(*e.leaf, std::move(input_grads[i]), i < owned.size() && owned[i]);
       } else if (e.node) {
-        accumulate(grads[e.node.get()], input_grads[i]);
-        if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());
+        accumulate(e.node->grad_, input_grads[i]);
+        if (--e.node->pending_ == 0) ready.push_back(e.node.get());
       }
     }
   }

@@ -93,6 +93,13 @@ class Node {
   BackwardFn fn_;
   std::vector<GradHook> hooks_;
   int profiled_module_;  // the module whose forward made it, for the profiler (-1: none)
+
+  // The engine's bookkeeping (Variable::backward), valid while backward_call_ is the number of
+  // the call under way: edges not yet run that feed this node, and their summed gradient.
+  friend class Variable;
+  uint64_t backward_call_ = 0;
+  int pending_ = 0;
+  Tensor grad_;
 };
 
 // Wraps an op's result: records `backward` when grad mode is on and any input requires grad.

@@ -84,6 +84,36 @@ TEST(Engine, HooksSeeAndReplaceGradients) {
   EXPECT_DOUBLE_EQ(x.grad().item(), 2.0 * 10.0 * 3.0 + 1.0);
 }
 
+// The engine keeps its counts and sums on the graph's nodes: a backward that stops halfway
+// (a hook throws) must let go of what it summed and leave nothing that a second pass over the
+// retained graph would use.
+TEST(Engine, ABackwardThatThrowsLeavesTheGraphAsItWas) {
+  std::weak_ptr<Storage> passed;  // the gradient `tap` passes on, y's partial sum
+  auto tap = [&](const Variable& a) {
+    return make_result(a.data().clone(), "tap", {a},
+                       [&](const Tensor& g, const std::vector<bool>&) {
+                         Tensor out = g.clone();
+                         passed = out.storage();
+                         return std::vector<Tensor>{out};
+                       });
+  };
+  Variable x = scalar(2.0);
+  Variable y = x * x;  // reached twice: its rule waits for both
+  Variable h = y * 3.0;
+  Variable z = h * tap(y);  // z = 3 x^4, dz/dx = 12 x^3 = 96; tap's rule runs before h's
+  bool fail = true;
+  h.register_hook([&](const Tensor&) -> Tensor {
+    if (fail) throw Error("hook failed");
+    return Tensor();
+  });
+  EXPECT_EQ(testing::error_of([&] { z.backward(Tensor(), /*retain_graph=*/true); }), "hook failed");
+  EXPECT_TRUE(passed.expired()) << "y's partial sum outlived the failed backward";
+  EXPECT_FALSE(x.grad().defined());
+  fail = false;
+  z.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item(), 96.0);
+}
+
 TEST(Engine, FrozenLeafGetsNoGradient) {
   Variable w = scalar(2.0), frozen = scalar(5.0, false);
   (w * frozen).backward();

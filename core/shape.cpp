@@ -4,6 +4,47 @@
 
 namespace moegrad {
 
+void Shape::grow(size_t n) {
+  MOEGRAD_CHECK(n <= UINT32_MAX, "Shape: ", n, " entries are too many");
+  const size_t grown = std::max<size_t>(n, 2 * capacity());
+  int64_t* heap = new int64_t[grown];
+  std::copy(begin(), end(), heap);
+  delete[] heap_;
+  heap_ = heap;
+  capacity_ = uint32_t(grown);
+}
+
+void Shape::resize(size_t n, int64_t value) {
+  reserve(n);
+  if (n > size_) std::fill(data() + size_, data() + n, value);
+  size_ = uint32_t(n);
+}
+
+void Shape::assign(size_t n, int64_t value) {
+  clear();
+  resize(n, value);
+}
+
+Shape::iterator Shape::insert(const_iterator pos, size_t n, int64_t value) {
+  const size_t at = size_t(pos - begin());
+  open_gap(at, n);
+  std::fill(begin() + at, begin() + at + n, value);
+  return begin() + at;
+}
+
+Shape::iterator Shape::erase(const_iterator first, const_iterator last) {
+  const size_t at = size_t(first - begin()), n = size_t(last - first);
+  std::copy(begin() + at + n, end(), begin() + at);
+  size_ -= uint32_t(n);
+  return begin() + at;
+}
+
+void Shape::open_gap(size_t at, size_t n) {
+  reserve(size_ + n);
+  std::copy_backward(begin() + at, end(), end() + n);
+  size_ += uint32_t(n);
+}
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;

@@ -7,7 +7,8 @@
 //   T(1 / sum);
 // - weights / indices: the k largest stored probs in topk order (core/ops/topk_op.h: larger
 //   first, NaN above all numbers, ties to the lower index), so a -inf logit (prob 0) is only
-//   picked once every finite one is; indices int64;
+//   picked once every expert of nonzero prob is (a finite logit far enough below the max has
+//   prob 0 too, and then ties with it); indices int64;
 // - normalize: w_j = p_j / S with S = T(f64 sum of the k picked probs in selection order);
 //   otherwise w_j = p_j.
 // Backward, g being the weights' gradient: gsel_j = (g_j - s) / S with s = T(f64 sum_j g_j w_j)

@@ -49,7 +49,9 @@ class Variable {
   const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
 
   // Back-propagates from this variable. `grad` defaults to 1 for a one-element variable.
-  // Without retain_graph the graph's saved tensors are freed and a second call throws.
+  // Without retain_graph the graph's saved tensors are freed and a second call throws. One call
+  // at a time over a graph's nodes (they hold its bookkeeping): a hook or rule must not
+  // back-propagate through the graph it is called from.
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
   // The same data, cut from the graph.
   Variable detach() const { return Variable(impl_->data, false); }

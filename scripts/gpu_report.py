@@ -232,21 +232,18 @@ def merged(paths):
     out["merged_from"] = [{"generated_at": r["generated_at"], "host": r["host"],
                            "phases": r.get("phases", list(ALL_PHASES))} for r in reports]
     out["training_benchmarks"] = {}
-    sections = {"tests": ("tests",), "sanitizer": ("sanitizer",), "kernels": ("benchmarks",),
-                "profile": ("profile_medium_bf16",)}
+    section = {"tests": "tests", "sanitizer": "sanitizer", "kernels": "benchmarks",
+               "profile": "profile_medium_bf16"}
+    for phase, key in section.items():
+        out.pop(key, None)
     for r in reports:
         ran = r.get("phases", list(ALL_PHASES))
         out["phases"] += [p for p in ran if p not in out["phases"]]
-        for phase, keys in sections.items():
+        for phase, key in section.items():
             if phase in ran:
-                for key in keys:
-                    out[key] = r.get(key)
+                out[key] = r.get(key)
         out["training_benchmarks"].update(r.get("training_benchmarks") or {})
         out["git_dirty"] = out["git_dirty"] or r["git_dirty"]
-    for phase, keys in sections.items():
-        if phase not in out["phases"]:
-            for key in keys:
-                out.pop(key, None)
     out["phases"] = [p for p in ALL_PHASES if p in out["phases"]]
     out["ok"] = verdict(out)
     return out

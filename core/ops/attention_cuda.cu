@@ -15,6 +15,7 @@
 
 #include "core/cuda/attention_mma.cuh"
 #include "core/cuda/attention_tiles.cuh"
+#include "core/cuda/launch.cuh"
 #include "core/cuda/strided.cuh"
 #include "core/ops/attention.h"
 #include "core/ops/unary_op.h"
@@ -346,17 +347,6 @@ dim3 grid_of(int64_t heads, int64_t n, int rows, const char* op) {
   MOEGRAD_CHECK(heads <= INT_MAX && tiles <= 65535, op, ": ", heads, " heads of ", n,
                 " rows are too many for one launch");
   return dim3(unsigned(heads), unsigned(tiles));
-}
-
-template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, int threads, size_t bytes, int device,
-            Args... args) {
-  if (grid.x == 0 || grid.y == 0) return;  // nothing to do, and an empty grid is an error
-  // Above 48 KiB of dynamic shared memory a kernel must opt in (up to 227 KiB on an H100).
-  MOEGRAD_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  kernel<<<grid, threads, bytes, stream(device)>>>(args...);
-  MOEGRAD_CUDA_CHECK_LAUNCH();
 }
 
 // The tiled kernels' geometry per head-dim bound kD (32, 64, 96 or 128): 64 owned rows by 64

@@ -4,9 +4,9 @@
 // sized for any split of the rows (core/ops/group_tiles.h) finds each block's group itself.
 // The gather of the experts' input rows happens in the tile loads, so no gathered copy of x is
 // made. A block computes a 128 x 128 output tile with 8 warps, each 64 x 32 of it in mma.sync
-// m16n8k16 fragments; K streams 32 at a time through two shared-memory stages filled by
-// cp.async. Every output element has one writer and sums in a fixed order, rounded once to bf16:
-// results are bit-identical run to run.
+// m16n8k16 fragments; K streams 32 at a time through four shared-memory stages filled by
+// cp.async, three steps ahead of the multiply. Every output element has one writer and sums in a
+// fixed order, rounded once to bf16: results are bit-identical run to run.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/cuda/launch.cuh"
 #include "core/cuda/mma.cuh"
 #include "core/cuda/runtime.h"
 #include "core/cuda/strided.cuh"
@@ -26,6 +27,10 @@ namespace moegrad::cuda {
 namespace {
 
 constexpr int kTileM = 128, kTileN = 128, kTileK = 32, kThreads = 256;
+// A step's multiply keeps the SM's tensor cores busy for a few hundred cycles, less than a
+// global load takes to arrive, so loads run kStages - 1 steps ahead: two stages left the latency
+// exposed, as in CUTLASS's multistage kernels for Ampere.
+constexpr int kStages = 4;
 // 8 warps as 2 x 4, each owning 64 x 32 of the tile: 4 x 4 mma tiles.
 constexpr int kWarpM = 64, kWarpN = 32, kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
 // Shared tiles are padded by 16 bytes a row, so that the 8 rows a fragment load or an ldmatrix
@@ -37,6 +42,21 @@ constexpr int kStage = std::max(kStageMK, kStageKN);
 // A stage is 128 x 32 of each operand: 512 chunks of 16 bytes, two per thread.
 constexpr int kChunks = kTileM * kTileK / 8 / kThreads;
 static_assert(kTileM == kTileN && kChunks == 2);
+// kStages buffers of each operand, 80 KiB: dynamic shared memory (a static array may take 48).
+// Two blocks an SM fit it and, at 128 registers a thread, the register file.
+constexpr int kBlocksPerSm = 2;
+constexpr size_t kSharedBytes = 2 * kStages * kStage * sizeof(bf16);
+
+// The block's stage buffers in dynamic shared memory: operand A's kStages, then B's.
+struct StageBuffers {
+  bf16* base;
+  __device__ StageBuffers() {
+    extern __shared__ __align__(16) unsigned char smem[];
+    base = reinterpret_cast<bf16*>(smem);
+  }
+  __device__ bf16* a(int st) const { return base + st * kStage; }
+  __device__ bf16* b(int st) const { return base + (kStages + st) * kStage; }
+};
 
 using Accumulator = float[kFragsM][kFragsN][4];
 
@@ -78,20 +98,27 @@ __device__ __forceinline__ void multiply_slice(Accumulator& acc, const uint32_t 
     for (int nt = 0; nt < kFragsN; ++nt) mma_bf16(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
 }
 
-// `steps` stages of kTileK through two shared-memory buffers: load(st, step) starts the cp.async
-// copies of a step into buffer st, multiply(st) consumes one; the next step loads while this one
-// multiplies. The group committed last may be empty.
+// `steps` steps of kTileK through kStages shared-memory buffers: load(st, step) starts the
+// cp.async copies of a step into buffer st, multiply(st) consumes one. Each thread commits one
+// group per step, empty past the last, so waiting until kStages - 2 are in flight means step s
+// has landed. The barrier after the wait also means every warp is done with step s - 1, whose
+// buffer the load of step s + kStages - 1 then overwrites.
 template <class Load, class Multiply>
 __device__ __forceinline__ void pipeline(int64_t steps, Load&& load, Multiply&& multiply) {
-  if (steps > 0) load(0, 0);
-  cp_async_commit();
-  for (int64_t s = 0; s < steps; ++s) {
-    if (s + 1 < steps) load(int(s + 1) & 1, s + 1);
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < steps) load(st, st);
     cp_async_commit();
-    cp_async_wait<1>();
+  }
+  int st = 0;  // step s's buffer: s % kStages
+  for (int64_t s = 0; s < steps; ++s) {
+    cp_async_wait<kStages - 2>();
     __syncthreads();
-    multiply(int(s & 1));
-    __syncthreads();  // the buffer is read before the next step's load overwrites it
+    const int64_t ahead = s + kStages - 1;
+    if (ahead < steps) load(st == 0 ? kStages - 1 : st - 1, ahead);
+    cp_async_commit();
+    multiply(st);
+    st = st + 1 == kStages ? 0 : st + 1;
   }
   cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
 }
@@ -133,9 +160,8 @@ __global__ void tile_starts_kernel(const int64_t* start, int64_t groups, int64_t
 }
 
 template <bool TransW, typename I>
-__global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operands<I> p) {
-  __shared__ __align__(16) bf16 a_s[2][kStage];
-  __shared__ __align__(16) bf16 b_s[2][kStage];
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    gathered_grouped_gemm_kernel(Operands<I> p) {
   // Consecutive blocks share a row tile (and so its gathered rows), then a group's weights.
   const int64_t tile = int64_t(blockIdx.x) / p.col_tiles;
   if (tile >= p.tile_start[p.groups]) return;  // the grid's spare tiles
@@ -145,6 +171,7 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operand
   const int64_t col0 = int64_t(blockIdx.x) % p.col_tiles * kTileN;
   const bf16* w = p.w + g * p.w_group;
   const int tid = int(threadIdx.x);
+  const StageBuffers buf;
 
   // This thread's two x rows of every stage (the gather, done once) and its 8 columns of them.
   const int a_col = tid % 4 * 8;
@@ -163,17 +190,18 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operand
 #pragma unroll
     for (int i = 0; i < kChunks; ++i) {
       const bool ok = a_ok[i] && k0 + a_col < p.k;
-      cp_async<16>(&a_s[st][(tid / 4 + i * (kThreads / 4)) * kLdK + a_col],
+      cp_async<16>(buf.a(st) + (tid / 4 + i * (kThreads / 4)) * kLdK + a_col,
                    ok ? a_src[i] + k0 : p.x, ok);
       const int c = tid + i * kThreads;
       if constexpr (TransW) {
         const int n = c / (kTileK / 8), kc = c % (kTileK / 8) * 8;
         const bool w_ok = col0 + n < p.n && k0 + kc < p.k;
-        cp_async<16>(&b_s[st][n * kLdK + kc], w_ok ? w + (col0 + n) * p.ldw + k0 + kc : p.w, w_ok);
+        cp_async<16>(buf.b(st) + n * kLdK + kc, w_ok ? w + (col0 + n) * p.ldw + k0 + kc : p.w,
+                     w_ok);
       } else {
         const int kr = c / (kTileN / 8), nc = c % (kTileN / 8) * 8;
         const bool w_ok = k0 + kr < p.k && col0 + nc < p.n;
-        cp_async<16>(&b_s[st][kr * kLdMN + nc], w_ok ? w + (k0 + kr) * p.ldw + col0 + nc : p.w,
+        cp_async<16>(buf.b(st) + kr * kLdMN + nc, w_ok ? w + (k0 + kr) * p.ldw + col0 + nc : p.w,
                      w_ok);
       }
     }
@@ -185,8 +213,8 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_kernel(Operand
     for (int kk = 0; kk < kTileK; kk += 16) {
       uint32_t af[kFragsM][4];
 #pragma unroll
-      for (int mt = 0; mt < kFragsM; ++mt) frag_a<kLdK>(af[mt], a_s[st], t.wm + 16 * mt, kk, t.f);
-      multiply_slice<!TransW>(acc, af, b_s[st], kk, t);
+      for (int mt = 0; mt < kFragsM; ++mt) frag_a<kLdK>(af[mt], buf.a(st), t.wm + 16 * mt, kk, t.f);
+      multiply_slice<!TransW>(acc, af, buf.b(st), kk, t);
     }
   });
   store_tile(p.out, p.n, row0, row_end, col0, p.n, acc, t);
@@ -205,9 +233,8 @@ struct TnOperands {
 // out[g] = a[rows of g]^T b[b_rows of g]: block (group, row tile, column tile), the sum over the
 // group's rows streamed kTileK rows a stage; a group of no rows writes zeros.
 template <typename I>
-__global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOperands<I> p) {
-  __shared__ __align__(16) bf16 a_s[2][kStage];
-  __shared__ __align__(16) bf16 b_s[2][kStage];
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    gathered_grouped_gemm_tn_kernel(TnOperands<I> p) {
   // Consecutive blocks share a group's rows.
   const int64_t block = blockIdx.x, tiles = p.row_tiles * p.col_tiles;
   const int64_t g = block / tiles;
@@ -215,6 +242,7 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOp
   const int64_t first = p.start[g] > 0 ? p.start[g] : 0;
   const int64_t last = p.start[g + 1] < p.total ? p.start[g + 1] : p.total;
   const int tid = int(threadIdx.x);
+  const StageBuffers buf;
   // Rows [r0, r0 + kTileK) of a (columns from row0) and of b's picks (columns from col0), [k][m]
   // and [k][n]; what lies past the group's rows, M or N reads as 0.
   auto load = [&](int st, int64_t step) {
@@ -225,9 +253,9 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOp
       const int kr = c / (kTileM / 8), mc = c % (kTileM / 8) * 8;
       const int64_t r = r0 + kr;
       const bool a_ok = r < last && row0 + mc < p.m, b_ok = r < last && col0 + mc < p.n;
-      cp_async<16>(&a_s[st][kr * kLdMN + mc], a_ok ? p.a + r * p.lda + row0 + mc : p.a, a_ok);
+      cp_async<16>(buf.a(st) + kr * kLdMN + mc, a_ok ? p.a + r * p.lda + row0 + mc : p.a, a_ok);
       const int64_t src = !b_ok ? 0 : p.b_rows ? int64_t(p.b_rows[r]) : r;
-      cp_async<16>(&b_s[st][kr * kLdMN + mc], b_ok ? p.b + src * p.ldb + col0 + mc : p.b, b_ok);
+      cp_async<16>(buf.b(st) + kr * kLdMN + mc, b_ok ? p.b + src * p.ldb + col0 + mc : p.b, b_ok);
     }
   };
   const WarpTile t;
@@ -238,8 +266,8 @@ __global__ void __launch_bounds__(kThreads) gathered_grouped_gemm_tn_kernel(TnOp
       uint32_t af[kFragsM][4];
 #pragma unroll
       for (int mt = 0; mt < kFragsM; ++mt)
-        frag_a_trans<kLdMN>(af[mt], a_s[st], kk, t.wm + 16 * mt, t.f);
-      multiply_slice<true>(acc, af, b_s[st], kk, t);
+        frag_a_trans<kLdMN>(af[mt], buf.a(st), kk, t.wm + 16 * mt, t.f);
+      multiply_slice<true>(acc, af, buf.b(st), kk, t);
     }
   });
   store_tile(p.out + g * p.m * p.n, p.n, row0, p.m, col0, p.n, acc, t);
@@ -297,13 +325,9 @@ void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& row
                         .w_group = w.stride(0),
                         .ldw = w.stride(1),
                         .col_tiles = tiles(out.size(1), kTileN)};
-    const unsigned blocks =
-        unsigned(p.col_tiles * group_tiles::max_tiles(p.total, p.groups, kTileM));
-    if (trans_w)
-      gathered_grouped_gemm_kernel<true, I><<<blocks, kThreads, 0, s>>>(p);
-    else
-      gathered_grouped_gemm_kernel<false, I><<<blocks, kThreads, 0, s>>>(p);
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    const dim3 blocks(unsigned(p.col_tiles * group_tiles::max_tiles(p.total, p.groups, kTileM)));
+    launch(trans_w ? gathered_grouped_gemm_kernel<true, I> : gathered_grouped_gemm_kernel<false, I>,
+           blocks, kThreads, kSharedBytes, out.device().index, p);
   });
 }
 
@@ -328,9 +352,9 @@ void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& 
                           .ldb = b.stride(0),
                           .row_tiles = tiles(a.size(1), kTileM),
                           .col_tiles = tiles(b.size(1), kTileN)};
-    const unsigned blocks = unsigned(out.size(0) * p.row_tiles * p.col_tiles);
-    gathered_grouped_gemm_tn_kernel<I><<<blocks, kThreads, 0, stream(out.device().index)>>>(p);
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    const dim3 blocks(unsigned(out.size(0) * p.row_tiles * p.col_tiles));
+    launch(gathered_grouped_gemm_tn_kernel<I>, blocks, kThreads, kSharedBytes, out.device().index,
+           p);
   });
 }
 

@@ -253,8 +253,10 @@ TEST(MatmulCudaBf16, GroupedMatchesCpu) {
 }
 
 // moegrad's own grouped GEMM against the CPU: groups of 0, 1, a tile and more than a tile of rows,
-// K not a multiple of the 32-column stage, N not a multiple of the 128-column tile, a gather that
-// repeats rows (int32, int64) or none, both weight layouts; the same bits twice.
+// K not a multiple of the 32-column step, in fewer steps than the pipeline's 4 buffers, as many as
+// it loads ahead (3) and 17 (its buffers reused four times), N not a multiple of the 128-column
+// tile, a gather that repeats rows (int32, int64) or none, both weight layouts; the same bits
+// twice.
 TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const std::vector<int64_t> counts = {0, 130, 1, 0, 257, 5, 128, 0};
@@ -262,7 +264,8 @@ TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
   for (int64_t c : counts) total += c;
   const int64_t groups = int64_t(counts.size()), sources = 300;
   uint64_t seed = 500;
-  for (auto [k, n] : {std::pair<int64_t, int64_t>{8, 8}, {40, 200}, {136, 24}, {64, 256}})
+  for (auto [k, n] : {std::pair<int64_t, int64_t>{8, 8}, {40, 200}, {136, 24}, {64, 256}, {96, 136},
+                      {520, 40}})
     for (bool trans : {true, false})
       for (DType index : {DType::I32, DType::I64, DType::F32 /* no rows */}) {
         SCOPED_TRACE(::testing::Message() << "K " << k << " N " << n << " trans " << trans
@@ -283,7 +286,7 @@ TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
       }
 }
 
-// The weight-gradient kernel against the CPU: the same groups (one of 257 rows: 9 stages of 32
+// The weight-gradient kernel against the CPU: the same groups (one of 257 rows: 9 steps of 32
 // rows with a partial last one), M and N not multiples of the 128 tile, picks or none; the
 // same bits twice.
 TEST(MatmulCudaBf16, GatheredGroupedWeightGradientKernelMatchesCpu) {

@@ -227,17 +227,24 @@ struct TnOperands {
   const bf16* b;         // rows ldb apart
   const I* b_rows;       // b's row for each of a's rows; null: the same row
   const int64_t* start;  // [groups + 1]
+  const int64_t* order;  // [groups]: the groups, most rows first
   int64_t total, m, n, lda, ldb, row_tiles, col_tiles;
 };
 
+__global__ void heavy_first_kernel(const int64_t* start, int64_t groups, int64_t* order) {
+  const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g < groups) order[group_tiles::heavy_first_place(start, groups, g)] = g;
+}
+
 // out[g] = a[rows of g]^T b[b_rows of g]: block (group, row tile, column tile), the sum over the
-// group's rows streamed kTileK rows a stage; a group of no rows writes zeros.
+// group's rows streamed kTileK rows a step; a group of no rows writes zeros. A block's time grows
+// with its group's rows, so the groups go most rows first.
 template <typename I>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gathered_grouped_gemm_tn_kernel(TnOperands<I> p) {
   // Consecutive blocks share a group's rows.
   const int64_t block = blockIdx.x, tiles = p.row_tiles * p.col_tiles;
-  const int64_t g = block / tiles;
+  const int64_t g = p.order[block / tiles];
   const int64_t row0 = block % tiles / p.col_tiles * kTileM, col0 = block % p.col_tiles * kTileN;
   const int64_t first = p.start[g] > 0 ? p.start[g] : 0;
   const int64_t last = p.start[g + 1] < p.total ? p.start[g + 1] : p.total;
@@ -338,6 +345,12 @@ bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t gro
 
 void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& b,
                               const Tensor& b_rows, const Tensor& start) {
+  const int64_t groups = out.size(0);
+  const MemoryCategoryScope workspace(MemoryCategory::Workspace);
+  const Tensor order = empty({groups}, DType::I64, out.device());
+  heavy_first_kernel<<<unsigned(tiles(groups, 256)), 256, 0, stream(out.device().index)>>>(
+      start.data<int64_t>(), groups, order.data<int64_t>());
+  MOEGRAD_CUDA_CHECK_LAUNCH();
   with_rows(b_rows, [&](const auto* picks) {
     using I = std::remove_cv_t<std::remove_pointer_t<decltype(picks)>>;
     const TnOperands<I> p{.out = out.data<bf16>(),
@@ -345,6 +358,7 @@ void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& 
                           .b = b.data<bf16>(),
                           .b_rows = picks,
                           .start = start.data<int64_t>(),
+                          .order = order.data<int64_t>(),
                           .total = a.size(0),
                           .m = a.size(1),
                           .n = b.size(1),
@@ -352,7 +366,7 @@ void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& 
                           .ldb = b.stride(0),
                           .row_tiles = tiles(a.size(1), kTileM),
                           .col_tiles = tiles(b.size(1), kTileN)};
-    const dim3 blocks(unsigned(out.size(0) * p.row_tiles * p.col_tiles));
+    const dim3 blocks(unsigned(groups * p.row_tiles * p.col_tiles));
     launch(gathered_grouped_gemm_tn_kernel<I>, blocks, kThreads, kSharedBytes, out.device().index,
            p);
   });

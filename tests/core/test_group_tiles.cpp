@@ -57,5 +57,37 @@ TEST(GroupTiles, ADecreasingPairCountsAsNoRows) {
   EXPECT_EQ(std::vector<int64_t>(tile_start, tile_start + 4), (std::vector<int64_t>{0, 3, 3, 5}));
 }
 
+// The places of the most-rows-first order: a permutation, rows never increasing along it, ties in
+// index order, a decreasing pair of starts as no rows.
+TEST(GroupTiles, HeavyFirstPlacesArePermutationsByRows) {
+  std::vector<std::vector<int64_t>> starts = {{0}, {0, 5}, {0, 0, 0, 0}, {0, 10, 4, 12}};
+  std::mt19937 gen(11);
+  for (int i = 0; i < 20; ++i) {
+    std::vector<int64_t> start(size_t(2 + gen() % 200), 0);
+    for (size_t g = 1; g < start.size(); ++g) start[g] = start[g - 1] + int64_t(gen() % 6) * 100;
+    starts.push_back(start);
+  }
+  for (const std::vector<int64_t>& start : starts) {
+    const int64_t groups = int64_t(start.size()) - 1;
+    std::vector<int64_t> order(size_t(groups), -1);
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t place = group_tiles::heavy_first_place(start.data(), groups, g);
+      ASSERT_TRUE(place >= 0 && place < groups);
+      ASSERT_EQ(order[size_t(place)], -1) << "two groups at place " << place;
+      order[size_t(place)] = g;
+    }
+    for (int64_t i = 1; i < groups; ++i) {
+      const int64_t a = group_tiles::group_rows(start.data(), order[size_t(i - 1)]);
+      const int64_t b = group_tiles::group_rows(start.data(), order[size_t(i)]);
+      ASSERT_TRUE(a > b || (a == b && order[size_t(i - 1)] < order[size_t(i)]))
+          << "places " << i - 1 << " and " << i;
+    }
+  }
+  const int64_t start[] = {0, 10, 4, 12};
+  EXPECT_EQ(group_tiles::heavy_first_place(start, 3, 0), 0);  // 10 rows
+  EXPECT_EQ(group_tiles::heavy_first_place(start, 3, 2), 1);  // 8 rows
+  EXPECT_EQ(group_tiles::heavy_first_place(start, 3, 1), 2);  // none
+}
+
 }  // namespace
 }  // namespace moegrad

@@ -206,10 +206,10 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor
   return out;
 }
 
-Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype) {
+Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype, IndexBounds bounds) {
   check_defined("one_hot", idx, "index");
   MOEGRAD_CHECK(num_classes >= 0, "one_hot: num_classes must be >= 0, got ", num_classes);
-  check_index_range("one_hot", idx, num_classes, detail::concat(num_classes, " classes"));
+  check_index("one_hot", idx, num_classes, detail::concat(num_classes, " classes"), bounds);
   Shape shape = idx.shape();
   shape.push_back(num_classes);
   Tensor out = empty(shape, dtype, idx.device());

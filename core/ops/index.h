@@ -45,7 +45,8 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx,
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& src,
                    IndexBounds bounds = IndexBounds::Checked);
 // out[..., c] = (idx[...] == c) for c in [0, num_classes), in `dtype`.
-Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype = DType::I64);
+Tensor one_hot(const Tensor& idx, int64_t num_classes, DType dtype = DType::I64,
+               IndexBounds bounds = IndexBounds::Checked);
 
 // The entries of a 2-d index tensor idx [N, k] grouped by value, stably: an MoE layer's
 // dispatch, where row n holds token n's k experts. `order` lists the flat positions 0..N*k-1

@@ -393,6 +393,8 @@ TEST(Index, TrustedIndicesSkipOnlyTheRangeCheck) {
   EXPECT_ALL_CLOSE(gather(x, 1, idx2, kTrusted), gather(x, 1, idx2), 0, 0);
   const Tensor src = random_tensor({2, 3}, 42);
   EXPECT_ALL_CLOSE(scatter_add(x, 1, idx2, src, kTrusted), scatter_add(x, 1, idx2, src), 0, 0);
+  EXPECT_EQ(one_hot(idx2, 3, DType::I64, kTrusted).to_vector<int64_t>(),
+            one_hot(idx2, 3).to_vector<int64_t>());
   EXPECT_EQ(error_of([&] { index_select(x, 0, idx.to(DType::F32), kTrusted); }),
             "index_select: expected an int32 or int64 index tensor, got float32");
 }

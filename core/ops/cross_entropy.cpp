@@ -16,7 +16,7 @@ DType loss_dtype(DType logits) { return logits == DType::BF16 ? DType::F32 : log
 Tensor unit_inner_stride(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
 void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor& targets,
-                              int64_t ignore_index) {
+                              int64_t ignore_index, IndexBounds bounds) {
   check_defined(op, logits, "logits");
   check_defined(op, targets, "targets");
   check_same_device(op, logits, targets);
@@ -25,6 +25,7 @@ void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor
   MOEGRAD_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
                 op, ": expected logits [N, V] and targets [N], got logits ",
                 shape_str(logits.shape()), " and targets ", shape_str(targets.shape()));
+  if (bounds == IndexBounds::Trusted) return;
   const int64_t V = logits.size(1);
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);  // the targets' host copy
   // On a GPU this copies the targets to the host and waits: one sync per call buys the message
@@ -45,7 +46,7 @@ void check_logits_and_targets(const char* op, const Tensor& logits, const Tensor
 
 CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& targets,
                                          int64_t ignore_index, Reduction reduction) {
-  check_logits_and_targets("cross_entropy", logits, targets, ignore_index);
+  check_logits_and_targets("cross_entropy", logits, targets, ignore_index, IndexBounds::Checked);
   const DType dt = loss_dtype(logits.dtype());
   CrossEntropyOutput out{empty({}, dt, logits.device()),
                          empty({logits.size(0)}, dt, logits.device())};
@@ -60,8 +61,8 @@ namespace {
 
 void backward_into(const char* op, const Tensor& dlogits, const Tensor& grad, const Tensor& logits,
                    const Tensor& targets, const Tensor& lse, int64_t ignore_index,
-                   Reduction reduction) {
-  check_logits_and_targets(op, logits, targets, ignore_index);
+                   Reduction reduction, IndexBounds bounds) {
+  check_logits_and_targets(op, logits, targets, ignore_index, bounds);
   check_defined(op, grad, "grad");
   check_defined(op, lse, "lse");
   MOEGRAD_CHECK(grad.dtype() == loss_dtype(logits.dtype()), op, ": expected a ",
@@ -82,21 +83,23 @@ void backward_into(const char* op, const Tensor& dlogits, const Tensor& grad, co
 }  // namespace
 
 Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
-                              const Tensor& lse, int64_t ignore_index, Reduction reduction) {
+                              const Tensor& lse, int64_t ignore_index, Reduction reduction,
+                              IndexBounds bounds) {
   check_defined("cross_entropy_backward", logits, "logits");
   Tensor dlogits = empty(logits.shape(), logits.dtype(), logits.device());
   backward_into("cross_entropy_backward", dlogits, grad, logits, targets, lse, ignore_index,
-                reduction);
+                reduction, bounds);
   return dlogits;
 }
 
 Tensor cross_entropy_backward_(const Tensor& grad, const Tensor& logits, const Tensor& targets,
-                               const Tensor& lse, int64_t ignore_index, Reduction reduction) {
+                               const Tensor& lse, int64_t ignore_index, Reduction reduction,
+                               IndexBounds bounds) {
   const char* op = "cross_entropy_backward_";
   check_defined(op, logits, "logits");
   MOEGRAD_CHECK(logits.is_contiguous(), op, ": the logits it writes over must be contiguous, got ",
                 shape_str(logits.shape()), " with strides ", shape_str(logits.strides()));
-  backward_into(op, logits, grad, logits, targets, lse, ignore_index, reduction);
+  backward_into(op, logits, grad, logits, targets, lse, ignore_index, reduction, bounds);
   return logits;
 }
 

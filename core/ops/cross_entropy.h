@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/ops/index.h"  // IndexBounds
 #include "core/tensor.h"
 
 namespace moegrad {
@@ -27,15 +28,18 @@ CrossEntropyOutput cross_entropy_forward(const Tensor& logits, const Tensor& tar
                                          int64_t ignore_index = -100,
                                          Reduction reduction = Reduction::Mean);
 // grad: 0-dim gradient of the loss, in the loss's dtype. Returns d loss / d logits, [N, V]
-// contiguous, in the logits' dtype.
+// contiguous, in the logits' dtype. The targets are checked unless `bounds` is Trusted: the
+// forward's own targets, which it checked (on a GPU each check waits for the device).
 Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Tensor& targets,
                               const Tensor& lse, int64_t ignore_index = -100,
-                              Reduction reduction = Reduction::Mean);
+                              Reduction reduction = Reduction::Mean,
+                              IndexBounds bounds = IndexBounds::Checked);
 // The same gradient written over `logits`, which must be contiguous; returns them. For a
 // caller done with the logits: no second [N, V] buffer.
 Tensor cross_entropy_backward_(const Tensor& grad, const Tensor& logits, const Tensor& targets,
                                const Tensor& lse, int64_t ignore_index = -100,
-                               Reduction reduction = Reduction::Mean);
+                               Reduction reduction = Reduction::Mean,
+                               IndexBounds bounds = IndexBounds::Checked);
 inline Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                             int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
   return cross_entropy_forward(logits, targets, ignore_index, reduction).loss;

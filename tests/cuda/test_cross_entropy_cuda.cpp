@@ -1,6 +1,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/ops.h"
+#include "core/device.h"
 #include "core/ops/cross_entropy.h"
 #include "tests/testing.h"
 
@@ -143,6 +145,21 @@ TEST(CrossEntropyCuda, RunsAreBitIdentical) {
     EXPECT_EQ(cross_entropy_backward(grad, logits, targets, a.lse).to_vector<double>(),
               cross_entropy_backward(grad, logits, targets, b.lse).to_vector<double>());
   }
+}
+
+// The op's backward takes the targets its forward checked and waits for nothing; the gradient
+// is the CPU's.
+TEST(CrossEntropyCuda, TheOpsBackwardWaitsForNothing) {
+  SKIP_WITHOUT_GPU();
+  const Tensor logits = random_tensor({65, 300}, 60);
+  const Tensor targets = make_targets(65, 300, 61, DType::I64, -100, 7);
+  const Variable cpu(logits, true), dev(logits.to(Device::cuda()), true);
+  cross_entropy(cpu, targets).backward();
+  const Variable loss = cross_entropy(dev, targets.to(Device::cuda()));
+  const int64_t waits = cuda_host_waits();
+  loss.backward();
+  EXPECT_EQ(cuda_host_waits(), waits);
+  EXPECT_ALL_CLOSE(dev.grad(), cpu.grad(), 1e-5, 1e-5);
 }
 
 TEST(CrossEntropyCuda, OutOfRangeTargetIsTheCpuError) {

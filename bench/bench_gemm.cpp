@@ -208,7 +208,7 @@ void register_experts(Device device, DType dtype, ExpertPass pass, int64_t out, 
           break;
         case ExpertRun::Own:
           if (wgrad)
-            benchmark::DoNotOptimize(gathered_grouped_matmul_tn(dy, x, Tensor(), start));
+            benchmark::DoNotOptimize(gathered_grouped_matmul_tn(dy, Tensor(), x, Tensor(), start));
           else
             benchmark::DoNotOptimize(
                 gathered_grouped_matmul(fwd ? x : dy, Tensor(), w_stack, start, fwd));

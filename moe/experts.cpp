@@ -110,8 +110,7 @@ Variable OlmoeExperts::forward_gathered(const Variable& x, const Variable& weigh
       index_select(reshape(weights, {indices.numel()}), 0, by_expert.order, IndexBounds::Trusted);
   const Variable w = moegrad::to(unsqueeze(routed, 1), x.dtype());
   const Variable h = grouped_swiglu_gathered(x, by_expert, gate, up, w);
-  return index_add_to_zeros(x.shape(), 0, by_expert.row, grouped_linear(h, down, by_expert),
-                            IndexBounds::Trusted);
+  return grouped_linear_index_add(h, down, by_expert);
 }
 
 Variable OlmoeExperts::forward_grouped(const Variable& x, const Variable& weights,

@@ -183,22 +183,30 @@ Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
                      });
 }
 
-Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
-                        const DeviceIndexGroups& groups) {
-  MOEGRAD_CHECK(!w.empty(), "grouped_linear: expected at least one weight");
+Variable grouped_linear_index_add(const Variable& x, const std::vector<Variable>& w,
+                                  const DeviceIndexGroups& groups) {
+  MOEGRAD_CHECK(!w.empty(), "grouped_linear_index_add: expected at least one weight");
+  MOEGRAD_CHECK(x.dim() == 2 && x.size(0) == groups.row.numel(), "grouped_linear_index_add: x ",
+                shape_str(x.shape()), ": expected [", groups.row.numel(),
+                ", in], a row for each grouped entry");
   std::vector<Tensor> wd;
   std::vector<Variable> inputs{x};
   const Tensor xd = add_weights(w, wd, inputs) ? x.data() : Tensor();
   const Tensor stack = stack_adjacent(wd);
+  const Tensor rows = gathered_grouped_matmul(x.data(), Tensor(), stack, groups.start, true);
   return make_result(
-      gathered_grouped_matmul(x.data(), Tensor(), stack, groups.start, true), "grouped_linear",
-      inputs, [xd, stack, groups](const Tensor& g, const std::vector<bool>& need) {
+      index_add_to_zeros({groups.index_rows, rows.size(1)}, 0, groups.row, rows,
+                         IndexBounds::Trusted),
+      "grouped_linear_index_add", inputs,
+      [xd, stack, groups](const Tensor& g, const std::vector<bool>& need) {
+        // Each row's gradient is g's row groups.row[r], picked in the GEMMs' loads.
         std::vector<Tensor> grads(need.size());
-        if (need[0]) grads[0] = gathered_grouped_matmul(g, Tensor(), stack, groups.start, false);
+        if (need[0]) grads[0] = gathered_grouped_matmul(g, groups.row, stack, groups.start, false);
         const std::vector<bool> want(need.begin() + 1, need.end());
         if (xd.defined() && any(want))
           put_stacked_weight_grads(
-              grads, 1, gathered_grouped_matmul_tn(g, xd, Tensor(), groups.start), groups, want);
+              grads, 1, gathered_grouped_matmul_tn(g, groups.row, xd, Tensor(), groups.start),
+              groups, want);
         return grads;
       });
 }
@@ -242,7 +250,8 @@ Variable grouped_swiglu_gathered(const Variable& x, const DeviceIndexGroups& gro
       [xd = in.xd, groups](std::vector<Tensor>& grads, const Tensor& d,
                            const std::vector<bool>& want) {
         put_stacked_weight_grads(
-            grads, 1, gathered_grouped_matmul_tn(d, xd, groups.row, groups.start), groups, want);
+            grads, 1, gathered_grouped_matmul_tn(d, Tensor(), xd, groups.row, groups.start), groups,
+            want);
       });
 }
 

@@ -31,17 +31,20 @@ Variable grouped_swiglu_gathered(const Variable& x, const Tensor& index, const T
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
                                  const std::vector<int64_t>& rows, const Variable& scale);
 
-// The forms of grouped_linear and grouped_swiglu_gathered for row groups that
-// group_by_index_on_device left on the device: core's gathered_grouped_matmul and
-// gathered_grouped_matmul_tn read groups.start where it is, so the host does not wait for the
-// group sizes (on a GPU in bf16; elsewhere those ops read them on the host). grouped_linear's
-// x [R, in] holds the groups' rows in order; grouped_swiglu_gathered gathers x's rows
-// groups.row itself (no x_rows). The weights are read as one stack, a view when they lie at
-// equal distances in one storage (OlmoeExperts' do), else a copy each pass. Each weight gets its
-// gradient from one GEMM of all the groups; the backward reads the sizes on the host (long there
-// by then) only to leave a weight whose group had no rows without a gradient, as the forms above.
-Variable grouped_linear(const Variable& x, const std::vector<Variable>& w,
-                        const DeviceIndexGroups& groups);
+// The experts' two steps for row groups that group_by_index_on_device left on the device: core's
+// gathered_grouped_matmul and gathered_grouped_matmul_tn read groups.start where it is, so the
+// host does not wait for the group sizes (on a GPU in bf16; elsewhere those ops read them on the
+// host), and pick the rows groups.row in their loads, so no gathered copy is made either way.
+// grouped_swiglu_gathered is the form above over x's rows groups.row (no x_rows).
+// grouped_linear_index_add is grouped_linear of x [R, in] (the groups' rows in order) with its
+// output rows summed onto rows groups.row of a [N, out] result, N the grouped index's rows, as
+// index_add_to_zeros does (the experts' down projection and their combine). The weights are read as
+// one stack, a view when they lie at equal distances in one storage (OlmoeExperts' do), else a copy
+// each pass. Each weight gets its gradient from one GEMM of all the groups; the backward reads the
+// sizes on the host (long there by then) only to leave a weight whose group had no rows without
+// a gradient, as the forms above.
+Variable grouped_linear_index_add(const Variable& x, const std::vector<Variable>& w,
+                                  const DeviceIndexGroups& groups);
 Variable grouped_swiglu_gathered(const Variable& x, const DeviceIndexGroups& groups,
                                  const std::vector<Variable>& gate, const std::vector<Variable>& up,
                                  const Variable& scale);

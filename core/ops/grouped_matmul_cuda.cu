@@ -223,9 +223,10 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 template <typename I>
 struct TnOperands {
   bf16* out;             // [groups, m, n]
-  const bf16* a;         // [total, m], rows lda apart, group by group
+  const bf16* a;         // rows lda apart
   const bf16* b;         // rows ldb apart
-  const I* b_rows;       // b's row for each of a's rows; null: the same row
+  const I* a_rows;       // a's row for each of the total rows, group by group; null: the row
+  const I* b_rows;       // b's row for each of them; null: the row
   const int64_t* start;  // [groups + 1]
   const int64_t* order;  // [groups]: the groups, most rows first
   int64_t total, m, n, lda, ldb, row_tiles, col_tiles;
@@ -236,9 +237,9 @@ __global__ void heavy_first_kernel(const int64_t* start, int64_t groups, int64_t
   if (g < groups) order[group_tiles::heavy_first_place(start, groups, g)] = g;
 }
 
-// out[g] = a[rows of g]^T b[b_rows of g]: block (group, row tile, column tile), the sum over the
-// group's rows streamed kTileK rows a step; a group of no rows writes zeros. A block's time grows
-// with its group's rows, so the groups go most rows first.
+// out[g] = a[a_rows of g]^T b[b_rows of g]: block (group, row tile, column tile), the sum over
+// the group's rows streamed kTileK rows a step; a group of no rows writes zeros. A block's time
+// grows with its group's rows, so the groups go most rows first.
 template <typename I>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     gathered_grouped_gemm_tn_kernel(TnOperands<I> p) {
@@ -250,8 +251,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int64_t last = p.start[g + 1] < p.total ? p.start[g + 1] : p.total;
   const int tid = int(threadIdx.x);
   const StageBuffers buf;
-  // Rows [r0, r0 + kTileK) of a (columns from row0) and of b's picks (columns from col0), [k][m]
-  // and [k][n]; what lies past the group's rows, M or N reads as 0.
+  // Rows [r0, r0 + kTileK) of a's picks (columns from row0) and of b's (columns from col0),
+  // [k][m] and [k][n]; what lies past the group's rows, M or N reads as 0.
   auto load = [&](int st, int64_t step) {
     const int64_t r0 = first + step * kTileK;
 #pragma unroll
@@ -260,9 +261,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
       const int kr = c / (kTileM / 8), mc = c % (kTileM / 8) * 8;
       const int64_t r = r0 + kr;
       const bool a_ok = r < last && row0 + mc < p.m, b_ok = r < last && col0 + mc < p.n;
-      cp_async<16>(buf.a(st) + kr * kLdMN + mc, a_ok ? p.a + r * p.lda + row0 + mc : p.a, a_ok);
-      const int64_t src = !b_ok ? 0 : p.b_rows ? int64_t(p.b_rows[r]) : r;
-      cp_async<16>(buf.b(st) + kr * kLdMN + mc, b_ok ? p.b + src * p.ldb + col0 + mc : p.b, b_ok);
+      const int64_t a_src = !a_ok ? 0 : p.a_rows ? int64_t(p.a_rows[r]) : r;
+      cp_async<16>(buf.a(st) + kr * kLdMN + mc, a_ok ? p.a + a_src * p.lda + row0 + mc : p.a,
+                   a_ok);
+      const int64_t b_src = !b_ok ? 0 : p.b_rows ? int64_t(p.b_rows[r]) : r;
+      cp_async<16>(buf.b(st) + kr * kLdMN + mc, b_ok ? p.b + b_src * p.ldb + col0 + mc : p.b,
+                   b_ok);
     }
   };
   const WarpTile t;
@@ -291,13 +295,18 @@ bool chunked(const Tensor& t) {
 
 int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
-// f(rows as int32 or int64 pointers; null when undefined).
-template <class F>
-void with_rows(const Tensor& rows, F&& f) {
-  if (rows.defined() && rows.dtype() == DType::I64)
-    f(rows.data<int64_t>());
+// f(each of `rows` as an I pointer, null when undefined): I is int64_t when a defined one is
+// int64, else int32_t (the defined ones share their type).
+template <class F, class... Rows>
+void with_rows(F&& f, const Rows&... rows) {
+  auto call = [&](auto tag) {
+    using I = decltype(tag);
+    f(rows.defined() ? rows.template data<I>() : static_cast<I*>(nullptr)...);
+  };
+  if (((rows.defined() && rows.dtype() == DType::I64) || ...))
+    call(int64_t{});
   else
-    f(rows.defined() ? rows.data<int32_t>() : static_cast<int32_t*>(nullptr));
+    call(int32_t{});
 }
 
 }  // namespace
@@ -316,7 +325,7 @@ void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& row
   const Tensor tile_start = empty({groups + 1}, DType::I64, out.device());
   tile_starts_kernel<<<1, 1, 0, s>>>(start.data<int64_t>(), groups, tile_start.data<int64_t>());
   MOEGRAD_CUDA_CHECK_LAUNCH();
-  with_rows(rows, [&](const auto* picks) {
+  with_rows([&](const auto* picks) {
     using I = std::remove_cv_t<std::remove_pointer_t<decltype(picks)>>;
     const Operands<I> p{.out = out.data<bf16>(),
                         .x = x.data<bf16>(),
@@ -335,7 +344,7 @@ void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& row
     const dim3 blocks(unsigned(p.col_tiles * group_tiles::max_tiles(p.total, p.groups, kTileM)));
     launch(trans_w ? gathered_grouped_gemm_kernel<true, I> : gathered_grouped_gemm_kernel<false, I>,
            blocks, kThreads, kSharedBytes, out.device().index, p);
-  });
+  }, rows);
 }
 
 bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t groups) {
@@ -343,23 +352,25 @@ bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t gro
          groups * tiles(a.size(1), kTileM) * tiles(b.size(1), kTileN) <= INT_MAX;
 }
 
-void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& b,
-                              const Tensor& b_rows, const Tensor& start) {
+void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& a_rows,
+                              const Tensor& b, const Tensor& b_rows, const Tensor& start,
+                              int64_t total) {
   const int64_t groups = out.size(0);
   const MemoryCategoryScope workspace(MemoryCategory::Workspace);
   const Tensor order = empty({groups}, DType::I64, out.device());
   heavy_first_kernel<<<unsigned(tiles(groups, 256)), 256, 0, stream(out.device().index)>>>(
       start.data<int64_t>(), groups, order.data<int64_t>());
   MOEGRAD_CUDA_CHECK_LAUNCH();
-  with_rows(b_rows, [&](const auto* picks) {
-    using I = std::remove_cv_t<std::remove_pointer_t<decltype(picks)>>;
+  with_rows([&](const auto* a_picks, const auto* b_picks) {
+    using I = std::remove_cv_t<std::remove_pointer_t<decltype(a_picks)>>;
     const TnOperands<I> p{.out = out.data<bf16>(),
                           .a = a.data<bf16>(),
                           .b = b.data<bf16>(),
-                          .b_rows = picks,
+                          .a_rows = a_picks,
+                          .b_rows = b_picks,
                           .start = start.data<int64_t>(),
                           .order = order.data<int64_t>(),
-                          .total = a.size(0),
+                          .total = total,
                           .m = a.size(1),
                           .n = b.size(1),
                           .lda = a.stride(0),
@@ -369,7 +380,7 @@ void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& 
     const dim3 blocks(unsigned(groups * p.row_tiles * p.col_tiles));
     launch(gathered_grouped_gemm_tn_kernel<I>, blocks, kThreads, kSharedBytes, out.device().index,
            p);
-  });
+  }, a_rows, b_rows);
 }
 
 }  // namespace moegrad::cuda

@@ -77,8 +77,12 @@ DeviceIndexGroups group_by_index_on_device(const Tensor& idx, int64_t groups,
   MOEGRAD_CHECK(n < INT32_MAX, "group_by_index: at most 2^31 - 2 entries, got ", n);
   const Device dev = idx.device();
   const Tensor summary = empty({groups + 3}, DType::I64, dev);
-  DeviceIndexGroups g{empty({n}, DType::I32, dev), empty({n}, DType::I32, dev),
-                      summary.narrow(0, 0, groups + 1), HostRead(), what};
+  DeviceIndexGroups g{empty({n}, DType::I32, dev),
+                      empty({n}, DType::I32, dev),
+                      summary.narrow(0, 0, groups + 1),
+                      HostRead(),
+                      what,
+                      idx.size(0)};
   if (n == 0) {
     // Nothing to sort; a range of [0, 0] passes the check.
     summary.zero_();

@@ -76,6 +76,7 @@ struct DeviceIndexGroups {
 
   HostRead summary;  // start, then the values' min and max
   std::string what;
+  int64_t index_rows = 0;  // N, the grouped index's rows: `row` lies in [0, N)
 };
 DeviceIndexGroups group_by_index_on_device(const Tensor& idx, int64_t groups,
                                            const std::string& what);

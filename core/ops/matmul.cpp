@@ -312,31 +312,42 @@ Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor
   return grouped_matmul(rows.defined() ? index_select(x, 0, rows) : x, weights, counts, trans_w);
 }
 
-Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& b, const Tensor& b_rows,
-                                  const Tensor& start) {
+Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& a_rows, const Tensor& b,
+                                  const Tensor& b_rows, const Tensor& start) {
   const char* op = "gathered_grouped_matmul_tn";
   check_float_operand(op, a, a, "first operand");
   check_float_operand(op, b, a, "second operand");
   check_group_starts(op, start, a, -1);
-  check_row_picks(op, b_rows, a, a.size(0));
-  MOEGRAD_CHECK(b_rows.defined() || b.size(0) == a.size(0), op, ": operands ", shape_str(a.shape()),
-                " and ", shape_str(b.shape()), " differ in rows");
+  check_row_picks(op, a_rows, a, -1);
+  const int64_t total = a_rows.defined() ? a_rows.size(0) : a.size(0);
+  check_row_picks(op, b_rows, a, total);
+  MOEGRAD_CHECK(b_rows.defined() || b.size(0) == total, op, ": second operand ",
+                shape_str(b.shape()), " has ", b.size(0), " rows, expected ", total,
+                a_rows.defined() ? " (the first operand's picks)" : " (the first operand's rows)");
   const int64_t groups = start.size(0) - 1;
 #ifdef MOEGRAD_WITH_CUDA
   if (a.device().is_cuda() && cuda::gathered_grouped_gemm_tn_fits(a, b, groups)) {
     Tensor out = empty({groups, a.size(1), b.size(1)}, a.dtype(), a.device());
     if (out.numel() == 0) return out;
-    const double flops = 2.0 * double(a.numel()) * double(b.size(1));
+    const double flops = 2.0 * double(total) * double(a.size(1)) * double(b.size(1));
     const profiler::Scope scope(profiler::Kind::Op, op, a.device(),
-                                gemm_cost(flops, out, a, b_rows, b));
-    cuda::gathered_grouped_gemm_tn(out, a, b, contiguous_if_defined(b_rows), start.contiguous());
+                                gemm_cost(flops, out, a, a_rows, b, b_rows));
+    // The kernel reads both picks in one index type.
+    const bool mixed = a_rows.defined() && b_rows.defined() && a_rows.dtype() != b_rows.dtype();
+    auto picks = [&](const Tensor& rows) {
+      return contiguous_if_defined(mixed ? rows.to(DType::I64) : rows);
+    };
+    cuda::gathered_grouped_gemm_tn(out, a, picks(a_rows), b, picks(b_rows), start.contiguous(),
+                                   total);
     return out;
   }
 #endif
-  const std::vector<int64_t> counts = host_group_sizes(op, start, a.size(0));
-  std::vector<Tensor> parts =
-      grouped_matmul_tn(a, b_rows.defined() ? index_select(b, 0, b_rows) : b, counts,
-                        std::vector<bool>(size_t(groups), true));
+  const std::vector<int64_t> counts = host_group_sizes(op, start, total);
+  auto picked = [](const Tensor& x, const Tensor& rows) {
+    return rows.defined() ? index_select(x, 0, rows) : x;
+  };
+  std::vector<Tensor> parts = grouped_matmul_tn(picked(a, a_rows), picked(b, b_rows), counts,
+                                                std::vector<bool>(size_t(groups), true));
   return stack(parts, 0);
 }
 

@@ -46,12 +46,13 @@ std::vector<Tensor> grouped_matmul_tn(const Tensor& a, const Tensor& b,
 // grouped_matmul.
 Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor& w,
                                const Tensor& start, bool trans_w);
-// Its weight-gradient form: out[g] = a[group g]^T @ b[b_rows[group g]] for a [R, M] whose rows
-// are the groups' in order, b [*, N] and b_rows [R] (int32 or int64; undefined: b's own rows,
-// b [R, N]); -> [G, M, N] with G = start's size - 1, zeros for a group of no rows. The same
-// trust, and the same kernel rule (bf16 on a GPU, M and N multiples of 8).
-Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& b, const Tensor& b_rows,
-                                  const Tensor& start);
+// Its weight-gradient form over R rows in groups: out[g] = a[a_rows[group g]]^T @
+// b[b_rows[group g]] for a [*, M], b [*, N] and picks a_rows and b_rows [R] (int32 or int64;
+// undefined: the operand's own rows, then R of them); -> [G, M, N] with G = start's size - 1,
+// zeros for a group of no rows. The same trust, and the same kernel rule (bf16 on a GPU, M and N
+// multiples of 8), the gathers again in the kernel's loads.
+Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& a_rows, const Tensor& b,
+                                  const Tensor& b_rows, const Tensor& start);
 
 // One batched GEMM in row-major BLAS terms: for every index i over `batch`,
 // out_i = op(a_i) @ op(b_i), op transposing when the flag is set. Operand i starts at the
@@ -84,8 +85,10 @@ bool gathered_grouped_gemm_fits(const Tensor& x, const Tensor& w, int64_t total,
 void gathered_grouped_gemm(const Tensor& out, const Tensor& x, const Tensor& rows, const Tensor& w,
                            const Tensor& start, bool trans_w);
 bool gathered_grouped_gemm_tn_fits(const Tensor& a, const Tensor& b, int64_t groups);
-void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& b,
-                              const Tensor& b_rows, const Tensor& start);
+// The tn kernel's picks share one index type; `total` is R.
+void gathered_grouped_gemm_tn(const Tensor& out, const Tensor& a, const Tensor& a_rows,
+                              const Tensor& b, const Tensor& b_rows, const Tensor& start,
+                              int64_t total);
 }  // namespace cuda
 
 }  // namespace moegrad

@@ -1,6 +1,7 @@
 #include <functional>
 
 #include "autograd/ops/binary.h"
+#include "autograd/ops/index.h"
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/swiglu.h"
@@ -290,16 +291,19 @@ TEST(MatmulGrad, GroupedSwigluGathered) {
 
 // The forms that take the groups as group_by_index_on_device leaves them: the same values and
 // gradients as the forms with host row counts (on the CPU they run the same GEMMs), except that
-// a weight whose group has no rows gets no gradient instead of zeros.
-TEST(MatmulGrad, GroupedLinearOnDeviceGroups) {
-  // Rows already in group order: 2, 0, 3 and 1 rows.
-  const DeviceIndexGroups groups =
-      group_by_index_on_device(from_vector<int64_t>({0, 0, 2, 2, 2, 3}, {6, 1}), 4, "groups");
-  std::vector<Tensor> in = {random_tensor({6, 3}, 90)};
+// a weight whose group has no rows gets no gradient instead of zeros. grouped_linear_index_add
+// against grouped_linear and then index_add_to_zeros, as two nodes.
+TEST(MatmulGrad, GroupedLinearIndexAddOnDeviceGroups) {
+  // Four tokens' two choices each, of experts 0, 2 and 3 (expert 1 gets none, token 2 expert 2
+  // twice): grouped, 3, 0, 3 and 2 rows, of tokens 0 1 3, -, 0 2 2, 1 3.
+  const DeviceIndexGroups groups = group_by_index_on_device(
+      from_vector<int64_t>({0, 2, 3, 0, 2, 2, 3, 0}, {4, 2}), 4, "experts");
+  const std::vector<int64_t> rows = {3, 0, 3, 2};
+  std::vector<Tensor> in = {random_tensor({8, 3}, 90)};
   for (uint64_t s = 91; s < 95; ++s) in.push_back(random_tensor({2, 3}, s));
   EXPECT_GRADCHECK(
       [&](const auto& v) {
-        return grouped_linear(v[0], {v[1], v[2], v[3], v[4]}, groups);
+        return grouped_linear_index_add(v[0], {v[1], v[2], v[3], v[4]}, groups);
       },
       in);
 
@@ -308,9 +312,10 @@ TEST(MatmulGrad, GroupedLinearOnDeviceGroups) {
     dev.emplace_back(t, true);
     host.emplace_back(t, true);
   }
-  const Tensor g = random_tensor({6, 2}, 95);
-  Variable y = grouped_linear(dev[0], {dev[1], dev[2], dev[3], dev[4]}, groups);
-  Variable ref = grouped_linear(host[0], {host[1], host[2], host[3], host[4]}, {2, 0, 3, 1});
+  const Tensor g = random_tensor({4, 2}, 95);
+  Variable y = grouped_linear_index_add(dev[0], {dev[1], dev[2], dev[3], dev[4]}, groups);
+  Variable ref = index_add_to_zeros(
+      {4, 2}, 0, groups.row, grouped_linear(host[0], {host[1], host[2], host[3], host[4]}, rows));
   EXPECT_ALL_CLOSE(y.data(), ref.data(), 0, 0);
   y.backward(g);
   ref.backward(g);
@@ -319,12 +324,16 @@ TEST(MatmulGrad, GroupedLinearOnDeviceGroups) {
 
   // A frozen weight gets none either, and the input still gets its gradient.
   Variable x(in[0], true), trained(in[1], true), frozen(in[3], false);
-  grouped_linear(x, {trained, Variable(in[2], true), frozen, Variable(in[4])}, groups).backward(g);
+  grouped_linear_index_add(x, {trained, Variable(in[2], true), frozen, Variable(in[4])}, groups)
+      .backward(g);
   EXPECT_ALL_CLOSE(trained.grad(), host[1].grad(), 0, 0);
   EXPECT_FALSE(frozen.grad().defined());
   EXPECT_ALL_CLOSE(x.grad(), host[0].grad(), 0, 0);
-  expect_error([&] { grouped_linear(x, std::vector<Variable>{}, groups); },
-               "grouped_linear: expected at least one weight");
+  expect_error([&] { grouped_linear_index_add(x, std::vector<Variable>{}, groups); },
+               "grouped_linear_index_add: expected at least one weight");
+  expect_error(
+      [&] { grouped_linear_index_add(Variable(in[0].narrow(0, 0, 6)), {trained}, groups); },
+      "grouped_linear_index_add: x [6, 3]: expected [8, in], a row for each grouped entry");
 }
 
 TEST(MatmulGrad, GroupedSwigluGatheredOnDeviceGroups) {

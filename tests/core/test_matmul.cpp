@@ -310,41 +310,62 @@ TEST(GatheredGroupedMatmul, EachRowIsItsSourceRowTimesItsGroupsWeight) {
       }
 }
 
-// Group g's result is a[group g]^T times the rows its picks name in b; an empty group's is zeros.
+// Group g's result is the rows a's picks name in a, transposed, times those b's picks name in b
+// (an operand's own rows without picks); an empty group's is zeros.
 TEST(GatheredGroupedMatmul, WeightGradientFormSumsEachGroupsRows) {
   const std::vector<int64_t> counts = {3, 0, 5, 1, 3, 0};
-  const std::vector<int64_t> picks = {8, 2, 2, 0, 5, 7, 1, 1, 3, 6, 0, 8};
+  const std::vector<int64_t> a_picks = {1, 1, 4, 0, 9, 3, 3, 2, 8, 5, 6, 7};
+  const std::vector<int64_t> b_picks = {8, 2, 2, 0, 5, 7, 1, 1, 3, 6, 0, 8};
+  const DType none = DType::F32;
   uint64_t seed = 440;
   for (DType dt : {DType::F64, DType::BF16})
-    for (DType index : {DType::I32, DType::I64, DType::F32 /* no picks */}) {
-      SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " picks " << dtype_name(index));
-      const bool gathered = index != DType::F32;
-      const Tensor a = random_tensor({12, 5}, seed++, dt);
-      const Tensor b = random_tensor({gathered ? 9 : 12, 4}, seed++, dt);
-      const Tensor rows = gathered ? from_vector(picks, {12}).to(index) : Tensor();
-      const Tensor out = gathered_grouped_matmul_tn(a, b, rows, group_starts(counts));
-      ASSERT_EQ(out.shape(), (Shape{6, 5, 4}));
-      EXPECT_EQ(out.dtype(), dt);
-      const Tensor picked = gathered ? index_select(b, 0, rows) : b;
-      const double tol = dt == DType::F64 ? 1e-12 : 1e-2;
-      for (int64_t g = 0, r = 0; g < 6; r += counts[size_t(g)], ++g)
-        EXPECT_ALL_CLOSE(
-            out.select(0, g).to(DType::F64),
-            naive_matmul(a.narrow(0, r, counts[size_t(g)]).to(DType::F64),
-                         picked.narrow(0, r, counts[size_t(g)]).to(DType::F64), true, false),
-            tol, tol);
-    }
+    for (DType a_index : {DType::I32, DType::I64, none})
+      for (DType b_index : {DType::I32, DType::I64, none}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " a picks " << dtype_name(a_index)
+                                          << " b picks " << dtype_name(b_index));
+        auto picks = [&](DType index, const std::vector<int64_t>& values) {
+          return index != none ? from_vector(values, {12}).to(index) : Tensor();
+        };
+        const Tensor a_rows = picks(a_index, a_picks), b_rows = picks(b_index, b_picks);
+        const Tensor a = random_tensor({a_rows.defined() ? 10 : 12, 5}, seed++, dt);
+        const Tensor b = random_tensor({b_rows.defined() ? 10 : 12, 4}, seed++, dt);
+        auto picked = [](const Tensor& x, const Tensor& rows) {
+          return rows.defined() ? index_select(x, 0, rows) : x;
+        };
+        const Tensor a_picked = picked(a, a_rows), b_picked = picked(b, b_rows);
+        const Tensor out = gathered_grouped_matmul_tn(a, a_rows, b, b_rows, group_starts(counts));
+        ASSERT_EQ(out.shape(), (Shape{6, 5, 4}));
+        EXPECT_EQ(out.dtype(), dt);
+        const double tol = dt == DType::F64 ? 1e-12 : 1e-2;
+        for (int64_t g = 0, r = 0; g < 6; r += counts[size_t(g)], ++g)
+          EXPECT_ALL_CLOSE(
+              out.select(0, g).to(DType::F64),
+              naive_matmul(a_picked.narrow(0, r, counts[size_t(g)]).to(DType::F64),
+                           b_picked.narrow(0, r, counts[size_t(g)]).to(DType::F64), true, false),
+              tol, tol);
+      }
   const Tensor a = random_tensor({4, 3}, 460), b = random_tensor({5, 2}, 461);
   const Tensor three = from_vector(std::vector<int64_t>{0, 1, 4}, {3});
-  expect_error([&] { gathered_grouped_matmul_tn(a, b, three, group_starts({4})); },
+  expect_error([&] { gathered_grouped_matmul_tn(a, Tensor(), b, three, group_starts({4})); },
                "gathered_grouped_matmul_tn: 3 rows picked for 4 rows");
-  expect_error([&] { gathered_grouped_matmul_tn(a, b, Tensor(), group_starts({4})); },
-               "operands [4, 3] and [5, 2] differ in rows");
+  expect_error([&] { gathered_grouped_matmul_tn(a, three, b, Tensor(), group_starts({3})); },
+               "second operand [5, 2] has 5 rows, expected 3 (the first operand's picks)");
+  expect_error([&] { gathered_grouped_matmul_tn(a, Tensor(), b, Tensor(), group_starts({4})); },
+               "second operand [5, 2] has 5 rows, expected 4 (the first operand's rows)");
+  expect_error([&] { gathered_grouped_matmul_tn(a, three.to(DType::F32), b, three, {}); },
+               "gathered_grouped_matmul_tn: group starts tensor is undefined");
   expect_error(
-      [&] { gathered_grouped_matmul_tn(a, b.narrow(0, 0, 4), Tensor(), group_starts({})); },
+      [&] { gathered_grouped_matmul_tn(a, three.to(DType::F32), b, three, group_starts({3})); },
+      "gathered_grouped_matmul_tn: rows must be a 1-D int32 or int64 index, got float32 [3]");
+  expect_error(
+      [&] {
+        gathered_grouped_matmul_tn(a, Tensor(), b.narrow(0, 0, 4), Tensor(), group_starts({}));
+      },
       "group starts must be int64 [G + 1] with G > 0, got int64 [1]");
   expect_error(
-      [&] { gathered_grouped_matmul_tn(a, b.narrow(0, 0, 4), Tensor(), group_starts({3})); },
+      [&] {
+        gathered_grouped_matmul_tn(a, Tensor(), b.narrow(0, 0, 4), Tensor(), group_starts({3}));
+      },
       "group starts run from 0 to 3, expected 0 to 4 rows");
 }
 

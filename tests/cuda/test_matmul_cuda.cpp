@@ -287,32 +287,41 @@ TEST(MatmulCudaBf16, GatheredGroupedKernelMatchesCpu) {
 }
 
 // The weight-gradient kernel against the CPU: the same groups (one of 257 rows: 9 steps of 32
-// rows with a partial last one), M and N not multiples of the 128 tile, picks or none; the
-// same bits twice.
+// rows with a partial last one), M and N not multiples of the 128 tile, picks of either operand's
+// rows, of both (also of two index types) or none; the same bits twice.
 TEST(MatmulCudaBf16, GatheredGroupedWeightGradientKernelMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const std::vector<int64_t> counts = {0, 130, 1, 0, 257, 5, 128, 0};
   int64_t total = 0;
   for (int64_t c : counts) total += c;
   const int64_t sources = 300;
+  const DType none = DType::F32;
+  const std::vector<std::pair<DType, DType>> picks = {
+      {none, DType::I32},      {none, DType::I64}, {none, none},
+      {DType::I32, none},      {DType::I64, none}, {DType::I32, DType::I32},
+      {DType::I32, DType::I64}};
   uint64_t seed = 540;
   for (auto [m, n] : {std::pair<int64_t, int64_t>{8, 8}, {40, 200}, {136, 24}, {256, 64}})
-    for (DType index : {DType::I32, DType::I64, DType::F32 /* no picks */}) {
+    for (auto [a_index, b_index] : picks) {
       SCOPED_TRACE(::testing::Message()
-                   << "M " << m << " N " << n << " picks " << dtype_name(index));
-      const bool gathered = index != DType::F32;
-      const Tensor a = bf16_random({total, m}, seed++);
-      const Tensor b = bf16_random({gathered ? sources : total, n}, seed++);
-      const Tensor rows =
-          gathered ? testing::skewed_index({total}, sources, seed++, index) : Tensor();
+                   << "M " << m << " N " << n << " a picks " << dtype_name(a_index) << " b picks "
+                   << dtype_name(b_index));
+      auto rows_of = [&](DType index) {
+        return index != none ? testing::skewed_index({total}, sources, seed++, index) : Tensor();
+      };
+      const Tensor a_rows = rows_of(a_index), b_rows = rows_of(b_index);
+      const Tensor a = bf16_random({a_rows.defined() ? sources : total, m}, seed++);
+      const Tensor b = bf16_random({b_rows.defined() ? sources : total, n}, seed++);
       const Tensor start = group_starts(counts);
-      const Tensor ga = gpu(a), gb = gpu(b), grows = gathered ? gpu(rows) : Tensor();
+      auto gpu_rows = [](const Tensor& rows) { return rows.defined() ? gpu(rows) : Tensor(); };
+      const Tensor ga = gpu(a), gb = gpu(b), ga_rows = gpu_rows(a_rows), gb_rows = gpu_rows(b_rows);
       ASSERT_TRUE(cuda::gathered_grouped_gemm_tn_fits(ga, gb, int64_t(counts.size())));
-      const Tensor cuda = gathered_grouped_matmul_tn(ga, gb, grows, gpu(start));
+      const Tensor cuda = gathered_grouped_matmul_tn(ga, ga_rows, gb, gb_rows, gpu(start));
       EXPECT_TRUE(cuda.device().is_cuda());
       EXPECT_EQ(cuda.shape(), (Shape{int64_t(counts.size()), m, n}));
-      EXPECT_ALL_CLOSE(cuda, gathered_grouped_matmul_tn(a, b, rows, start), 1e-2, 1e-2);
-      EXPECT_ALL_CLOSE(gathered_grouped_matmul_tn(ga, gb, grows, gpu(start)), cuda, 0, 0);
+      EXPECT_ALL_CLOSE(cuda, gathered_grouped_matmul_tn(a, a_rows, b, b_rows, start), 1e-2, 1e-2);
+      EXPECT_ALL_CLOSE(gathered_grouped_matmul_tn(ga, ga_rows, gb, gb_rows, gpu(start)), cuda, 0,
+                       0);
     }
 }
 

@@ -8,12 +8,9 @@ namespace {
 
 template <int Op, typename T>
 struct BinaryFn {
-  T* out;
-  const T* a;
-  const T* b;
-  __device__ void operator()(const int64_t* off) const {
+  __device__ T operator()(T a, T b) const {
     using C = compute_t<T>;
-    out[off[0]] = T(binary_apply<BinaryOp(Op)>(C(a[off[1]]), C(b[off[2]])));
+    return T(binary_apply<BinaryOp(Op)>(C(a), C(b)));
   }
 };
 
@@ -24,8 +21,7 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
     using T = typename decltype(tag)::type;
     dispatch_binary(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
-      launch_elementwise<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, out.device().index,
-                            BinaryFn<O, T>{out.data<T>(), a.data<T>(), b.data<T>()});
+      launch_map<T, T, T>(BinaryFn<O, T>{}, out, a, b);
     });
   });
 }

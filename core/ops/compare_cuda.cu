@@ -8,22 +8,15 @@ namespace {
 
 template <int Op, typename T>
 struct CompareFn {
-  bool* out;
-  const T* a;
-  const T* b;
-  __device__ void operator()(const int64_t* off) const {
+  __device__ bool operator()(T a, T b) const {
     using C = compute_t<T>;
-    out[off[0]] = compare_apply<CompareOp(Op)>(C(a[off[1]]), C(b[off[2]]));
+    return compare_apply<CompareOp(Op)>(C(a), C(b));
   }
 };
 
 template <typename T>
 struct WhereFn {
-  T* out;
-  const bool* cond;
-  const T* a;
-  const T* b;
-  __device__ void operator()(const int64_t* off) const { out[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]]; }
+  __device__ T operator()(bool cond, T a, T b) const { return cond ? a : b; }
 };
 
 }  // namespace
@@ -33,8 +26,7 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
     using T = typename decltype(tag)::type;
     dispatch_compare(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
-      launch_elementwise<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, out.device().index,
-                            CompareFn<O, T>{out.data<bool>(), a.data<T>(), b.data<T>()});
+      launch_map<bool, T, T>(CompareFn<O, T>{}, out, a, b);
     });
   });
 }
@@ -42,9 +34,7 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
   dispatch_comparable(a.dtype(), "where", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_elementwise<4>(out.shape(), {out.strides(), cond.strides(), a.strides(), b.strides()},
-                          out.device().index,
-                          WhereFn<T>{out.data<T>(), cond.data<bool>(), a.data<T>(), b.data<T>()});
+    launch_map<T, bool, T, T>(WhereFn<T>{}, out, cond, a, b);
   });
 }
 

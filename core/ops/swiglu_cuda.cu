@@ -11,12 +11,9 @@ namespace {
 
 template <typename T>
 struct SwigluFn {
-  T* out;
-  const T* gate;
-  const T* up;
-  __device__ void operator()(const int64_t* off) const {
+  __device__ T operator()(T gate, T up) const {
     using C = compute_t<T>;
-    out[off[0]] = T(swiglu_apply(C(gate[off[1]]), C(up[off[2]])));
+    return T(swiglu_apply(C(gate), C(up)));
   }
 };
 
@@ -36,16 +33,11 @@ struct SwigluGradFn {
   }
 };
 
-// Operands: out, gate, up, and the scale broadcast along each row (stride 0).
 template <typename T>
 struct SwigluScaledFn {
-  T* out;
-  const T* gate;
-  const T* up;
-  const T* scale;
-  __device__ void operator()(const int64_t* off) const {
+  __device__ T operator()(T gate, T up, T scale) const {
     using C = compute_t<T>;
-    out[off[0]] = T(swiglu_apply(C(gate[off[1]]), C(up[off[2]])) * C(scale[off[3]]));
+    return T(swiglu_apply(C(gate), C(up)) * C(scale));
   }
 };
 
@@ -117,8 +109,7 @@ void launch_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& gra
 void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) {
   dispatch_compute(gate.dtype(), "swiglu", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_elementwise<3>(out.shape(), {out.strides(), gate.strides(), up.strides()},
-                          out.device().index, SwigluFn<T>{out.data<T>(), gate.data<T>(), up.data<T>()});
+    launch_map<T, T, T>(SwigluFn<T>{}, out, gate, up);
   });
 }
 
@@ -135,11 +126,8 @@ void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& gra
 void swiglu_scaled(const Tensor& out, const Tensor& gate, const Tensor& up, const Tensor& scale) {
   dispatch_compute(gate.dtype(), "swiglu_scaled", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_elementwise<4>(
-        out.shape(),
-        {out.strides(), gate.strides(), up.strides(), scale.expand(gate.shape()).strides()},
-        out.device().index,
-        SwigluScaledFn<T>{out.data<T>(), gate.data<T>(), up.data<T>(), scale.data<T>()});
+    // The scale broadcast along each row (stride 0).
+    launch_map<T, T, T, T>(SwigluScaledFn<T>{}, out, gate, up, scale.expand(gate.shape()));
   });
 }
 

@@ -8,31 +8,22 @@ namespace {
 
 template <int Op, typename T>
 struct UnaryFn {
-  T* out;
-  const T* x;
-  __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = T(unary_apply<UnaryOp(Op)>(compute_t<T>(x[off[1]])));
-  }
+  __device__ T operator()(T x) const { return T(unary_apply<UnaryOp(Op)>(compute_t<T>(x))); }
 };
 
 template <int Op, typename T>
 struct ActivationGradFn {
-  T* out;
-  const T* g;
-  const T* x;
-  __device__ void operator()(const int64_t* off) const {
+  __device__ T operator()(T g, T x) const {
     using C = compute_t<T>;
-    out[off[0]] = T(activation_grad_apply<ActivationGrad(Op)>(C(g[off[1]]), C(x[off[2]])));
+    return T(activation_grad_apply<ActivationGrad(Op)>(C(g), C(x)));
   }
 };
 
 template <int Op, typename T>
 struct ScalarFn {
-  T* out;
-  const T* x;
   compute_t<T> a, b;
-  __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = T(scalar_apply<ScalarOp(Op)>(compute_t<T>(x[off[1]]), a, b));
+  __device__ T operator()(T x) const {
+    return T(scalar_apply<ScalarOp(Op)>(compute_t<T>(x), a, b));
   }
 };
 
@@ -43,8 +34,7 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
     using T = typename decltype(tag)::type;
     dispatch_unary(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
-      launch_elementwise<2>(out.shape(), {out.strides(), x.strides()}, out.device().index,
-                            UnaryFn<O, T>{out.data<T>(), x.data<T>()});
+      launch_map<T, T>(UnaryFn<O, T>{}, out, x);
     });
   });
 }
@@ -54,8 +44,7 @@ void activation_backward(ActivationGrad op, const Tensor& out, const Tensor& gra
     using T = typename decltype(tag)::type;
     dispatch_activation_grad(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
-      launch_elementwise<3>(out.shape(), {out.strides(), grad.strides(), x.strides()}, out.device().index,
-                            ActivationGradFn<O, T>{out.data<T>(), grad.data<T>(), x.data<T>()});
+      launch_map<T, T, T>(ActivationGradFn<O, T>{}, out, grad, x);
     });
   });
 }
@@ -66,8 +55,7 @@ void scalar_op(ScalarOp op, const Tensor& out, const Tensor& x, double a, double
     using C = compute_t<T>;
     dispatch_scalar_op(op, [&](auto c) {
       constexpr int O = int(decltype(c)::value);
-      launch_elementwise<2>(out.shape(), {out.strides(), x.strides()}, out.device().index,
-                            ScalarFn<O, T>{out.data<T>(), x.data<T>(), C(a), C(b)});
+      launch_map<T, T>(ScalarFn<O, T>{C(a), C(b)}, out, x);
     });
   });
 }

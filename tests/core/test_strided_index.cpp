@@ -63,5 +63,22 @@ TEST(StridedIndex, TensorsOf2To31ElementsOrMoreUse64BitIndices) {
   EXPECT_FALSE(cuda::make_strided_index<1>({0, 3}, {empty_strides}).narrow);  // empty
 }
 
+// The dense map kernel moves 16 bytes of its widest operand a thread, as one access an operand
+// when each operand's address is a multiple of its vector; the narrower operands' vectors are
+// smaller (an f32 result of bf16 inputs: vectors of 4, 16 bytes out and 8 in).
+TEST(DenseMap, VectorsAreSixteenBytesOfTheWidestOperandAndAligned) {
+  EXPECT_EQ((cuda::kVectorWidth<bf16, bf16, bf16>), 8);
+  EXPECT_EQ((cuda::kVectorWidth<float, bf16>), 4);
+  EXPECT_EQ((cuda::kVectorWidth<bool, float, float>), 4);
+  EXPECT_EQ((cuda::kVectorWidth<double>), 2);
+  EXPECT_EQ((cuda::kVectorWidth<bool>), 16);
+  alignas(64) static unsigned char buffer[256];
+  // f32 vectors of 4 need 16-byte addresses, bf16 vectors of 4 need 8.
+  EXPECT_TRUE(cuda::vector_aligned(4, {{buffer, 4}, {buffer + 8, 2}, {buffer + 48, 4}}));
+  EXPECT_FALSE(cuda::vector_aligned(4, {{buffer, 4}, {buffer + 4, 2}}));
+  EXPECT_FALSE(cuda::vector_aligned(4, {{buffer + 8, 4}, {buffer, 2}}));
+  EXPECT_TRUE(cuda::vector_aligned(1, {{buffer + 1, 1}, {buffer + 2, 2}}));
+}
+
 }  // namespace
 }  // namespace moegrad

@@ -2,6 +2,7 @@
 #include "core/cuda/runtime.h"
 #include "core/ops/binary.h"
 #include "core/ops/compare.h"
+#include "core/ops/swiglu.h"
 #include "core/ops/unary.h"
 #include "core/random.h"
 #include "tests/testing.h"
@@ -51,6 +52,45 @@ TEST(ElementwiseCuda, CopiesConversionsAndFactories) {
   EXPECT_ALL_CLOSE(full({3, 5}, 2.5, DType::F32, kGpu), full({3, 5}, 2.5), 0, 0);
   Generator a(3), b(3);
   EXPECT_ALL_CLOSE(randn({100}, a, DType::F32, kGpu), randn({100}, b), 0, 0);
+}
+
+// Dense operands run the dense kernel: 16-byte vectors of the widest operand when every address
+// is aligned to its vector, one element a thread when a view starts mid-vector; lengths below,
+// at and past a vector, and a tail of a partial vector. Each op matches the CPU, in place too.
+TEST(ElementwiseCuda, DenseKernelsMatchCpuAtEveryAlignmentAndLength) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 30;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t n : {1, 7, 8, 9, 63, 4103})
+      for (int64_t shift : {0, 1, 3, 4}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n " << n << " shift " << shift);
+        // The same values on both devices, as views that start `shift` elements in.
+        auto pair = [&](DType type) {
+          const Tensor whole = testing::random_tensor({n + 4}, seed++, type);
+          return std::pair{whole.narrow(0, shift, n), whole.to(kGpu).narrow(0, shift, n)};
+        };
+        const auto [a, ga] = pair(dt);
+        const auto [b, gb] = pair(dt);
+        const double tol = dt == DType::F32 ? 1e-6 : 1e-2;
+        EXPECT_ALL_CLOSE(add(ga, gb), add(a, b), 0, 0);
+        EXPECT_ALL_CLOSE(exp(ga), exp(a), tol, tol);
+        EXPECT_ALL_CLOSE(add_scalar(ga, 0.25), add_scalar(a, 0.25), 0, 0);
+        EXPECT_ALL_CLOSE(activation_backward(ActivationGrad::Silu, ga, gb),
+                         activation_backward(ActivationGrad::Silu, a, b), tol, tol);
+        EXPECT_ALL_CLOSE(gt(ga, gb), gt(a, b), 0, 0);
+        EXPECT_ALL_CLOSE(where(gt(ga, gb), ga, gb), where(gt(a, b), a, b), 0, 0);
+        EXPECT_ALL_CLOSE(swiglu(ga, gb), swiglu(a, b), tol, tol);
+        const DType other = dt == DType::F32 ? DType::BF16 : DType::F32;
+        EXPECT_ALL_CLOSE(ga.to(other), a.to(other), 0, 0);
+        const auto [c, gc] = pair(other);
+        EXPECT_ALL_CLOSE(gc.to(dt), c.to(dt), 0, 0);
+        // In place, into the unaligned view itself, and a fill of it.
+        add_(ga, gb);
+        add_(a, b);
+        EXPECT_ALL_CLOSE(ga, a, 0, 0);
+        ga.fill_(1.5);
+        EXPECT_ALL_CLOSE(ga, full({n}, 1.5, dt), 0, 0);
+      }
 }
 
 TEST(ElementwiseCuda, CachingAllocatorReusesFreedBlocks) {

@@ -181,17 +181,22 @@ __device__ __forceinline__ Vector<T, V> load_vector(const T* p) {
   return v;
 }
 
+template <int V, typename T>
+__device__ __forceinline__ void store_vector(T* p, const Vector<T, V>& v) {
+  using Raw = RawVector<int(sizeof(T)) * V>;
+  static_assert(sizeof(Raw) == sizeof(v));
+  Raw raw;
+  memcpy(&raw, &v, sizeof(raw));
+  *reinterpret_cast<Raw*>(p) = raw;
+}
+
 // out[0, V) = fn(x[0, V)...), stored as one access.
 template <int V, typename Fn, typename Out, typename... In>
 __device__ __forceinline__ void store_mapped(Out* out, const Fn& fn, const Vector<In, V>&... x) {
   Vector<Out, V> y;
 MOEGRAD_UNROLL
   for (int j = 0; j < V; ++j) y.v[j] = fn(x.v[j]...);
-  using Raw = RawVector<int(sizeof(Out)) * V>;
-  static_assert(sizeof(Raw) == sizeof(y));
-  Raw raw;
-  memcpy(&raw, &y, sizeof(raw));
-  *reinterpret_cast<Raw*>(out) = raw;
+  store_vector<V>(out, y);
 }
 
 // out[i] = fn(in[i]...) for i < n, every operand dense: a thread takes V consecutive elements

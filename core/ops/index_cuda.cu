@@ -74,12 +74,15 @@ __global__ void row_of_kernel(const int32_t* order, int32_t* row, int64_t n, int
     row[i] = order[i] / k;
 }
 
-// One thread per output element sums its segment of source rows, in index order, in
-// compute_t<T> (bf16 rounded once at the end, as the CPU does). Under 2^31 output elements
-// (Narrow) the element's (batch, row, column) come from 32-bit multiply-and-shift divisions.
-template <typename T, bool Narrow>
+// One thread per V consecutive output elements of a row (V divides the row) sums their segment
+// of source rows, in index order, in compute_t<T> (bf16 rounded once at the end, as the CPU
+// does), each row's V elements loaded as one vector. Under 2^31 output vectors (Narrow) the
+// vector's (batch, row, column) come from 32-bit multiply-and-shift divisions; `inner` and
+// `total` count vectors.
+template <typename T, bool Narrow, int V>
 __global__ void index_add_kernel(T* out, const T* src, const int32_t* perm, const int32_t* start,
                                  FastDivmod rows, int64_t n, FastDivmod inner, int64_t total) {
+  using C = compute_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t h, v, b;
@@ -94,10 +97,22 @@ __global__ void index_add_kernel(T* out, const T* src, const int32_t* perm, cons
       v = row % rows.divisor();
       b = row / rows.divisor();
     }
-    compute_t<T> acc = compute_t<T>(out[i]);
-    for (int32_t p = start[v]; p < start[v + 1]; ++p)
-      acc += compute_t<T>(src[(b * n + perm[p]) * int64_t(inner.divisor()) + h]);
-    out[i] = T(acc);
+    const Vector<T, V> before = load_vector<V>(out + i * V);
+    C acc[V];
+MOEGRAD_UNROLL
+    for (int j = 0; j < V; ++j) acc[j] = C(before.v[j]);
+    // Unrolled so that several rows' loads are in flight; the sums keep their order.
+#pragma unroll 4
+    for (int32_t p = start[v]; p < start[v + 1]; ++p) {
+      const Vector<T, V> x =
+          load_vector<V>(src + ((b * n + perm[p]) * int64_t(inner.divisor()) + h) * V);
+MOEGRAD_UNROLL
+      for (int j = 0; j < V; ++j) acc[j] += C(x.v[j]);
+    }
+    Vector<T, V> after;
+MOEGRAD_UNROLL
+    for (int j = 0; j < V; ++j) after.v[j] = T(acc[j]);
+    store_vector<V>(out + i * V, after);
   }
 }
 
@@ -212,16 +227,27 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
   cudaStream_t s = stream(dev.index);
   Tensor perm = empty({n}, DType::I32, dev), start = empty({rows + 1}, DType::I32, dev);
   sort_runs(idx, rows, perm.data<int32_t>(), start.data<int32_t>(), s);
-  const int64_t total = out.numel();
-  if (total == 0) return;
-  const FastDivmod rows_div(rows), inner_div(inner);
+  if (out.numel() == 0) return;
   dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    auto kernel = total < (int64_t(1) << 31) ? index_add_kernel<T, true> : index_add_kernel<T, false>;
-    kernel<<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(), perm.data<int32_t>(),
-                                              start.data<int32_t>(), rows_div, n, inner_div,
-                                              total);
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    // 16 bytes of a row a thread when rows split into aligned vectors, else one element.
+    constexpr int kWide = kVectorWidth<T>;
+    const bool wide = inner % kWide == 0 && vector_aligned(kWide, {{out.data_ptr(), sizeof(T)},
+                                                                   {src.data_ptr(), sizeof(T)}});
+    auto run = [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const int64_t total = out.numel() / V;
+      auto kernel = total < (int64_t(1) << 31) ? index_add_kernel<T, true, V>
+                                               : index_add_kernel<T, false, V>;
+      kernel<<<grid_for(total), kBlock, 0, s>>>(out.data<T>(), src.data<T>(),
+                                                perm.data<int32_t>(), start.data<int32_t>(),
+                                                FastDivmod(rows), n, FastDivmod(inner / V), total);
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+    };
+    if (wide)
+      run(std::integral_constant<int, kWide>{});
+    else
+      run(std::integral_constant<int, 1>{});
   });
 }
 

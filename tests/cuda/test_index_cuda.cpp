@@ -52,6 +52,28 @@ TEST(IndexCuda, IndexAddMatchesCpuWithManyDuplicates) {
   }
 }
 
+// Rows of whole 16-byte vectors (bf16 of 8k, f32 of 4k elements) take the vector kernel: the
+// same sums in the same order, so the CPU's bits, also for rows no index names and in a batch
+// (dim 1); rows of 12 bf16 do not split into vectors and take the element kernel.
+TEST(IndexCuda, IndexAddOfVectorRowsMatchesCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 60;
+  for (auto [dt, width] : {std::pair{DType::BF16, int64_t(64)}, {DType::BF16, int64_t(12)},
+                           {DType::F32, int64_t(12)}, {DType::F32, int64_t(1032)}})
+    for (int64_t d : {0, 1}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " width " << width << " dim " << d);
+      const Tensor x = random_tensor({3, 40, width}, seed++, dt);
+      Shape s = x.shape();
+      s[d] = 333;
+      // Every index below half the rows: the upper half gets no source row.
+      const Tensor idx = random_index({333}, x.size(d) / 2, seed++, DType::I32);
+      const Tensor src = random_tensor(s, seed++, dt);
+      EXPECT_ALL_CLOSE(index_add(gpu(x), d, gpu(idx), gpu(src)), index_add(x, d, idx, src), 0, 0);
+      EXPECT_ALL_CLOSE(index_add_to_zeros(x.shape(), d, gpu(idx), gpu(src)),
+                       index_add_to_zeros(x.shape(), d, idx, src), 0, 0);
+    }
+}
+
 TEST(IndexCuda, ScatterAddMatchesCpu) {
   SKIP_WITHOUT_GPU();
   for (DType it : {DType::I32, DType::I64}) {

@@ -203,16 +203,41 @@ void group_by_index(const Tensor& idx, const Tensor& order, const Tensor& row,
 void gather(const Tensor& out, const Tensor& x, const Tensor& idx, int64_t x_dim_stride) {
   int64_t n = out.numel();
   if (n == 0) return;
-  auto ix = make_strided_index<3>(out.shape(), {out.strides(), x.strides(), idx.strides()});
   cudaStream_t s = stream(out.device().index);
-  dispatch_all(out.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  auto run = [&](auto tag, const Shape& shape, const Shape& out_strides, const Shape& x_strides,
+                 int64_t dim_stride) {
+    using T = decltype(tag);
+    auto ix = make_strided_index<3>(shape, {out_strides, x_strides, idx.strides()});
     dispatch_index(idx.dtype(), "gather", [&](auto itag) {
       using I = typename decltype(itag)::type;
-      gather_kernel<T, I><<<grid_for(n), kBlock, 0, s>>>(out.data<T>(), x.data<T>(), idx.data<I>(),
-                                                          x_dim_stride, n, ix);
+      gather_kernel<T, I><<<grid_for(shape_numel(shape)), kBlock, 0, s>>>(
+          static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()), idx.data<I>(),
+          dim_stride, shape_numel(shape), ix);
       MOEGRAD_CUDA_CHECK_LAUNCH();
     });
+  };
+  // Rows picked whole (the index constant along a contiguous last dim of out and x) move as
+  // 16-byte elements when every stride and address allows: a thread copies a vector, not one
+  // element.
+  const int64_t v = 16 / int64_t(dtype_size(out.dtype())), last = out.dim() - 1;
+  bool vectors = last >= 0 && out.size(last) % v == 0 && out.stride(last) == 1 &&
+                 x.stride(last) == 1 && idx.stride(last) == 0 && x_dim_stride % v == 0 &&
+                 vector_aligned(int(v), {{out.data_ptr(), dtype_size(out.dtype())},
+                                         {x.data_ptr(), dtype_size(x.dtype())}});
+  for (int64_t d = 0; d < last && vectors; ++d)
+    vectors = out.stride(d) % v == 0 && x.stride(d) % v == 0;
+  if (vectors) {
+    Shape shape = out.shape(), out_strides = out.strides(), x_strides = x.strides();
+    shape[size_t(last)] /= v;
+    for (int64_t d = 0; d < last; ++d) {
+      out_strides[size_t(d)] /= v;
+      x_strides[size_t(d)] /= v;
+    }
+    run(uint4{}, shape, out_strides, x_strides, x_dim_stride / v);
+    return;
+  }
+  dispatch_all(out.dtype(), [&](auto tag) {
+    run(typename decltype(tag)::type{}, out.shape(), out.strides(), x.strides(), x_dim_stride);
   });
 }
 

@@ -52,6 +52,29 @@ TEST(IndexCuda, IndexAddMatchesCpuWithManyDuplicates) {
   }
 }
 
+// index_select of rows that split into 16-byte vectors copies vectors: rows picked with repeats
+// from a matrix, from a batch (dim 1), from a view whose rows are 80 apart, and (no vectors)
+// from a view that starts mid-vector or along the last dim.
+TEST(IndexCuda, IndexSelectOfVectorRowsMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 50;
+  for (DType dt : {DType::BF16, DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor x = random_tensor({50, 64}, seed++, dt), gx = gpu(x);
+    const Tensor idx = random_index({131}, 50, seed++, DType::I32), gidx = gpu(idx);
+    EXPECT_ALL_CLOSE(index_select(gx, 0, gidx), index_select(x, 0, idx), 0, 0);
+    const Tensor batch = random_tensor({3, 50, 16}, seed++, dt);
+    EXPECT_ALL_CLOSE(index_select(gpu(batch), 1, gidx), index_select(batch, 1, idx), 0, 0);
+    const Tensor wide = random_tensor({50, 80}, seed++, dt), gwide = gpu(wide);
+    EXPECT_ALL_CLOSE(index_select(gwide.narrow(1, 8, 64), 0, gidx),
+                     index_select(wide.narrow(1, 8, 64), 0, idx), 0, 0);
+    EXPECT_ALL_CLOSE(index_select(gwide.narrow(1, 1, 64), 0, gidx),
+                     index_select(wide.narrow(1, 1, 64), 0, idx), 0, 0);
+    const Tensor cols = random_index({24}, 64, seed++, DType::I64);
+    EXPECT_ALL_CLOSE(index_select(gx, 1, gpu(cols)), index_select(x, 1, cols), 0, 0);
+  }
+}
+
 // Rows of whole 16-byte vectors (bf16 of 8k, f32 of 4k elements) take the vector kernel: the
 // same sums in the same order, so the CPU's bits, also for rows no index names and in a batch
 // (dim 1); rows of 12 bf16 do not split into vectors and take the element kernel.

@@ -95,6 +95,30 @@ TEST(RmsNormCuda, Bf16MatchesCpuBf16) {
   EXPECT_EQ(out.rstd.dtype(), DType::F32);
 }
 
+// Rows that split into 16-byte vectors (8 bf16, 4 f32, 2 f64) take the vector kernels: a warp a
+// row up to 1023 vectors, a block a row from 1024 (8192 bf16); and a view that starts
+// mid-vector does not.
+TEST(RmsNormCuda, VectorRowsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  uint64_t seed = 200;
+  for (DType dt : {DType::BF16, DType::F32, DType::F64}) {
+    const double tol = dt == DType::BF16 ? 1e-2 : dt == DType::F32 ? 1e-5 : 1e-12;
+    for (int64_t D : {8, 1024, 8192 + 64}) {
+      for (int64_t rows : {3, 300}) {
+        const Tensor x = random_tensor({rows, D}, seed++, dt), w = random_tensor({D}, seed++, dt);
+        const Tensor grad = random_tensor({rows, D}, seed++, dt);
+        expect_parity([&](Device d) { return std::array{x.to(d), w.to(d), grad.to(d)}; }, tol,
+                      std::string(dtype_name(dt)) + " " + shape_str(x.shape()));
+      }
+    }
+    const Tensor x = random_tensor({40, 1024}, seed++, dt), w = random_tensor({1025}, seed++, dt);
+    const Tensor grad = random_tensor({40, 1024}, seed++, dt);
+    expect_parity(
+        [&](Device d) { return std::array{x.to(d), w.to(d).narrow(0, 1, 1024), grad.to(d)}; },
+        tol, std::string(dtype_name(dt)) + " weight starting mid-vector");
+  }
+}
+
 TEST(RmsNormCuda, NoRowsGiveAZeroWeightGradient) {
   SKIP_WITHOUT_GPU();
   Tensor x = random_tensor({0, 7}, 1), w = random_tensor({7}, 2);

@@ -1,8 +1,8 @@
 // Memory bandwidth of moegrad's elementwise ops and reductions against a plain copy, in the
 // same run. Each benchmark reports GB/s over the bytes it must read and write at least once
-// (counted for f32 values); "<device>/memcpy" is the reference: memcpy split over the OpenMP
-// threads on the CPU, a device-to-device cudaMemcpyAsync on a GPU. The inputs are far larger
-// than the last-level cache, so every byte comes from DRAM (HBM).
+// (f32 values, or bf16 for the _bf16 rows); "<device>/memcpy" is the reference: memcpy split
+// over the OpenMP threads on the CPU, a device-to-device cudaMemcpyAsync on a GPU. The inputs
+// are far larger than the last-level cache, so every byte comes from DRAM (HBM).
 #include <omp.h>
 
 #include <algorithm>
@@ -47,12 +47,14 @@ void copy_bytes(void* dst, const void* src, size_t nbytes, Device device) {
 #endif
 }
 
-// One elementwise benchmark: `arrays` is how many full-size f32 arrays it moves (inputs read
-// plus outputs written); `op` gets the two prepared matrices a, b and the row vector w.
+// One elementwise benchmark: `arrays` is how many full-size arrays of `dtype` it moves (inputs
+// read plus outputs written); `op` gets the two prepared matrices a, b and the row vector w, all
+// of `dtype`.
 struct Op {
   const char* name;
   int arrays;
   std::function<void(const Tensor& a, const Tensor& b, const Tensor& w)> run;
+  DType dtype = DType::F32;
 };
 
 std::vector<Op> ops() {
@@ -89,16 +91,23 @@ std::vector<Op> ops() {
       // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
       {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
       {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},
+      // A bf16 step's own traffic: two bytes an element, and its conversions (the bf16 read and
+      // the f32 written are three bf16 arrays).
+      {"add_bf16", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(add(a, b)); }, DType::BF16},
+      {"silu_bf16", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(silu(a)); }, DType::BF16},
+      {"bf16_to_f32", 3, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(a.to(DType::F32)); }, DType::BF16},
   };
 }
 
 void register_op(Device device, const Op& op) {
   register_on(device, op.name, [=](benchmark::State& state) {
     Shape shape = matrix_shape(device);
-    Tensor a = random_matrix(shape, device, 1), b = random_matrix(shape, device, 2);
-    Tensor w = random_matrix({shape[1]}, device, 3);
+    Tensor a = random_matrix(shape, device, 1).to(op.dtype);
+    Tensor b = random_matrix(shape, device, 2).to(op.dtype);
+    Tensor w = random_matrix({shape[1]}, device, 3).to(op.dtype);
     time_iterations(state, device, [&] { op.run(a, b, w); });
-    state.SetBytesProcessed(state.iterations() * op.arrays * a.numel() * int64_t(sizeof(float)));
+    state.SetBytesProcessed(state.iterations() * op.arrays * a.numel() *
+                            int64_t(dtype_size(op.dtype)));
   })->Unit(benchmark::kMicrosecond);
 }
 

@@ -26,18 +26,37 @@ __device__ __forceinline__ Slice<T> slice_of(const Slice<T>* slices, int count, 
   return slices[slice_of_block(slices, count, b)];
 }
 
+// f(i, V) over block b's chunk of slice s: vectors of V elements at i = begin, begin + V, ...
+// (a thread every blockDim.x), then the chunk's last partial vector element by element (f(i, 1)).
+// With V > 1 every slice starts 16-byte aligned, and a chunk (kChunk elements) starts where a
+// vector does.
+template <int V, typename F>
+__device__ __forceinline__ void for_chunk(int64_t b, int64_t first_block, int64_t n, F&& f) {
+  const int64_t begin = (b - first_block) * kChunk;
+  const int64_t end = begin + kChunk < n ? begin + kChunk : n;
+  const int64_t whole = begin + (end - begin) / V * V;
+#pragma unroll 2
+  for (int64_t i = begin + int64_t(threadIdx.x) * V; i < whole; i += int64_t(blockDim.x) * V)
+    f(i, std::integral_constant<int, V>{});
+  for (int64_t i = whole + threadIdx.x; i < end; i += blockDim.x)
+    f(i, std::integral_constant<int, 1>{});
+}
+
 // partial[b] = the f64 sum of squares of block b's chunk, folded in a fixed tree.
-template <typename T>
+template <int V, typename T>
 __global__ void squares_kernel(const Slice<T>* slices, int count, double* partial) {
   __shared__ double sm[1][kBlock];
   const Slice<T> s = slice_of(slices, count, blockIdx.x);
-  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
-  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
   double acc = 0;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const double v = double(compute_t<T>(s.x[i]));
-    acc += v * v;
-  }
+  for_chunk<V>(blockIdx.x, s.first_block, s.n, [&](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    const Vector<T, W> x = load_vector<W>(s.x + i);
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) {
+      const double v = double(compute_t<T>(x.v[e]));
+      acc += v * v;
+    }
+  });
   acc = fold_row<kBlock, 1>(acc, sm, [](double a, double b) { return a + b; });
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
@@ -51,13 +70,16 @@ __global__ void total_kernel(const double* partial, int64_t n, double* out) {
   if (threadIdx.x == 0) out[0] += acc;
 }
 
-template <typename T>
+template <int V, typename T>
 __global__ void scale_kernel(const Slice<T>* slices, int count, compute_t<T> factor) {
   const Slice<T> s = slice_of(slices, count, blockIdx.x);
-  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
-  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
-    s.x[i] = T(compute_t<T>(s.x[i]) * factor);
+  for_chunk<V>(blockIdx.x, s.first_block, s.n, [&](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    Vector<T, W> x = load_vector<W>(s.x + i);
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) x.v[e] = T(compute_t<T>(x.v[e]) * factor);
+    store_vector<W>(s.x + i, x);
+  });
 }
 
 // sum[i] += x[i] over a pair of tensors: a sum and its addend.
@@ -69,12 +91,31 @@ struct SumSlice {
   int64_t first_block;
 };
 
-template <typename T>
+template <int V, typename T>
 __global__ void accumulate_kernel(const SumSlice<T>* slices, int count) {
   const SumSlice<T> s = slices[slice_of_block(slices, count, blockIdx.x)];
-  const int64_t begin = (blockIdx.x - s.first_block) * kChunk;
-  const int64_t end = begin + kChunk < s.n ? begin + kChunk : s.n;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s.sum[i] += float(s.x[i]);
+  for_chunk<V>(blockIdx.x, s.first_block, s.n, [&](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    Vector<float, W> sum = load_vector<W>(s.sum + i);
+    const Vector<T, W> x = load_vector<W>(s.x + i);
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) sum.v[e] += float(x.v[e]);
+    store_vector<W>(s.sum + i, sum);
+  });
+}
+
+// f(V) with V = kVectorWidth<Types...> when every tensor's data is 16-byte aligned (then each
+// starts a vector, whatever its share of the 16 bytes), else V = 1.
+template <typename... Types, typename F>
+void with_vector_width(std::initializer_list<const std::vector<Tensor>*> lists, F&& f) {
+  bool aligned = true;
+  for (const std::vector<Tensor>* list : lists)
+    for (const Tensor& t : *list)
+      aligned = aligned && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  if (aligned)
+    f(std::integral_constant<int, kVectorWidth<Types...>>{});
+  else
+    f(std::integral_constant<int, 1>{});
 }
 
 // `slices` (their n set; first_block set here) in a table on the device; `blocks` gets the
@@ -113,8 +154,10 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
     const Tensor table = slice_table<T>(tensors, blocks, count);
     const Tensor partial = empty({blocks}, DType::F64, out.device());
     cudaStream_t s = stream(out.device().index);
-    squares_kernel<T><<<unsigned(blocks), kBlock, 0, s>>>(
-        static_cast<const Slice<T>*>(table.data_ptr()), count, partial.data<double>());
+    with_vector_width<T>({&tensors}, [&](auto width) {
+      squares_kernel<decltype(width)::value, T><<<unsigned(blocks), kBlock, 0, s>>>(
+          static_cast<const Slice<T>*>(table.data_ptr()), count, partial.data<double>());
+    });
     MOEGRAD_CUDA_CHECK_LAUNCH();
     total_kernel<<<1, kBlock, 0, s>>>(partial.data<double>(), blocks, out.data<double>());
     MOEGRAD_CUDA_CHECK_LAUNCH();
@@ -133,8 +176,11 @@ void scale_(const std::vector<Tensor>& tensors, double factor) {
       int64_t blocks = 0;
       int count = 0;
       const Tensor table = slice_table<T>(group, blocks, count);
-      scale_kernel<T><<<unsigned(blocks), kBlock, 0, stream(group[0].device().index)>>>(
-          static_cast<const Slice<T>*>(table.data_ptr()), count, compute_t<T>(factor));
+      with_vector_width<T>({&group}, [&](auto width) {
+        scale_kernel<decltype(width)::value, T>
+            <<<unsigned(blocks), kBlock, 0, stream(group[0].device().index)>>>(
+                static_cast<const Slice<T>*>(table.data_ptr()), count, compute_t<T>(factor));
+      });
       MOEGRAD_CUDA_CHECK_LAUNCH();
     });
   }
@@ -148,8 +194,11 @@ void accumulate_(const std::vector<Tensor>& sums, const std::vector<Tensor>& add
       slices.push_back({sums[p].data<float>(), addends[p].data<T>(), sums[p].numel(), 0});
     int64_t blocks = 0;
     const Tensor table = upload_slices(slices, sums[0].device(), blocks);
-    accumulate_kernel<T><<<unsigned(blocks), kBlock, 0, stream(sums[0].device().index)>>>(
-        static_cast<const SumSlice<T>*>(table.data_ptr()), int(slices.size()));
+    with_vector_width<float, T>({&sums, &addends}, [&](auto width) {
+      accumulate_kernel<decltype(width)::value, T>
+          <<<unsigned(blocks), kBlock, 0, stream(sums[0].device().index)>>>(
+              static_cast<const SumSlice<T>*>(table.data_ptr()), int(slices.size()));
+    });
     MOEGRAD_CUDA_CHECK_LAUNCH();
   });
 }

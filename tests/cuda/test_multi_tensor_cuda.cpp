@@ -33,6 +33,33 @@ TEST(MultiTensorCuda, ScaleMatchesCpuBitForBit) {
   for (size_t i = 0; i < cpu.size(); ++i) EXPECT_ALL_CLOSE(cuda[i], cpu[i], 0, 0);
 }
 
+// The lists above are whole tensors (16-byte aligned: vectors a thread, with partial last
+// vectors); a view that starts mid-vector puts its launch on one element a thread.
+TEST(MultiTensorCuda, AViewStartingMidVectorMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    auto list = [&](Device device) {
+      const Tensor whole = random_tensor({5001}, 21, dt), other = random_tensor({64}, 22, dt);
+      return std::vector<Tensor>{(device.is_cuda() ? gpu(whole) : whole).narrow(0, 1, 5000),
+                                 device.is_cuda() ? gpu(other) : other};
+    };
+    const double cpu = sum_of_squares(list(Device::cpu())).item();
+    EXPECT_NEAR(sum_of_squares(list(Device::cuda())).item(), cpu, 1e-12 * cpu);
+    std::vector<Tensor> c = list(Device::cpu()), g = list(Device::cuda());
+    scale_(c, 0.61);
+    scale_(g, 0.61);
+    for (size_t i = 0; i < c.size(); ++i) EXPECT_ALL_CLOSE(g[i], c[i], 0, 0);
+    std::vector<Tensor> c_sums, g_sums;
+    for (const Tensor& t : c) {
+      c_sums.push_back(random_tensor(t.shape(), 23, DType::F32));
+      g_sums.push_back(gpu(c_sums.back()));
+    }
+    accumulate_(c_sums, c);
+    accumulate_(g_sums, g);
+    for (size_t i = 0; i < c.size(); ++i) EXPECT_ALL_CLOSE(g_sums[i], c_sums[i], 0, 0);
+  }
+}
+
 }  // namespace
 }  // namespace moegrad
 

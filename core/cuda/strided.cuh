@@ -127,6 +127,17 @@ inline bool vector_aligned(int width,
   return true;
 }
 
+// f(std::integral_constant<int, V>) with V = kVectorWidth<Types...> when `vectors` (the caller's
+// operands split into aligned vectors of that width), else V = 1: the kernels' two
+// instantiations.
+template <typename... Types, typename F>
+void with_vector_width(bool vectors, F&& f) {
+  if (vectors)
+    f(std::integral_constant<int, kVectorWidth<Types...>>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
 }  // namespace moegrad::cuda
 
 // Checks the launch itself (bad configuration, missing kernel image) right after <<<...>>>.
@@ -243,13 +254,13 @@ void launch_map(const Fn& fn, const Tensor& out, const Tensors&... in) {
   cudaStream_t s = stream(out.device().index);
   Out* o = static_cast<Out*>(out.data_ptr());
   if (ix.contiguous) {
-    constexpr int V = kVectorWidth<Out, In...>;
-    if (vector_aligned(V, {{o, sizeof(Out)}, {in.data_ptr(), sizeof(In)}...}))
+    constexpr int kWide = kVectorWidth<Out, In...>;
+    const bool aligned = vector_aligned(kWide, {{o, sizeof(Out)}, {in.data_ptr(), sizeof(In)}...});
+    with_vector_width<Out, In...>(aligned, [&](auto width) {
+      constexpr int V = decltype(width)::value;
       dense_map_kernel<V><<<grid_for((n + V - 1) / V), kBlock, 0, s>>>(
           n, fn, o, static_cast<const In*>(in.data_ptr())...);
-    else
-      dense_map_kernel<1><<<grid_for(n), kBlock, 0, s>>>(n, fn, o,
-                                                         static_cast<const In*>(in.data_ptr())...);
+    });
   } else {
     elementwise_kernel<N><<<grid_for(n), kBlock, 0, s>>>(
         n, ix, StridedMap<Fn, Out, In...>{fn, o, {static_cast<const In*>(in.data_ptr())...}});

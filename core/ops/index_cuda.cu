@@ -259,7 +259,7 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
     constexpr int kWide = kVectorWidth<T>;
     const bool wide = inner % kWide == 0 && vector_aligned(kWide, {{out.data_ptr(), sizeof(T)},
                                                                    {src.data_ptr(), sizeof(T)}});
-    auto run = [&](auto width) {
+    with_vector_width<T>(wide, [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t total = out.numel() / V;
       auto kernel = total < (int64_t(1) << 31) ? index_add_kernel<T, true, V>
@@ -268,11 +268,7 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
                                                 perm.data<int32_t>(), start.data<int32_t>(),
                                                 FastDivmod(rows), n, FastDivmod(inner / V), total);
       MOEGRAD_CUDA_CHECK_LAUNCH();
-    };
-    if (wide)
-      run(std::integral_constant<int, kWide>{});
-    else
-      run(std::integral_constant<int, 1>{});
+    });
   });
 }
 

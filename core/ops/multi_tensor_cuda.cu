@@ -104,18 +104,13 @@ MOEGRAD_UNROLL
   });
 }
 
-// f(V) with V = kVectorWidth<Types...> when every tensor's data is 16-byte aligned (then each
-// starts a vector, whatever its share of the 16 bytes), else V = 1.
-template <typename... Types, typename F>
-void with_vector_width(std::initializer_list<const std::vector<Tensor>*> lists, F&& f) {
-  bool aligned = true;
+// Whether every tensor's data is 16-byte aligned: then each starts a vector, whatever its
+// share of the 16 bytes.
+bool all_aligned(std::initializer_list<const std::vector<Tensor>*> lists) {
   for (const std::vector<Tensor>* list : lists)
     for (const Tensor& t : *list)
-      aligned = aligned && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  if (aligned)
-    f(std::integral_constant<int, kVectorWidth<Types...>>{});
-  else
-    f(std::integral_constant<int, 1>{});
+      if (reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return false;
+  return true;
 }
 
 // `slices` (their n set; first_block set here) in a table on the device; `blocks` gets the
@@ -154,7 +149,7 @@ void sum_of_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
     const Tensor table = slice_table<T>(tensors, blocks, count);
     const Tensor partial = empty({blocks}, DType::F64, out.device());
     cudaStream_t s = stream(out.device().index);
-    with_vector_width<T>({&tensors}, [&](auto width) {
+    with_vector_width<T>(all_aligned({&tensors}), [&](auto width) {
       squares_kernel<decltype(width)::value, T><<<unsigned(blocks), kBlock, 0, s>>>(
           static_cast<const Slice<T>*>(table.data_ptr()), count, partial.data<double>());
     });
@@ -176,7 +171,7 @@ void scale_(const std::vector<Tensor>& tensors, double factor) {
       int64_t blocks = 0;
       int count = 0;
       const Tensor table = slice_table<T>(group, blocks, count);
-      with_vector_width<T>({&group}, [&](auto width) {
+      with_vector_width<T>(all_aligned({&group}), [&](auto width) {
         scale_kernel<decltype(width)::value, T>
             <<<unsigned(blocks), kBlock, 0, stream(group[0].device().index)>>>(
                 static_cast<const Slice<T>*>(table.data_ptr()), count, compute_t<T>(factor));
@@ -194,7 +189,7 @@ void accumulate_(const std::vector<Tensor>& sums, const std::vector<Tensor>& add
       slices.push_back({sums[p].data<float>(), addends[p].data<T>(), sums[p].numel(), 0});
     int64_t blocks = 0;
     const Tensor table = upload_slices(slices, sums[0].device(), blocks);
-    with_vector_width<float, T>({&sums, &addends}, [&](auto width) {
+    with_vector_width<float, T>(all_aligned({&sums, &addends}), [&](auto width) {
       accumulate_kernel<decltype(width)::value, T>
           <<<unsigned(blocks), kBlock, 0, stream(sums[0].device().index)>>>(
               static_cast<const SumSlice<T>*>(table.data_ptr()), int(slices.size()));

@@ -140,18 +140,14 @@ __global__ void dw_finish_kernel(T* dw, const double* partial, int64_t D, int64_
   }
 }
 
-// f(V) with V = kVectorWidth<T> when every row and the weight split into aligned vectors of it
-// (D a multiple, every tensor's address aligned), else V = 1.
-template <typename T, typename F>
-void with_vector_width(int64_t D, std::initializer_list<const Tensor*> tensors, F&& f) {
-  constexpr int kWide = kVectorWidth<T>;
-  bool wide = D % kWide == 0;
+// Whether rows of D elements of T, and the weight, split into aligned vectors: D a multiple of
+// the width, every tensor's address a vector's.
+template <typename T>
+bool rows_split(int64_t D, std::initializer_list<const Tensor*> tensors) {
+  bool split = D % kVectorWidth<T> == 0;
   for (const Tensor* t : tensors)
-    wide = wide && vector_aligned(kWide, {{t->data_ptr(), sizeof(T)}});
-  if (wide)
-    f(std::integral_constant<int, kWide>{});
-  else
-    f(std::integral_constant<int, 1>{});
+    split = split && vector_aligned(kVectorWidth<T>, {{t->data_ptr(), sizeof(T)}});
+  return split;
 }
 
 }  // namespace
@@ -164,7 +160,7 @@ void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const
   dispatch_compute(x.dtype(), "rmsnorm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
-    with_vector_width<T>(D, {&y, &x, &w}, [&](auto width) {
+    with_vector_width<T>(rows_split<T>(D, {&y, &x, &w}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       // A warp a row while the row is short in vectors, a block a row beyond.
       launch_over_rows("rmsnorm", rows, D / V, [&](auto threads, unsigned grid, dim3 block) {
@@ -190,7 +186,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, co
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
     if (rows > 0) {
-      with_vector_width<T>(D, {&dx, &grad, &x, &w}, [&](auto width) {
+      with_vector_width<T>(rows_split<T>(D, {&dx, &grad, &x, &w}), [&](auto width) {
         constexpr int V = decltype(width)::value;
         launch_over_rows("rmsnorm_backward", rows, D / V,
                          [&](auto threads, unsigned grid, dim3 block) {
@@ -199,7 +195,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, co
                                                        w.data<T>(), rstd.data<C>(), rows, D);
                          });
       });
-      with_vector_width<T>(D, {&grad, &x}, [&](auto width) {
+      with_vector_width<T>(rows_split<T>(D, {&grad, &x}), [&](auto width) {
         constexpr int V = decltype(width)::value;
         const dim3 grid(unsigned((D / V + kColumns - 1) / kColumns), unsigned(chunks));
         dw_partial_kernel<V, T><<<grid, dim3(kColumns, kRowLanes), 0, s>>>(

@@ -127,6 +127,26 @@ inline bool vector_aligned(int width,
   return true;
 }
 
+// Whether rows of D elements of each of `tensors` split into aligned vectors of
+// kVectorWidth<Types...> elements: D a multiple of the width, every tensor's first element at a
+// vector's address, its innermost dim of more than one element (the row's) of unit stride and
+// every other stride a multiple of the width.
+template <typename... Types>
+bool rows_split(int64_t D, std::initializer_list<const Tensor*> tensors) {
+  constexpr int kWidth = kVectorWidth<Types...>;
+  if (D % kWidth != 0) return false;
+  for (const Tensor* t : tensors) {
+    if (!vector_aligned(kWidth, {{t->data_ptr(), dtype_size(t->dtype())}})) return false;
+    bool row = true;
+    for (int64_t d = t->dim() - 1; d >= 0; --d) {
+      if (t->size(d) <= 1) continue;
+      if (row ? t->stride(d) != 1 : t->stride(d) % kWidth != 0) return false;
+      row = false;
+    }
+  }
+  return true;
+}
+
 // f(std::integral_constant<int, V>) with V = kVectorWidth<Types...> when `vectors` (the caller's
 // operands split into aligned vectors of that width), else V = 1: the kernels' two
 // instantiations.

@@ -1,9 +1,10 @@
-// The block-level fold shared by the CUDA reduction and softmax kernels. Partial results meet
-// in shared memory in a fixed tree order, never through atomics, so every run gives the same
-// bits.
+// What the CUDA row kernels (reductions, softmax, cross-entropy, RMSNorm, SwiGLU) share: the
+// block-level fold, where partial results meet in shared memory in a fixed tree order, never
+// through atomics, so every run gives the same bits; and the launchers that lay rows on blocks.
 #pragma once
 #include <climits>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 #include "core/cuda/strided.cuh"
@@ -45,6 +46,21 @@ void launch_over_rows(const char* op, int64_t rows, int64_t D, Launch launch) {
   else
     launch(std::integral_constant<int, kBlock>(), blocks(kBlock), dim3(kBlock, 1));
   MOEGRAD_CUDA_CHECK_LAUNCH();
+}
+
+// launch_over_rows for a kernel that moves W elements of a row at a time: W = kVectorWidth<T>
+// (16 bytes) when rows_split<T>(D, tensors) allows, else 1, the layout then picked from the row's
+// D / W vectors. launch(std::integral_constant<int, W>, std::integral_constant<int, kThreads>,
+// grid, block) launches it.
+template <typename T, typename Launch>
+void launch_over_row_vectors(const char* op, int64_t rows, int64_t D,
+                             std::initializer_list<const Tensor*> tensors, Launch launch) {
+  with_vector_width<T>(rows_split<T>(D, tensors), [&](auto width) {
+    launch_over_rows(op, rows, D / decltype(width)::value,
+                     [&](auto threads, unsigned grid, dim3 block) {
+                       launch(width, threads, grid, block);
+                     });
+  });
 }
 
 }  // namespace moegrad::cuda

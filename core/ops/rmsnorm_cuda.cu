@@ -140,16 +140,6 @@ __global__ void dw_finish_kernel(T* dw, const double* partial, int64_t D, int64_
   }
 }
 
-// Whether rows of D elements of T, and the weight, split into aligned vectors: D a multiple of
-// the width, every tensor's address a vector's.
-template <typename T>
-bool rows_split(int64_t D, std::initializer_list<const Tensor*> tensors) {
-  bool split = D % kVectorWidth<T> == 0;
-  for (const Tensor* t : tensors)
-    split = split && vector_aligned(kVectorWidth<T>, {{t->data_ptr(), sizeof(T)}});
-  return split;
-}
-
 }  // namespace
 
 void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w,
@@ -160,14 +150,13 @@ void rmsnorm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, const
   dispatch_compute(x.dtype(), "rmsnorm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
-    with_vector_width<T>(rows_split<T>(D, {&y, &x, &w}), [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      // A warp a row while the row is short in vectors, a block a row beyond.
-      launch_over_rows("rmsnorm", rows, D / V, [&](auto threads, unsigned grid, dim3 block) {
-        forward_kernel<decltype(threads)::value, V, T><<<grid, block, 0, s>>>(
-            y.data<T>(), rstd.data<C>(), x.data<T>(), w.data<T>(), rows, D, eps);
-      });
-    });
+    // A warp a row while the row is short in vectors, a block a row beyond.
+    launch_over_row_vectors<T>(
+        "rmsnorm", rows, D, {&y, &x, &w}, [&](auto width, auto threads, unsigned grid, dim3 block) {
+          constexpr int V = decltype(width)::value, kThreads = decltype(threads)::value;
+          forward_kernel<kThreads, V, T><<<grid, block, 0, s>>>(
+              y.data<T>(), rstd.data<C>(), x.data<T>(), w.data<T>(), rows, D, eps);
+        });
   });
 }
 
@@ -186,15 +175,14 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dw, const Tensor& grad, co
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
     if (rows > 0) {
-      with_vector_width<T>(rows_split<T>(D, {&dx, &grad, &x, &w}), [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        launch_over_rows("rmsnorm_backward", rows, D / V,
-                         [&](auto threads, unsigned grid, dim3 block) {
-                           backward_dx_kernel<decltype(threads)::value, V, T>
-                               <<<grid, block, 0, s>>>(dx.data<T>(), grad.data<T>(), x.data<T>(),
-                                                       w.data<T>(), rstd.data<C>(), rows, D);
-                         });
-      });
+      launch_over_row_vectors<T>("rmsnorm_backward", rows, D, {&dx, &grad, &x, &w},
+                                 [&](auto width, auto threads, unsigned grid, dim3 block) {
+                                   constexpr int V = decltype(width)::value,
+                                                 kThreads = decltype(threads)::value;
+                                   backward_dx_kernel<kThreads, V, T><<<grid, block, 0, s>>>(
+                                       dx.data<T>(), grad.data<T>(), x.data<T>(), w.data<T>(),
+                                       rstd.data<C>(), rows, D);
+                                 });
       with_vector_width<T>(rows_split<T>(D, {&grad, &x}), [&](auto width) {
         constexpr int V = decltype(width)::value;
         const dim3 grid(unsigned((D / V + kColumns - 1) / kColumns), unsigned(chunks));

@@ -80,5 +80,35 @@ TEST(DenseMap, VectorsAreSixteenBytesOfTheWidestOperandAndAligned) {
   EXPECT_TRUE(cuda::vector_aligned(1, {{buffer + 1, 1}, {buffer + 2, 2}}));
 }
 
+// The row kernels (RMSNorm, cross-entropy, softmax, the scaled SwiGLU backward, RoPE) move 16-byte
+// vectors of a row only when the row length, every other stride and each tensor's first element
+// all fall on vectors; otherwise they take one element a thread.
+TEST(RowVectors, SplitOnlyWhenLengthStridesAndStartsAllow) {
+  const Tensor x = zeros({5, 72}, DType::BF16);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16, 0u);
+  EXPECT_TRUE(cuda::rows_split<bf16>(72, {&x}));
+  EXPECT_FALSE(cuda::rows_split<bf16>(36, {&x}));  // a row of 36 is not whole vectors of 8
+  const Tensor from_vector = x.narrow(1, 8, 64), mid_vector = x.narrow(1, 1, 64);
+  EXPECT_TRUE(cuda::rows_split<bf16>(64, {&from_vector}));  // rows of stride 72
+  EXPECT_FALSE(cuda::rows_split<bf16>(64, {&mid_vector}));
+  EXPECT_FALSE(cuda::rows_split<bf16>(64, {&from_vector, &mid_vector}));
+  const Tensor odd_rows = zeros({5, 68}, DType::BF16).narrow(1, 0, 64);
+  EXPECT_FALSE(cuda::rows_split<bf16>(64, {&odd_rows}));  // row stride 68
+  EXPECT_TRUE(cuda::rows_split<float>(64, {&odd_rows}));  // vectors of 4 (8 bytes of bf16)
+  // A single row's stride never steps: only where it starts counts (element 136, then 68).
+  const Tensor row_2 = odd_rows.narrow(0, 2, 1), row_1 = odd_rows.narrow(0, 1, 1);
+  EXPECT_TRUE(cuda::rows_split<bf16>(64, {&row_2}));
+  EXPECT_FALSE(cuda::rows_split<bf16>(64, {&row_1}));
+  // The row's stride must be 1, and only the row's: a transposed view, and a view whose rows
+  // overlap (both dims of stride 1), take single elements.
+  const Tensor square = zeros({16, 16}, DType::F32), transposed = square.t();
+  EXPECT_FALSE(cuda::rows_split<float>(16, {&transposed}));
+  const Tensor overlapping = square.as_strided({5, 8}, {1, 1}, 0);
+  EXPECT_FALSE(cuda::rows_split<float>(8, {&overlapping}));
+  // The attention's heads, [B, T, H, D] seen as [B, H, T, D]: every stride a multiple of D.
+  const Tensor heads = zeros({2, 7, 3, 64}, DType::BF16).transpose(1, 2);
+  EXPECT_TRUE(cuda::rows_split<bf16>(32, {&heads}));
+}
+
 }  // namespace
 }  // namespace moegrad

@@ -1,7 +1,5 @@
 #include <cuda_runtime.h>
 
-#include <climits>
-
 #include "core/cuda/strided.cuh"
 #include "core/ops/cross_entropy.h"
 #include "core/ops/reduce_cuda.cuh"
@@ -14,10 +12,11 @@ namespace {
 constexpr int kFoldThreads = 1024;
 
 // Forward, one row per kThreads threads: an online max and sum of exp over the row (one read
-// of the logits), then the row's logsumexp and, for a kept row, its loss lse - x[target] in
-// f64. Rows never meet here: the loss is folded by loss_kernel in a fixed order. T is the
-// logits' storage type, C = compute_t<T> the type of every value computed (lse, loss, scale).
-template <int kThreads, typename T, typename I, typename C = compute_t<T>>
+// of the logits, W elements a load: 16-byte vectors when the rows allow, else 1), then the
+// row's logsumexp and, for a kept row, its loss lse - x[target] in f64. Rows never meet here:
+// the loss is folded by loss_kernel in a fixed order. T is the logits' storage type,
+// C = compute_t<T> the type of every value computed (lse, loss, scale).
+template <int kThreads, int W, typename T, typename I, typename C = compute_t<T>>
 __global__ void forward_rows_kernel(C* lse, double* row_loss, const T* x, int64_t ld,
                                     const I* targets, int64_t N, int64_t V,
                                     int64_t ignore_index) {
@@ -27,7 +26,12 @@ __global__ void forward_rows_kernel(C* lse, double* row_loss, const T* x, int64_
   MaxSum<C> a{-C(INFINITY), 0.0};
   if (row < N) {
     const T* xr = x + row * ld;
-    for (int64_t j = threadIdx.x; j < V; j += kThreads) a = max_sum_step(a, C(xr[j]));
+#pragma unroll 4
+    for (int64_t j = threadIdx.x; j < V / W; j += kThreads) {
+      const Vector<T, W> xv = load_vector<W>(xr + j * W);
+MOEGRAD_UNROLL
+      for (int e = 0; e < W; ++e) a = max_sum_step(a, C(xv.v[e]));
+    }
   }
   a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= N || threadIdx.x != 0) return;
@@ -83,8 +87,8 @@ __global__ void scale_kernel(C* scale, const C* grad, const I* targets, int64_t 
 
 // dlogits = (softmax - onehot(target)) * scale, rebuilt from the saved logsumexp; an ignored
 // row is zero. Rows are independent, so no thread waits on another. Computed in C, each
-// element stored (rounded) once as T.
-template <int kThreads, typename T, typename I, typename C = compute_t<T>>
+// element stored (rounded) once as T; W elements a load and a store, as in the forward.
+template <int kThreads, int W, typename T, typename I, typename C = compute_t<T>>
 __global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targets, const C* lse,
                                      const C* scale, int64_t N, int64_t V, int64_t ignore_index) {
   constexpr int kRows = kBlock / kThreads;
@@ -94,24 +98,25 @@ __global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targ
   T* dr = d + row * V;
   const int64_t t = int64_t(targets[row]);
   if (t == ignore_index) {
-    for (int64_t j = threadIdx.x; j < V; j += kThreads) dr[j] = T(C(0));
+    Vector<T, W> zero;
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) zero.v[e] = T(C(0));
+    for (int64_t j = threadIdx.x; j < V / W; j += kThreads) store_vector<W>(dr + j * W, zero);
     return;
   }
   const C l = lse[row], s = scale[0];
-  for (int64_t j = threadIdx.x; j < V; j += kThreads) {
-    C v = math::exp(C(C(xr[j]) - l)) * s;
-    if (j == t) v -= s;
-    dr[j] = T(v);
+#pragma unroll 4
+  for (int64_t j = threadIdx.x; j < V / W; j += kThreads) {
+    const Vector<T, W> xv = load_vector<W>(xr + j * W);
+    Vector<T, W> dv;
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) {
+      C v = math::exp(C(C(xv.v[e]) - l)) * s;
+      if (j * W + e == t) v -= s;
+      dv.v[e] = T(v);
+    }
+    store_vector<W>(dr + j * W, dv);
   }
-}
-
-// Grid and block of a row kernel: kThreads threads per row, kBlock / kThreads rows per block.
-template <int kThreads>
-dim3 row_grid(int64_t rows, const char* op) {
-  const int64_t per = kBlock / kThreads;
-  const int64_t blocks = (rows + per - 1) / per;
-  MOEGRAD_CHECK(blocks <= INT_MAX, op, ": ", rows, " rows are too many for one launch");
-  return dim3(unsigned(blocks));
 }
 
 }  // namespace
@@ -131,14 +136,12 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& 
     const I* tp = targets.data<I>();
     double* rl = row_loss.data<double>();
     if (N > 0) {
-      if (V < kMinRowForBlock) {
-        forward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
-            lse.data<C>(), rl, x, ld, tp, N, V, ignore_index);
-      } else {
-        forward_rows_kernel<kBlock, T, I><<<row_grid<kBlock>(N, op), dim3(kBlock, 1), 0, s>>>(
-            lse.data<C>(), rl, x, ld, tp, N, V, ignore_index);
-      }
-      MOEGRAD_CUDA_CHECK_LAUNCH();
+      launch_over_row_vectors<T>(
+          op, N, V, {&logits}, [&](auto width, auto threads, unsigned grid, dim3 block) {
+            constexpr int W = decltype(width)::value, kThreads = decltype(threads)::value;
+            forward_rows_kernel<kThreads, W, T, I><<<grid, block, 0, s>>>(
+                lse.data<C>(), rl, x, ld, tp, N, V, ignore_index);
+          });
     }
     loss_kernel<C, I><<<1, kFoldThreads, 0, s>>>(loss.data<C>(), rl, tp, N, ignore_index,
                                                   reduction == Reduction::Sum);
@@ -166,14 +169,12 @@ void cross_entropy_backward(const Tensor& dlogits, const Tensor& grad, const Ten
     MOEGRAD_CUDA_CHECK_LAUNCH();
     T* d = dlogits.data<T>();
     const C* lp = lse.data<C>();
-    if (V < kMinRowForBlock) {
-      backward_rows_kernel<32, T, I><<<row_grid<32>(N, op), dim3(32, kBlock / 32), 0, s>>>(
-          d, x, ld, tp, lp, sp, N, V, ignore_index);
-    } else {
-      backward_rows_kernel<kBlock, T, I><<<row_grid<kBlock>(N, op), dim3(kBlock, 1), 0, s>>>(
-          d, x, ld, tp, lp, sp, N, V, ignore_index);
-    }
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    launch_over_row_vectors<T>(
+        op, N, V, {&logits, &dlogits}, [&](auto width, auto threads, unsigned grid, dim3 block) {
+          constexpr int W = decltype(width)::value, kThreads = decltype(threads)::value;
+          backward_rows_kernel<kThreads, W, T, I><<<grid, block, 0, s>>>(d, x, ld, tp, lp, sp, N,
+                                                                          V, ignore_index);
+        });
   });
 }
 

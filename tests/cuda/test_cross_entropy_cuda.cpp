@@ -59,9 +59,11 @@ std::string describe(const Tensor& logits, DType idt, Reduction reduction) {
 
 TEST(CrossEntropyCuda, MatchesCpuOnOddSizesWithIgnoredRows) {
   SKIP_WITHOUT_GPU();
-  // Warp rows (V < 1024) and block rows, one row and many, V of 1 (every loss 0).
+  // Warp rows and block rows, one row and many, V of 1 (every loss 0); rows that split into
+  // 16-byte vectors (V of 64, 2000, 50304: a multiple of 8) and rows that do not.
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
-      {1, 1}, {5, 7}, {777, 7}, {777, 1}, {777, 50}, {33, 2000}, {1, 50307}, {5, 50307}};
+      {1, 1},     {5, 7},     {777, 7},   {777, 1}, {777, 50},
+      {33, 2000}, {1, 50307}, {5, 50307}, {9, 64},  {65, 50304}};
   uint64_t seed = 1;
   for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
     for (const auto& [N, V] : shapes) {
@@ -85,6 +87,16 @@ TEST(CrossEntropyCuda, StridedAndTransposedLogits) {
     for (Reduction red : {Reduction::Mean, Reduction::Sum}) {
       expect_parity(wide.narrow(1, 2, 50), wide.to(Device::cuda()).narrow(1, 2, 50), targets,
                     -100, red, "narrow " + describe(wide, DType::I64, red));
+    }
+    // Row stride 72 and V 64: vectors where the view starts on one (column 8), single
+    // elements where it does not (column 1).
+    const Tensor padded = random_tensor({129, 72}, 24, dt);
+    const Tensor t64 = make_targets(129, 64, 25, DType::I64, -100, 5);
+    for (int64_t start : {8, 1}) {
+      expect_parity(padded.narrow(1, start, 64), padded.to(Device::cuda()).narrow(1, start, 64),
+                    t64, -100, Reduction::Mean,
+                    "narrow from column " + std::to_string(start) + " " +
+                        describe(padded, DType::I64, Reduction::Mean));
     }
     // A transposed view has no unit stride along V: the op copies it first.
     const Tensor tall = random_tensor({1030, 6}, 22, dt);

@@ -1,7 +1,5 @@
 #include <cuda_runtime.h>
 
-#include <climits>
-
 #include "core/cuda/strided.cuh"
 #include "core/ops/reduce_cuda.cuh"
 #include "core/ops/reduce_op.h"
@@ -10,28 +8,39 @@
 namespace moegrad::cuda {
 namespace {
 
-// Softmax over the last dim: kThreads threads (a warp, or the block for long rows) per row.
-// One pass finds the row's running max and sum of exp, a second writes the outputs. Every
-// kernel here computes in C = compute_t<T> and rounds each stored element once to T.
-template <int kThreads, typename T, typename C = compute_t<T>>
+// Softmax over the last dim: kThreads threads (a warp, or the block for long rows) per row,
+// W elements a load and a store (16-byte vectors when the rows allow, else 1). One pass finds
+// the row's running max and sum of exp, a second writes the outputs. Every kernel here computes
+// in C = compute_t<T> and rounds each stored element once to T.
+template <int kThreads, int W, typename T, typename C = compute_t<T>>
 __global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t D, bool log) {
   constexpr int kRows = kBlock / kThreads;
   __shared__ MaxSum<C> sm[kRows][kThreads];
   int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
   const T* xr = x + row * D;
   MaxSum<C> a{-C(INFINITY), 0.0};
-  if (row < rows)
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) a = max_sum_step(a, C(xr[i]));
+  if (row < rows) {
+#pragma unroll 4
+    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+      const Vector<T, W> xv = load_vector<W>(xr + j * W);
+MOEGRAD_UNROLL
+      for (int e = 0; e < W; ++e) a = max_sum_step(a, C(xv.v[e]));
+    }
+  }
   a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= rows) return;
   T* yr = y + row * D;
-  if (log) {
-    C ls = C(math::log(a.s));
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) yr[i] = T((C(xr[i]) - a.m) - ls);
-  } else {
-    C inv = C(1.0 / a.s);
-    for (int64_t i = threadIdx.x; i < D; i += kThreads)
-      yr[i] = T(math::exp(C(C(xr[i]) - a.m)) * inv);
+  const C ls = C(math::log(a.s)), inv = C(1.0 / a.s);
+#pragma unroll 4
+  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+    const Vector<T, W> xv = load_vector<W>(xr + j * W);
+    Vector<T, W> yv;
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) {
+      const C v = C(xv.v[e]);
+      yv.v[e] = T(log ? (v - a.m) - ls : math::exp(C(v - a.m)) * inv);
+    }
+    store_vector<W>(yr + j * W, yv);
   }
 }
 
@@ -71,7 +80,7 @@ __device__ __forceinline__ T backward_value(T g, T y, C s, bool log) {
   return T(log ? gc - math::exp(yc) * s : yc * (gc - s));
 }
 
-template <int kThreads, typename T>
+template <int kThreads, int W, typename T>
 __global__ void backward_rows_kernel(T* gx, const T* g, const T* y, int64_t rows, int64_t D,
                                      bool log) {
   constexpr int kRows = kBlock / kThreads;
@@ -80,14 +89,26 @@ __global__ void backward_rows_kernel(T* gx, const T* g, const T* y, int64_t rows
   const T* gr = g + row * D;
   const T* yr = y + row * D;
   double s = 0;
-  if (row < rows)
-    for (int64_t i = threadIdx.x; i < D; i += kThreads) s += backward_term(gr[i], yr[i], log);
+  if (row < rows) {
+#pragma unroll 4
+    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+      const Vector<T, W> gv = load_vector<W>(gr + j * W), yv = load_vector<W>(yr + j * W);
+MOEGRAD_UNROLL
+      for (int e = 0; e < W; ++e) s += backward_term(gv.v[e], yv.v[e], log);
+    }
+  }
   s = fold_row(s, sm, [](double u, double v) { return u + v; });
   if (row >= rows) return;
   const compute_t<T> st = compute_t<T>(s);
   T* out = gx + row * D;
-  for (int64_t i = threadIdx.x; i < D; i += kThreads)
-    out[i] = backward_value(gr[i], yr[i], st, log);
+#pragma unroll 4
+  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+    const Vector<T, W> gv = load_vector<W>(gr + j * W), yv = load_vector<W>(yr + j * W);
+    Vector<T, W> ov;
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) ov.v[e] = backward_value(gv.v[e], yv.v[e], st, log);
+    store_vector<W>(out + j * W, ov);
+  }
 }
 
 template <typename T>
@@ -110,13 +131,6 @@ __global__ void backward_columns_kernel(T* gx, const T* g, const T* y, int64_t o
 // Rows shorter than a warp leave most of it idle: they run one per thread, like columns.
 constexpr int64_t kMinRowForWarp = 32;
 
-unsigned row_blocks(int64_t rows, int threads) {
-  int64_t per = kBlock / threads;
-  int64_t blocks = (rows + per - 1) / per;
-  MOEGRAD_CHECK(blocks <= INT_MAX, "softmax: ", rows, " rows are too many for one launch");
-  return unsigned(blocks);
-}
-
 }  // namespace
 
 void softmax(const Tensor& out, const Tensor& x, bool log) {
@@ -129,14 +143,14 @@ void softmax(const Tensor& out, const Tensor& x, bool log) {
     if (inner > 1 || D < kMinRowForWarp) {
       softmax_columns_kernel<T>
           <<<grid_for(outer * inner), kBlock, 0, s>>>(y, xp, outer, D, inner, log);
-    } else if (D < kMinRowForBlock) {
-      softmax_rows_kernel<32, T>
-          <<<row_blocks(outer, 32), dim3(32, kBlock / 32), 0, s>>>(y, xp, outer, D, log);
-    } else {
-      softmax_rows_kernel<kBlock, T>
-          <<<row_blocks(outer, kBlock), dim3(kBlock, 1), 0, s>>>(y, xp, outer, D, log);
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+      return;
     }
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    launch_over_row_vectors<T>(
+        "softmax", outer, D, {&out, &x}, [&](auto width, auto threads, unsigned grid, dim3 block) {
+          constexpr int W = decltype(width)::value, kThreads = decltype(threads)::value;
+          softmax_rows_kernel<kThreads, W, T><<<grid, block, 0, s>>>(y, xp, outer, D, log);
+        });
   });
 }
 
@@ -151,14 +165,16 @@ void softmax_backward(const Tensor& out, const Tensor& grad, const Tensor& y, bo
     if (inner > 1 || D < kMinRowForWarp) {
       backward_columns_kernel<T>
           <<<grid_for(outer * inner), kBlock, 0, s>>>(gx, g, yp, outer, D, inner, log);
-    } else if (D < kMinRowForBlock) {
-      backward_rows_kernel<32, T>
-          <<<row_blocks(outer, 32), dim3(32, kBlock / 32), 0, s>>>(gx, g, yp, outer, D, log);
-    } else {
-      backward_rows_kernel<kBlock, T>
-          <<<row_blocks(outer, kBlock), dim3(kBlock, 1), 0, s>>>(gx, g, yp, outer, D, log);
+      MOEGRAD_CUDA_CHECK_LAUNCH();
+      return;
     }
-    MOEGRAD_CUDA_CHECK_LAUNCH();
+    launch_over_row_vectors<T>("softmax_backward", outer, D, {&out, &grad, &y},
+                               [&](auto width, auto threads, unsigned grid, dim3 block) {
+                                 constexpr int W = decltype(width)::value,
+                                               kThreads = decltype(threads)::value;
+                                 backward_rows_kernel<kThreads, W, T>
+                                     <<<grid, block, 0, s>>>(gx, g, yp, outer, D, log);
+                               });
   });
 }
 

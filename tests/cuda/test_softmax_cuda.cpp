@@ -13,13 +13,28 @@ TEST(SoftmaxCuda, ForwardAndBackwardMatchCpuOnEveryPath) {
   for (DType dt : {DType::F32, DType::F64, DType::BF16}) {
     double tol = dt == DType::F32 ? 1e-5 : dt == DType::BF16 ? 1e-2 : 1e-12;
     auto rt = [dt](const Shape& s, uint64_t seed) { return testing::random_tensor(s, seed, dt); };
-    // short rows, warp rows, block rows, a middle dim, a strided input
-    std::vector<std::pair<Tensor, int64_t>> cases = {
-        {rt({37, 5}, 1), 1},    {rt({37, 300}, 2), -1},   {rt({7, 3001}, 3), 1},
-        {rt({4, 50, 6}, 4), 1}, {rt({45, 37}, 5).t(), 1}, {rt({45, 37}, 6), 0},
+    // short rows, warp rows, block rows, a middle dim, a strided input; rows in 16-byte vectors
+    // (64 and 4096 columns) and a contiguous view that starts mid-vector (one element a thread),
+    // taken on each device since Tensor::to copies into a new tensor
+    struct Case {
+      Tensor x, gx;
+      int64_t dim;
     };
-    for (const auto& [x, dim] : cases) {
-      Tensor gx = x.to(Device::cuda());
+    auto both = [](const Tensor& x, int64_t dim) { return Case{x, x.to(Device::cuda()), dim}; };
+    auto mid_vector = [](const Tensor& flat) { return flat.narrow(0, 1, 192).view({3, 64}); };
+    const Tensor flat = rt({193}, 12);
+    const std::vector<Case> cases = {
+        both(rt({37, 5}, 1), 1),
+        both(rt({37, 300}, 2), -1),
+        both(rt({7, 3001}, 3), 1),
+        both(rt({4, 50, 6}, 4), 1),
+        both(rt({45, 37}, 5).t(), 1),
+        both(rt({45, 37}, 6), 0),
+        both(rt({37, 64}, 10), 1),
+        both(rt({9, 4096}, 11), 1),
+        Case{mid_vector(flat), mid_vector(flat.to(Device::cuda())), 1},
+    };
+    for (const auto& [x, gx, dim] : cases) {
       Tensor grad = rt(x.shape(), 7);
       for (bool log : {false, true}) {
         Tensor cpu = log ? log_softmax(x, dim) : softmax(x, dim);

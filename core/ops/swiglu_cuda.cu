@@ -33,22 +33,38 @@ struct SwigluGradFn {
   }
 };
 
-template <typename T>
-struct SwigluScaledFn {
-  __device__ T operator()(T gate, T up, T scale) const {
-    using C = compute_t<T>;
-    return T(swiglu_apply(C(gate), C(up)) * C(scale));
-  }
-};
-
-// Row strides of the scaled backward's inputs (their columns have unit stride).
+// Row strides of the scaled ops' operands (their columns have unit stride): out is the
+// forward's result or the backward's d_gate_up; grad is the backward's.
 struct ScaledRows {
-  int64_t grad, gate, up, scale;
+  int64_t out, grad, gate, up, scale;
 };
 
-// kThreads threads a row (a warp, or the block for long rows), kBlock / kThreads rows a block.
-// The scale's gradient: each thread's f64 sum over its columns, then the row's fixed tree.
-template <int kThreads, typename T, bool NeedGateUp, bool NeedScale, typename C = compute_t<T>>
+// out = swiglu(gate, up) * scale, a row's scale broadcast along it, in the backward's row layout
+// (below) without its sum.
+template <int kThreads, int W, typename T, typename C = compute_t<T>>
+__global__ void scaled_forward_kernel(T* out, const T* gate, const T* up, const T* scale,
+                                      ScaledRows rs, int64_t rows, int64_t D) {
+  const int64_t row = int64_t(blockIdx.x) * (kBlock / kThreads) + threadIdx.y;
+  if (row >= rows) return;
+  const C s = C(scale[row * rs.scale]);
+  const T* ar = gate + row * rs.gate;
+  const T* br = up + row * rs.up;
+  T* orow = out + row * rs.out;
+#pragma unroll 4
+  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+    const Vector<T, W> av = load_vector<W>(ar + j * W), bv = load_vector<W>(br + j * W);
+    Vector<T, W> ov;
+MOEGRAD_UNROLL
+    for (int e = 0; e < W; ++e) ov.v[e] = T(swiglu_apply(C(av.v[e]), C(bv.v[e])) * s);
+    store_vector<W>(orow + j * W, ov);
+  }
+}
+
+// kThreads threads a row (a warp, or the block for long rows), kBlock / kThreads rows a block,
+// W columns a load and a store (16-byte vectors when the rows allow, else 1). The scale's
+// gradient: each thread's f64 sum over its columns, then the row's fixed tree.
+template <int kThreads, int W, typename T, bool NeedGateUp, bool NeedScale,
+          typename C = compute_t<T>>
 __global__ void scaled_backward_kernel(T* d_gate_up, T* d_scale, const T* grad, const T* gate,
                                        const T* up, const T* scale, ScaledRows rs, int64_t rows,
                                        int64_t D) {
@@ -58,17 +74,30 @@ __global__ void scaled_backward_kernel(T* d_gate_up, T* d_scale, const T* grad, 
   double dot = 0;
   if (row < rows) {
     const C s = C(scale[row * rs.scale]);
-    for (int64_t j = threadIdx.x; j < D; j += kThreads) {
-      const C g = C(grad[row * rs.grad + j]), a = C(gate[row * rs.gate + j]),
-              b = C(up[row * rs.up + j]);
-      if constexpr (NeedGateUp) {
-        const SwigluGrad<C> d = swiglu_grad_apply(g * s, a, b);
-        d_gate_up[row * 2 * D + j] = T(d.d_gate);
-        d_gate_up[row * 2 * D + D + j] = T(d.d_up);
+    const T* gr = grad + row * rs.grad;
+    const T* ar = gate + row * rs.gate;
+    const T* br = up + row * rs.up;
+#pragma unroll 4
+    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
+      const Vector<T, W> gv = load_vector<W>(gr + j * W), av = load_vector<W>(ar + j * W),
+                         bv = load_vector<W>(br + j * W);
+      Vector<T, W> dg, du;
+MOEGRAD_UNROLL
+      for (int e = 0; e < W; ++e) {
+        const C g = C(gv.v[e]), a = C(av.v[e]), b = C(bv.v[e]);
+        if constexpr (NeedGateUp) {
+          const SwigluGrad<C> d = swiglu_grad_apply(g * s, a, b);
+          dg.v[e] = T(d.d_gate);
+          du.v[e] = T(d.d_up);
+        }
+        // mul_rn: the product rounded before the f64 sum, never fused into it, whatever else
+        // the kernel holds (the CPU's f64 lanes may fuse theirs; the sums' orders differ anyway).
+        if constexpr (NeedScale) dot += double(mul_rn(g, swiglu_apply(a, b)));
       }
-      // mul_rn: the product rounded before the f64 sum, never fused into it, whatever else the
-      // kernel holds (the CPU's f64 lanes may fuse theirs; the sums' orders differ anyway).
-      if constexpr (NeedScale) dot += double(mul_rn(g, swiglu_apply(a, b)));
+      if constexpr (NeedGateUp) {
+        store_vector<W>(d_gate_up + row * rs.out + j * W, dg);
+        store_vector<W>(d_gate_up + row * rs.out + D + j * W, du);
+      }
     }
   }
   if constexpr (NeedScale) {
@@ -81,13 +110,20 @@ template <typename T, bool NeedGateUp, bool NeedScale>
 void launch_scaled_backward(const Tensor& d_gate_up, const Tensor& d_scale, const Tensor& grad,
                             const Tensor& gate, const Tensor& up, const Tensor& scale) {
   const int64_t rows = gate.size(0), D = gate.size(1);
-  const ScaledRows rs{grad.stride(0), gate.stride(0), up.stride(0), scale.stride(0)};
+  const ScaledRows rs{NeedGateUp ? d_gate_up.stride(0) : 0, grad.stride(0), gate.stride(0),
+                      up.stride(0), scale.stride(0)};
   cudaStream_t s = stream(gate.device().index);
-  launch_over_rows("swiglu_scaled_backward", rows, D, [&](auto threads, unsigned grid, dim3 block) {
-    scaled_backward_kernel<decltype(threads)::value, T, NeedGateUp, NeedScale><<<grid, block, 0, s>>>(
-        NeedGateUp ? d_gate_up.data<T>() : nullptr, NeedScale ? d_scale.data<T>() : nullptr,
-        grad.data<T>(), gate.data<T>(), up.data<T>(), scale.data<T>(), rs, rows, D);
-  });
+  const Tensor& out_rows = NeedGateUp ? d_gate_up : grad;  // grad stands in for no d_gate_up
+  launch_over_row_vectors<T>("swiglu_scaled_backward", rows, D, {&grad, &gate, &up, &out_rows},
+                             [&](auto width, auto threads, unsigned grid, dim3 block) {
+                               constexpr int W = decltype(width)::value,
+                                             kThreads = decltype(threads)::value;
+                               scaled_backward_kernel<kThreads, W, T, NeedGateUp, NeedScale>
+                                   <<<grid, block, 0, s>>>(
+                                       NeedGateUp ? d_gate_up.data<T>() : nullptr,
+                                       NeedScale ? d_scale.data<T>() : nullptr, grad.data<T>(),
+                                       gate.data<T>(), up.data<T>(), scale.data<T>(), rs, rows, D);
+                             });
 }
 
 template <typename T, bool NeedGate, bool NeedUp>
@@ -124,10 +160,19 @@ void swiglu_backward(const Tensor& d_gate, const Tensor& d_up, const Tensor& gra
 }
 
 void swiglu_scaled(const Tensor& out, const Tensor& gate, const Tensor& up, const Tensor& scale) {
+  const int64_t rows = gate.size(0), D = gate.size(1);
+  if (rows == 0) return;
+  const ScaledRows rs{out.stride(0), 0, gate.stride(0), up.stride(0), scale.stride(0)};
+  cudaStream_t s = stream(gate.device().index);
   dispatch_compute(gate.dtype(), "swiglu_scaled", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    // The scale broadcast along each row (stride 0).
-    launch_map<T, T, T, T>(SwigluScaledFn<T>{}, out, gate, up, scale.expand(gate.shape()));
+    launch_over_row_vectors<T>(
+        "swiglu_scaled", rows, D, {&out, &gate, &up},
+        [&](auto width, auto threads, unsigned grid, dim3 block) {
+          constexpr int W = decltype(width)::value, kThreads = decltype(threads)::value;
+          scaled_forward_kernel<kThreads, W, T><<<grid, block, 0, s>>>(
+              out.data<T>(), gate.data<T>(), up.data<T>(), scale.data<T>(), rs, rows, D);
+        });
   });
 }
 

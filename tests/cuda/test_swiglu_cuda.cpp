@@ -59,7 +59,9 @@ void expect_parity(const Operands& make, double tol, const std::string& what) {
 
 void expect_parity_in(DType dt, double tol) {
   const std::string name = dtype_name(dt);
-  for (Shape s : {Shape{65, 33}, Shape{1, 1}, Shape{257, 1025}}) {
+  // Rows of 32 and 1024 columns split into 16-byte vectors (a warp a row, a block a row), 33,
+  // 1 and 1025 do not.
+  for (Shape s : {Shape{65, 33}, Shape{1, 1}, Shape{257, 1025}, Shape{65, 32}, Shape{257, 1024}}) {
     const Tensor g = random_tensor(s, 1, dt), u = random_tensor(s, 2, dt), grad = random_tensor(s, 3, dt);
     expect_parity([&](Device d) { return std::array{g.to(d), u.to(d), grad.to(d)}; }, tol,
                   name + " " + shape_str(s));
@@ -69,6 +71,18 @@ void expect_parity_in(DType dt, double tol) {
   const Tensor c = random_tensor({33, 65}, 6, dt);
   expect_parity([&](Device d) { return std::array{a.to(d).t(), b.to(d).narrow(1, 3, 33), c.to(d).t()}; },
                 tol, name + " non-contiguous");
+  // gate and up side by side in one tensor (as in the experts' [rows, 2 x I]): rows of stride
+  // 136, in vectors; and the same with every row starting one element further (the kernels
+  // then take one element a thread).
+  const Tensor gate_up = random_tensor({65, 136}, 8, dt), g2 = random_tensor({65, 64}, 9, dt);
+  for (int64_t start : {0, 1}) {
+    expect_parity(
+        [&](Device d) {
+          const Tensor t = gate_up.to(d);
+          return std::array{t.narrow(1, start, 64), t.narrow(1, start + 64, 64), g2.to(d)};
+        },
+        tol, name + " halves from column " + std::to_string(start));
+  }
 }
 
 TEST(SwigluCuda, F32MatchesCpu) {

@@ -31,8 +31,9 @@ TEST(RopeCuda, MatchesCpuOnOddSizes) {
   SKIP_WITHOUT_GPU();
   for (DType dt : {DType::F32, DType::F64}) {
     const double tol = dt == DType::F32 ? 1e-6 : 1e-12;
-    // D even by definition: odd half-widths 1, 7, 129, 2051.
-    for (int64_t D : {2, 14, 258, 4102}) {
+    // D even by definition: odd half-widths 1, 7, 129, 2051 (one pair a thread), and 32 and 64
+    // (16-byte vectors of pairs).
+    for (int64_t D : {2, 14, 258, 4102, 64, 128}) {
       for (int64_t T : {1, 5, 1000}) {
         const int64_t heads = T == 1000 ? 1 : 3;
         const Tensor x = random_tensor({T == 1000 ? 1 : 2, heads, T, D}, uint64_t(D * 5 + T), dt);
@@ -47,7 +48,7 @@ TEST(RopeCuda, MatchesCpuOnOddSizes) {
 // bf16 result; odd half-widths and sequence lengths, the attention layout's transposed view.
 TEST(RopeCuda, Bf16MatchesCpuBf16) {
   SKIP_WITHOUT_GPU();
-  for (int64_t D : {2, 14, 258}) {
+  for (int64_t D : {2, 14, 258, 64, 128}) {
     const Tensor x = random_tensor({2, 7, 3, D}, uint64_t(D + 40), DType::BF16);
     expect_parity([&](Device d) { return x.to(d).transpose(1, 2); }, Tensor(), 1e-2,
                   "bf16 " + shape_str(x.shape()) + " transposed");
@@ -69,6 +70,11 @@ TEST(RopeCuda, MatchesCpuOnNonContiguousInputs) {
     expect_parity([&](Device d) { return b.to(d).select(3, 0); }, Tensor(), tol,
                   "last dim of stride 2");
     expect_parity([&](Device d) { return c.to(d).narrow(2, 5, 30); }, Tensor(), tol, "narrow");
+    // Rows of stride 40 and half-width 16: vectors from column 8, one pair a thread from 1.
+    expect_parity([&](Device d) { return c.to(d).narrow(2, 8, 32); }, Tensor(), tol,
+                  "narrow from a vector");
+    expect_parity([&](Device d) { return c.to(d).narrow(2, 1, 32); }, Tensor(), tol,
+                  "narrow from mid-vector");
     const Tensor e = rt({17, 6}, 4);
     expect_parity([&](Device d) { return e.to(d); }, Tensor(), tol, "2-d");
   }

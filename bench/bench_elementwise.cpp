@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "bench/bench_util.h"
 #include "core/ops/binary.h"
+#include "core/ops/cross_entropy.h"
 #include "core/ops/index.h"
 #include "core/ops/multi_tensor.h"
 #include "core/ops/reduce.h"
@@ -45,6 +47,23 @@ void copy_bytes(void* dst, const void* src, size_t nbytes, Device device) {
   MOEGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice,
                                      cuda::stream(device.index)));
 #endif
+}
+
+// cross_entropy_backward over `logits` with targets (i * 7919) % cols, and the logsumexp and
+// the loss's gradient made on the first call for this shape and device (outside the kernel's
+// own work: the forward checks its targets, a host wait).
+void cross_entropy_backward_rows(const Tensor& logits) {
+  static Tensor targets, lse, grad;
+  if (!targets.defined() || targets.size(0) != logits.size(0) ||
+      targets.device() != logits.device()) {
+    std::vector<int64_t> t(size_t(logits.size(0)));
+    for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i * 7919 % size_t(logits.size(1)));
+    targets = from_vector(t, {logits.size(0)}).to(logits.device());
+    lse = cross_entropy_forward(logits.to(DType::F32), targets).lse;
+    grad = ones({}, DType::F32, logits.device());
+  }
+  benchmark::DoNotOptimize(cross_entropy_backward(grad, logits, targets, lse, -100, Reduction::Mean,
+                                                  IndexBounds::Trusted));
 }
 
 // One elementwise benchmark: `arrays` is how many full-size arrays of `dtype` it moves (inputs
@@ -88,6 +107,9 @@ std::vector<Op> ops() {
       // side, and the scale's gradient, a sum a row.
       {"swiglu_scaled", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled(a, b, b.narrow(1, 0, 1))); }},
       {"swiglu_scaled_backward", 5, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled_backward(a, b, a, b.narrow(1, 0, 1), true, true)); }},
+      // The LM loss's gradient over [rows, cols] logits (softmax minus one-hot, from the saved
+      // logsumexp): logits read, dlogits written. Targets and logsumexp are made once.
+      {"cross_entropy_backward", 2, [](const Tensor& a, const Tensor&, const Tensor&) { cross_entropy_backward_rows(a); }},
       // Gradient clipping's two passes over the gradients: the global norm, then the rescale.
       {"sum_of_squares", 2, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(sum_of_squares({a, b})); }},
       {"scale_inplace", 2, [](const Tensor& a, const Tensor&, const Tensor&) { scale_({a}, 1.0); }},
@@ -96,6 +118,11 @@ std::vector<Op> ops() {
       {"add_bf16", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(add(a, b)); }, DType::BF16},
       {"silu_bf16", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(silu(a)); }, DType::BF16},
       {"bf16_to_f32", 3, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(a.to(DType::F32)); }, DType::BF16},
+      // The bf16 step's row kernels, as above.
+      {"rope_heads_bf16", 2, [](const Tensor& a, const Tensor&, const Tensor&) { benchmark::DoNotOptimize(rope(a.view({-1, 256, 64, 64}).transpose(1, 2), 10000.0)); }, DType::BF16},
+      {"swiglu_scaled_bf16", 3, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled(a, b, b.narrow(1, 0, 1))); }, DType::BF16},
+      {"swiglu_scaled_backward_bf16", 5, [](const Tensor& a, const Tensor& b, const Tensor&) { benchmark::DoNotOptimize(swiglu_scaled_backward(a, b, a, b.narrow(1, 0, 1), true, true)); }, DType::BF16},
+      {"cross_entropy_backward_bf16", 2, [](const Tensor& a, const Tensor&, const Tensor&) { cross_entropy_backward_rows(a); }, DType::BF16},
   };
 }
 

@@ -98,25 +98,18 @@ __global__ void backward_rows_kernel(T* d, const T* x, int64_t ld, const I* targ
   T* dr = d + row * V;
   const int64_t t = int64_t(targets[row]);
   if (t == ignore_index) {
-    Vector<T, W> zero;
-MOEGRAD_UNROLL
-    for (int e = 0; e < W; ++e) zero.v[e] = T(C(0));
-    for (int64_t j = threadIdx.x; j < V / W; j += kThreads) store_vector<W>(dr + j * W, zero);
+    map_row<kThreads, W>(threadIdx.x, V, [](int64_t) { return T(C(0)); }, dr);
     return;
   }
   const C l = lse[row], s = scale[0];
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < V / W; j += kThreads) {
-    const Vector<T, W> xv = load_vector<W>(xr + j * W);
-    Vector<T, W> dv;
-MOEGRAD_UNROLL
-    for (int e = 0; e < W; ++e) {
-      C v = math::exp(C(C(xv.v[e]) - l)) * s;
-      if (j * W + e == t) v -= s;
-      dv.v[e] = T(v);
-    }
-    store_vector<W>(dr + j * W, dv);
-  }
+  map_row<kThreads, W>(
+      threadIdx.x, V,
+      [&](int64_t j, T x) {
+        C v = math::exp(C(C(x) - l)) * s;
+        if (j == t) v -= s;
+        return T(v);
+      },
+      dr, xr);
 }
 
 }  // namespace

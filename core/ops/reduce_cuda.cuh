@@ -29,6 +29,22 @@ __device__ __forceinline__ Acc fold_row(Acc a, Acc (&sm)[kRows][kThreads], Combi
   return out;
 }
 
+// out[j] = f(j, in[j]...) for the j < n of one row (n a multiple of W) that thread `lane` of the
+// row's kThreads takes: vectors of W elements from lane * W, kThreads * W apart, each operand's
+// vector loaded before the result's is stored.
+template <int kThreads, int W, typename Out, typename F, typename... In>
+__device__ __forceinline__ void map_row(int lane, int64_t n, F f, Out* out, const In*... in) {
+#pragma unroll 4
+  for (int64_t j = lane; j < n / W; j += kThreads) {
+    [&](const Vector<In, W>&... v) {
+      Vector<Out, W> o;
+MOEGRAD_UNROLL
+      for (int e = 0; e < W; ++e) o.v[e] = f(j * W + e, v.v[e]...);
+      store_vector<W>(out + j * W, o);
+    }(load_vector<W>(in + j * W)...);
+  }
+}
+
 // Runs a kernel whose block is kRows rows of kThreads threads over `rows` rows of D elements:
 // a warp a row up to kMinRowForBlock elements, a whole block a row from there, both keeping
 // every lane busy. launch(std::integral_constant<int, kThreads>, grid, block) launches it.

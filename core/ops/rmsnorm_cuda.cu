@@ -40,14 +40,9 @@ MOEGRAD_UNROLL
   if (row >= rows) return;
   const C rs = C(1.0 / sqrt(ss / double(D) + eps));
   if (threadIdx.x == 0) rstd[row] = rs;
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < vectors; j += kThreads) {
-    const Vector<T, V> xv = load_vector<V>(x + row * D + j * V), wv = load_vector<V>(w + j * V);
-    Vector<T, V> yv;
-MOEGRAD_UNROLL
-    for (int e = 0; e < V; ++e) yv.v[e] = T(mul_rn(mul_rn(C(xv.v[e]), rs), C(wv.v[e])));
-    store_vector<V>(y + row * D + j * V, yv);
-  }
+  map_row<kThreads, V>(
+      threadIdx.x, D, [&](int64_t, T xi, T wi) { return T(mul_rn(mul_rn(C(xi), rs), C(wi))); },
+      y + row * D, x + row * D, w);
 }
 
 // dx_j = r g_j w_j - x_j r^3 / D * sum_k g_k w_k x_k, with the row layout of the forward.
@@ -74,17 +69,12 @@ MOEGRAD_UNROLL
   const double rs = double(rstd[row]);
   const C c = C(dot * rs * rs * rs / double(D));
   const C rt = C(rs);
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < vectors; j += kThreads) {
-    const int64_t k = row * D + j * V;
-    const Vector<T, V> gv = load_vector<V>(g + k), wv = load_vector<V>(w + j * V),
-                       xv = load_vector<V>(x + k);
-    Vector<T, V> dv;
-MOEGRAD_UNROLL
-    for (int e = 0; e < V; ++e)
-      dv.v[e] = T(mul_rn(mul_rn(rt, C(gv.v[e])), C(wv.v[e])) - mul_rn(C(xv.v[e]), c));
-    store_vector<V>(dx + k, dv);
-  }
+  map_row<kThreads, V>(
+      threadIdx.x, D,
+      [&](int64_t, T gi, T wi, T xi) {
+        return T(mul_rn(mul_rn(rt, C(gi)), C(wi)) - mul_rn(C(xi), c));
+      },
+      dx + row * D, g + row * D, w, x + row * D);
 }
 
 // dw is a column sum over rows. A block owns kColumns vectors of V columns of one of the row

@@ -31,17 +31,13 @@ MOEGRAD_UNROLL
   if (row >= rows) return;
   T* yr = y + row * D;
   const C ls = C(math::log(a.s)), inv = C(1.0 / a.s);
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-    const Vector<T, W> xv = load_vector<W>(xr + j * W);
-    Vector<T, W> yv;
-MOEGRAD_UNROLL
-    for (int e = 0; e < W; ++e) {
-      const C v = C(xv.v[e]);
-      yv.v[e] = T(log ? (v - a.m) - ls : math::exp(C(v - a.m)) * inv);
-    }
-    store_vector<W>(yr + j * W, yv);
-  }
+  map_row<kThreads, W>(
+      threadIdx.x, D,
+      [&](int64_t, T x) {
+        const C v = C(x);
+        return T(log ? (v - a.m) - ls : math::exp(C(v - a.m)) * inv);
+      },
+      yr, xr);
 }
 
 // Softmax over another dim (or over short rows): one thread per (outer, inner) column,
@@ -100,15 +96,9 @@ MOEGRAD_UNROLL
   s = fold_row(s, sm, [](double u, double v) { return u + v; });
   if (row >= rows) return;
   const compute_t<T> st = compute_t<T>(s);
-  T* out = gx + row * D;
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-    const Vector<T, W> gv = load_vector<W>(gr + j * W), yv = load_vector<W>(yr + j * W);
-    Vector<T, W> ov;
-MOEGRAD_UNROLL
-    for (int e = 0; e < W; ++e) ov.v[e] = backward_value(gv.v[e], yv.v[e], st, log);
-    store_vector<W>(out + j * W, ov);
-  }
+  map_row<kThreads, W>(
+      threadIdx.x, D, [&](int64_t, T gi, T yi) { return backward_value(gi, yi, st, log); },
+      gx + row * D, gr, yr);
 }
 
 template <typename T>

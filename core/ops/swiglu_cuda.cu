@@ -47,17 +47,9 @@ __global__ void scaled_forward_kernel(T* out, const T* gate, const T* up, const 
   const int64_t row = int64_t(blockIdx.x) * (kBlock / kThreads) + threadIdx.y;
   if (row >= rows) return;
   const C s = C(scale[row * rs.scale]);
-  const T* ar = gate + row * rs.gate;
-  const T* br = up + row * rs.up;
-  T* orow = out + row * rs.out;
-#pragma unroll 4
-  for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-    const Vector<T, W> av = load_vector<W>(ar + j * W), bv = load_vector<W>(br + j * W);
-    Vector<T, W> ov;
-MOEGRAD_UNROLL
-    for (int e = 0; e < W; ++e) ov.v[e] = T(swiglu_apply(C(av.v[e]), C(bv.v[e])) * s);
-    store_vector<W>(orow + j * W, ov);
-  }
+  map_row<kThreads, W>(
+      threadIdx.x, D, [&](int64_t, T a, T b) { return T(swiglu_apply(C(a), C(b)) * s); },
+      out + row * rs.out, gate + row * rs.gate, up + row * rs.up);
 }
 
 // kThreads threads a row (a warp, or the block for long rows), kBlock / kThreads rows a block,

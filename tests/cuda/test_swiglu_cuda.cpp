@@ -36,7 +36,8 @@ void expect_parity(const Operands& make, double tol, const std::string& what) {
   EXPECT_FALSE(no_g.defined()) << what;
   EXPECT_ALL_CLOSE(only_u, du, tol, tol) << what;
   // The scaled form (2-D operands): a scale a row, d_gate and d_up into the halves of one
-  // tensor, the scale's gradient a row's sum (a warp a row below 1024 columns, a block above).
+  // tensor, the scale's gradient a row's sum (a warp a row below 1024 vectors or single
+  // columns, a block above).
   if (g.dim() != 2 || g.size(0) == 0) return;
   const Tensor scale = random_tensor({g.size(0), 1}, 7, g.dtype());
   const Tensor gscale = scale.to(gpu());
@@ -59,9 +60,10 @@ void expect_parity(const Operands& make, double tol, const std::string& what) {
 
 void expect_parity_in(DType dt, double tol) {
   const std::string name = dtype_name(dt);
-  // Rows of 32 and 1024 columns split into 16-byte vectors (a warp a row, a block a row), 33,
-  // 1 and 1025 do not.
-  for (Shape s : {Shape{65, 33}, Shape{1, 1}, Shape{257, 1025}, Shape{65, 32}, Shape{257, 1024}}) {
+  // Rows of 32, 1024 and 8192 columns split into 16-byte vectors (8192: a block a row in every
+  // dtype), 33, 1 and 1025 do not (1025: a block a row of single columns).
+  for (Shape s : {Shape{65, 33}, Shape{1, 1}, Shape{257, 1025}, Shape{65, 32}, Shape{257, 1024},
+                  Shape{9, 8192}}) {
     const Tensor g = random_tensor(s, 1, dt), u = random_tensor(s, 2, dt), grad = random_tensor(s, 3, dt);
     expect_parity([&](Device d) { return std::array{g.to(d), u.to(d), grad.to(d)}; }, tol,
                   name + " " + shape_str(s));

@@ -256,10 +256,7 @@ void index_add(const Tensor& out, const Tensor& idx, const Tensor& src) {
   dispatch_summable(out.dtype(), "index_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     // 16 bytes of a row a thread when rows split into aligned vectors, else one element.
-    constexpr int kWide = kVectorWidth<T>;
-    const bool wide = inner % kWide == 0 && vector_aligned(kWide, {{out.data_ptr(), sizeof(T)},
-                                                                   {src.data_ptr(), sizeof(T)}});
-    with_vector_width<T>(wide, [&](auto width) {
+    with_vector_width<T>(rows_split<T>(inner, {&out, &src}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t total = out.numel() / V;
       auto kernel = total < (int64_t(1) << 31) ? index_add_kernel<T, true, V>

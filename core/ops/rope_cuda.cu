@@ -55,10 +55,9 @@ void rope(const Tensor& out, const Tensor& x, const Tensor& cos, const Tensor& s
   dispatch_compute(x.dtype(), "rope", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = compute_t<T>;
-    // Vectors when both halves of every row of x and out are whole aligned vectors, and the
-    // tables' rows too.
-    const bool split = x.stride(-1) == 1 && out.stride(-1) == 1 &&
-                       rows_split<T>(half, {&x, &out}) &&
+    // Vectors when both halves of every row of x and out are whole aligned vectors (rows of
+    // unit stride: rows_split's rule), and the tables' rows too.
+    const bool split = rows_split<T>(half, {&x, &out}) &&
                        vector_aligned(kVectorWidth<C>, {{cos.data_ptr(), sizeof(C)},
                                                         {sin.data_ptr(), sizeof(C)}});
     with_vector_width<T>(split, [&](auto width) {

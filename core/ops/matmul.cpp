@@ -194,6 +194,11 @@ std::vector<int64_t> host_group_sizes(const char* op, const Tensor& start, int64
   return sizes;
 }
 
+// x's rows `rows` (the gathered kernels' picks, made on the host path), or x when undefined.
+Tensor picked_rows(const Tensor& x, const Tensor& rows) {
+  return rows.defined() ? index_select(x, 0, rows) : x;
+}
+
 #ifdef MOEGRAD_WITH_CUDA
 Tensor contiguous_if_defined(const Tensor& t) { return t.defined() ? t.contiguous() : t; }
 
@@ -309,7 +314,7 @@ Tensor gathered_grouped_matmul(const Tensor& x, const Tensor& rows, const Tensor
   const std::vector<int64_t> counts = host_group_sizes(op, start, total);
   std::vector<Tensor> weights;
   for (int64_t g = 0; g < groups; ++g) weights.push_back(w.select(0, g));
-  return grouped_matmul(rows.defined() ? index_select(x, 0, rows) : x, weights, counts, trans_w);
+  return grouped_matmul(picked_rows(x, rows), weights, counts, trans_w);
 }
 
 Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& a_rows, const Tensor& b,
@@ -343,11 +348,8 @@ Tensor gathered_grouped_matmul_tn(const Tensor& a, const Tensor& a_rows, const T
   }
 #endif
   const std::vector<int64_t> counts = host_group_sizes(op, start, total);
-  auto picked = [](const Tensor& x, const Tensor& rows) {
-    return rows.defined() ? index_select(x, 0, rows) : x;
-  };
-  std::vector<Tensor> parts = grouped_matmul_tn(picked(a, a_rows), picked(b, b_rows), counts,
-                                                std::vector<bool>(size_t(groups), true));
+  std::vector<Tensor> parts = grouped_matmul_tn(picked_rows(a, a_rows), picked_rows(b, b_rows),
+                                                counts, std::vector<bool>(size_t(groups), true));
   return stack(parts, 0);
 }
 

@@ -1,5 +1,7 @@
 #include "core/device.h"
 
+#include <charconv>
+
 #include "core/error.h"
 
 #ifdef MOEGRAD_WITH_CUDA
@@ -15,9 +17,12 @@ std::string Device::str() const {
 Device Device::parse(const std::string& s) {
   if (s == "cpu") return cpu();
   if (s == "cuda") return cuda(0);
+  // Digits only (no sign), and an index that fits an int.
   if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
       s.find_first_not_of("0123456789", 5) == std::string::npos) {
-    return cuda(std::stoi(s.substr(5)));
+    int index = 0;
+    if (std::from_chars(s.data() + 5, s.data() + s.size(), index).ec == std::errc())
+      return cuda(index);
   }
   throw Error("invalid device '" + s + "': expected cpu, cuda or cuda:N");
 }

@@ -37,9 +37,23 @@ TEST(TensorBasics, DeviceErrorsAreClear) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("cuda:0"), std::string::npos) << msg;
   }
-  EXPECT_THROW(Device::parse("gpu"), Error);
-  EXPECT_EQ(Device::parse("cuda:1"), Device::cuda(1));
+}
+
+TEST(TensorBasics, DeviceNamesParse) {
   EXPECT_EQ(Device::parse("cpu"), Device::cpu());
+  EXPECT_EQ(Device::parse("cuda"), Device::cuda(0));
+  EXPECT_EQ(Device::parse("cuda:1"), Device::cuda(1));
+  // An index past int's range is refused as a name, not thrown out of std::stoi.
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:+1", "cuda:1x", "cuda:99999999999"}) {
+    try {
+      Device::parse(bad);
+      ADD_FAILURE() << bad << " parsed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("invalid device '") + bad + "'"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 }  // namespace

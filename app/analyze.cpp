@@ -37,7 +37,6 @@ po::options_description analyze_options() {
       "tokens routed per language at most")(
       "batch-size", po::value<int64_t>()->default_value(8)->value_name("N"),
       "windows per forward")(
-      "device", po::value<std::string>()->default_value("auto"), "cpu, cuda, cuda:N or auto")(
       "english", po::value<std::string>()->default_value("en")->value_name("LANG"),
       "reference language of the divergences")(
       "alpha", po::value<double>()->default_value(0.01),
@@ -51,6 +50,7 @@ po::options_description analyze_options() {
       "overlap-min-count", po::value<int64_t>()->default_value(2)->value_name("N"),
       "vocabulary overlap: a token type counts as used by a language from N occurrences in "
       "its routed text (so that one stray token does not make a type shared)");
+  add_device_option(options);
   return options;
 }
 
@@ -141,6 +141,7 @@ int run_analyze(const Args& args) {
   const std::string model_dir = required(vm, "analyze", "model");
   const std::string data_dir = required(vm, "analyze", "data");
   const fs::path out = required(vm, "analyze", "out");
+  const Device device = selected_device("analyze", vm);
   eval::RoutingAnalysisOptions ao;
   ao.english = vm["english"].as<std::string>();
   ao.alpha = vm["alpha"].as<double>();
@@ -148,6 +149,8 @@ int run_analyze(const Args& args) {
   ao.parents = parse_parents(vm["parents"].as<std::string>());
   if (ao.shared_k < 0) throw UsageError("analyze", "--shared-k must be >= 0");
   if (!(ao.alpha >= 0)) throw UsageError("analyze", "--alpha must be >= 0");
+  const int64_t min_count = vm["overlap-min-count"].as<int64_t>();
+  if (min_count < 1) throw UsageError("analyze", "--overlap-min-count must be at least 1");
   eval::RoutingCollectOptions co;
   co.seq_len = vm["seq-len"].as<int64_t>();
   co.max_tokens = vm["tokens"].as<int64_t>();
@@ -167,13 +170,11 @@ int run_analyze(const Args& args) {
     shards.push_back(data::TokenShard::open(p.string()));
   }
   std::unique_ptr<OlmoeForCausalLM> model = load_olmoe(model_dir);
-  model->to(Device::select(vm["device"].as<std::string>()));
+  model->to(device);
   const OlmoeConfig& c = model->config();
   eval::RoutingStats stats(c.num_hidden_layers, c.num_experts, c.num_experts_per_tok);
   eval::collect_routing(*model, shards, co, stats);
   json analysis = eval::analyze_routing(stats, ao);
-  const int64_t min_count = vm["overlap-min-count"].as<int64_t>();
-  if (min_count < 1) throw UsageError("analyze", "--overlap-min-count must be at least 1");
   std::map<std::string, eval::TypeCounts> types;
   for (const data::TokenShard& s : shards)
     types[s.language()] = eval::count_types(s, co.max_tokens);

@@ -80,8 +80,8 @@ po::options_description run_options() {
       "router steering file (see below): score every benchmark without and with it")(
       "start-id", po::value<int32_t>()->value_name("ID"),
       "token that conditions text scored from its start (default: the model's BOS, else EOS, "
-      "else the tokenizer's <|endoftext|>)")("device", po::value<std::string>()->default_value("auto"),
-                                             "cpu, cuda, cuda:N or auto");
+      "else the tokenizer's <|endoftext|>)");
+  add_device_option(options);
   return options;
 }
 
@@ -331,6 +331,7 @@ int run_run(const Args& args) {
   }
   const std::string model_dir = need(vm, "run", "model");
   const fs::path out = need(vm, "run", "out");
+  const Device device = selected_device("benchmark", vm);
   if (!vm.count("multiblimp") && !vm.count("belebele") && !vm.count("perplexity"))
     usage_error("run", "give at least one of --multiblimp, --belebele and --perplexity");
   eval::BelebeleOptions bo;
@@ -364,7 +365,7 @@ int run_run(const Args& args) {
   std::unique_ptr<OlmoeForCausalLM> model = load_olmoe(model_dir);
   std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
   if (!tokenizer) throw Error("benchmark: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");
-  model->to(Device::select(vm["device"].as<std::string>()));
+  model->to(device);
   std::optional<eval::Steering> steering;
   if (!steer_file.empty())
     steering = eval::read_steering(steer_file, {model->config().num_hidden_layers, model->config().num_experts});

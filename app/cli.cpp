@@ -27,6 +27,24 @@ po::variables_map parse_options(const std::string& command, const po::options_de
   return vm;
 }
 
+void add_device_option(po::options_description& options) {
+  options.add_options()("device", po::value<std::string>()->default_value("auto")->value_name("D"),
+                        "cpu, cuda, cuda:N, or auto (cuda when a device is present, else cpu)");
+}
+
+Device selected_device(const std::string& command, const po::variables_map& vm) {
+  const std::string name = vm["device"].as<std::string>();
+  if (name != "auto") {
+    try {
+      Device::parse(name);
+    } catch (const std::exception&) {
+      throw UsageError(command, "invalid value '" + name +
+                                    "' for option '--device': expected cpu, cuda, cuda:N or auto");
+    }
+  }
+  return Device::select(name);
+}
+
 void split_config_overrides(const Args& args, Args& own, Args& overrides) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];

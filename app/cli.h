@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+
 namespace moegrad::app {
 
 namespace po = boost::program_options;
@@ -27,6 +29,14 @@ class UsageError : public std::runtime_error {
 // problem (unknown flag, bad value, stray argument) becomes a UsageError naming the flag.
 po::variables_map parse_options(const std::string& command, const po::options_description& options,
                                 const Args& args);
+
+// --device D, default auto: cpu, cuda, cuda:N, or auto (the first CUDA device when one is
+// present, else the CPU).
+void add_device_option(po::options_description& options);
+// The device --device names, for a command to pick before it loads anything: a value that is no
+// device name is a UsageError naming the flag; a CUDA device the machine lacks is an Error that
+// says how many it has.
+Device selected_device(const std::string& command, const po::variables_map& vm);
 
 // Splits config key overrides ("--train.lr=1e-4" or "--train.lr 1e-4") from a command's own
 // arguments.

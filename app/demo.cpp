@@ -26,7 +26,6 @@ struct DemoOptions {
   int steps = 50;
   double lr = 0.1;
   uint64_t seed = 0;
-  std::string device = "auto";
 };
 
 po::options_description demo_options(DemoOptions& o) {
@@ -36,22 +35,9 @@ po::options_description demo_options(DemoOptions& o) {
       "gradient descent steps (>= 1)")(
       "lr", po::value(&o.lr)->default_value(o.lr, "0.1")->value_name("X"), "learning rate (> 0)")(
       "seed", po::value(&o.seed)->default_value(o.seed)->value_name("S"),
-      "seed of the synthetic data")(
-      "device", po::value(&o.device)->default_value(o.device)->value_name("D"),
-      "cpu, cuda, cuda:N, or auto (cuda when a device is present, else cpu)");
+      "seed of the synthetic data");
+  add_device_option(options);
   return options;
-}
-
-Device pick_device(const std::string& name) {
-  if (name != "auto") {
-    try {
-      Device::parse(name);
-    } catch (const Error&) {
-      throw UsageError("demo", "invalid value '" + name +
-                                   "' for option '--device': expected cpu, cuda, cuda:N or auto");
-    }
-  }
-  return Device::select(name);
 }
 
 }  // namespace
@@ -82,7 +68,7 @@ int run_demo(const Args& args) {
     got << o.lr;
     throw UsageError("demo", "--lr must be a positive number, got " + got.str());
   }
-  Device device = pick_device(o.device);
+  const Device device = selected_device("demo", vm);
 
   Generator gen(o.seed);
   Tensor x = randn({kSamples, kFeatures}, gen, DType::F32, device);

@@ -18,6 +18,7 @@ po::options_description generate_options() {
       "temperature", po::value<double>()->default_value(1.0), "sampling temperature; 0 = greedy")(
       "top-k", po::value<int64_t>()->default_value(0), "sample among the k likeliest tokens; 0 = all")(
       "seed", po::value<uint64_t>()->default_value(0), "random seed (same seed, same output)");
+  add_device_option(options);
   return options;
 }
 
@@ -26,7 +27,7 @@ po::options_description generate_options() {
 std::string generate_usage() {
   std::ostringstream os;
   os << "Usage: moegrad generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]\n"
-        "                        [--top-k K] [--seed S]\n\n"
+        "                        [--top-k K] [--seed S] [--device D]\n\n"
         "Prints the prompt and its continuation (stopping after the EOS token).\n\n"
      << generate_options();
   return os.str();
@@ -48,7 +49,9 @@ int run_generate(const Args& args) {
   if (o.max_new_tokens < 0) throw UsageError("generate", "--max-new-tokens must be >= 0");
   if (o.temperature < 0) throw UsageError("generate", "--temperature must be >= 0");
   if (o.top_k < 0) throw UsageError("generate", "--top-k must be >= 0");
+  const Device device = selected_device("generate", vm);
   auto model = load_olmoe(model_dir);
+  model->to(device);
   std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
   if (!tokenizer)
     throw Error("generate: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");

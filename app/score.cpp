@@ -15,6 +15,7 @@ po::options_description score_options() {
   add_model_options(options);
   options.add_options()("input", po::value<std::string>(), "JSONL file to score; required")(
       "out", po::value<std::string>(), "JSONL file to write (atomically); required");
+  add_device_option(options);
   return options;
 }
 
@@ -22,7 +23,7 @@ po::options_description score_options() {
 
 std::string score_usage() {
   std::ostringstream os;
-  os << "Usage: moegrad score --model DIR --input FILE.jsonl --out FILE.jsonl\n\n"
+  os << "Usage: moegrad score --model DIR --input FILE.jsonl --out FILE.jsonl [--device D]\n\n"
         "Each input line is {\"text\": \"...\"} or {\"tokens\": [ids]}, with an optional \"prefix\"\n"
         "(text or ids) that conditions but is not scored; without one, the first token is\n"
         "conditioned on the BOS id, or EOS when the model has no BOS. Each output line is\n"
@@ -39,7 +40,9 @@ int run_score(const Args& args) {
   }
   std::string model_dir = required(vm, "score", "model");
   std::string input = required(vm, "score", "input"), out = required(vm, "score", "out");
+  const Device device = selected_device("score", vm);
   auto model = load_olmoe(model_dir);
+  model->to(device);
   std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
   score_jsonl(*model, tokenizer ? &*tokenizer : nullptr, input, out);
   return 0;

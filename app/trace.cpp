@@ -22,8 +22,8 @@ po::options_description trace_options() {
       "also write every token's experts and weights per layer as JSON")(
       "svg", po::value<std::string>()->value_name("FILE"),
       "also draw the trace: a heatmap of each token's first expert (the number in the cell) "
-      "at each layer, coloured by its weight")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda, cuda:N or auto");
+      "at each layer, coloured by its weight");
+  add_device_option(options);
   return options;
 }
 
@@ -75,11 +75,12 @@ int run_trace(const Args& args) {
   }
   const std::string model_dir = required(vm, "trace", "model");
   const std::string text = required(vm, "trace", "text");
+  const Device device = selected_device("trace", vm);
   auto model = load_olmoe(model_dir);
   std::optional<data::Tokenizer> tokenizer = load_tokenizer(vm);
   if (!tokenizer)
     throw Error("trace: " + model_dir + " has no tokenizer.json; pass --tokenizer FILE");
-  model->to(Device::select(vm["device"].as<std::string>()));
+  model->to(device);
   const eval::RoutingTrace trace = eval::trace_routing(*model, tokenizer->encode(text));
   for (size_t l = 0; l < trace.layers.size(); ++l) {
     std::printf("layer %zu\n", l);

@@ -45,7 +45,9 @@ std::vector<int32_t> generate(const OlmoeForCausalLM& model, std::vector<int32_t
   Generator gen(o.seed);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     std::vector<int64_t> ids(prompt.begin(), prompt.end());
-    Tensor logits = model.forward(from_vector<int64_t>(ids, {1, int64_t(ids.size())})).hidden.data();
+    Tensor logits =
+        model.forward(from_vector<int64_t>(ids, {1, int64_t(ids.size())}).to(model.device()))
+            .hidden.data();
     std::vector<double> last = logits.select(0, 0).select(0, -1).to_vector<double>();
     if (o.vocab_limit > 0 && o.vocab_limit < int64_t(last.size())) last.resize(o.vocab_limit);
     int32_t next = pick(std::move(last), o, gen);

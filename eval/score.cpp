@@ -56,11 +56,14 @@ ScoreResult score_tokens(const OlmoeForCausalLM& model, const std::vector<int32_
 
   NoGradGuard no_grad;
   const int64_t n = int64_t(tokens.size());
-  Tensor logits = model.forward(from_vector<int64_t>(ids, {1, int64_t(ids.size())})).hidden.data();
+  const Device device = model.device();
+  Tensor logits =
+      model.forward(from_vector<int64_t>(ids, {1, int64_t(ids.size())}).to(device)).hidden.data();
   // Position p predicts token p + 1: rows first-1 .. first+n-2 score the n tokens.
   Tensor rows = logits.select(0, 0).narrow(0, first - 1, n);
   std::vector<int64_t> targets(tokens.begin(), tokens.end());
-  Tensor picked = gather(log_softmax(rows, -1), 1, from_vector<int64_t>(targets, {n, 1}));
+  Tensor picked =
+      gather(log_softmax(rows, -1), 1, from_vector<int64_t>(targets, {n, 1}).to(device));
   r.token_logprobs = picked.to_vector<double>();
   for (double lp : r.token_logprobs) r.logprob += lp;
   return r;

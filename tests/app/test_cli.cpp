@@ -120,6 +120,32 @@ TEST(Cli, DemoOnCudaNeedsADevice) {
   }
 }
 
+// Every command that runs a model takes --device and checks it, as its other flags, before it
+// reads anything (the paths below do not exist): a name that is no device is a usage error
+// naming the flag, a CUDA device the machine lacks an error saying so.
+TEST(Cli, FlagsAreCheckedBeforeAModelLoads) {
+  const std::string none = "/nonexistent/moegrad-cli";
+  for (const std::string& command :
+       {std::string("demo"), "score --model " + none + " --input " + none + " --out " + none,
+        "generate --model " + none + " --prompt hi", "trace --model " + none + " --text hi",
+        "analyze --model " + none + " --data " + none + " --out " + none,
+        "benchmark run --model " + none + " --out " + none + " --perplexity " + none}) {
+    CliRun bad = moegrad(command + " --device gpu");
+    EXPECT_EQ(bad.status, 2) << command << "\n" << bad.output;
+    EXPECT_TRUE(contains(bad.output, "invalid value 'gpu' for option '--device'"))
+        << command << "\n" << bad.output;
+    CliRun absent = moegrad(command + " --device cuda:99");
+    EXPECT_EQ(absent.status, 1) << command << "\n" << absent.output;
+    EXPECT_TRUE(contains(absent.output, "cuda:99: no such CUDA device"))
+        << command << "\n" << absent.output;
+  }
+  CliRun min_count = moegrad("analyze --model " + none + " --data " + none + " --out " + none +
+                             " --overlap-min-count 0");
+  EXPECT_EQ(min_count.status, 2) << min_count.output;
+  EXPECT_TRUE(contains(min_count.output, "--overlap-min-count must be at least 1"))
+      << min_count.output;
+}
+
 // `bench` hands its arguments to the benchmark program, or says that it is not built.
 TEST(Cli, BenchRunsTheBuiltProgram) {
   std::filesystem::path bin =
@@ -167,7 +193,7 @@ TEST(Cli, ScoreWritesOneLinePerInput) {
   std::ofstream(dir / "in.jsonl") << R"({"tokens": [5, 6, 7], "prefix": [1]})" << "\n"
                                   << R"({"text": "the cat", "prefix": "the"})" << "\n";
   CliRun r = moegrad("score --model '" + dir.string() + "' --input '" + (dir / "in.jsonl").string() +
-                     "' --out '" + (dir / "out.jsonl").string() + "'");
+                     "' --out '" + (dir / "out.jsonl").string() + "' --device cpu");
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream in(dir / "out.jsonl");
   int lines = 0;

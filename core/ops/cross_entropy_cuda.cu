@@ -25,13 +25,9 @@ __global__ void forward_rows_kernel(C* lse, double* row_loss, const T* x, int64_
   const int64_t row = int64_t(blockIdx.x) * kRows + threadIdx.y;
   MaxSum<C> a{-C(INFINITY), 0.0};
   if (row < N) {
-    const T* xr = x + row * ld;
-#pragma unroll 4
-    for (int64_t j = threadIdx.x; j < V / W; j += kThreads) {
-      const Vector<T, W> xv = load_vector<W>(xr + j * W);
-MOEGRAD_UNROLL
-      for (int e = 0; e < W; ++e) a = max_sum_step(a, C(xv.v[e]));
-    }
+    a = fold_row_elements<kThreads, W>(
+        threadIdx.x, V, a, [](MaxSum<C> acc, T xi) { return max_sum_step(acc, C(xi)); },
+        x + row * ld);
   }
   a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= N || threadIdx.x != 0) return;

@@ -29,20 +29,42 @@ __device__ __forceinline__ Acc fold_row(Acc a, Acc (&sm)[kRows][kThreads], Combi
   return out;
 }
 
-// out[j] = f(j, in[j]...) for the j < n of one row (n a multiple of W) that thread `lane` of the
-// row's kThreads takes: vectors of W elements from lane * W, kThreads * W apart, each operand's
-// vector loaded before the result's is stored.
+// f(j, vector j of each of in...) for the vectors of W elements of one row of n (a multiple of
+// W) that thread `lane` of the row's kThreads takes: j from lane, kThreads apart, elements j * W
+// to j * W + W - 1; the operands' vectors are loaded before f runs.
+template <int kThreads, int W, typename F, typename... In>
+__device__ __forceinline__ void for_row_vectors(int lane, int64_t n, F f, const In*... in) {
+#pragma unroll 4
+  for (int64_t j = lane; j < n / W; j += kThreads) f(j, load_vector<W>(in + j * W)...);
+}
+
+// out[j] = f(j, in[j]...) over the thread's vectors of the row (for_row_vectors).
 template <int kThreads, int W, typename Out, typename F, typename... In>
 __device__ __forceinline__ void map_row(int lane, int64_t n, F f, Out* out, const In*... in) {
-#pragma unroll 4
-  for (int64_t j = lane; j < n / W; j += kThreads) {
-    [&](const Vector<In, W>&... v) {
-      Vector<Out, W> o;
+  for_row_vectors<kThreads, W>(
+      lane, n,
+      [&](int64_t j, const Vector<In, W>&... v) {
+        Vector<Out, W> o;
 MOEGRAD_UNROLL
-      for (int e = 0; e < W; ++e) o.v[e] = f(j * W + e, v.v[e]...);
-      store_vector<W>(out + j * W, o);
-    }(load_vector<W>(in + j * W)...);
-  }
+        for (int e = 0; e < W; ++e) o.v[e] = f(j * W + e, v.v[e]...);
+        store_vector<W>(out + j * W, o);
+      },
+      in...);
+}
+
+// acc = step(acc, in[j]...) over the thread's elements of the row, in order (for_row_vectors):
+// the thread's share of a row statistic, for fold_row to combine.
+template <int kThreads, int W, typename Acc, typename Step, typename... In>
+__device__ __forceinline__ Acc fold_row_elements(int lane, int64_t n, Acc acc, Step step,
+                                                 const In*... in) {
+  for_row_vectors<kThreads, W>(
+      lane, n,
+      [&](int64_t, const Vector<In, W>&... v) {
+MOEGRAD_UNROLL
+        for (int e = 0; e < W; ++e) acc = step(acc, v.v[e]...);
+      },
+      in...);
+  return acc;
 }
 
 // Runs a kernel whose block is kRows rows of kThreads threads over `rows` rows of D elements:

@@ -20,12 +20,8 @@ __global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t D, b
   const T* xr = x + row * D;
   MaxSum<C> a{-C(INFINITY), 0.0};
   if (row < rows) {
-#pragma unroll 4
-    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-      const Vector<T, W> xv = load_vector<W>(xr + j * W);
-MOEGRAD_UNROLL
-      for (int e = 0; e < W; ++e) a = max_sum_step(a, C(xv.v[e]));
-    }
+    a = fold_row_elements<kThreads, W>(
+        threadIdx.x, D, a, [](MaxSum<C> acc, T xi) { return max_sum_step(acc, C(xi)); }, xr);
   }
   a = fold_row(a, sm, [](MaxSum<C> u, MaxSum<C> v) { return max_sum_combine(u, v); });
   if (row >= rows) return;
@@ -86,12 +82,9 @@ __global__ void backward_rows_kernel(T* gx, const T* g, const T* y, int64_t rows
   const T* yr = y + row * D;
   double s = 0;
   if (row < rows) {
-#pragma unroll 4
-    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-      const Vector<T, W> gv = load_vector<W>(gr + j * W), yv = load_vector<W>(yr + j * W);
-MOEGRAD_UNROLL
-      for (int e = 0; e < W; ++e) s += backward_term(gv.v[e], yv.v[e], log);
-    }
+    s = fold_row_elements<kThreads, W>(
+        threadIdx.x, D, s,
+        [&](double acc, T gi, T yi) { return acc + backward_term(gi, yi, log); }, gr, yr);
   }
   s = fold_row(s, sm, [](double u, double v) { return u + v; });
   if (row >= rows) return;

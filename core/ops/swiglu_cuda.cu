@@ -66,31 +66,29 @@ __global__ void scaled_backward_kernel(T* d_gate_up, T* d_scale, const T* grad, 
   double dot = 0;
   if (row < rows) {
     const C s = C(scale[row * rs.scale]);
-    const T* gr = grad + row * rs.grad;
-    const T* ar = gate + row * rs.gate;
-    const T* br = up + row * rs.up;
-#pragma unroll 4
-    for (int64_t j = threadIdx.x; j < D / W; j += kThreads) {
-      const Vector<T, W> gv = load_vector<W>(gr + j * W), av = load_vector<W>(ar + j * W),
-                         bv = load_vector<W>(br + j * W);
-      Vector<T, W> dg, du;
+    for_row_vectors<kThreads, W>(
+        threadIdx.x, D,
+        [&](int64_t j, const Vector<T, W>& gv, const Vector<T, W>& av, const Vector<T, W>& bv) {
+          Vector<T, W> dg, du;
 MOEGRAD_UNROLL
-      for (int e = 0; e < W; ++e) {
-        const C g = C(gv.v[e]), a = C(av.v[e]), b = C(bv.v[e]);
-        if constexpr (NeedGateUp) {
-          const SwigluGrad<C> d = swiglu_grad_apply(g * s, a, b);
-          dg.v[e] = T(d.d_gate);
-          du.v[e] = T(d.d_up);
-        }
-        // mul_rn: the product rounded before the f64 sum, never fused into it, whatever else
-        // the kernel holds (the CPU's f64 lanes may fuse theirs; the sums' orders differ anyway).
-        if constexpr (NeedScale) dot += double(mul_rn(g, swiglu_apply(a, b)));
-      }
-      if constexpr (NeedGateUp) {
-        store_vector<W>(d_gate_up + row * rs.out + j * W, dg);
-        store_vector<W>(d_gate_up + row * rs.out + D + j * W, du);
-      }
-    }
+          for (int e = 0; e < W; ++e) {
+            const C g = C(gv.v[e]), a = C(av.v[e]), b = C(bv.v[e]);
+            if constexpr (NeedGateUp) {
+              const SwigluGrad<C> d = swiglu_grad_apply(g * s, a, b);
+              dg.v[e] = T(d.d_gate);
+              du.v[e] = T(d.d_up);
+            }
+            // mul_rn: the product rounded before the f64 sum, never fused into it, whatever
+            // else the kernel holds (the CPU's f64 lanes may fuse theirs; the sums' orders
+            // differ anyway).
+            if constexpr (NeedScale) dot += double(mul_rn(g, swiglu_apply(a, b)));
+          }
+          if constexpr (NeedGateUp) {
+            store_vector<W>(d_gate_up + row * rs.out + j * W, dg);
+            store_vector<W>(d_gate_up + row * rs.out + D + j * W, du);
+          }
+        },
+        grad + row * rs.grad, gate + row * rs.gate, up + row * rs.up);
   }
   if constexpr (NeedScale) {
     dot = fold_row(dot, sm, [](double x, double y) { return x + y; });

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/io/checksum.h"
+#include "core/io/json_reader.h"
 
 namespace moegrad::data {
 namespace {
@@ -194,70 +196,71 @@ std::string PackedLoader::state_json() const {
 }
 
 void PackedLoader::restore(const std::string& text) {
-  const std::string where = "loader state";
   json state;
   try {
     state = json::parse(text);
   } catch (const json::exception& e) {
-    throw Error(detail::concat(where, ": invalid JSON: ", e.what()));
+    throw Error(std::string("loader state: invalid JSON: ") + e.what());
   }
-  std::vector<Stream> streams(streams_.size());
-  int64_t sequence = 0;
-  try {
-    MOEGRAD_CHECK(state.is_object() && state.value("format", "") == kStateFormat, where,
-                  ": not a packed loader state");
-    MOEGRAD_CHECK(state.at("version") == kStateVersion, where, ": version ", state.at("version"),
-                  " is not supported (this build reads ", kStateVersion, ")");
-    // The fingerprint first: a state from other data fails here, naming what differs.
-    auto expect_same = [&](const char* key, const json& here) {
-      MOEGRAD_CHECK(state.at(key) == here, where, " does not fit: it was saved with ", key, " ",
-                    state.at(key).dump(), ", this loader has ", here.dump());
-    };
-    expect_same("seq_len", options_.seq_len);
-    expect_same("seed", options_.seed);
-    expect_same("eos_id", options_.eos_id);
-    const json& saved_shards = state.at("shards");
-    std::vector<std::string> saved_languages;
-    for (const json& s : saved_shards) saved_languages.push_back(s.at("language").get<std::string>());
-    MOEGRAD_CHECK(saved_languages == languages_, where, " does not fit: it was saved for languages ",
-                  json(saved_languages).dump(), ", this loader has ", json(languages_).dump());
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      json here = shard_fingerprint(shards_[i]);
-      MOEGRAD_CHECK(saved_shards[i] == here, where, " does not fit: it was saved for shard ",
-                    saved_shards[i].dump(), ", but ", shards_[i].path(), " is ", here.dump());
-    }
-    expect_same("weights", weights_);
+  restore(JsonReader(state, "loader state"));
+}
 
-    sequence = state.at("sequences").get<int64_t>();
-    const json& saved_streams = state.at("streams");
-    MOEGRAD_CHECK(saved_streams.size() == streams.size(), where, ": ", saved_streams.size(),
-                  " streams for ", streams.size(), " languages");
-    int64_t total = 0;
-    for (size_t i = 0; i < streams.size(); ++i) {
-      const json& s = saved_streams[i];
-      Stream& st = streams[i];
-      const std::string& language = languages_[i];
-      MOEGRAD_CHECK(s.at("language") == language, where, ": stream ", i, " is for ",
-                    s.at("language").dump(), ", expected '", language, "'");
-      st.sequences = s.at("sequences").get<int64_t>();
-      st.epoch = s.at("epoch").get<int64_t>();
-      st.position = s.at("position").get<int64_t>();
-      st.offset = s.at("offset").get<int64_t>();
-      const int64_t docs = shards_[i].num_documents();
-      MOEGRAD_CHECK(st.sequences >= 0 && st.epoch >= 0 && st.position >= 0 &&
-                        st.position < docs && st.offset >= 0,
-                    where, ": position of '", language, "' is invalid: ", s.dump());
-      st.order = permutation(options_.seed, language, st.epoch, docs);
-      auto [begin, end] = shards_[i].document_range(st.order[size_t(st.position)]);
-      MOEGRAD_CHECK(st.offset <= end - begin, where, ": offset ", st.offset, " of '", language,
-                    "' lies past the end of its document (", end - begin, " tokens)");
-      total += st.sequences;
-    }
-    MOEGRAD_CHECK(total == sequence, where, ": the per-language counts add up to ", total,
-                  ", not to the ", sequence, " sequences taken");
-  } catch (const json::exception& e) {
-    throw Error(detail::concat(where, ": malformed: ", e.what()));
+void PackedLoader::restore(const JsonReader& state) {
+  if (!(state.has("format") && state.json()["format"] == kStateFormat))
+    state.fail("is not a packed loader state");
+  const int64_t version = state["version"].integer();
+  if (version != kStateVersion)
+    state["version"].fail(detail::concat("is ", version, ", this build reads ", kStateVersion));
+  // The fingerprint first: a state from other data fails here, naming what differs.
+  const std::string where = state.where();
+  auto expect_same = [&](const char* key, const json& here) {
+    MOEGRAD_CHECK(state[key].json() == here, where, " does not fit: it was saved with ", key, " ",
+                  state[key].json().dump(), ", this loader has ", here.dump());
+  };
+  expect_same("seq_len", options_.seq_len);
+  expect_same("seed", options_.seed);
+  expect_same("eos_id", options_.eos_id);
+  const std::vector<JsonReader> saved_shards = state["shards"].elements();
+  std::vector<std::string> saved_languages;
+  for (const JsonReader& s : saved_shards) saved_languages.push_back(s["language"].string());
+  MOEGRAD_CHECK(saved_languages == languages_, where, " does not fit: it was saved for languages ",
+                json(saved_languages).dump(), ", this loader has ", json(languages_).dump());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    json here = shard_fingerprint(shards_[i]);
+    MOEGRAD_CHECK(saved_shards[i].json() == here, where, " does not fit: it was saved for shard ",
+                  saved_shards[i].json().dump(), ", but ", shards_[i].path(), " is ",
+                  here.dump());
   }
+  expect_same("weights", weights_);
+
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const int64_t sequence = state["sequences"].integer(0, kMax);
+  const std::vector<JsonReader> saved_streams = state["streams"].elements();
+  if (saved_streams.size() != streams_.size())
+    state["streams"].fail(detail::concat("holds ", saved_streams.size(), " streams for ",
+                                         streams_.size(), " languages"));
+  std::vector<Stream> streams(streams_.size());
+  int64_t total = 0;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const JsonReader& s = saved_streams[i];
+    Stream& st = streams[i];
+    const std::string& language = languages_[i];
+    if (s["language"].string() != language)
+      s["language"].fail("is '" + s["language"].string() + "', expected '" + language + "'");
+    const int64_t docs = shards_[i].num_documents();
+    st.sequences = s["sequences"].integer(0, kMax);
+    st.epoch = s["epoch"].integer(0, kMax);
+    st.position = s["position"].integer(0, docs - 1);
+    st.offset = s["offset"].integer(0, kMax);
+    st.order = permutation(options_.seed, language, st.epoch, docs);
+    auto [begin, end] = shards_[i].document_range(st.order[size_t(st.position)]);
+    if (st.offset > end - begin)
+      s["offset"].fail(detail::concat("is ", st.offset, ": past the end of the document (",
+                                      end - begin, " tokens)"));
+    total += st.sequences;
+  }
+  MOEGRAD_CHECK(total == sequence, where, ": the per-language counts add up to ", total,
+                ", not to the ", sequence, " sequences taken");
   streams_ = std::move(streams);
   sequence_ = sequence;
 }

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/io/json_reader.h"
 #include "core/tensor.h"
 #include "data/token_shard.h"
 
@@ -58,8 +59,9 @@ class PackedLoader {
   // shards and of the options that shape the stream (seq_len, seed, eos_id, weights).
   std::string state_json() const;
   // Continues exactly where state_json() was taken; throws naming the mismatch when the state
-  // was saved over other shards or options.
+  // was saved over other shards or options, and the field when it is malformed.
   void restore(const std::string& state_json);
+  void restore(const JsonReader& state);  // the same, parsed (a field of a checkpoint's state)
 
   const std::vector<std::string>& languages() const { return languages_; }
 

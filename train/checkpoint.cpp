@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
 #include "core/io/checksum.h"
+#include "core/io/json_reader.h"
 #include "core/io/safetensors.h"
 #include "moe/checkpoint.h"
 
@@ -138,28 +140,33 @@ Checkpoint load_checkpoint(const std::string& dir) {
   } catch (const json::exception& e) {
     throw Error(state_path.string() + ": not valid JSON (" + e.what() + ")");
   }
-  MOEGRAD_CHECK(state.is_object() && state.value("format", "") == kFormat, state_path.string(),
-                ": not a moegrad checkpoint state (field 'format' must be \"", kFormat, "\")");
-  MOEGRAD_CHECK(state.value("version", 0) == kVersion, state_path.string(), ": version ",
-                state.value("version", 0), " is not supported (this build reads ", kVersion, ")");
-  MOEGRAD_CHECK(state.contains("files") && state["files"].is_object() &&
-                    state.contains("step") && state["step"].is_number_integer(),
-                state_path.string(), ": missing 'files' or 'step'");
+  MOEGRAD_CHECK(state.is_object() && state.contains("format") && state["format"] == kFormat,
+                state_path.string(), ": not a moegrad checkpoint state (field 'format' must be \"",
+                kFormat, "\")");
+  const JsonReader fields(state, state_path.string());
+  const int64_t version = fields["version"].integer();
+  MOEGRAD_CHECK(version == kVersion, state_path.string(), ": version ", version,
+                " is not supported (this build reads ", kVersion, ")");
+  const int64_t step = fields["step"].integer(0, std::numeric_limits<int64_t>::max());
+  const JsonReader files = fields["files"];
   for (const std::string name : {"config.json", "model.safetensors", kOptimizerFile})
-    MOEGRAD_CHECK(state["files"].contains(name), state_path.string(), ": does not list ", name);
-  for (const auto& [name, info] : state["files"].items()) {
+    MOEGRAD_CHECK(files.has(name), state_path.string(), ": does not list ", name);
+  for (const auto& entry : files.json().items()) {
+    const std::string& name = entry.key();
+    const JsonReader info = files[name];
     const fs::path p = root / name;
     MOEGRAD_CHECK(fs::is_regular_file(p), "checkpoint ", dir, " is incomplete: ", name,
                   " is missing");
-    const uint64_t bytes = info.at("bytes").get<uint64_t>();
+    const uint64_t bytes = info["bytes"].unsigned_integer();
     MOEGRAD_CHECK(fs::file_size(p) == bytes, p.string(), " is truncated or was changed: ",
                   fs::file_size(p), " bytes, the checkpoint recorded ", bytes);
-    MOEGRAD_CHECK(hex64(fnv1a64_file(p.string())) == info.at("fnv1a64").get<std::string>(),
-                  p.string(), " is corrupt: its checksum does not match the one recorded in ",
-                  kStateFile);
+    MOEGRAD_CHECK(hex64(fnv1a64_file(p.string())) == info["fnv1a64"].string(), p.string(),
+                  " is corrupt: its checksum does not match the one recorded in ", kStateFile);
   }
   Checkpoint c;
   c.dir = dir;
+  c.state_file = state_path.string();
+  c.step = step;
   c.model = load_olmoe(dir);
   SafetensorsFile opt((root / kOptimizerFile).string());
   for (const std::string& n : opt.names()) c.optimizer_state.emplace_back(n, opt.tensor(n).clone());

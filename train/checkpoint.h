@@ -22,7 +22,9 @@ struct Checkpoint {
   std::string dir;
   std::unique_ptr<OlmoeForCausalLM> model;
   std::vector<std::pair<std::string, Tensor>> optimizer_state;
-  nlohmann::json state;  // what the trainer saved, plus "step"
+  int64_t step = 0;
+  nlohmann::json state;    // trainer_state.json: what the trainer saved, plus "step" and "files"
+  std::string state_file;  // its path, for messages
 };
 
 // Writes the checkpoint of `step` and returns its directory.

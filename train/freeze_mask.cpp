@@ -455,36 +455,32 @@ nlohmann::json FreezeMask::to_json() const {
   return {{"format", "moegrad.freeze_mask"}, {"version", 1}, {"parameters", list}};
 }
 
-FreezeMask FreezeMask::from_json(const nlohmann::json& j) {
-  const char* ctx = "freeze mask json";
+FreezeMask FreezeMask::from_json(const JsonReader& j) {
+  if (!(j.has("format") && j.json()["format"] == "moegrad.freeze_mask"))
+    j.fail("is not a moegrad.freeze_mask object");
+  const int64_t version = j["version"].integer();
+  if (version != 1) j["version"].fail("is " + std::to_string(version) + ", this build reads 1");
   std::vector<std::pair<std::string, ParamMask>> entries;
-  try {
-    MOEGRAD_CHECK(j.is_object() && j.value("format", "") == "moegrad.freeze_mask", ctx,
-                  ": not a moegrad.freeze_mask object");
-    MOEGRAD_CHECK(j.at("version") == 1, ctx, ": unsupported version ", j.at("version").dump());
-    for (const auto& e : j.at("parameters")) {
-      const std::string name = e.at("name").get<std::string>();
-      const std::string mode = e.at("mode").get<std::string>();
-      ParamMask m;
-      if (mode == "whole") {
-        m.mode = ParamMask::Mode::Whole;
-      } else if (mode == "rows") {
-        m.mode = ParamMask::Mode::Rows;
-        for (const auto& run : e.at("rows")) {
-          const int64_t first = run.at(0).get<int64_t>(), last = run.at(1).get<int64_t>();
-          MOEGRAD_CHECK(run.size() == 2 && first >= 0 && first <= last &&
-                            (m.rows.empty() || first > m.rows.back()) && last - first < 100000000,
-                        ctx, ": bad row run ", run.dump(), " of ", name);
-          for (int64_t r = first; r <= last; ++r) m.rows.push_back(r);
-        }
-        MOEGRAD_CHECK(!m.rows.empty(), ctx, ": no rows for ", name);
-      } else {
-        MOEGRAD_CHECK(mode == "frozen", ctx, ": unknown mode '", mode, "' of ", name);
+  for (const JsonReader& e : j["parameters"].elements()) {
+    const std::string name = e["name"].string();
+    const std::string mode = e["mode"].string();
+    ParamMask m;
+    if (mode == "whole") {
+      m.mode = ParamMask::Mode::Whole;
+    } else if (mode == "rows") {
+      m.mode = ParamMask::Mode::Rows;
+      for (const JsonReader& run : e["rows"].elements()) {
+        const std::vector<int64_t> ends = run.integers();
+        const bool ok = ends.size() == 2 && ends[0] >= 0 && ends[0] <= ends[1] &&
+                        (m.rows.empty() || ends[0] > m.rows.back()) && ends[1] - ends[0] < 100000000;
+        if (!ok) run.fail("is not a run [first, last] of " + name + "'s rows after the last one");
+        for (int64_t r = ends[0]; r <= ends[1]; ++r) m.rows.push_back(r);
       }
-      entries.emplace_back(name, std::move(m));
+      if (m.rows.empty()) e["rows"].fail("holds no rows of " + name);
+    } else if (mode != "frozen") {
+      e["mode"].fail("must be frozen, whole or rows, got '" + mode + "'");
     }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string(ctx) + ": " + e.what());
+    entries.emplace_back(name, std::move(m));
   }
   return FreezeMask(std::move(entries));
 }

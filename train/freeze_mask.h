@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "core/io/json_reader.h"
 
 namespace moegrad::train {
 
@@ -89,8 +90,8 @@ class FreezeMask {
   // {"format": "moegrad.freeze_mask", "version": 1, "parameters": [{"name", "mode":
   // "frozen"|"whole"|"rows", "rows": [[first, last], ...]}]}, in parameter order.
   nlohmann::json to_json() const;
-  // Throws naming what is malformed.
-  static FreezeMask from_json(const nlohmann::json& j);
+  // Throws naming the file and the field that is malformed.
+  static FreezeMask from_json(const JsonReader& j);
 
   bool operator==(const FreezeMask& other) const { return entries_ == other.entries_; }
   // Empty when equal; otherwise the first difference, e.g. "model.layers.15.mlp.gate.weight:

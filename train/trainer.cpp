@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "core/io/json_reader.h"
 #include "core/profiler.h"
 #include "core/random.h"
 #include "core/storage.h"
@@ -194,19 +196,19 @@ void Trainer::resume_from_checkpoint() {
   MOEGRAD_CHECK(!latest.empty(), "--resume: ", run_dir_, "/checkpoints holds no checkpoint");
   Checkpoint ck = load_checkpoint(latest);
   model_ = std::move(ck.model);
-  const json& state = ck.state;
-  MOEGRAD_CHECK(state.contains("freeze_mask") && state.contains("loader") &&
-                    state.contains("optimizer_step"),
-                latest, "/trainer_state.json: missing freeze_mask, loader or optimizer_step");
+  const JsonReader state(ck.state, ck.state_file);
+  const FreezeMask saved_mask = FreezeMask::from_json(state["freeze_mask"]);
+  const int64_t optimizer_step =
+      state["optimizer_step"].integer(0, std::numeric_limits<int64_t>::max());
   setup_training();
-  const std::string diff = mask_.difference(FreezeMask::from_json(state["freeze_mask"]));
+  const std::string diff = mask_.difference(saved_mask);
   MOEGRAD_CHECK(diff.empty(), "--resume: the freeze mask of the config differs from the one in ",
                 latest, ": ", diff);
   optimizer_->load_state(ck.optimizer_state);
-  optimizer_->set_step_count(state["optimizer_step"].get<int64_t>());
-  step_ = state["step"].get<int64_t>();
+  optimizer_->set_step_count(optimizer_step);
+  step_ = ck.step;
   setup_data();
-  loader_->restore(state["loader"].dump());
+  loader_->restore(state["loader"]);
 
   // Metrics past the checkpoint belong to steps that will run again.
   const fs::path metrics = fs::path(run_dir_) / "metrics.jsonl";

@@ -276,20 +276,30 @@ TEST_F(PackedLoaderTest, RestoreRefusesMalformedState) {
   std::vector<TokenShard> s = shards({"de", "en"});
   PackedLoader loader(s, options(4, 2));
   expect_error([&] { loader.restore("{not json"); }, "loader state: invalid JSON");
-  expect_error([&] { loader.restore("[1, 2]"); }, "loader state: not a packed loader state");
+  expect_error([&] { loader.restore("[1, 2]"); }, "loader state is not a packed loader state");
   nlohmann::json state = nlohmann::json::parse(loader.state_json());
-  nlohmann::json bad = state;
-  bad.erase("streams");
-  expect_error([&] { loader.restore(bad.dump()); }, "loader state: malformed");
-  bad = state;
-  bad["streams"][0]["position"] = 10;
-  expect_error([&] { loader.restore(bad.dump()); }, "position of 'de' is invalid");
-  bad = state;
-  bad["streams"][1]["offset"] = 1000;
-  expect_error([&] { loader.restore(bad.dump()); }, "offset 1000 of 'en' lies past the end");
-  bad = state;
-  bad["sequences"] = 3;
-  expect_error([&] { loader.restore(bad.dump()); }, "counts add up to 0, not to the 3 sequences");
+  auto refused = [&](const std::string& path, const nlohmann::json& value,
+                     const std::string& message) {
+    nlohmann::json bad = state;
+    bad[nlohmann::json::json_pointer(path)] = value;
+    expect_error([&] { loader.restore(bad.dump()); }, message);
+  };
+  nlohmann::json no_streams = state;
+  no_streams.erase("streams");
+  expect_error([&] { loader.restore(no_streams.dump()); },
+               "loader state: field 'streams' is missing");
+  refused("/version", 2, "loader state: field 'version' is 2, this build reads 1");
+  refused("/streams/0/position", 10,
+          "loader state: field 'streams[0].position' must be an integer from 0 to 9, got 10");
+  refused("/streams/0/epoch", 1.5, "field 'streams[0].epoch' must be an integer >= 0, got 1.5");
+  refused("/streams/1/offset", 1000,
+          "field 'streams[1].offset' is 1000: past the end of the document");
+  refused("/streams/1/offset", 1e30, "field 'streams[1].offset' must be an integer >= 0");
+  refused("/streams/1/language", "de", "field 'streams[1].language' is 'de', expected 'en'");
+  refused("/streams", nlohmann::json::array({state["streams"][0]}),
+          "field 'streams' holds 1 streams for 2 languages");
+  refused("/sequences", "3", "field 'sequences' must be an integer >= 0, got \"3\"");
+  refused("/sequences", 3, "counts add up to 0, not to the 3 sequences");
   // A failed restore leaves the loader as it was.
   PackedLoader fresh(s, options(4, 2));
   EXPECT_EQ(rows_of(loader.next()), rows_of(fresh.next()));

@@ -282,7 +282,7 @@ TEST(FreezeMask, JsonRoundTripAndDifference) {
                                   params);
   const nlohmann::json j = nlohmann::json::parse(mask.to_json().dump());
   EXPECT_EQ(j["parameters"][0]["rows"], nlohmann::json::parse("[[0,2],[5,5],[7,8]]"));
-  const FreezeMask back = FreezeMask::from_json(j);
+  const FreezeMask back = FreezeMask::from_json(JsonReader(j, "mask.json"));
   EXPECT_TRUE(back == mask);
   EXPECT_EQ(back.difference(mask), "");
   EXPECT_EQ(back.count(params).trainable, mask.count(params).trainable);
@@ -294,24 +294,37 @@ TEST(FreezeMask, JsonRoundTripAndDifference) {
   EXPECT_EQ(mask_of({}, params).difference(mask_of({}, fewer)), "79 parameters here, 78 there");
 }
 
-TEST(FreezeMask, FromJsonRejectsMalformedInput) {
-  expect_error([] { FreezeMask::from_json(nlohmann::json::parse("{}")); },
-               "freeze mask json: not a moegrad.freeze_mask object");
-  auto doc = [](const std::string& params) {
-    return nlohmann::json::parse(R"({"format":"moegrad.freeze_mask","version":1,"parameters":)" +
-                                 params + "}");
+TEST(FreezeMask, FromJsonRejectsMalformedInputNamingTheField) {
+  auto from = [](const std::string& text) {
+    return [text] {
+      const nlohmann::json j = nlohmann::json::parse(text);
+      FreezeMask::from_json(JsonReader(j, "state.json")["mask"]);
+    };
   };
-  expect_error([&] { FreezeMask::from_json(doc(R"([{"name":"a","mode":"half"}])")); },
-               "freeze mask json: unknown mode 'half' of a");
-  expect_error(
-      [&] { FreezeMask::from_json(doc(R"([{"name":"a","mode":"rows","rows":[[3,1]]}])")); },
-      "freeze mask json: bad row run [3,1] of a");
-  expect_error([&] { FreezeMask::from_json(doc(R"([{"name":"a"}])")); }, "freeze mask json: ");
-  expect_error(
-      [&] {
-        FreezeMask::from_json(doc(R"([{"name":"a","mode":"whole"},{"name":"a","mode":"frozen"}])"));
-      },
-      "freeze mask: parameter a appears twice");
+  expect_error(from(R"({"mask": {}})"), "state.json: field 'mask' is not a moegrad.freeze_mask");
+  expect_error(from(R"({"mask": {"format": 3}})"), "field 'mask' is not a moegrad.freeze_mask");
+  auto doc = [](const std::string& params) {
+    return R"({"mask": {"format":"moegrad.freeze_mask","version":1,"parameters":)" + params +
+           "}}";
+  };
+  expect_error(from(R"({"mask": {"format":"moegrad.freeze_mask","version":"1"}})"),
+               "state.json: field 'mask.version' must be an integer, got \"1\"");
+  expect_error(from(R"({"mask": {"format":"moegrad.freeze_mask","version":2}})"),
+               "field 'mask.version' is 2, this build reads 1");
+  expect_error(from(doc("{}")), "field 'mask.parameters' must be an array, got {}");
+  expect_error(from(doc(R"([{"name":"a","mode":"half"}])")),
+               "field 'mask.parameters[0].mode' must be frozen, whole or rows, got 'half'");
+  expect_error(from(doc(R"([{"name":"a","mode":"rows","rows":[[3,1]]}])")),
+               "field 'mask.parameters[0].rows[0]' is not a run [first, last] of a's rows");
+  expect_error(from(doc(R"([{"name":"a","mode":"rows","rows":[[0,1.5]]}])")),
+               "field 'mask.parameters[0].rows[0][1]' must be an integer, got 1.5");
+  expect_error(from(doc(R"([{"name":"a","mode":"rows","rows":[]}])")),
+               "field 'mask.parameters[0].rows' holds no rows of a");
+  expect_error(from(doc(R"([{"name":"a"}])")), "field 'mask.parameters[0].mode' is missing");
+  expect_error(from(doc(R"([{"name":7,"mode":"whole"}])")),
+               "field 'mask.parameters[0].name' must be a string, got 7");
+  expect_error(from(doc(R"([{"name":"a","mode":"whole"},{"name":"a","mode":"frozen"}])")),
+               "freeze mask: parameter a appears twice");
 }
 
 TEST(FreezeMask, RefusesAnotherModel) {

@@ -406,6 +406,30 @@ TEST_F(TrainerTest, CorruptOrTruncatedCheckpointsAreRefused) {
   testing::expect_error([&] { Trainer(load_config(cfg), true); }, "incomplete");
 }
 
+TEST_F(TrainerTest, AnEditedCheckpointStateIsRefusedNamingTheField) {
+  const std::string cfg = write_config("edited");
+  Trainer(load_config(cfg, {"--train.steps=1", "--train.warmup_steps=0"}), false).run();
+  const fs::path state_file =
+      dir_ / "runs" / "edited" / "checkpoints" / "step-00000001" / "trainer_state.json";
+  const json state = json::parse(std::ifstream(state_file));
+  auto refused = [&](const std::string& pointer, const json& value, const std::string& message) {
+    json edited = state;
+    edited[json::json_pointer(pointer)] = value;
+    std::ofstream(state_file) << edited.dump();
+    testing::expect_error([&] { Trainer(load_config(cfg), true); },
+                          state_file.string() + ": field '" + message);
+  };
+  refused("/step", -1, "step' must be an integer >= 0, got -1");
+  refused("/optimizer_step", 1.5, "optimizer_step' must be an integer >= 0, got 1.5");
+  refused("/files/model.safetensors/bytes", "10", "files[\"model.safetensors\"].bytes' must be");
+  refused("/freeze_mask/parameters/0/mode", 3, "freeze_mask.parameters[0].mode' must be a string");
+  refused("/loader/streams/0/offset", "x",
+          "loader.streams[0].offset' must be an integer >= 0, got \"x\"");
+  refused("/loader/seed", 9, "loader' does not fit: it was saved with seed 9");
+  std::ofstream(state_file) << state.dump();
+  EXPECT_NO_THROW(Trainer(load_config(cfg), true));
+}
+
 TEST_F(TrainerTest, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
   const std::string cfg = write_config("diverge");
   {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/io/json_reader.h"
 #include "core/random.h"
 #include "eval/routing_analysis.h"
 #include "train/config.h"
@@ -27,22 +28,21 @@ std::map<std::string, std::string> parent_map(const std::string& text) {
 }
 
 // The analysis's layer entry for model layer `layer`.
-const json& layer_entry(const json& analysis, int64_t layer) {
-  MOEGRAD_CHECK(analysis.contains("per_layer") && analysis["per_layer"].is_array(),
-                "adapt.routing: the analysis has no per_layer entries");
-  for (const json& l : analysis["per_layer"])
-    if (l.value("layer", int64_t(-1)) == layer) return l;
-  throw Error("adapt.routing: the analysis has no entry for layer " + std::to_string(layer));
+JsonReader layer_entry(const JsonReader& analysis, int64_t layer) {
+  for (const JsonReader& l : analysis["per_layer"].elements())
+    if (l["layer"].integer() == layer) return l;
+  analysis["per_layer"].fail("has no entry for layer " + std::to_string(layer));
 }
 
-std::vector<int64_t> specific(const json& layer, const std::string& language) {
-  const json& ls = layer.at("language_specific");
-  return ls.contains(language) ? ls[language].get<std::vector<int64_t>>() : std::vector<int64_t>{};
+std::vector<int64_t> specific(const JsonReader& layer, const std::string& language) {
+  const JsonReader ls = layer["language_specific"];
+  ls.expect(ls.json().is_object(), "an object");
+  return ls.has(language) ? ls[language].integers() : std::vector<int64_t>{};
 }
 
 // The language whose specific experts the target uses: itself when the analysis gives it any in
 // the adapted layers, else its parent.
-std::string expert_source(const AdaptSection& a, const json& analysis,
+std::string expert_source(const AdaptSection& a, const JsonReader& analysis,
                           const std::vector<int64_t>& layers) {
   for (int64_t l : layers)
     if (!specific(layer_entry(analysis, l), a.language).empty()) return a.language;
@@ -56,14 +56,17 @@ std::string expert_source(const AdaptSection& a, const json& analysis,
 
 std::string join(const std::vector<int64_t>& xs) {
   std::string s;
-  for (int64_t x : xs) s += (s.empty() ? "" : ",") + std::to_string(x);
+  for (int64_t x : xs) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
   return s;
 }
 
 }  // namespace
 
 Adaptation resolve_adaptation(const AdaptSection& a, int64_t num_layers, int64_t num_experts,
-                              const json& analysis) {
+                              const json& routing) {
   static const std::set<std::string> kMethods = {"seft", "ssft", "aeft", "top_n", "random",
                                                  "final_layers", "full"};
   MOEGRAD_CHECK(kMethods.count(a.method), "adapt.method: '", a.method,
@@ -82,19 +85,21 @@ Adaptation resolve_adaptation(const AdaptSection& a, int64_t num_layers, int64_t
     return out;
   }
   const bool from_analysis = a.method != "aeft";
+  const JsonReader analysis(routing, "adapt.routing: " + a.routing);
   if (from_analysis) {
     MOEGRAD_CHECK(!a.language.empty(), "adapt.language: ", a.method, " needs a target language");
-    MOEGRAD_CHECK(analysis.value("experts", int64_t(-1)) == num_experts, "adapt.routing: ",
-                  a.routing, " analyses ", analysis.value("experts", int64_t(-1)),
-                  " experts per layer, the model has ", num_experts);
+    const int64_t analysed = analysis["experts"].integer();
+    if (analysed != num_experts)
+      analysis["experts"].fail(detail::concat("is ", analysed, ", but the model has ", num_experts,
+                                              " experts per layer"));
   }
   std::string source = a.language;
   if (a.method == "seft" || a.method == "ssft") source = expert_source(a, analysis, layers);
   if (a.method == "random") {
     std::vector<std::string> others;
-    for (const json& l : analysis.at("languages"))
-      if (l.get<std::string>() != a.language) others.push_back(l.get<std::string>());
-    MOEGRAD_CHECK(!others.empty(), "adapt.routing: no language other than ", a.language);
+    for (const std::string& l : analysis["languages"].strings())
+      if (l != a.language) others.push_back(l);
+    if (others.empty()) analysis["languages"].fail("holds no language other than " + a.language);
     Generator gen(a.seed);
     source = others[size_t(randint(0, int64_t(others.size()), {1}, gen).item())];
   }
@@ -107,15 +112,16 @@ Adaptation resolve_adaptation(const AdaptSection& a, int64_t num_layers, int64_t
     } else if (a.method == "top_n") {
       // The experts where the target leads by the widest gap, as the paper's top-20 baseline.
       std::vector<std::pair<double, int64_t>> by_gap;
-      for (const json& g : layer_entry(analysis, l).at("gaps"))
-        if (g.at("language") == a.language) by_gap.push_back({-g.at("gap").get<double>(), g.at("expert")});
+      for (const JsonReader& g : layer_entry(analysis, l)["gaps"].elements())
+        if (g["language"].string() == a.language)
+          by_gap.push_back({-g["gap"].number(), g["expert"].integer()});
       std::sort(by_gap.begin(), by_gap.end());
       for (size_t i = 0; i < by_gap.size() && int64_t(i) < a.top_n; ++i)
         experts.push_back(by_gap[i].second);
     } else {
       experts = specific(layer_entry(analysis, l), source);
       if (a.method == "ssft") {
-        const std::vector<int64_t> shared = layer_entry(analysis, l).at("shared");
+        const std::vector<int64_t> shared = layer_entry(analysis, l)["shared"].integers();
         for (size_t i = 0; i < shared.size() && int64_t(i) < a.shared_k; ++i)
           if (std::find(experts.begin(), experts.end(), shared[i]) == experts.end())
             experts.push_back(shared[i]);

@@ -82,7 +82,36 @@ TEST(Adapt, ErrorsNameTheKey) {
   testing::expect_error([&] { resolve_adaptation(deep, 4, 8, analysis()); },
                         "adapt.layers: 5 is not between 1 and the model's 4 layers");
   testing::expect_error([] { resolve_adaptation(method("seft"), 4, 16, analysis()); },
-                        "analyses 8 experts per layer, the model has 16");
+                        "adapt.routing: routing.json: field 'experts' is 8, but the model has 16 "
+                        "experts per layer");
+}
+
+TEST(Adapt, AnAnalysisOfAnotherShapeIsRefusedNamingTheField) {
+  auto refused = [](const std::string& m, const std::string& pointer, const json& value,
+                    const std::string& message) {
+    json a = analysis();
+    a[json::json_pointer(pointer)] = value;
+    testing::expect_error([&] { resolve_adaptation(method(m), 4, 8, a); },
+                          "adapt.routing: routing.json: field '" + message);
+  };
+  refused("seft", "/per_layer/3/language_specific", json::array(),
+          "per_layer[3].language_specific' must be an object, got []");
+  refused("seft", "/per_layer/3/language_specific/ru", "5,1",
+          "per_layer[3].language_specific.ru' must be an array, got \"5,1\"");
+  refused("seft", "/per_layer/3/layer", 2.5, "per_layer[3].layer' must be an integer, got 2.5");
+  refused("seft", "/per_layer", json::array(), "per_layer' has no entry for layer 2");
+  refused("seft", "/experts", "8", "experts' must be an integer, got \"8\"");
+  refused("ssft", "/per_layer/3/shared/1", 0.5, "per_layer[3].shared[1]' must be an integer");
+  refused("top_n", "/per_layer/3/gaps/1/gap", "big",
+          "per_layer[3].gaps[1].gap' must be a finite number, got \"big\"");
+  refused("top_n", "/per_layer/2/gaps", json::object(), "per_layer[2].gaps' must be an array");
+  refused("random", "/languages", json::array({"ru"}),
+          "languages' holds no language other than ru");
+  refused("random", "/languages/0", 7, "languages[0]' must be a string, got 7");
+  json no_layers = analysis();
+  no_layers.erase("per_layer");
+  testing::expect_error([&] { resolve_adaptation(method("seft"), 4, 8, no_layers); },
+                        "adapt.routing: routing.json: field 'per_layer' is missing");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "core/io/json_reader.h"
 
 namespace moegrad {
 namespace {
@@ -78,61 +79,27 @@ const std::set<std::string>& generic_fields() {
   return fields;
 }
 
-class Reader {
- public:
-  Reader(const json& j, const std::string& source) : j_(j), source_(source) {}
-
-  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
-    throw Error("OlmoeConfig: " + source_ + ": field '" + field + "' " + what);
-  }
-  void expect(bool ok, const std::string& field, const char* type) const {
-    if (!ok) fail(field, std::string("must be ") + type + ", got " + j_.at(field).dump());
-  }
-  bool present(const std::string& f) const { return j_.contains(f); }
-  bool is_null(const std::string& f) const { return j_.at(f).is_null(); }
-
-  void get(const std::string& f, int64_t& out) const {
-    if (!present(f)) return;
-    expect(j_.at(f).is_number_integer(), f, "an integer");
-    out = j_.at(f).get<int64_t>();
-  }
-  void get(const std::string& f, double& out) const {
-    if (!present(f)) return;
-    expect(j_.at(f).is_number(), f, "a number");
-    out = j_.at(f).get<double>();
-  }
-  void get(const std::string& f, bool& out) const {
-    if (!present(f)) return;
-    expect(j_.at(f).is_boolean(), f, "a boolean");
-    out = j_.at(f).get<bool>();
-  }
-  void get(const std::string& f, std::optional<int64_t>& out) const {
-    if (!present(f)) return;
-    if (is_null(f)) {
-      out.reset();
-      return;
-    }
-    expect(j_.at(f).is_number_integer(), f, "an integer or null");
-    out = j_.at(f).get<int64_t>();
-  }
-  void get(const std::string& f, std::optional<double>& out) const {
-    if (!present(f)) return;
-    if (is_null(f)) {
-      out.reset();
-      return;
-    }
-    expect(j_.at(f).is_number(), f, "a number or null");
-    out = j_.at(f).get<double>();
-  }
-  std::string string_field(const std::string& f) const {
-    expect(j_.at(f).is_string(), f, "a string");
-    return j_.at(f).get<std::string>();
-  }
-
- private:
-  const json& j_;
-  const std::string& source_;
-};
+// Fields HF may leave out keep their defaults; those HF writes as null where unset too.
+void read(const JsonReader& r, const char* f, int64_t& out) {
+  if (r.has(f)) out = r[f].integer();
+}
+void read(const JsonReader& r, const char* f, double& out) {
+  if (r.has(f)) out = r[f].number();
+}
+void read(const JsonReader& r, const char* f, bool& out) {
+  if (r.has(f)) out = r[f].boolean();
+}
+void read(const JsonReader& r, const char* f, std::optional<int64_t>& out) {
+  if (!r.has(f)) return;
+  out.reset();
+  if (!r[f].json().is_null()) out = r[f].integer();
+}
+void read(const JsonReader& r, const char* f, std::optional<double>& out) {
+  if (!r.has(f)) return;
+  out.reset();
+  if (!r[f].json().is_null()) out = r[f].number();
+}
+bool set(const JsonReader& r, const char* f) { return r.has(f) && !r[f].json().is_null(); }
 
 }  // namespace
 
@@ -173,67 +140,56 @@ OlmoeConfig OlmoeConfig::from_json_string(const std::string& text, const std::st
     throw Error("OlmoeConfig: " + source + ": invalid JSON: " + e.what());
   }
   MOEGRAD_CHECK(j.is_object(), "OlmoeConfig: ", source, ": top level must be a JSON object");
-  Reader r(j, source);
-  MOEGRAD_CHECK(r.present("model_type"), "OlmoeConfig: ", source,
+  const JsonReader r(j, "OlmoeConfig: " + source);
+  MOEGRAD_CHECK(r.has("model_type"), "OlmoeConfig: ", source,
                 ": missing required field 'model_type'");
-  std::string model_type = r.string_field("model_type");
-  if (model_type != "olmoe") r.fail("model_type", "must be \"olmoe\", got \"" + model_type + "\"");
+  const std::string model_type = r["model_type"].string();
+  if (model_type != "olmoe") r["model_type"].fail("must be \"olmoe\", got \"" + model_type + "\"");
 
   OlmoeConfig c;
-  r.get("vocab_size", c.vocab_size);
-  r.get("hidden_size", c.hidden_size);
-  r.get("intermediate_size", c.intermediate_size);
-  r.get("num_hidden_layers", c.num_hidden_layers);
-  r.get("num_attention_heads", c.num_attention_heads);
+  read(r, "vocab_size", c.vocab_size);
+  read(r, "hidden_size", c.hidden_size);
+  read(r, "intermediate_size", c.intermediate_size);
+  read(r, "num_hidden_layers", c.num_hidden_layers);
+  read(r, "num_attention_heads", c.num_attention_heads);
   c.num_key_value_heads = c.num_attention_heads;
-  if (r.present("num_key_value_heads") && !r.is_null("num_key_value_heads"))
-    r.get("num_key_value_heads", c.num_key_value_heads);
-  r.get("num_experts", c.num_experts);
-  r.get("num_experts_per_tok", c.num_experts_per_tok);
-  r.get("norm_topk_prob", c.norm_topk_prob);
-  r.get("rope_theta", c.rope_theta);
-  r.get("max_position_embeddings", c.max_position_embeddings);
-  r.get("rms_norm_eps", c.rms_norm_eps);
-  r.get("clip_qkv", c.clip_qkv);
-  r.get("router_aux_loss_coef", c.router_aux_loss_coef);
-  r.get("output_router_logits", c.output_router_logits);
-  r.get("initializer_range", c.initializer_range);
-  r.get("eos_token_id", c.eos_token_id);
-  r.get("pad_token_id", c.pad_token_id);
-  r.get("bos_token_id", c.bos_token_id);
+  if (set(r, "num_key_value_heads")) read(r, "num_key_value_heads", c.num_key_value_heads);
+  read(r, "num_experts", c.num_experts);
+  read(r, "num_experts_per_tok", c.num_experts_per_tok);
+  read(r, "norm_topk_prob", c.norm_topk_prob);
+  read(r, "rope_theta", c.rope_theta);
+  read(r, "max_position_embeddings", c.max_position_embeddings);
+  read(r, "rms_norm_eps", c.rms_norm_eps);
+  read(r, "clip_qkv", c.clip_qkv);
+  read(r, "router_aux_loss_coef", c.router_aux_loss_coef);
+  read(r, "output_router_logits", c.output_router_logits);
+  read(r, "initializer_range", c.initializer_range);
+  read(r, "eos_token_id", c.eos_token_id);
+  read(r, "pad_token_id", c.pad_token_id);
+  read(r, "bos_token_id", c.bos_token_id);
 
-  if (r.present("hidden_act") && r.string_field("hidden_act") != "silu")
-    r.fail("hidden_act", "must be \"silu\" (the only activation supported)");
-  bool flag = false;
-  r.get("attention_bias", flag);
-  if (flag) r.fail("attention_bias", "must be false (biases are not supported)");
-  flag = false;
-  r.get("tie_word_embeddings", flag);
-  if (flag) r.fail("tie_word_embeddings", "must be false (lm_head is not tied)");
-  if (r.present("rope_scaling") && !r.is_null("rope_scaling"))
-    r.fail("rope_scaling", "must be null (rope scaling is not supported)");
-  if (r.present("rope_parameters") && !r.is_null("rope_parameters")) {
-    const json& rp = j.at("rope_parameters");
-    r.expect(rp.is_object(), "rope_parameters", "an object");
-    for (const auto& [key, value] : rp.items()) {
-      const std::string field = "rope_parameters." + key;
-      if (key == "rope_theta") {
-        if (!value.is_number()) r.fail(field, "must be a number, got " + value.dump());
-        c.rope_theta = value.get<double>();
-      } else if (key == "rope_type") {
-        if (value != "default") r.fail(field, "must be \"default\", got " + value.dump());
-      } else {
-        r.fail(field, "is not supported");
-      }
+  if (r.has("hidden_act") && r["hidden_act"].string() != "silu")
+    r["hidden_act"].fail("must be \"silu\" (the only activation supported)");
+  if (r.has("attention_bias") && r["attention_bias"].boolean())
+    r["attention_bias"].fail("must be false (biases are not supported)");
+  if (r.has("tie_word_embeddings") && r["tie_word_embeddings"].boolean())
+    r["tie_word_embeddings"].fail("must be false (lm_head is not tied)");
+  if (set(r, "rope_scaling")) r["rope_scaling"].fail("must be null (rope scaling is not supported)");
+  if (set(r, "rope_parameters")) {
+    const JsonReader rp = r["rope_parameters"];
+    rp.expect(rp.json().is_object(), "an object");
+    for (const auto& [key, value] : rp.json().items()) {
+      if (key == "rope_theta")
+        c.rope_theta = rp[key].number();
+      else if (key == "rope_type" && value != "default")
+        rp[key].fail("must be \"default\", got " + value.dump());
+      else if (key != "rope_type")
+        rp[key].fail("is not supported");
     }
   }
-  if (r.present("head_dim") && !r.is_null("head_dim")) {
-    int64_t head_dim = 0;
-    r.get("head_dim", head_dim);
-    if (head_dim != c.head_dim())
-      r.fail("head_dim",
-             "must equal hidden_size / num_attention_heads = " + std::to_string(c.head_dim()));
-  }
+  if (set(r, "head_dim") && r["head_dim"].integer() != c.head_dim())
+    r["head_dim"].fail("must equal hidden_size / num_attention_heads = " +
+                       std::to_string(c.head_dim()));
 
   static const std::set<std::string> own = {"model_type",           "vocab_size",
                                             "hidden_size",          "intermediate_size",
@@ -249,7 +205,7 @@ OlmoeConfig OlmoeConfig::from_json_string(const std::string& text, const std::st
                                             "eos_token_id",         "pad_token_id",
                                             "bos_token_id",         "head_dim"};
   for (const auto& [key, value] : j.items())
-    if (!own.count(key) && !generic_fields().count(key)) r.fail(key, "is not an OlmoeConfig field");
+    if (!own.count(key) && !generic_fields().count(key)) r[key].fail("is not an OlmoeConfig field");
   c.validate(source);
   return c;
 }

@@ -107,9 +107,9 @@ TEST(OlmoeConfig, Errors) {
   expect_error(parse(R"({"model_type": "olmoe", "hidden_size": "8"})"),
                "x/config.json: field 'hidden_size' must be an integer");
   expect_error(parse(R"({"model_type": "olmoe", "rope_theta": true})"),
-               "field 'rope_theta' must be a number");
+               "field 'rope_theta' must be a finite number, got true");
   expect_error(parse(R"({"model_type": "olmoe", "norm_topk_prob": 1})"),
-               "field 'norm_topk_prob' must be a boolean");
+               "field 'norm_topk_prob' must be true or false, got 1");
   expect_error(parse(R"({"model_type": "olmoe", "hidden_act": "gelu"})"), "field 'hidden_act'");
   expect_error(parse(R"({"model_type": "olmoe", "attention_bias": true})"),
                "field 'attention_bias' must be false");
@@ -117,6 +117,14 @@ TEST(OlmoeConfig, Errors) {
                "field 'tie_word_embeddings' must be false");
   expect_error(parse(R"({"model_type": "olmoe", "rope_scaling": {"type": "linear"}})"),
                "field 'rope_scaling'");
+  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": {"rope_theta": "1e4"}})"),
+               "x/config.json: field 'rope_parameters.rope_theta' must be a finite number");
+  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": {"factor": 2}})"),
+               "field 'rope_parameters.factor' is not supported");
+  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": [1]})"),
+               "field 'rope_parameters' must be an object, got [1]");
+  expect_error(parse(R"({"model_type": "olmoe", "eos_token_id": 1.5})"),
+               "field 'eos_token_id' must be an integer, got 1.5");
   expect_error(parse(R"({"model_type": "olmoe", "num_experts": 4})"),
                "num_experts_per_tok 8 exceeds num_experts 4");
   expect_error(parse(R"({"model_type": "olmoe", "num_key_value_heads": 5})"),

@@ -14,6 +14,7 @@
 #include "app/model_args.h"
 #include "app/progress.h"
 #include "core/io/atomic_file.h"
+#include "core/io/json_reader.h"
 #include "eval/benchmarks.h"
 #include "eval/proxy_benchmarks.h"
 #include "eval/steering.h"
@@ -546,7 +547,7 @@ int run_steer(const Args& args) {
   if (!in) throw Error("cannot read " + path);
   const nlohmann::json analysis = nlohmann::json::parse(in, nullptr, false);
   if (analysis.is_discarded()) throw Error(path + ": not JSON (expected moegrad analyze's routing.json)");
-  const eval::Steering steering = eval::steering_from_analysis(analysis, o);
+  const eval::Steering steering = eval::steering_from_analysis(JsonReader(analysis, path), o);
   if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   write_file_atomically(out, steering.to_json().dump(1) + "\n");
   int64_t promoted = 0;

@@ -9,6 +9,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/io/json_reader.h"
 #include "core/ops/binary.h"
 #include "core/ops/compare.h"
 #include "core/ops/reduce.h"
@@ -209,29 +210,28 @@ void check_threshold(const ExpertThreshold& t) {
                 t.num_std);
 }
 
-int64_t analysis_int(const json& analysis, const char* key) {
-  MOEGRAD_CHECK(
-      analysis.is_object() && analysis.contains(key) && analysis.at(key).is_number_integer(),
-      "routing analysis: no integer '", key, "' (is it eval::analyze_routing's output?)");
-  return analysis.at(key).get<int64_t>();
+// A count of the analysis (layers, experts, top_k): at least 1.
+int64_t analysis_count(const JsonReader& analysis, const char* key) {
+  return analysis[key].integer(1, std::numeric_limits<int64_t>::max());
 }
 
 // [layer][expert] activation frequencies of `language`: its usage times top_k.
-std::vector<std::vector<double>> frequencies(const json& analysis, const std::string& language) {
-  const int64_t k = analysis_int(analysis, "top_k"), experts = analysis_int(analysis, "experts");
-  MOEGRAD_CHECK(analysis.contains("per_layer") && analysis.at("per_layer").is_array(),
-                "routing analysis: no 'per_layer' list");
+std::vector<std::vector<double>> frequencies(const JsonReader& analysis,
+                                             const std::string& language) {
+  const int64_t k = analysis_count(analysis, "top_k");
+  const int64_t experts = analysis_count(analysis, "experts");
   std::vector<std::vector<double>> out;
-  for (const json& layer : analysis.at("per_layer")) {
-    const json& usage = layer.at("usage");
-    if (!usage.contains(language)) {
+  for (const JsonReader& layer : analysis["per_layer"].elements()) {
+    const JsonReader usage = layer["usage"];
+    usage.expect(usage.json().is_object(), "an object");
+    if (!usage.has(language)) {
       std::vector<std::string> have;
-      for (const auto& [name, u] : usage.items()) have.push_back(name);
-      throw Error("routing analysis: no language '" + language + "' (it has: " + join(have) + ")");
+      for (const auto& [name, u] : usage.json().items()) have.push_back(name);
+      usage.fail("has no language '" + language + "' (it has: " + join(have) + ")");
     }
-    std::vector<double> f = usage.at(language).get<std::vector<double>>();
-    MOEGRAD_CHECK(int64_t(f.size()) == experts, "routing analysis: usage of '", language, "' has ",
-                  f.size(), " experts, not ", experts);
+    std::vector<double> f = usage[language].numbers();
+    if (int64_t(f.size()) != experts)
+      usage[language].fail(detail::concat("has ", f.size(), " experts, not ", experts));
     for (double& x : f) x *= double(k);
     out.push_back(std::move(f));
   }
@@ -357,14 +357,14 @@ std::vector<int64_t> middle_layers(int64_t num_layers) {
   return out;
 }
 
-std::vector<std::vector<PreferredExpert>> preferred_experts(const json& analysis,
+std::vector<std::vector<PreferredExpert>> preferred_experts(const JsonReader& analysis,
                                                             const std::string& language,
                                                             const std::string& reference,
                                                             const ExpertThreshold& threshold) {
   check_threshold(threshold);
   const std::vector<std::vector<double>> f = frequencies(analysis, language);
   const double mean_expert =
-      double(analysis_int(analysis, "top_k")) / double(analysis_int(analysis, "experts"));
+      double(analysis_count(analysis, "top_k")) / double(analysis_count(analysis, "experts"));
   const std::vector<std::vector<double>> r =
       reference.empty() ? std::vector<std::vector<double>>() : frequencies(analysis, reference);
   std::vector<std::vector<PreferredExpert>> out;
@@ -394,30 +394,23 @@ std::vector<std::vector<PreferredExpert>> preferred_experts(const json& analysis
 }
 
 std::vector<std::vector<PreferredExpert>> language_specialised_experts(
-    const json& analysis, const std::string& language, const ExpertThreshold& threshold) {
-  MOEGRAD_CHECK(analysis.contains("english") && analysis.at("english").is_string(),
-                "routing analysis: no 'english' language named");
-  return preferred_experts(analysis, language, analysis.at("english").get<std::string>(),
-                           threshold);
+    const JsonReader& analysis, const std::string& language, const ExpertThreshold& threshold) {
+  return preferred_experts(analysis, language, analysis["english"].string(), threshold);
 }
 
-std::vector<std::vector<PreferredExpert>> task_experts(const json& analysis,
+std::vector<std::vector<PreferredExpert>> task_experts(const JsonReader& analysis,
                                                        const std::string& task,
                                                        const ExpertThreshold& threshold) {
   return preferred_experts(analysis, task, "", threshold);
 }
 
-Steering steering_from_analysis(const json& analysis, const SteeringFromAnalysisOptions& o) {
+Steering steering_from_analysis(const JsonReader& analysis, const SteeringFromAnalysisOptions& o) {
   MOEGRAD_CHECK(std::isfinite(o.delta) && o.delta >= 0 && std::isfinite(o.lambda) && o.lambda >= 0,
                 "steering_from_analysis: delta and lambda must be non-negative, got ", o.delta,
                 " and ", o.lambda);
-  std::string language = o.language;
-  if (language.empty()) {
-    MOEGRAD_CHECK(analysis.contains("english") && analysis.at("english").is_string(),
-                  "routing analysis: no 'english' language named");
-    language = analysis.at("english").get<std::string>();
-  }
-  const int64_t num_layers = analysis_int(analysis, "layers");
+  const std::string english = analysis["english"].string();
+  const std::string language = o.language.empty() ? english : o.language;
+  const int64_t num_layers = analysis_count(analysis, "layers");
   const std::vector<int64_t> layers = o.layers.empty() ? middle_layers(num_layers) : o.layers;
   const std::vector<std::vector<PreferredExpert>> preferred =
       preferred_experts(analysis, language, o.reference, o.threshold);
@@ -441,7 +434,7 @@ Steering steering_from_analysis(const json& analysis, const SteeringFromAnalysis
                   {"language", language},
                   {"reference", o.reference.empty() ? "mean expert" : o.reference},
                   {"threshold", rule},
-                  {"analysis_english", analysis.value("english", "")}};
+                  {"analysis_english", english}};
   return s;
 }
 

@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/io/json_reader.h"
 #include "moe/hooks.h"
 
 namespace moegrad::eval {
@@ -95,9 +96,9 @@ struct PreferredExpert {
 
 // Per layer, the experts `language` activates more than `reference` does, largest difference
 // first (ties: lower expert first). reference "": the mean expert's frequency, top_k / experts.
-// `analysis` is eval::analyze_routing's output (routing.json); errors name a missing language
-// and the ones the analysis has.
-std::vector<std::vector<PreferredExpert>> preferred_experts(const nlohmann::json& analysis,
+// `analysis` is eval::analyze_routing's output (routing.json); errors name its file and field,
+// and for a missing language the ones the analysis has.
+std::vector<std::vector<PreferredExpert>> preferred_experts(const JsonReader& analysis,
                                                             const std::string& language,
                                                             const std::string& reference,
                                                             const ExpertThreshold& threshold);
@@ -105,11 +106,11 @@ std::vector<std::vector<PreferredExpert>> preferred_experts(const nlohmann::json
 // Language-specialised experts of `language`: those it activates more than the analysis's
 // English does. (Not routing_metrics' language_specific_experts, which is Paper 1's gap rule.)
 std::vector<std::vector<PreferredExpert>> language_specialised_experts(
-    const nlohmann::json& analysis, const std::string& language, const ExpertThreshold& threshold);
+    const JsonReader& analysis, const std::string& language, const ExpertThreshold& threshold);
 
 // Task experts: those `task`'s text (a "language" of the analysis, e.g. English task data)
 // activates more than the mean expert.
-std::vector<std::vector<PreferredExpert>> task_experts(const nlohmann::json& analysis,
+std::vector<std::vector<PreferredExpert>> task_experts(const JsonReader& analysis,
                                                        const std::string& task,
                                                        const ExpertThreshold& threshold);
 
@@ -126,7 +127,7 @@ struct SteeringFromAnalysisOptions {
 // form weighs each promoted expert by its frequency difference (so lambda is in log-probability
 // per unit of frequency). The provenance records the analysis's English, the languages and the
 // threshold.
-Steering steering_from_analysis(const nlohmann::json& analysis,
+Steering steering_from_analysis(const JsonReader& analysis,
                                 const SteeringFromAnalysisOptions& options);
 
 }  // namespace moegrad::eval

@@ -253,7 +253,8 @@ std::vector<int64_t> experts_of(const std::vector<PreferredExpert>& p) {
 }
 
 TEST(Steering, TauThresholdIdentifiesLanguageSpecialisedAndTaskExperts) {
-  const json a = hand_analysis();
+  const json doc = hand_analysis();
+  const JsonReader a(doc, "routing.json");
   // xx - en in frequency: layer 1 [-0.7, 0, 0, 0.7], layer 2 [0.6, 0.2, -0.2, -0.6].
   const auto specialised = language_specialised_experts(a, "xx", {});
   ASSERT_EQ(specialised.size(), 3u);
@@ -277,13 +278,30 @@ TEST(Steering, TauThresholdIdentifiesLanguageSpecialisedAndTaskExperts) {
   EXPECT_TRUE(task[0].empty());
   EXPECT_EQ(experts_of(task_experts(a, "en", {0.05, 0})[1]), (std::vector<int64_t>{0, 1}));
 
-  testing::expect_error([&] { task_experts(a, "fi", {}); }, "no language 'fi' (it has: en, xx)");
+  testing::expect_error([&] { task_experts(a, "fi", {}); },
+                        "routing.json: field 'per_layer[0].usage' has no language 'fi' (it has: "
+                        "en, xx)");
   testing::expect_error([&] { task_experts(a, "en", {-1, 0}); }, "must be non-negative");
-  testing::expect_error([&] { task_experts(json::object(), "en", {}); }, "no integer 'top_k'");
+  const json empty = json::object();
+  testing::expect_error([&] { task_experts(JsonReader(empty, "r.json"), "en", {}); },
+                        "r.json: field 'top_k' is missing");
+  auto refused = [&](const std::string& pointer, const json& value, const std::string& message) {
+    json edited = doc;
+    edited[json::json_pointer(pointer)] = value;
+    testing::expect_error(
+        [&] { language_specialised_experts(JsonReader(edited, "routing.json"), "xx", {}); },
+        "routing.json: field '" + message);
+  };
+  refused("/experts", 0, "experts' must be an integer >= 1, got 0");
+  refused("/english", nullptr, "english' must be a string, got null");
+  refused("/per_layer/1/usage/xx", json::array({0.1, 0.2}),
+          "per_layer[1].usage.xx' has 2 experts, not 4");
+  refused("/per_layer/2/usage/en/3", "0.4", "per_layer[2].usage.en[3]' must be a finite number");
 }
 
 TEST(Steering, FromAnalysisPromotesPreferredExpertsInTheMiddleLayers) {
-  const json a = hand_analysis();
+  const json doc = hand_analysis();
+  const JsonReader a(doc, "routing.json");
   SteeringFromAnalysisOptions o;  // English against the mean expert, middle third: layer 1
   Steering s = steering_from_analysis(a, o);
   ASSERT_EQ(s.layers.size(), 1u);

@@ -1,6 +1,7 @@
 #include "eval/score.h"
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.h"
@@ -31,7 +32,12 @@ std::vector<int32_t> read_ids(const json& field, const data::Tokenizer* tokenize
   MOEGRAD_CHECK(field.is_array(), where, ": \"", name, "\" must be a string or an array of token ids");
   std::vector<int32_t> ids;
   for (const json& v : field) {
-    MOEGRAD_CHECK(v.is_number_integer(), where, ": \"", name, "\" must hold integer token ids, found ", v.dump());
+    // An id past int32 would wrap into the vocabulary (2^32 + 1 read as 1) and score a wrong token.
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<int32_t>::max())
+                          : v.is_number_integer() && v.get<int64_t>() >= 0;
+    MOEGRAD_CHECK(fits, where, ": \"", name, "\" must hold token ids (integers from 0 to 2^31 - 1), found ",
+                  v.dump());
     ids.push_back(v.get<int32_t>());
   }
   return ids;

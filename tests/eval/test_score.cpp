@@ -104,6 +104,14 @@ TEST(Score, JsonlLinesWithTokensTextAndPrefix) {
   std::ofstream(dir / "bad.jsonl") << R"({"tokens": [1, 600]})" << "\n";
   expect_error([&] { score_jsonl(*model, nullptr, (dir / "bad.jsonl").string(), (dir / "o.jsonl").string()); },
                "bad.jsonl:1: score: token id 600 is out of range");
+  // 2^32 + 1 would wrap to token 1 if read as int32.
+  for (const char* id : {"4294967297", "-1", "1.0"}) {
+    std::ofstream(dir / "bad.jsonl") << R"({"tokens": [5, )" << id << "]}\n";
+    expect_error(
+        [&] { score_jsonl(*model, nullptr, (dir / "bad.jsonl").string(), (dir / "o.jsonl").string()); },
+        std::string("bad.jsonl:1: \"tokens\" must hold token ids (integers from 0 to 2^31 - 1), found ") +
+            id);
+  }
   EXPECT_FALSE(fs::exists(dir / "o.jsonl"));  // nothing half-written on error
   fs::remove_all(dir);
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <map>
 #include <numeric>
 #include <nlohmann/json.hpp>
@@ -233,8 +232,7 @@ void PackedLoader::restore(const JsonReader& state) {
   }
   expect_same("weights", weights_);
 
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  const int64_t sequence = state["sequences"].integer(0, kMax);
+  const int64_t sequence = state["sequences"].integer(0);
   const std::vector<JsonReader> saved_streams = state["streams"].elements();
   if (saved_streams.size() != streams_.size())
     state["streams"].fail(detail::concat("holds ", saved_streams.size(), " streams for ",
@@ -245,13 +243,14 @@ void PackedLoader::restore(const JsonReader& state) {
     const JsonReader& s = saved_streams[i];
     Stream& st = streams[i];
     const std::string& language = languages_[i];
-    if (s["language"].string() != language)
-      s["language"].fail("is '" + s["language"].string() + "', expected '" + language + "'");
+    const std::string saved_language = s["language"].string();
+    if (saved_language != language)
+      s["language"].fail("is '" + saved_language + "', expected '" + language + "'");
     const int64_t docs = shards_[i].num_documents();
-    st.sequences = s["sequences"].integer(0, kMax);
-    st.epoch = s["epoch"].integer(0, kMax);
+    st.sequences = s["sequences"].integer(0);
+    st.epoch = s["epoch"].integer(0);
     st.position = s["position"].integer(0, docs - 1);
-    st.offset = s["offset"].integer(0, kMax);
+    st.offset = s["offset"].integer(0);
     st.order = permutation(options_.seed, language, st.epoch, docs);
     auto [begin, end] = shards_[i].document_range(st.order[size_t(st.position)]);
     if (st.offset > end - begin)

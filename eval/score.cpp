@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/io/atomic_file.h"
+#include "core/io/json_reader.h"
 #include "core/ops/index.h"
 #include "core/ops/softmax.h"
 
@@ -33,12 +34,10 @@ std::vector<int32_t> read_ids(const json& field, const data::Tokenizer* tokenize
   std::vector<int32_t> ids;
   for (const json& v : field) {
     // An id past int32 would wrap into the vocabulary (2^32 + 1 read as 1) and score a wrong token.
-    const bool fits = v.is_number_unsigned()
-                          ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<int32_t>::max())
-                          : v.is_number_integer() && v.get<int64_t>() >= 0;
-    MOEGRAD_CHECK(fits, where, ": \"", name, "\" must hold token ids (integers from 0 to 2^31 - 1), found ",
+    const std::optional<int64_t> id = json_int64(v);
+    MOEGRAD_CHECK(id && *id >= 0 && *id <= std::numeric_limits<int32_t>::max(), where, ": \"", name, "\" must hold token ids (integers from 0 to 2^31 - 1), found ",
                   v.dump());
-    ids.push_back(v.get<int32_t>());
+    ids.push_back(int32_t(*id));
   }
   return ids;
 }

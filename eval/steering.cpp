@@ -40,11 +40,9 @@ const std::vector<std::string> kFields = {"mode",       "delta",   "lambda",    
 // A non-negative integer (a layer or an expert), else an error naming the field.
 int64_t index_value(const json& v, const std::string& source, const std::string& field,
                     const char* what) {
-  const bool fits =
-      v.is_number_integer() && (!v.is_number_unsigned() ||
-                                v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()));
-  if (!fits) fail(source, field, std::string(what) + " " + v.dump() + " is not an integer");
-  const int64_t i = v.get<int64_t>();
+  const std::optional<int64_t> index = json_int64(v);
+  if (!index) fail(source, field, std::string(what) + " " + v.dump() + " is not an integer");
+  const int64_t i = *index;
   if (i < 0) fail(source, field, std::string(what) + " " + std::to_string(i) + " is negative");
   return i;
 }
@@ -212,7 +210,7 @@ void check_threshold(const ExpertThreshold& t) {
 
 // A count of the analysis (layers, experts, top_k): at least 1.
 int64_t analysis_count(const JsonReader& analysis, const char* key) {
-  return analysis[key].integer(1, std::numeric_limits<int64_t>::max());
+  return analysis[key].integer(1);
 }
 
 // [layer][expert] activation frequencies of `language`: its usage times top_k.

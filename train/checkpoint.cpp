@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 #include "core/error.h"
@@ -147,7 +146,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
   const int64_t version = fields["version"].integer();
   MOEGRAD_CHECK(version == kVersion, state_path.string(), ": version ", version,
                 " is not supported (this build reads ", kVersion, ")");
-  const int64_t step = fields["step"].integer(0, std::numeric_limits<int64_t>::max());
+  const int64_t step = fields["step"].integer(0);
   const JsonReader files = fields["files"];
   for (const std::string name : {"config.json", "model.safetensors", kOptimizerFile})
     MOEGRAD_CHECK(files.has(name), state_path.string(), ": does not list ", name);

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -198,8 +197,7 @@ void Trainer::resume_from_checkpoint() {
   model_ = std::move(ck.model);
   const JsonReader state(ck.state, ck.state_file);
   const FreezeMask saved_mask = FreezeMask::from_json(state["freeze_mask"]);
-  const int64_t optimizer_step =
-      state["optimizer_step"].integer(0, std::numeric_limits<int64_t>::max());
+  const int64_t optimizer_step = state["optimizer_step"].integer(0);
   setup_training();
   const std::string diff = mask_.difference(saved_mask);
   MOEGRAD_CHECK(diff.empty(), "--resume: the freeze mask of the config differs from the one in ",

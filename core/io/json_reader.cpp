@@ -28,6 +28,13 @@ bool plain_key(std::string_view key) {
 
 }  // namespace
 
+std::optional<int64_t> json_int64(const nlohmann::json& v) {
+  if (!v.is_number_integer()) return std::nullopt;
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+    return std::nullopt;
+  return v.get<int64_t>();
+}
+
 JsonReader::JsonReader(const nlohmann::json& document, std::string source)
     : JsonReader(document, std::make_shared<const std::string>(std::move(source)), "") {}
 
@@ -73,16 +80,8 @@ std::vector<JsonReader> JsonReader::elements() const {
   return out;
 }
 
-int64_t JsonReader::integer() const {
-  return integer(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
-}
-
 int64_t JsonReader::integer(int64_t min, int64_t max) const {
-  // nlohmann keeps integers above int64's range as unsigned: those would wrap.
-  const bool fits = value_->is_number_integer() &&
-                    (!value_->is_number_unsigned() ||
-                     value_->get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()));
-  const int64_t v = fits ? value_->get<int64_t>() : 0;
+  const std::optional<int64_t> v = json_int64(*value_);
   std::string expected = "an integer";
   if (min != std::numeric_limits<int64_t>::min() && max != std::numeric_limits<int64_t>::max())
     expected += " from " + std::to_string(min) + " to " + std::to_string(max);
@@ -90,8 +89,8 @@ int64_t JsonReader::integer(int64_t min, int64_t max) const {
     expected += " >= " + std::to_string(min);
   else if (max != std::numeric_limits<int64_t>::max())
     expected += " <= " + std::to_string(max);
-  expect(fits && v >= min && v <= max, expected);
-  return v;
+  expect(v && *v >= min && *v <= max, expected);
+  return *v;
 }
 
 uint64_t JsonReader::unsigned_integer() const {

@@ -8,7 +8,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +18,10 @@
 #include <nlohmann/json.hpp>
 
 namespace moegrad {
+
+// `v` as an int64 when it is an integer within int64's range, else nothing: nlohmann keeps
+// integers above that range as unsigned, and get<int64_t>() would wrap them.
+std::optional<int64_t> json_int64(const nlohmann::json& v);
 
 // A value inside a JSON document, with the document's name and the path to the value. It refers
 // to the document: the document must outlive it.
@@ -33,8 +39,9 @@ class JsonReader {
   // The elements of an array; throws when this is not one.
   std::vector<JsonReader> elements() const;
 
-  int64_t integer() const;  // a whole number within int64
-  int64_t integer(int64_t min, int64_t max) const;  // and within [min, max]
+  // A whole number within [min, max].
+  int64_t integer(int64_t min = std::numeric_limits<int64_t>::min(),
+                  int64_t max = std::numeric_limits<int64_t>::max()) const;
   uint64_t unsigned_integer() const;
   double number() const;  // a finite number
   bool boolean() const;

@@ -108,6 +108,7 @@ class Loader {
     }
     if (flag(m, "byte_fallback", false, "model")) fail("model.byte_fallback", "expected false");
     cfg.ignore_merges = flag(m, "ignore_merges", false, "model");
+    cfg.fuse_unk = flag(m, "fuse_unk", false, "model");
     if (auto it = m.find("unk_token"); it != m.end() && !it->is_null())
       cfg.unk_token = string_at(*it, "model.unk_token");
 
@@ -197,7 +198,15 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 
 Tokenizer::Tokenizer(TokenizerConfig config, const std::string& source) : config_(std::move(config)) {
   const Loader l(source);
+  // Ids index a dense table (vocab_size() is the largest id + 1): a stray id of 2^31 - 1 would
+  // ask it for tens of gigabytes. Real vocabularies number their tokens with few gaps.
+  const size_t tokens = config_.vocab.size() + config_.added_tokens.size();
+  const int64_t id_limit = 2 * int64_t(tokens) + 65536;
   auto place = [&](int32_t id, const std::string& token, bool special, const std::string& field) {
+    if (id >= id_limit)
+      l.fail(field, "id " + std::to_string(id) + " is far past the file's " +
+                        std::to_string(tokens) + " vocab and added entries (ids must stay below " +
+                        std::to_string(id_limit) + ": twice the entries + 65536)");
     if (static_cast<size_t>(id) >= id_to_token_.size()) {
       id_to_token_.resize(id + 1);
       is_special_.resize(id + 1);
@@ -212,11 +221,38 @@ Tokenizer::Tokenizer(TokenizerConfig config, const std::string& source) : config
     if (token.empty()) l.fail("model.vocab", "expected non-empty tokens");
     place(id, token, false, "model.vocab[\"" + token + "\"]");
   }
+  // HF ignores the ids written in added_tokens: a token keeps its first id or its model.vocab
+  // id, and any other takes the next id after the vocab's entries and the added ids so far. A
+  // file whose ids say otherwise would encode differently here and in HF, so it is refused.
+  std::unordered_map<std::string, int32_t> added_ids;
+  int64_t max_added = -1;
+  const int64_t vocab_entries = int64_t(config_.vocab.size());
   for (size_t i = 0; i < config_.added_tokens.size(); ++i) {
     const AddedToken& a = config_.added_tokens[i];
     const std::string field = "added_tokens[" + std::to_string(i) + "]";
     if (a.content.empty()) l.fail(field + ".content", "expected a non-empty string");
     if (utf8_invalid_at(a.content) != std::string::npos) l.fail(field + ".content", "expected UTF-8");
+    const auto earlier = added_ids.find(a.content);
+    const auto in_vocab = config_.vocab.find(a.content);
+    std::string why;
+    int64_t hf_id = 0;
+    if (earlier != added_ids.end()) {
+      hf_id = earlier->second;
+      why = "the id of its earlier entry";
+    } else if (in_vocab != config_.vocab.end()) {
+      hf_id = in_vocab->second;
+      why = "its id in model.vocab";
+    } else {
+      hf_id = max_added < 0 ? vocab_entries : std::max(vocab_entries, max_added + 1);
+      why = "the next id after model.vocab's " + std::to_string(vocab_entries) +
+            " entries and the added tokens before it";
+    }
+    if (a.id != hf_id)
+      l.fail(field + ".id", "is " + std::to_string(a.id) + ", but HF tokenizers gives \"" +
+                                a.content + "\" id " + std::to_string(hf_id) + " (" + why +
+                                "); a file saved by HF has its ids");
+    added_ids.emplace(a.content, a.id);
+    max_added = std::max<int64_t>(max_added, a.id);
     place(a.id, a.content, a.special, field);
     (a.normalized ? normalized_added_ : raw_added_).push_back(i);
   }
@@ -323,11 +359,18 @@ void Tokenizer::append_bpe(std::string_view piece, std::vector<int32_t>& out) co
     if (it != config_.vocab.end()) syms.push_back(it->second);
   }
   if (syms.empty()) {
+    bool after_unk = false;
     for (char c : piece) {
       const int32_t id = byte_id_[static_cast<uint8_t>(c)];
-      // Without unk_token HF drops what the vocab cannot spell.
-      if (id >= 0) syms.push_back(id);
-      else if (unk_id_) syms.push_back(*unk_id_);
+      // Without unk_token HF drops what the vocab cannot spell; with fuse_unk a run of such
+      // bytes is one unk.
+      if (id >= 0) {
+        syms.push_back(id);
+        after_unk = false;
+      } else if (unk_id_ && !(config_.fuse_unk && after_unk)) {
+        syms.push_back(*unk_id_);
+        after_unk = true;
+      }
     }
     merge_all(syms);
   }
@@ -465,7 +508,7 @@ std::string Tokenizer::to_json() const {
         {"unk_token", config_.unk_token ? ojson(*config_.unk_token) : ojson(nullptr)},
         {"continuing_subword_prefix", nullptr},
         {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
+        {"fuse_unk", config_.fuse_unk},
         {"byte_fallback", false},
         {"ignore_merges", config_.ignore_merges},
         {"vocab", vocab},

@@ -30,6 +30,7 @@ struct TokenizerConfig {
   std::vector<std::pair<std::string, std::string>> merges;  // rank = index
   std::vector<AddedToken> added_tokens;
   std::optional<std::string> unk_token;
+  bool fuse_unk = false;  // a run of bytes the vocab lacks is one unk_token, not one each
   bool ignore_merges = false;
 };
 

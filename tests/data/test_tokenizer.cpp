@@ -32,6 +32,23 @@ TEST(Tokenizer, EncodesLikeHfWithShuffledAndRepeatedMerges) {
   }
 }
 
+// A vocabulary without "'" and the bytes of "é", with an unk_token: each byte it cannot spell
+// is one unk, or with fuse_unk each run of them; moegrad once ignored fuse_unk.
+TEST(Tokenizer, EncodesLikeHfWithAnUnkTokenAndFuseUnk) {
+  nlohmann::json doc = tokenizer_fixture_json("tokenizer_unk.json");
+  const Tokenizer unk = Tokenizer::from_json(doc.dump(), "tokenizer_unk.json");
+  doc["model"]["fuse_unk"] = true;
+  const Tokenizer fused = Tokenizer::from_json(doc.dump(), "tokenizer_unk.json, fuse_unk");
+  int64_t runs = 0;
+  for (const auto& c : tokenizer_fixture_json("cases.json")) {
+    const std::string text = c["text"];
+    EXPECT_EQ(unk.encode(text), c["ids_unk"].get<std::vector<int32_t>>()) << "text: " << text;
+    EXPECT_EQ(fused.encode(text), c["ids_unk_fused"].get<std::vector<int32_t>>()) << "text: " << text;
+    runs += c["ids_unk"] != c["ids_unk_fused"];
+  }
+  EXPECT_GT(runs, 0);  // the fixture has runs to fuse
+}
+
 TEST(Tokenizer, DecodesLikeHf) {
   for (const auto& c : tokenizer_fixture_json("cases.json")) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();

@@ -82,16 +82,48 @@ TEST(TokenizerErrors, NonIntegerId) {
   expect_load_error(doc, "field 'model.vocab[\"ab\"]': expected a non-negative 32-bit integer id");
 }
 
+TEST(TokenizerErrors, IdFarPastTheTokens) {
+  // 96 entries: ids stay below 2 * 96 + 65536 = 65728, so the id table cannot grow to gigabytes.
+  json doc = minimal();
+  doc["model"]["vocab"]["ab"] = 65727;
+  EXPECT_EQ(Tokenizer::from_json(doc.dump()).vocab_size(), 65728);
+  doc["model"]["vocab"]["ab"] = 65728;
+  expect_load_error(doc, "bad.json: field 'model.vocab[\"ab\"]': id 65728 is far past the file's "
+                         "96 vocab and added entries (ids must stay below 65728");
+  doc["model"]["vocab"]["ab"] = 2147483647;
+  expect_load_error(doc, "field 'model.vocab[\"ab\"]': id 2147483647 is far past");
+}
+
 TEST(TokenizerErrors, DuplicateIds) {
   json doc = minimal();
   doc["model"]["vocab"]["ba"] = 94;
   expect_load_error(doc, "id 94 given to both");
 }
 
-TEST(TokenizerErrors, AddedTokenIdClash) {
+// HF numbers added tokens itself, whatever the file says (tokenizers 0.23: a token in the vocab
+// keeps its vocab id, any other takes the next id after the vocab's entries and earlier added
+// ids); a file that says otherwise is refused rather than read with ids HF would not give.
+TEST(TokenizerErrors, AddedTokenIdsMustBeHfs) {
   json doc = minimal();
   doc["added_tokens"][0]["id"] = 0;
-  expect_load_error(doc, "field 'added_tokens[0]': id 0 given to both \"!\" and \"<|endoftext|>\"");
+  expect_load_error(doc, "field 'added_tokens[0].id': is 0, but HF tokenizers gives "
+                         "\"<|endoftext|>\" id 95 (the next id after model.vocab's 95 entries");
+  doc["added_tokens"][0]["id"] = 96;
+  expect_load_error(doc, "gives \"<|endoftext|>\" id 95");
+  // In the vocab: its vocab id.
+  doc = minimal();
+  doc["added_tokens"].push_back({{"id", 3}, {"content", "ab"}});
+  expect_load_error(doc, "field 'added_tokens[1].id': is 3, but HF tokenizers gives \"ab\" id 94 "
+                         "(its id in model.vocab)");
+  doc["added_tokens"][1]["id"] = 94;
+  EXPECT_EQ(Tokenizer::from_json(doc.dump()).vocab_size(), 96);
+  // After a vocab token and a new one: the next after the largest added id.
+  doc["added_tokens"].push_back({{"id", 96}, {"content", "<pad>"}});
+  EXPECT_EQ(*Tokenizer::from_json(doc.dump()).token_to_id("<pad>"), 96);
+  // The same content twice: its first id.
+  doc["added_tokens"].push_back({{"id", 97}, {"content", "<pad>"}});
+  expect_load_error(doc, "field 'added_tokens[3].id': is 97, but HF tokenizers gives \"<pad>\" id "
+                         "96 (the id of its earlier entry)");
 }
 
 TEST(TokenizerErrors, MergeOfUnknownToken) {
@@ -143,6 +175,9 @@ TEST(TokenizerErrors, UnsupportedModelOptions) {
   doc = minimal();
   doc["model"]["byte_fallback"] = true;
   expect_load_error(doc, "field 'model.byte_fallback': expected false");
+  doc = minimal();
+  doc["model"]["fuse_unk"] = "x";  // once ignored, whatever its value
+  expect_load_error(doc, "field 'model.fuse_unk': expected true or false");
 }
 
 TEST(TokenizerErrors, BadAddedToken) {

@@ -69,6 +69,23 @@ STRINGS = [
 ]
 
 
+def byte_chars():
+    """GPT-2's byte -> printable character map, which ByteLevel's vocabularies are written in."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(
+        range(0xAE, 0xFF + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+BYTE_CHAR = byte_chars()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tok = Tokenizer(models.BPE())
@@ -99,11 +116,29 @@ def main():
         json.dump(doc, f, ensure_ascii=False)
     shuffled = Tokenizer.from_file(os.path.join(OUT, "tokenizer_shuffled_merges.json"))
 
+    # A vocabulary that cannot spell some bytes, with an unk_token: "'" (one byte) and the two
+    # bytes of "é" (a run, which fuse_unk makes one unk). The vocab is renumbered without gaps
+    # and saved by HF, which numbers the added tokens after it.
+    doc = json.loads(tok.to_str())
+    unknown = {BYTE_CHAR[b] for b in (ord("'"), 0xC3, 0xA9)}
+    kept = [t for t, _ in sorted(doc["model"]["vocab"].items(), key=lambda kv: kv[1])
+            if not unknown & set(t)]
+    doc["model"]["vocab"] = {t: i for i, t in enumerate(kept + ["<unk>"])}
+    doc["model"]["merges"] = [m for m in doc["model"]["merges"] if not unknown & set("".join(m))]
+    doc["model"]["unk_token"] = "<unk>"
+    unk = Tokenizer.from_str(json.dumps(doc))
+    unk.save(os.path.join(OUT, "tokenizer_unk.json"))
+    doc = json.loads(unk.to_str())
+    doc["model"]["fuse_unk"] = True
+    unk_fused = Tokenizer.from_str(json.dumps(doc))
+
     cases = []
     for s in STRINGS:
         ids = tok.encode(s, add_special_tokens=False).ids
         cases.append({"text": s, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False),
-                      "ids_shuffled_merges": shuffled.encode(s, add_special_tokens=False).ids})
+                      "ids_shuffled_merges": shuffled.encode(s, add_special_tokens=False).ids,
+                      "ids_unk": unk.encode(s, add_special_tokens=False).ids,
+                      "ids_unk_fused": unk_fused.encode(s, add_special_tokens=False).ids})
     # The decomposed/composed pair must really differ before NFC.
     assert unicodedata.normalize("NFC", STRINGS[6]) == STRINGS[5] != STRINGS[6]
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:

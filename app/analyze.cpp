@@ -54,18 +54,6 @@ po::options_description analyze_options() {
   return options;
 }
 
-std::map<std::string, std::string> parse_parents(const std::string& text) {
-  std::map<std::string, std::string> out;
-  if (text == "none") return out;
-  for (const std::string& pair : train::split_list(text, ',')) {
-    const std::vector<std::string> p = train::split_list(pair, ':');
-    if (p.size() != 2)
-      throw UsageError("analyze", "--parents: '" + pair + "' is not child:parent");
-    out[p[0]] = p[1];
-  }
-  return out;
-}
-
 std::string number(const json& v) {
   if (!v.is_number()) return "";
   char buf[32];
@@ -146,9 +134,14 @@ int run_analyze(const Args& args) {
   ao.english = vm["english"].as<std::string>();
   ao.alpha = vm["alpha"].as<double>();
   ao.shared_k = vm["shared-k"].as<int64_t>();
-  ao.parents = parse_parents(vm["parents"].as<std::string>());
+  try {
+    ao.parents = eval::parse_parents(vm["parents"].as<std::string>());
+  } catch (const Error& e) {
+    throw UsageError("analyze", std::string("--parents: ") + e.what());
+  }
   if (ao.shared_k < 0) throw UsageError("analyze", "--shared-k must be >= 0");
-  if (!(ao.alpha >= 0)) throw UsageError("analyze", "--alpha must be >= 0");
+  if (!(std::isfinite(ao.alpha) && ao.alpha >= 0))
+    throw UsageError("analyze", "--alpha must be a finite number >= 0");
   const int64_t min_count = vm["overlap-min-count"].as<int64_t>();
   if (min_count < 1) throw UsageError("analyze", "--overlap-min-count must be at least 1");
   eval::RoutingCollectOptions co;

@@ -47,7 +47,13 @@ bool cuda_available() { return cuda_device_count() > 0; }
 
 Device Device::select(const std::string& s) {
   if (s == "auto") return cuda_available() ? cuda(0) : cpu();
-  const Device d = parse(s);
+  const Device d = [&] {
+    try {
+      return parse(s);
+    } catch (const Error&) {
+      throw Error("invalid device '" + s + "': expected cpu, cuda, cuda:N or auto");
+    }
+  }();
   MOEGRAD_CHECK(d.is_cpu() || d.index < cuda_device_count(), "device ", s,
                 ": no such CUDA device (", built_with_cuda() ? "" : "this build has no CUDA; ",
                 cuda_device_count(), " present)");

@@ -1,7 +1,9 @@
 #include "eval/routing_analysis.h"
 
 #include <algorithm>
+#include <sstream>
 
+#include "core/error.h"
 #include "eval/routing_metrics.h"
 
 namespace moegrad::eval {
@@ -118,6 +120,30 @@ json aligned_analysis(const RoutingStats& stats, const RoutingAnalysisOptions& o
 }
 
 }  // namespace
+
+std::map<std::string, std::string> parse_parents(const std::string& text) {
+  if (text.empty()) return RoutingAnalysisOptions{}.parents;
+  std::map<std::string, std::string> out;
+  if (text == "none") return out;
+  auto trim = [](const std::string& s) {
+    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  std::istringstream pairs(text);
+  std::string pair;
+  while (std::getline(pairs, pair, ',')) {
+    pair = trim(pair);
+    const size_t colon = pair.find(':');
+    const std::string child = trim(pair.substr(0, colon));
+    const std::string parent = colon == std::string::npos ? "" : trim(pair.substr(colon + 1));
+    MOEGRAD_CHECK(!child.empty() && !parent.empty() && parent.find(':') == std::string::npos,
+                  "'", pair, "' is not child:parent (e.g. uk:ru; 'none' for no pairs)");
+    MOEGRAD_CHECK(child != parent, "'", pair, "': a language cannot be its own parent");
+    const auto [it, added] = out.emplace(child, parent);
+    MOEGRAD_CHECK(added, "'", child, "' has two parents, ", it->second, " and ", parent);
+  }
+  return out;
+}
 
 nlohmann::json analyze_routing(const RoutingStats& stats, const RoutingAnalysisOptions& options) {
   std::vector<std::string> names;

@@ -25,6 +25,12 @@ struct RoutingAnalysisOptions {
                                                 {"nl", "en"}};
 };
 
+// Child:parent pairs as a user writes them ("uk:ru, ca:es"): "none" gives no pairs, "" the
+// papers' (RoutingAnalysisOptions::parents). Throws moegrad::Error saying what is wrong with a
+// pair (not child:parent, a child that is its own parent or has two parents); the caller names
+// the flag or key.
+std::map<std::string, std::string> parse_parents(const std::string& text);
+
 // {"languages": [names, sorted], "layers", "experts", "top_k",
 //  "per_layer": [{"layer", "usage": {lang: [q_e]}, "entropy": {lang: H}, "jsd": [[...]] (in
 //    "languages" order), "jsd_mean", "jsd_mean_without_english", "jsd_from_english": {lang},

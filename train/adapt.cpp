@@ -15,18 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::map<std::string, std::string> parent_map(const std::string& text) {
-  if (text.empty()) return eval::RoutingAnalysisOptions{}.parents;
-  std::map<std::string, std::string> out;
-  for (const std::string& pair : split_list(text, ',')) {
-    const size_t colon = pair.find(':');
-    MOEGRAD_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < pair.size(),
-                  "adapt.parents: expected 'child:parent' pairs, got '", pair, "'");
-    out[pair.substr(0, colon)] = pair.substr(colon + 1);
-  }
-  return out;
-}
-
 // The analysis's layer entry for model layer `layer`.
 JsonReader layer_entry(const JsonReader& analysis, int64_t layer) {
   for (const JsonReader& l : analysis["per_layer"].elements())
@@ -46,7 +34,7 @@ std::string expert_source(const AdaptSection& a, const JsonReader& analysis,
                           const std::vector<int64_t>& layers) {
   for (int64_t l : layers)
     if (!specific(layer_entry(analysis, l), a.language).empty()) return a.language;
-  const auto parents = parent_map(a.parents);
+  const auto parents = eval::parse_parents(a.parents);  // checked by load_config
   const auto it = parents.find(a.language);
   MOEGRAD_CHECK(it != parents.end(), "adapt.language: '", a.language,
                 "' has no language-specific experts in ", a.routing,

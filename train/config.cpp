@@ -11,6 +11,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "eval/routing_analysis.h"
 
 namespace moegrad::train {
 
@@ -117,8 +118,8 @@ void visit(C& c, F&& f) {
   f("adapt.top_n", a.top_n, "top_n: experts per layer");
   f("adapt.seed", a.seed, "random: seed of the choice of the other language");
   f("adapt.parents", a.parents,
-    "child:parent pairs, e.g. 'uk:ru,ca:es'; empty: the paper's (ca-es et-fi mr-hi sk-cs uk-ru "
-    "ur-ar nl-en)");
+    "child:parent pairs, e.g. 'uk:ru,ca:es'; none: no pairs; empty: the paper's (ca-es et-fi "
+    "mr-hi sk-cs uk-ru ur-ar nl-en)");
   f("adapt.restrict_router", a.restrict_router,
     "expert methods: while training, adapted layers route only among the trained experts");
   f("eval.interval", c.eval.interval, "steps between held-out evaluations; 0: only at the end");
@@ -202,7 +203,7 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
   try {
     Device::select(t.device);
   } catch (const Error& e) {
-    throw Error(c.source + ": train.device: " + e.what() + " (cpu, cuda, cuda:N or auto)");
+    throw Error(c.source + ": train.device: " + e.what());
   }
   try {
     t.memory_limit_bytes();
@@ -239,6 +240,11 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
   check(c.adapt.layers >= 1, c, "adapt.layers", "must be at least 1");
   check(c.adapt.shared_k >= 0, c, "adapt.shared_k", "must be >= 0");
   check(c.adapt.top_n >= 1, c, "adapt.top_n", "must be at least 1");
+  try {
+    eval::parse_parents(c.adapt.parents);
+  } catch (const Error& e) {
+    throw Error(c.source + ": adapt.parents: " + e.what());
+  }
   if (c.adapt.method != "none") {
     check(c.freeze.rules.empty(), c, "adapt.method",
           "chooses what trains: leave the [freeze] rules out (or set adapt.method = none)");

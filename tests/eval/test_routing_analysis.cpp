@@ -73,6 +73,18 @@ TEST(RoutingAnalysis, SharedExpertsAverageOverParentsAndSkipSpecificOnes) {
   EXPECT_EQ(a["per_layer"][1]["shared"], json::array());
 }
 
+TEST(RoutingAnalysis, ParentsAreReadStrictly) {
+  using Parents = std::map<std::string, std::string>;
+  EXPECT_EQ(parse_parents("uk:ru, ca : es"), (Parents{{"uk", "ru"}, {"ca", "es"}}));
+  EXPECT_EQ(parse_parents("none"), Parents{});
+  EXPECT_EQ(parse_parents(""), RoutingAnalysisOptions{}.parents);
+  for (const char* bad : {"uk", "uk:", ":ru", "uk:ru:pl", "uk:ru,,ca"})
+    testing::expect_error([&] { parse_parents(bad); }, "is not child:parent");
+  testing::expect_error([&] { parse_parents("uk:uk"); }, "'uk:uk': a language cannot be its own parent");
+  testing::expect_error([&] { parse_parents("uk:ru,uk:pl"); }, "'uk' has two parents, ru and pl");
+  testing::expect_error([&] { parse_parents(" , "); }, "is not child:parent");
+}
+
 TEST(RoutingAnalysis, AlignedDocumentsArePairedWithEnglish) {
   const json a = analyze_routing(stats(), RoutingAnalysisOptions{});
   const json& de = a["aligned"]["de"];

@@ -470,7 +470,11 @@ TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
   testing::expect_error([&] { load_config(good, {"--train.schedule=linear"}); },
                         "linear");
   testing::expect_error([&] { load_config(good, {"--train.device=tpu"}); },
-                        "train.device: invalid device 'tpu'");
+                        "train.device: invalid device 'tpu': expected cpu, cuda, cuda:N or auto");
+  // Checked when the config loads, not when the analysis is read after the model.
+  testing::expect_error([&] { load_config(good, {"--adapt.parents=uk"}); },
+                        "adapt.parents: 'uk' is not child:parent");
+  EXPECT_EQ(load_config(good, {"--adapt.parents=none"}).adapt.parents, "none");
   testing::expect_error([&] { load_config(good, {"--train.device=cuda:99"}); },
                         "train.device: device cuda:99: no such CUDA device");
   testing::expect_error(

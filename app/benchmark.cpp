@@ -532,15 +532,10 @@ int run_steer(const Args& args) {
   if (mode != "hard" && mode != "soft") usage_error("steer", "--mode must be hard or soft, got '" + mode + "'");
   o.mode = mode == "hard" ? eval::SteeringMode::Hard : eval::SteeringMode::Soft;
   if (vm.count("layers")) {
-    const std::string range = vm["layers"].as<std::string>();
-    const size_t dash = range.find('-');
     try {
-      const int64_t first = std::stoll(range.substr(0, dash));
-      const int64_t last = dash == std::string::npos ? first : std::stoll(range.substr(dash + 1));
-      if (first < 0 || last < first) throw std::invalid_argument(range);
-      for (int64_t l = first; l <= last; ++l) o.layers.push_back(l);
-    } catch (const std::exception&) {
-      usage_error("steer", "--layers must be FIRST-LAST (e.g. 5-10), got '" + range + "'");
+      o.layers = eval::parse_layer_range(vm["layers"].as<std::string>());
+    } catch (const Error& e) {
+      usage_error("steer", std::string("--layers ") + e.what());
     }
   }
   std::ifstream in(path);

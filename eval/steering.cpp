@@ -348,6 +348,27 @@ RouterIntervention steering_intervention(const Steering& steering) {
   };
 }
 
+LayerRange parse_layer_range(const std::string& text) {
+  auto number = [&](std::string_view digits, int64_t& out) {
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size() &&
+           out >= 0;
+  };
+  const std::string_view t = text;
+  const size_t dash = t.find('-');
+  LayerRange r;
+  bool ok = false;
+  if (dash == std::string_view::npos) {
+    ok = number(t, r.first);
+    r.last = r.first;
+  } else {
+    ok = number(t.substr(0, dash), r.first) && number(t.substr(dash + 1), r.last);
+  }
+  MOEGRAD_CHECK(ok, "must be FIRST-LAST (e.g. 5-10) or one layer, got '", text, "'");
+  MOEGRAD_CHECK(r.first <= r.last, "'", text, "': the first layer is after the last");
+  return r;
+}
+
 std::vector<int64_t> middle_layers(int64_t num_layers) {
   MOEGRAD_CHECK(num_layers > 0, "middle_layers: need at least one layer, got ", num_layers);
   std::vector<int64_t> out;
@@ -408,17 +429,27 @@ Steering steering_from_analysis(const JsonReader& analysis, const SteeringFromAn
                 " and ", o.lambda);
   const std::string english = analysis["english"].string();
   const std::string language = o.language.empty() ? english : o.language;
-  const int64_t num_layers = analysis_count(analysis, "layers");
-  const std::vector<int64_t> layers = o.layers.empty() ? middle_layers(num_layers) : o.layers;
   const std::vector<std::vector<PreferredExpert>> preferred =
       preferred_experts(analysis, language, o.reference, o.threshold);
+  const int64_t num_layers = analysis_count(analysis, "layers");
+  if (int64_t(preferred.size()) != num_layers)
+    analysis["per_layer"].fail(detail::concat("has ", preferred.size(), " layers, not ", num_layers));
+  std::vector<int64_t> layers;
+  if (o.layers) {
+    // Checked before the range is spelled out: a mistyped 0-99999999999 is an error, not a list.
+    MOEGRAD_CHECK(o.layers->first >= 0 && o.layers->first <= o.layers->last &&
+                      o.layers->last < num_layers,
+                  "steering_from_analysis: layers ", o.layers->first, "-", o.layers->last,
+                  " out of range for an analysis of ", num_layers, " layers");
+    for (int64_t l = o.layers->first; l <= o.layers->last; ++l) layers.push_back(l);
+  } else {
+    layers = middle_layers(num_layers);
+  }
   Steering s;
   s.mode = o.mode;
   s.delta = o.delta;
   s.lambda = o.lambda;
   for (int64_t l : layers) {
-    MOEGRAD_CHECK(l >= 0 && l < int64_t(preferred.size()), "steering_from_analysis: layer ", l,
-                  " out of range for an analysis of ", preferred.size(), " layers");
     LayerSteering& ls = s.layers[l];
     for (const PreferredExpert& p : preferred[size_t(l)]) {
       ls.promote.push_back(p.expert);

@@ -30,6 +30,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,10 +115,20 @@ std::vector<std::vector<PreferredExpert>> task_experts(const JsonReader& analysi
                                                        const std::string& task,
                                                        const ExpertThreshold& threshold);
 
+// Layers first..last, inclusive.
+struct LayerRange {
+  int64_t first = 0, last = 0;
+};
+
+// "FIRST-LAST" or one layer "N", as --layers and the pipeline's steering.layers take them.
+// Throws moegrad::Error "must be FIRST-LAST (e.g. 5-10) or one layer, got '...'" otherwise
+// (the caller names the flag or key).
+LayerRange parse_layer_range(const std::string& text);
+
 struct SteeringFromAnalysisOptions {
-  std::string language;         // whose preferred experts to promote; "": the analysis's English
-  std::string reference;        // compared with this language; "": the mean expert (task experts)
-  std::vector<int64_t> layers;  // empty: middle_layers
+  std::string language;   // whose preferred experts to promote; "": the analysis's English
+  std::string reference;  // compared with this language; "": the mean expert (task experts)
+  std::optional<LayerRange> layers;  // none: middle_layers
   ExpertThreshold threshold;
   SteeringMode mode = SteeringMode::Hard;
   double delta = 0.01, lambda = 1.0;

@@ -311,7 +311,7 @@ TEST(Steering, FromAnalysisPromotesPreferredExpertsInTheMiddleLayers) {
   EXPECT_EQ(s.provenance["reference"], "mean expert");
 
   o.reference = "xx";  // English against xx: layer 1 +0.7 for expert 0, layer 2 +0.6 for expert 3
-  o.layers = {1, 2};
+  o.layers = LayerRange{1, 2};
   o.mode = SteeringMode::Soft;
   o.threshold.tau = 0.5;
   s = steering_from_analysis(a, o);
@@ -325,9 +325,32 @@ TEST(Steering, FromAnalysisPromotesPreferredExpertsInTheMiddleLayers) {
   EXPECT_EQ(promoted(back, 2), (std::vector<int64_t>{3}));
   EXPECT_EQ(back.provenance["threshold"]["tau"], 0.5);
 
-  o.layers = {3};
+  o.layers = LayerRange{3, 3};
   testing::expect_error([&] { steering_from_analysis(a, o); },
-                        "layer 3 out of range for an analysis of 3 layers");
+                        "layers 3-3 out of range for an analysis of 3 layers");
+  o.layers = LayerRange{0, 99999999999};  // refused before it is spelled out layer by layer
+  testing::expect_error([&] { steering_from_analysis(a, o); },
+                        "layers 0-99999999999 out of range for an analysis of 3 layers");
+  o.layers.reset();
+  json short_doc = doc;
+  short_doc["per_layer"].erase(2);
+  testing::expect_error([&] { steering_from_analysis(JsonReader(short_doc, "routing.json"), o); },
+                        "routing.json: field 'per_layer' has 2 layers, not 3");
+}
+
+TEST(Steering, LayerRangesAreReadStrictly) {
+  const LayerRange r = parse_layer_range("5-10");
+  EXPECT_EQ(r.first, 5);
+  EXPECT_EQ(r.last, 10);
+  EXPECT_EQ(parse_layer_range("7").first, 7);
+  EXPECT_EQ(parse_layer_range("7").last, 7);
+  // stoll, which stops at the first non-digit, once read 3x, 1-2x and 0.5-2 as ranges.
+  for (const char* bad : {"", "x", "3x", "1-2x", "0.5-2", "-1", "1-", "+1-2", "1-2-3", " 1-2",
+                          "99999999999999999999"})
+    testing::expect_error([&] { parse_layer_range(bad); },
+                          "must be FIRST-LAST (e.g. 5-10) or one layer, got '" + std::string(bad) +
+                              "'");
+  testing::expect_error([&] { parse_layer_range("5-2"); }, "'5-2': the first layer is after the last");
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "core/io/atomic_file.h"
 #include "core/io/checksum.h"
+#include "eval/steering.h"
 #include "train/config.h"
 #include "train/pipeline_config.h"
 
@@ -250,7 +251,16 @@ class Pipeline {
                     "--tau", number(c_.tau), "--std", number(c_.num_std), "--mode", c_.steer_mode,
                     "--delta", number(c_.delta), "--lambda", number(c_.lambda)};
       if (!c_.steer_reference.empty()) steer.insert(steer.end(), {"--reference", c_.steer_reference});
-      if (!c_.steer_layers.empty()) steer.insert(steer.end(), {"--layers", c_.steer_layers});
+      if (!c_.steer_layers.empty()) {
+        // Against the model now, not when the steering stage reads the analysis at the end.
+        std::istringstream shape(profile_config());
+        const int64_t layers =
+            train::parse_config(shape, c_.source, {}, false).model.config.num_hidden_layers;
+        MOEGRAD_CHECK(eval::parse_layer_range(c_.steer_layers).last < layers, c_.source,
+                      ": steering.layers: ", c_.steer_layers, " is past the model's ", layers,
+                      " layers (0-", layers - 1, ")");
+        steer.insert(steer.end(), {"--layers", c_.steer_layers});
+      }
       add({"steering-file", "the experts to promote, from the " + analysis + " analysis", steer, "",
            {"analysis-" + analysis}, nullptr});
       Args cmd = benchmark_command(m, path("steering"));

@@ -1,13 +1,17 @@
 #include "train/pipeline_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 
+#include "core/device.h"
 #include "core/error.h"
+#include "eval/routing_analysis.h"
+#include "eval/steering.h"
 #include "train/config.h"
 
 namespace moegrad::train {
@@ -166,6 +170,25 @@ void check(bool ok, const PipelineConfig& c, const char* key, const std::string&
   MOEGRAD_CHECK(ok, c.source, ": ", key, ": ", what);
 }
 
+void check_at_least(const PipelineConfig& c, const char* key, int64_t value, int64_t min) {
+  check(value >= min, c, key, "must be at least " + std::to_string(min) + ", got " + shown(value));
+}
+
+void check_non_negative(const PipelineConfig& c, const char* key, double value) {
+  check(std::isfinite(value) && value >= 0, c, key,
+        "must be a finite number >= 0, got " + shown(value));
+}
+
+// `parse` of the value of `key`, its error named after the key.
+template <typename Parse>
+void check_parses(const PipelineConfig& c, const char* key, Parse&& parse) {
+  try {
+    parse();
+  } catch (const Error& e) {
+    check(false, c, key, e.what());
+  }
+}
+
 void validate(PipelineConfig& c, const ListKeys& lists) {
   check(!c.dir.empty(), c, "pipeline.dir", "is required (the folder for the results)");
   c.languages = split_list(lists.languages, ',');
@@ -215,10 +238,14 @@ void validate(PipelineConfig& c, const ListKeys& lists) {
   check(c.tokenizer.empty() || fs::is_regular_file(c.tokenizer), c, "data.tokenizer",
         "'" + c.tokenizer + "' does not exist");
   check(c.vocab_size >= 257, c, "data.vocab_size", "must be at least 257 (256 bytes + EOS)");
-  check(c.analysis_tokens > 0 && c.analysis_batch_size > 0 && c.analysis_seq_len >= 0, c,
-        "analysis.tokens", "analysis.tokens and analysis.batch_size must be positive");
-  check(c.alpha >= 0 && c.shared_k >= 0 && c.overlap_min_count >= 1, c, "analysis.alpha",
-        "analysis.alpha and analysis.shared_k must be >= 0, analysis.overlap_min_count >= 1");
+  check_parses(c, "pipeline.device", [&] { Device::select(c.device); });
+  check_parses(c, "pipeline.parents", [&] { eval::parse_parents(c.parents); });
+  check_at_least(c, "analysis.tokens", c.analysis_tokens, 1);
+  check_at_least(c, "analysis.seq_len", c.analysis_seq_len, 0);
+  check_at_least(c, "analysis.batch_size", c.analysis_batch_size, 1);
+  check_non_negative(c, "analysis.alpha", c.alpha);
+  check_at_least(c, "analysis.shared_k", c.shared_k, 0);
+  check_at_least(c, "analysis.overlap_min_count", c.overlap_min_count, 1);
   for (const auto& [key, value] : {std::pair<const char*, std::string>{"benchmarks.multiblimp",
                                                                        c.multiblimp},
                                    {"benchmarks.belebele", c.belebele}})
@@ -232,9 +259,10 @@ void validate(PipelineConfig& c, const ListKeys& lists) {
         c, "benchmarks.multiblimp",
         "proxy sets and held-out perplexity are made from data.corpus's documents: give "
         "data.corpus, or benchmark folders");
-  check(c.proxy_items > 0 && c.shots >= 0 && c.perplexity_tokens > 0 && c.batch_tokens > 0, c,
-        "benchmarks.items",
-        "benchmarks.items, perplexity_tokens and batch_tokens must be positive, shots >= 0");
+  check_at_least(c, "benchmarks.items", c.proxy_items, 1);
+  check_at_least(c, "benchmarks.shots", c.shots, 0);
+  check_at_least(c, "benchmarks.perplexity_tokens", c.perplexity_tokens, 1);
+  check_at_least(c, "benchmarks.batch_tokens", c.batch_tokens, 1);
   check(one_of(c.prompt, {"letters", "answers"}), c, "benchmarks.prompt",
         "'" + c.prompt + "' is not letters or answers");
   check(one_of(c.steer_mode, {"hard", "soft"}), c, "steering.mode",
@@ -247,8 +275,19 @@ void validate(PipelineConfig& c, const ListKeys& lists) {
         "'" + c.steer_model + "' is not base, cpt (when it runs) or an adapt-<method> variant");
   check(!c.runs("steering") || c.runs("analysis"), c, "pipeline.stages",
         "steering needs analysis (it picks the experts)");
-  check(c.profile_steps > 0 && c.profile_warmup >= 0, c, "profile.steps",
-        "profile.steps must be positive and profile.warmup >= 0");
+  // The steering stage runs last: a mistyped value must not wait for every training stage.
+  for (const auto& [key, language] : {std::pair{"steering.language", c.steer_language},
+                                      std::pair{"steering.reference", c.steer_reference}})
+    check(language.empty() || has_language(language), c, key,
+          "'" + language + "' is not in pipeline.languages");
+  if (!c.steer_layers.empty())
+    check_parses(c, "steering.layers", [&] { eval::parse_layer_range(c.steer_layers); });
+  check_non_negative(c, "steering.tau", c.tau);
+  check_non_negative(c, "steering.std", c.num_std);
+  check_non_negative(c, "steering.delta", c.delta);
+  check_non_negative(c, "steering.lambda", c.lambda);
+  check_at_least(c, "profile.steps", c.profile_steps, 1);
+  check_at_least(c, "profile.warmup", c.profile_warmup, 0);
 }
 
 }  // namespace

@@ -195,6 +195,24 @@ TEST(CliRun, BadConfigsNameTheKey) {
       {"--steering.model=adapt-full", "steering.model: 'adapt-full'"},
       {"--benchmarks.belebele=/nonexistent", "benchmarks.belebele"},
       {"--bogus.key=1", "unknown key 'bogus.key'"},
+      // Values the steering, adapt and analysis stages would refuse only after every training
+      // stage has run.
+      {"--pipeline.parents=uk", "pipeline.parents: 'uk' is not child:parent"},
+      {"--pipeline.parents=uk:ru,uk:pl", "pipeline.parents: 'uk' has two parents, ru and pl"},
+      {"--pipeline.device=tpu",
+       "pipeline.device: invalid device 'tpu': expected cpu, cuda, cuda:N or auto"},
+      {"--steering.layers=3x", "steering.layers: must be FIRST-LAST (e.g. 5-10) or one layer"},
+      {"--steering.layers=1-9", "steering.layers: 1-9 is past the model's 2 layers (0-1)"},
+      {"--steering.language=fi", "steering.language: 'fi' is not in pipeline.languages"},
+      {"--steering.reference=fi", "steering.reference: 'fi' is not in pipeline.languages"},
+      {"--steering.tau=nan", "steering.tau: must be a finite number >= 0, got nan"},
+      {"--steering.std=-1", "steering.std: must be a finite number >= 0, got -1"},
+      {"--steering.delta=inf", "steering.delta: must be a finite number >= 0, got inf"},
+      {"--steering.lambda=-0.5", "steering.lambda: must be a finite number >= 0, got -0.5"},
+      {"--analysis.alpha=inf", "analysis.alpha: must be a finite number >= 0, got inf"},
+      {"--analysis.seq_len=-1", "analysis.seq_len: must be at least 0, got -1"},
+      {"--benchmarks.shots=-2", "benchmarks.shots: must be at least 0, got -2"},
+      {"--profile.warmup=-1", "profile.warmup: must be at least 0, got -1"},
   };
   for (const auto& tc : cases) {
     const CliRun r = moegrad(c + tc.args);

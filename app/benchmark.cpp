@@ -388,6 +388,11 @@ int run_run(const Args& args) {
   };
   batch.start_id = vm.count("start-id") ? vm["start-id"].as<int32_t>()
                                         : eval::start_token_id(model->config(), &*tokenizer);
+  const int64_t vocab = model->config().vocab_size;
+  if (*batch.start_id < 0 || *batch.start_id >= vocab)
+    usage_error("run", "--start-id " + std::to_string(*batch.start_id) +
+                           " is not a token id of the model (0 to " + std::to_string(vocab - 1) +
+                           ")");
   bo.scoring.batch = batch;
   pp.scoring.batch = batch;
   eval::ScoringOptions so{batch};

@@ -158,6 +158,9 @@ TEST(CliBenchmark, BadUsageNamesTheProblem) {
        "--perplexity: no documents for 'fi'"},
       {"benchmark run" + model + " --perplexity '" + (dir / "corpus/{lang}/heldout").string() + "'", 1,
        "give --languages"},
+      // Once an error of the scorer's ("request 0: token id -1 is out of range") naming no flag.
+      {"benchmark run" + model + " --perplexity '" + (dir / "corpus").string() + "' --start-id -1", 2,
+       "--start-id -1 is not a token id of the model (0 to "},
       {"benchmark proxies --corpus x", 2, "--out is required"},
       {"benchmark proxies --corpus x --out y --items 0", 2,
        "--items and --passage-sentences must be positive"},

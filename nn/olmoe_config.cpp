@@ -1,5 +1,6 @@
 #include "nn/olmoe_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -126,10 +127,16 @@ void OlmoeConfig::validate(const std::string& source) const {
   MOEGRAD_CHECK(num_experts_per_tok <= num_experts, "OlmoeConfig: ", source,
                 ": num_experts_per_tok ", num_experts_per_tok, " exceeds num_experts ",
                 num_experts);
-  MOEGRAD_CHECK(rms_norm_eps > 0 && rope_theta > 0, "OlmoeConfig: ", source,
-                ": rms_norm_eps and rope_theta must be positive");
-  MOEGRAD_CHECK(!clip_qkv || *clip_qkv > 0, "OlmoeConfig: ", source,
-                ": field 'clip_qkv' must be positive or null");
+  // An infinite eps zeroes every normalised activation and an infinite theta every rotation:
+  // the model would train on nothing, without an error.
+  auto finite = [&](double v, bool ok, const char* f, const char* what) {
+    MOEGRAD_CHECK(std::isfinite(v) && ok, "OlmoeConfig: ", source, ": field '", f,
+                  "' must be a finite number ", what, ", got ", v);
+  };
+  finite(rms_norm_eps, rms_norm_eps > 0, "rms_norm_eps", "> 0");
+  finite(rope_theta, rope_theta > 0, "rope_theta", "> 0");
+  finite(initializer_range, initializer_range >= 0, "initializer_range", ">= 0");
+  if (clip_qkv) finite(*clip_qkv, *clip_qkv > 0, "clip_qkv", "> 0 (or null)");
 }
 
 OlmoeConfig OlmoeConfig::from_json_string(const std::string& text, const std::string& source) {

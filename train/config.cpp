@@ -189,15 +189,19 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
   check(t.steps > 0, c, "train.steps", "must be positive");
   check(t.batch_size > 0, c, "train.batch_size", "must be positive");
   check(t.grad_accum > 0, c, "train.grad_accum", "must be positive");
-  check(t.lr > 0, c, "train.lr", "must be positive");
+  // Finite too: an eps of inf makes every update 0, and the run would train nothing silently.
+  auto finite = [&](double v, bool ok, const char* key, const char* what) {
+    check(std::isfinite(v) && ok, c, key, what);
+  };
+  finite(t.lr, t.lr > 0, "train.lr", "must be a finite number > 0");
   check(t.warmup_steps >= 0, c, "train.warmup_steps", "must be >= 0");
   check(t.beta1 >= 0 && t.beta1 < 1, c, "train.beta1", "must lie in [0, 1)");
   check(t.beta2 >= 0 && t.beta2 < 1, c, "train.beta2", "must lie in [0, 1)");
-  check(t.eps > 0, c, "train.eps", "must be positive");
-  check(t.weight_decay >= 0, c, "train.weight_decay", "must be >= 0");
-  check(t.clip >= 0, c, "train.clip", "must be >= 0");
-  check(t.lb_coef >= 0, c, "train.lb_coef", "must be >= 0");
-  check(t.z_coef >= 0, c, "train.z_coef", "must be >= 0");
+  finite(t.eps, t.eps > 0, "train.eps", "must be a finite number > 0");
+  finite(t.weight_decay, t.weight_decay >= 0, "train.weight_decay", "must be a finite number >= 0");
+  finite(t.clip, t.clip >= 0, "train.clip", "must be a finite number >= 0 (0: no clipping)");
+  finite(t.lb_coef, t.lb_coef >= 0, "train.lb_coef", "must be a finite number >= 0");
+  finite(t.z_coef, t.z_coef >= 0, "train.z_coef", "must be a finite number >= 0");
   check(t.lb_kind == "hf" || t.lb_kind == "megablocks", c, "train.lb_kind",
         "'" + t.lb_kind + "' is not hf or megablocks");
   try {
@@ -226,6 +230,9 @@ void validate(const TrainConfig& c, const po::variables_map& vm, bool check_inpu
     check(!c.data.tokenizer.empty() || c.data.eos_id >= 0, c, "data.eos_id",
           "set data.tokenizer or data.eos_id (the document separator)");
   }
+  check(c.data.eos_id >= -1 && c.data.eos_id <= std::numeric_limits<int32_t>::max(), c,
+        "data.eos_id", "must be a token id (or -1: the tokenizer's <|endoftext|>), got " +
+                           std::to_string(c.data.eos_id));
   check(c.eval.interval >= 0, c, "eval.interval", "must be >= 0");
   check(c.eval.batches > 0, c, "eval.batches", "must be positive");
   check(c.eval.routing_tokens >= 0, c, "eval.routing_tokens", "must be >= 0");

@@ -186,7 +186,7 @@ TEST(CliRun, BadConfigsNameTheKey) {
   } cases[] = {
       {"--cpt.train.lrr=1", "cpt.train.lrr: 'train.lrr' is not a key of moegrad train's config"},
       {"--cpt.model.from=x", "the pipeline sets model.from itself"},
-      {"--cpt.train.lr=-1", "[cpt]: train.lr: must be positive"},
+      {"--cpt.train.lr=-1", "[cpt]: train.lr: must be a finite number > 0"},
       {"--pretrain.adapt.layers=1", "adaptation keys belong in [adapt]"},
       {"--pipeline.target=fi", "pipeline.target: 'fi' is not in pipeline.languages"},
       {"--pipeline.stages=cpt,fly", "unknown stage 'fly'"},

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "nn/olmoe_config.h"
 #include "tests/testing.h"
@@ -129,6 +131,22 @@ TEST(OlmoeConfig, Errors) {
                "num_experts_per_tok 8 exceeds num_experts 4");
   expect_error(parse(R"({"model_type": "olmoe", "num_key_value_heads": 5})"),
                "must be a multiple of num_key_value_heads 5");
+  expect_error(parse(R"({"model_type": "olmoe", "rms_norm_eps": 0})"),
+               "field 'rms_norm_eps' must be a finite number > 0, got 0");
+  expect_error(parse(R"({"model_type": "olmoe", "initializer_range": -0.02})"),
+               "field 'initializer_range' must be a finite number >= 0, got -0.02");
+  expect_error(parse(R"({"model_type": "olmoe", "clip_qkv": 0})"),
+               "field 'clip_qkv' must be a finite number > 0 (or null), got 0");
+  // An experiment config's [model] can say inf, which JSON cannot; it once trained on zeros.
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double OlmoeConfig::*field : {&OlmoeConfig::rms_norm_eps, &OlmoeConfig::rope_theta,
+                                     &OlmoeConfig::initializer_range}) {
+    OlmoeConfig c;
+    c.*field = inf;
+    expect_error([&] { c.validate("run.cfg [model]"); }, "must be a finite number");
+    c.*field = std::nan("");
+    expect_error([&] { c.validate("run.cfg [model]"); }, "must be a finite number");
+  }
   expect_error(parse("{not json"), "x/config.json: invalid JSON");
   expect_error([] { OlmoeConfig::load("/nonexistent/config.json"); },
                "cannot open /nonexistent/config.json");

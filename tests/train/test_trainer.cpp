@@ -471,6 +471,14 @@ TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
                         "linear");
   testing::expect_error([&] { load_config(good, {"--train.device=tpu"}); },
                         "train.device: invalid device 'tpu': expected cpu, cuda, cuda:N or auto");
+  // Infinite values once trained nothing (eps), or blew up after the first step.
+  for (const char* key : {"train.lr", "train.eps", "train.weight_decay", "train.clip",
+                          "train.lb_coef", "train.z_coef"})
+    testing::expect_error([&] { load_config(good, {std::string("--") + key + "=inf"}); },
+                          std::string(key) + ": must be a finite number");
+  testing::expect_error([&] { load_config(good, {"--data.eos_id=2147483648"}); },
+                        "data.eos_id: must be a token id (or -1: the tokenizer's <|endoftext|>), "
+                        "got 2147483648");
   // Checked when the config loads, not when the analysis is read after the model.
   testing::expect_error([&] { load_config(good, {"--adapt.parents=uk"}); },
                         "adapt.parents: 'uk' is not child:parent");

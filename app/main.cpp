@@ -2,6 +2,7 @@
 // (--help, --version); everything after it belongs to the command.
 #include <exception>
 #include <iostream>
+#include <new>
 #include <sstream>
 
 #include "app/cli.h"
@@ -102,6 +103,12 @@ int main(int argc, char** argv) {
     std::cerr << name << ": " << e.what() << "\n\n"
               << (command ? command->usage() : global_usage());
     return 2;
+  } catch (const std::bad_alloc&) {
+    // Tensors report their own out-of-memory errors; this is a host container, sized by a
+    // count from a config or a flag (e.g. train.grad_accum = 2147483648).
+    std::cerr << "moegrad: error: out of host memory (std::bad_alloc): a count in the config or "
+                 "the flags is likely far too large\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "moegrad: error: " << e.what() << "\n";
     return 1;

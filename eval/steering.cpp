@@ -349,7 +349,7 @@ RouterIntervention steering_intervention(const Steering& steering) {
 }
 
 LayerRange parse_layer_range(const std::string& text) {
-  auto number = [&](std::string_view digits, int64_t& out) {
+  auto number = [](std::string_view digits, int64_t& out) {
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
     return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size() &&
            out >= 0;

@@ -39,7 +39,7 @@ void visit(C& c, F&& f) {
   f("pipeline.target", c.target, "the language the adaptation variants train for");
   f("pipeline.parents", c.parents,
     "child:parent pairs (a language without experts of its own borrows its parent's), e.g. "
-    "'uk:ru'; empty: the papers' (ca-es et-fi mr-hi sk-cs uk-ru ur-ar nl-en)");
+    "'uk:ru'; none: no pairs; empty: the papers' (ca-es et-fi mr-hi sk-cs uk-ru ur-ar nl-en)");
   f("pipeline.base", c.base,
     "HF model directory of the English base; empty: pretrain one as [pretrain] says");
   f("pipeline.device", c.device, "cpu, cuda, cuda:N or auto, for every stage");

@@ -370,6 +370,8 @@ void TokenShard::copy_tokens(int64_t begin, int64_t count, int32_t* out) const {
   MOEGRAD_CHECK(begin >= 0 && count >= 0 && begin <= num_tokens() - count, path(),
                 ": copy_tokens of [", begin, ", ", begin + count, ") is outside its ",
                 num_tokens(), " tokens");
+  // An empty document's `out` may be null, which memcpy may not be given even for 0 bytes.
+  if (count == 0) return;
   if (impl_->header.dtype == TokenDType::U32) {
     // Ids are below 2^31 (checked at open), so u32 and int32 bytes agree.
     std::memcpy(out, impl_->tokens + 4 * begin, size_t(count) * 4);

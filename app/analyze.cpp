@@ -8,12 +8,12 @@
 
 #include "app/model_args.h"
 #include "core/io/atomic_file.h"
+#include "core/split_list.h"
 #include "eval/routing_analysis.h"
 #include "eval/routing_collect.h"
 #include "eval/routing_figures.h"
 #include "eval/vocab_overlap.h"
 #include "moe/checkpoint.h"
-#include "train/config.h"
 
 namespace moegrad::app {
 namespace {
@@ -152,7 +152,7 @@ int run_analyze(const Args& args) {
     throw UsageError("analyze", "--seq-len, --tokens and --batch-size must be positive");
 
   std::vector<std::string> languages =
-      vm.count("languages") ? train::split_list(vm["languages"].as<std::string>(), ',')
+      vm.count("languages") ? split_list(vm["languages"].as<std::string>(), ',')
                             : data::shard_languages(data_dir);
   MOEGRAD_CHECK(!languages.empty(), data_dir, " holds no <LANG>.shard files");
   std::vector<data::TokenShard> shards;

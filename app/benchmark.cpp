@@ -15,11 +15,11 @@
 #include "app/progress.h"
 #include "core/io/atomic_file.h"
 #include "core/io/json_reader.h"
+#include "core/split_list.h"
 #include "eval/benchmarks.h"
 #include "eval/proxy_benchmarks.h"
 #include "eval/steering.h"
 #include "moe/checkpoint.h"
-#include "train/config.h"
 
 namespace moegrad::app {
 namespace {
@@ -173,7 +173,7 @@ std::string need(const po::variables_map& vm, const std::string& sub, const char
 
 std::optional<std::vector<std::string>> language_flag(const po::variables_map& vm) {
   if (!vm.count("languages")) return std::nullopt;
-  return train::split_list(vm["languages"].as<std::string>(), ',');
+  return split_list(vm["languages"].as<std::string>(), ',');
 }
 
 // The sorted names that `name` gives the entries of `dir` it accepts.

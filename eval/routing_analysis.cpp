@@ -1,9 +1,9 @@
 #include "eval/routing_analysis.h"
 
 #include <algorithm>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/split_list.h"
 #include "eval/routing_metrics.h"
 
 namespace moegrad::eval {
@@ -125,19 +125,13 @@ std::map<std::string, std::string> parse_parents(const std::string& text) {
   if (text.empty()) return RoutingAnalysisOptions{}.parents;
   std::map<std::string, std::string> out;
   if (text == "none") return out;
-  auto trim = [](const std::string& s) {
-    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-  };
-  std::istringstream pairs(text);
-  std::string pair;
-  while (std::getline(pairs, pair, ',')) {
-    pair = trim(pair);
-    const size_t colon = pair.find(':');
-    const std::string child = trim(pair.substr(0, colon));
-    const std::string parent = colon == std::string::npos ? "" : trim(pair.substr(colon + 1));
-    MOEGRAD_CHECK(!child.empty() && !parent.empty() && parent.find(':') == std::string::npos,
-                  "'", pair, "' is not child:parent (e.g. uk:ru; 'none' for no pairs)");
+  const char* not_a_pair = "' is not child:parent (e.g. uk:ru; 'none' for no pairs)";
+  const std::vector<std::string> pairs = split_list(text, ',');
+  MOEGRAD_CHECK(!pairs.empty(), "'", text, not_a_pair);
+  for (const std::string& pair : pairs) {
+    const std::vector<std::string> p = split_list(pair, ':');
+    MOEGRAD_CHECK(p.size() == 2, "'", pair, not_a_pair);
+    const std::string &child = p[0], &parent = p[1];
     MOEGRAD_CHECK(child != parent, "'", pair, "': a language cannot be its own parent");
     const auto [it, added] = out.emplace(child, parent);
     MOEGRAD_CHECK(added, "'", child, "' has two parents, ", it->second, " and ", parent);

@@ -11,6 +11,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/split_list.h"
 #include "eval/routing_analysis.h"
 
 namespace moegrad::train {
@@ -399,17 +400,6 @@ int64_t TrainSection::memory_limit_bytes() const {
   }
   throw Error("'" + memory_limit +
               "' is not a size (a number and a unit: B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
-}
-
-std::vector<std::string> split_list(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream is(text);
-  while (std::getline(is, item, sep)) {
-    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,

@@ -129,8 +129,4 @@ TrainConfig parse_config(std::istream& in, const std::string& source,
 // The resolved config as an INI file that load_config reads back to the same values.
 std::string to_ini(const TrainConfig& config);
 
-// The items of a list as configs and command-line flags write them ("en, de,fr"): split at
-// `sep`, each trimmed of spaces and tabs, empty items dropped.
-std::vector<std::string> split_list(const std::string& text, char sep);
-
 }  // namespace moegrad::train

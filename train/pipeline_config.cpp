@@ -10,6 +10,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/split_list.h"
 #include "eval/routing_analysis.h"
 #include "eval/steering.h"
 #include "train/config.h"

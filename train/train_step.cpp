@@ -118,7 +118,9 @@ StepStats train_step(const OlmoeForCausalLM& model, AdamW& optimizer,
     // Nothing here holds the logits (the largest activation) during the backward, so the
     // cross-entropy's gradient can take their buffer.
     r.output.hidden = Variable();
-    {
+    // A loss that reaches no trained parameter (only some experts train, and no token of this
+    // micro-batch chose them) has nothing to propagate.
+    if (r.loss.requires_grad()) {
       const profiler::PhaseScope phase(profiler::Phase::Backward);
       mul_scalar(r.loss, scale).backward();
     }

@@ -101,5 +101,23 @@ TEST(TrainStep, AnExpertNoMicroBatchReachesKeepsNoGradient) {
   EXPECT_EQ(by_name.at(idle).data().to_vector<double>(), before);
 }
 
+// The same, with expert 3 the only thing that trains: no micro-batch's loss reaches a trained
+// parameter, and the step is a step with no gradient, not an error.
+TEST(TrainStep, AStepThatReachesNoTrainedParameterChangesNothing) {
+  Bf16Training step({"experts -1:3"});
+  const std::string idle = "model.layers.1.mlp.experts.3.down_proj.weight";
+  std::map<std::string, Variable> by_name(step.params.begin(), step.params.end());
+  by_name.at("model.layers.1.mlp.gate.weight").data().zero_();
+  const std::vector<double> before = by_name.at(idle).data().to_vector<double>();
+  StepOptions options;
+  Generator data(8);
+  data::Batch batch{randint(0, 61, {2, 9}, data), {"en", "de"}};
+  const StepStats s = train_step(*step.model, *step.optimizer, {batch, batch}, options);
+  EXPECT_GT(s.loss, 0);
+  EXPECT_EQ(s.grad_norm, 0);
+  EXPECT_FALSE(by_name.at(idle).grad().defined());
+  EXPECT_EQ(by_name.at(idle).data().to_vector<double>(), before);
+}
+
 }  // namespace
 }  // namespace moegrad::train

@@ -73,6 +73,9 @@ class Pipeline {
 
   void run() {
     fs::create_directories(dir_ / "stages");
+    // What an earlier, killed run was writing when it stopped.
+    if (const int64_t removed = remove_abandoned_temporaries(dir_.string()))
+      std::printf("removed %lld unfinished file(s) of an interrupted run\n", (long long)removed);
     const auto start = std::chrono::steady_clock::now();
     size_t index = 0;
     for (const Stage& s : stages_) {

@@ -50,13 +50,19 @@ void fsync_path(const fs::path& p) {
   MOEGRAD_CHECK(rc == 0, "cannot sync '", p.string(), "'");
 }
 
+// The name a directory takes before it is deleted, so that a kill while deleting leaves no
+// half-deleted directory under its own name (remove_abandoned_temporaries() deletes the rest).
+fs::path retired_name(const fs::path& dir) {
+  return dir.string() + ".old." + std::to_string(::getpid());
+}
+
 // Renames a finished temporary directory over `target` (replacing an older one of the same
 // name) and makes the rename durable.
 void publish(const fs::path& tmp, const fs::path& target) {
   for (const auto& e : fs::directory_iterator(tmp)) fsync_path(e.path());
   fsync_path(tmp);
   if (fs::exists(target)) {
-    const fs::path old = target.string() + ".old." + std::to_string(::getpid());
+    const fs::path old = retired_name(target);
     fs::rename(target, old);
     fs::rename(tmp, target);
     fs::remove_all(old);
@@ -180,7 +186,11 @@ void prune_checkpoints(const std::string& checkpoints_dir, int64_t keep) {
     if (e.is_directory() && s >= 0) found.emplace_back(s, e.path());
   }
   std::sort(found.begin(), found.end());
-  for (size_t i = 0; i + size_t(keep) < found.size(); ++i) fs::remove_all(found[i].second);
+  for (size_t i = 0; i + size_t(keep) < found.size(); ++i) {
+    const fs::path old = retired_name(found[i].second);
+    fs::rename(found[i].second, old);
+    fs::remove_all(old);
+  }
 }
 
 }  // namespace moegrad::train

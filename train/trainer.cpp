@@ -191,6 +191,9 @@ void Trainer::check_run_dir(bool resume) {
 }
 
 void Trainer::resume_from_checkpoint() {
+  // A kill mid-write leaves temporaries beside the files they were to replace.
+  if (const int64_t removed = remove_abandoned_temporaries(run_dir_))
+    say("removed " + std::to_string(removed) + " unfinished file(s) of the interrupted run");
   const std::string latest = latest_checkpoint((fs::path(run_dir_) / "checkpoints").string());
   MOEGRAD_CHECK(!latest.empty(), "--resume: ", run_dir_, "/checkpoints holds no checkpoint");
   Checkpoint ck = load_checkpoint(latest);
@@ -205,6 +208,9 @@ void Trainer::resume_from_checkpoint() {
   optimizer_->load_state(ck.optimizer_state);
   optimizer_->set_step_count(optimizer_step);
   step_ = ck.step;
+  checkpointed_step_ = ck.step;
+  // The kill may have come between a checkpoint and the deletion of the oldest one.
+  prune_checkpoints((fs::path(run_dir_) / "checkpoints").string(), config_.run.keep);
   setup_data();
   loader_->restore(state["loader"]);
 
@@ -215,7 +221,9 @@ void Trainer::resume_from_checkpoint() {
     std::string line, kept;
     while (std::getline(in, line)) {
       json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
+      if (j.is_discarded() || j.value("step", int64_t(0)) > step_) continue;
+      kept += line + "\n";
+      if (j.value("type", "") == "eval") evaluated_step_ = j.value("step", int64_t(0));
     }
     write_file_atomically(metrics.string(), kept);
   }
@@ -385,6 +393,7 @@ void Trainer::write_checkpoint() {
   const std::string checkpoints = (fs::path(run_dir_) / "checkpoints").string();
   const std::string dir =
       save_checkpoint(checkpoints, step_, *model_, optimizer_->state_tensors(), state);
+  checkpointed_step_ = step_;
   prune_checkpoints(checkpoints, config_.run.keep);
   say("checkpoint: " + dir);
 }
@@ -406,6 +415,7 @@ void Trainer::run() {
       line << " " << lang << " " << e.loss;
     }
     log_metrics({{"type", "eval"}, {"step", step_}, {"languages", langs}});
+    evaluated_step_ = step_;
     say(line.str());
     snapshot_routing();
   };
@@ -479,8 +489,8 @@ void Trainer::run() {
         write_checkpoint();
     }
   }
-  report_eval();
-  write_checkpoint();
+  if (evaluated_step_ != step_) report_eval();
+  if (checkpointed_step_ != step_) write_checkpoint();
   // The tokenizer goes with the model (a continued model's own when the config names none).
   std::string tokenizer = config_.data.tokenizer;
   if (tokenizer.empty() && !config_.model.from.empty() &&

@@ -95,6 +95,10 @@ class Trainer {
   std::map<std::string, std::string> heldout_shards_;  // language -> path
   std::vector<int64_t> token_bytes_;  // bytes of text per token id (with data.tokenizer)
   int64_t step_ = 0;
+  // The last step evaluated and checkpointed: a run resumed from its final checkpoint does
+  // neither again.
+  int64_t evaluated_step_ = -1;
+  int64_t checkpointed_step_ = -1;
   std::string resume_changes_;  // what a resumed run changed in the config, for the log
   std::ofstream log_;
 };

@@ -1,12 +1,14 @@
 #include "core/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "core/error.h"
 
@@ -78,6 +80,42 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   AtomicFile f(path);
   f.write(text.data(), text.size());
   f.commit();
+}
+
+namespace {
+
+// The pid of a writer's temporary name, or -1 when `name` is not one.
+long writer_pid(const std::string& name) {
+  for (const char* infix : {".tmp.", ".old."}) {
+    const size_t at = name.rfind(infix);
+    if (at == std::string::npos || at + 5 == name.size()) continue;
+    const std::string digits = name.substr(at + 5);
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    return std::stol(digits);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t remove_abandoned_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> abandoned;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const long pid = writer_pid(it->path().filename().string());
+    // kill(pid, 0) fails with ESRCH only when no such process exists.
+    if (pid <= 0 || !(::kill(pid_t(pid), 0) != 0 && errno == ESRCH)) continue;
+    abandoned.push_back(it->path());
+    if (it->is_directory()) it.disable_recursion_pending();
+  }
+  MOEGRAD_CHECK(!ec, "cannot list ", dir, ": ", ec.message());
+  for (const fs::path& p : abandoned) {
+    fs::remove_all(p, ec);
+    MOEGRAD_CHECK(!ec, "cannot delete the abandoned temporary ", p.string(), ": ", ec.message());
+  }
+  return int64_t(abandoned.size());
 }
 
 }  // namespace moegrad

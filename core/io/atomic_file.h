@@ -37,4 +37,9 @@ class AtomicFile {
 // The whole of `text` into `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& text);
 
+// Deletes, anywhere under `dir`, what a killed writer left: names ending in `.tmp.<pid>` (an
+// AtomicFile's file, a checkpoint's or model's unfinished directory) or `.old.<pid>` (a
+// directory being replaced), when no process <pid> runs. Returns how many it deleted.
+int64_t remove_abandoned_temporaries(const std::string& dir);
+
 }  // namespace moegrad

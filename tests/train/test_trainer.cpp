@@ -2,6 +2,7 @@
 // every frozen value untouched and costs no optimizer memory, bad input is refused clearly.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -124,6 +125,36 @@ TEST_F(TrainerTest, ResumeAfterAStopReproducesTheUninterruptedRunBitForBit) {
   // The final model directory loads and holds the same weights.
   auto reloaded = load_olmoe((dir_ / "runs" / "cut" / "model").string());
   expect_same_parameters(full.model(), *reloaded);
+}
+
+TEST_F(TrainerTest, ResumingFromTheFinalCheckpointRepeatsNoEvaluationAndClearsWhatTheKillLeft) {
+  const std::string cfg = write_config("last", "keep = 1\n");
+  Trainer(load_config(cfg), false).run();
+  const fs::path run = dir_ / "runs" / "last";
+  const auto before = metrics("last");
+  // As a kill while the final model was being published leaves it, the kill having also come
+  // before an older checkpoint was deleted, and during the deletion of another.
+  fs::rename(run / "model", run / "model.old.999999999");
+  fs::remove(run / "summary.json");
+  std::ofstream(run / "summary.json.tmp.999999999") << "{";
+  const fs::path checkpoints = run / "checkpoints";
+  fs::copy(checkpoints / "step-00000006", checkpoints / "step-00000003");
+  fs::copy(checkpoints / "step-00000006", checkpoints / "step-00000002.old.999999999");
+
+  Trainer resumed(load_config(cfg), true);
+  EXPECT_EQ(resumed.step(), 6);
+  resumed.run();
+  const auto after = metrics("last");
+  ASSERT_EQ(after.size(), before.size());  // the step-6 evaluation is not logged twice
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].dump(), before[i].dump());
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(run)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"checkpoints", "config.ini", "metrics.jsonl", "model",
+                                             "summary.json", "train.log", "trainable.json"}));
+  expect_same_parameters(resumed.model(), *load_olmoe((run / "model").string()));
+  EXPECT_EQ(std::distance(fs::directory_iterator(checkpoints), fs::directory_iterator()), 1);
+  EXPECT_TRUE(fs::exists(checkpoints / "step-00000006"));
 }
 
 TEST_F(TrainerTest, Bf16MixedPrecisionFollowsTheF32RunAndResumesBitForBit) {

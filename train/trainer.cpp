@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -229,6 +231,15 @@ void Trainer::resume_from_checkpoint() {
   }
   say("resumed from " + latest + " at step " + std::to_string(step_) +
       (resume_changes_.empty() ? "" : "; config changes:" + resume_changes_));
+  if (device_.is_cpu() && state.has("cpu_threads")) {
+    const int64_t before = state["cpu_threads"].integer(1);
+    if (before != omp_get_max_threads())
+      say("note: the run used " + std::to_string(before) + " CPU threads and continues on " +
+          std::to_string(omp_get_max_threads()) +
+          ", so it will not match an uninterrupted run bit for bit (how the CPU's GEMMs divide "
+          "their sums depends on it); OMP_NUM_THREADS=" + std::to_string(before) +
+          " continues it exactly");
+  }
 }
 
 void Trainer::setup_training() {
@@ -389,7 +400,9 @@ void Trainer::write_checkpoint() {
                 {"freeze_mask", mask_.to_json()},
                 {"optimizer_step", optimizer_->step_count()},
                 // Nothing random is drawn while training (no dropout): the seeds are the state.
-                {"rng", {{"model_seed", config_.model.seed}, {"data_seed", config_.train.seed}}}};
+                {"rng", {{"model_seed", config_.model.seed}, {"data_seed", config_.train.seed}}},
+                // A CPU run's numbers depend on it (OpenBLAS): a resume says when it changed.
+                {"cpu_threads", omp_get_max_threads()}};
   const std::string checkpoints = (fs::path(run_dir_) / "checkpoints").string();
   const std::string dir =
       save_checkpoint(checkpoints, step_, *model_, optimizer_->state_tensors(), state);

@@ -1,5 +1,6 @@
 // The training run end to end on a tiny model: resumption is bit-identical, a freeze mask leaves
 // every frozen value untouched and costs no optimizer memory, bad input is refused clearly.
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -155,6 +156,24 @@ TEST_F(TrainerTest, ResumingFromTheFinalCheckpointRepeatsNoEvaluationAndClearsWh
   expect_same_parameters(resumed.model(), *load_olmoe((run / "model").string()));
   EXPECT_EQ(std::distance(fs::directory_iterator(checkpoints), fs::directory_iterator()), 1);
   EXPECT_TRUE(fs::exists(checkpoints / "step-00000006"));
+}
+
+// The CPU's GEMMs divide their sums by the thread count: a resume on another count says so.
+TEST_F(TrainerTest, AResumeOnAnotherThreadCountSaysItWillNotMatchBitForBit) {
+  const int threads = omp_get_max_threads();
+  const std::string cfg = write_config("threads");
+  omp_set_num_threads(2);
+  Trainer(load_config(cfg), false).run();
+  Trainer(load_config(cfg), true).run();
+  omp_set_num_threads(1);
+  Trainer(load_config(cfg), true).run();
+  omp_set_num_threads(threads);
+  std::ifstream in(dir_ / "runs" / "threads" / "train.log");
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string note = "the run used 2 CPU threads and continues on 1";
+  ASSERT_NE(log.find(note), std::string::npos) << log;
+  EXPECT_EQ(log.find(note), log.rfind(note)) << "said once, for the resume on 1 thread\n" << log;
+  EXPECT_NE(log.find("OMP_NUM_THREADS=2 continues it exactly"), std::string::npos) << log;
 }
 
 TEST_F(TrainerTest, Bf16MixedPrecisionFollowsTheF32RunAndResumesBitForBit) {

@@ -23,6 +23,7 @@
 #include "core/io/atomic_file.h"
 #include "core/io/checksum.h"
 #include "eval/steering.h"
+#include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/pipeline_config.h"
 
@@ -54,7 +55,7 @@ struct Stage {
   Args command;                   // a moegrad command line, run in this process
   std::string config_text;        // a training stage's config, written before it runs
   std::vector<std::string> uses;  // stages whose outputs it reads
-  std::function<bool()> done_by_itself;  // resumable training: whether checkpoints exist
+  std::function<bool()> done_by_itself;  // resumable training: whether a checkpoint exists
 };
 
 class Pipeline {
@@ -198,9 +199,9 @@ class Pipeline {
       }
       const std::string ini = train::stage_ini(c_, stage, joined);
       check_stage_config(stage, ini);
-      const fs::path run_dir = dir_ / stage;
+      const std::string checkpoints = (dir_ / stage / "checkpoints").string();
       add({stage, what, command, ini, uses,
-           [run_dir] { return fs::exists(run_dir / "checkpoints"); }});
+           [checkpoints] { return !train::latest_checkpoint(checkpoints).empty(); }});
     }
   }
 

@@ -136,7 +136,8 @@ TEST(CliRun, WholeExperimentWritesTheReportAndARerunSkipsIt) {
 }
 
 // The papers' setting: an HF base model with its own tokenizer, no pretraining; the profile
-// takes the base's shape from its config.json.
+// takes the base's shape from its config.json. A stage killed before its first checkpoint runs
+// again from the start.
 TEST(CliRun, StartsFromAnHfBaseModel) {
   const fs::path dir = make_corpus("hf");
   const fs::path base = dir / "base";
@@ -164,9 +165,13 @@ TEST(CliRun, StartsFromAnHfBaseModel) {
   ASSERT_EQ(plan.status, 0) << plan.output;
   EXPECT_FALSE(contains(plan.output, "pretrain")) << plan.output;
   EXPECT_FALSE(contains(plan.output, "train-tokenizer")) << plan.output;
+  // As a CPT killed before its first checkpoint leaves it: nothing to resume, so it starts over.
+  const fs::path run = dir / "run";
+  fs::create_directories(run / "cpt" / "checkpoints");
+  std::ofstream(run / "cpt" / "train.log") << "model: " << base.string() << "\n";
   const CliRun r = moegrad("run '" + cfg.string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
-  const fs::path run = dir / "run";
+  EXPECT_TRUE(contains(r.output, "stopped before its first checkpoint")) << r.output;
   EXPECT_TRUE(contains(read_file((run / "configs/cpt.cfg").string()), "from = " + base.string()));
   EXPECT_TRUE(contains(read_file((run / "configs/profile.cfg").string()), "hidden_size = 64"));
   for (const char* f : {"cpt/model/tokenizer.json", "analysis/base/routing.json",

@@ -3,6 +3,7 @@
 // (proxies), so that the evaluation runs offline; with a steering file, every score without and
 // with router steering.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -236,9 +237,22 @@ std::map<std::string, std::string> benchmark_files(const std::string& flag, cons
   return out;
 }
 
+// A table cell: empty where nothing was scored (every item skipped), which CSV readers take
+// for a missing value.
 std::string number(const ordered_json& v) {
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) return "";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+
+// A value printed for the terminal: "n/a" where nothing was scored.
+std::string shown(const ordered_json& v, const char* format = "%.4f") {
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, format, x);
   return buf;
 }
 
@@ -273,7 +287,7 @@ std::string steered_cells(const ordered_json& steered, const ordered_json& diff,
 void print_steered(const ordered_json& steered, const ordered_json& diff, const std::vector<std::string>& metrics) {
   std::printf("  steered");
   for (const std::string& m : metrics)
-    std::printf("  %s %.4f (%+.4f)", m.c_str(), steered[m].get<double>(), diff[m].get<double>());
+    std::printf("  %s %s (%s)", m.c_str(), shown(steered[m]).c_str(), shown(diff[m], "%+.4f").c_str());
   std::printf("\n");
 }
 
@@ -436,9 +450,9 @@ int run_run(const Args& args) {
         phenomena << "\n";
       }
       std::printf(
-          "multiblimp%s %-8s pairs %5lld  acc %.4f  acc_norm %.4f  acc_token_norm %.4f  skipped %lld\n",
+          "multiblimp%s %-8s pairs %5lld  acc %s  acc_norm %s  acc_token_norm %s  skipped %lld\n",
           r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.all.items),
-          j["acc"].get<double>(), j["acc_norm"].get<double>(), j["acc_token_norm"].get<double>(),
+          shown(j["acc"]).c_str(), shown(j["acc_norm"]).c_str(), shown(j["acc_token_norm"]).c_str(),
           static_cast<long long>(r.skipped));
       if (steering) print_steered(j["steered"], j["steering_difference"], kAccuracies);
     }
@@ -473,10 +487,10 @@ int run_run(const Args& args) {
       if (steering) table << steered_cells(j["steered"], j["steering_difference"], kAccuracies);
       table << "\n";
       std::printf(
-          "belebele%s %-8s questions %5lld  %lld-shot  acc %.4f  acc_norm %.4f  truncated %lld  "
+          "belebele%s %-8s questions %5lld  %lld-shot  acc %s  acc_norm %s  truncated %lld  "
           "skipped %lld\n",
           r.proxy ? " (PROXY)" : "", lang.c_str(), static_cast<long long>(r.accuracy.items),
-          static_cast<long long>(bo.shots), j["acc"].get<double>(), j["acc_norm"].get<double>(),
+          static_cast<long long>(bo.shots), shown(j["acc"]).c_str(), shown(j["acc_norm"]).c_str(),
           static_cast<long long>(r.truncated), static_cast<long long>(r.skipped));
       if (steering) print_steered(j["steered"], j["steering_difference"], kAccuracies);
     }
@@ -506,9 +520,9 @@ int run_run(const Args& args) {
             << number(j["ppl"]) << "," << number(j["bpb"]);
       if (steering) table << steered_cells(j["steered"], j["steering_difference"], kPerplexities);
       table << "\n";
-      std::printf("perplexity %-8s tokens %8lld  nll %.4f  ppl %.2f  bpb %.4f\n", lang.c_str(),
-                  static_cast<long long>(r.tokens), j["nll"].get<double>(), j["ppl"].get<double>(),
-                  j["bpb"].get<double>());
+      std::printf("perplexity %-8s tokens %8lld  nll %s  ppl %s  bpb %s\n", lang.c_str(),
+                  static_cast<long long>(r.tokens), shown(j["nll"]).c_str(),
+                  shown(j["ppl"], "%.2f").c_str(), shown(j["bpb"]).c_str());
       if (steering) print_steered(j["steered"], j["steering_difference"], kPerplexities);
     }
     results["perplexity"] = section;

@@ -54,8 +54,9 @@ po::options_description analyze_options() {
   return options;
 }
 
+// A table cell; empty where the value is undefined (a correlation over too few pairs).
 std::string number(const json& v) {
-  if (!v.is_number()) return "";
+  if (!v.is_number() || !std::isfinite(v.get<double>())) return "";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
   return buf;
@@ -188,8 +189,12 @@ int run_analyze(const Args& args) {
                 l["jsd_mean"].get<double>(), l["jsd_mean_without_english"].get<double>(),
                 l["specialization"].get<double>());
   const json& r = analysis["vocabulary_overlap"]["pearson_with_last_layer_jsd"];
+  auto r_text = [](const json& v) {
+    const std::string text = number(v);
+    return text.empty() ? std::string("undefined") : text;
+  };
   std::printf("vocabulary overlap vs last-layer JSD, Pearson r: jaccard %s, weighted %s\n",
-              number(r["jaccard"]).c_str(), number(r["weighted"]).c_str());
+              r_text(r["jaccard"]).c_str(), r_text(r["weighted"]).c_str());
   std::printf("wrote routing_stats.json, routing.json, the tables (layers, summary, experts, "
               "overlap .csv) and %zu figures (figures/*.svg) to %s\n", figures.size(),
               out.string().c_str());

@@ -21,6 +21,7 @@
 #include "app/pipeline_report.h"
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "core/io/directory_lock.h"
 #include "core/io/checksum.h"
 #include "eval/steering.h"
 #include "train/checkpoint.h"
@@ -74,6 +75,7 @@ class Pipeline {
 
   void run() {
     fs::create_directories(dir_ / "stages");
+    const DirectoryLock lock(dir_.string(), "pipeline directory");
     // What an earlier, killed run was writing when it stopped.
     if (const int64_t removed = remove_abandoned_temporaries(dir_.string()))
       std::printf("removed %lld unfinished file(s) of an interrupted run\n", (long long)removed);

@@ -86,6 +86,9 @@ Trainer::Trainer(TrainConfig config, bool resume, TrainerCallbacks callbacks)
       device_(Device::select(config_.train.device)),
       callbacks_(std::move(callbacks)),
       run_dir_(config_.run_dir()) {
+  // Locked before it is checked, so that of two runs started together one is refused.
+  if (!resume) fs::create_directories(run_dir_);
+  if (fs::is_directory(run_dir_)) lock_.emplace(run_dir_, "run directory");
   check_run_dir(resume);
   set_memory_limit(device_, config_.train.memory_limit_bytes());
   reset_peak_memory(device_);

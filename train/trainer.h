@@ -15,9 +15,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/io/directory_lock.h"
 #include "data/packed_loader.h"
 #include "train/adamw.h"
 #include "train/config.h"
@@ -87,6 +89,7 @@ class Trainer {
   Device device_;  // train.device, resolved
   TrainerCallbacks callbacks_;
   std::string run_dir_;
+  std::optional<DirectoryLock> lock_;  // on run_dir_, for the trainer's lifetime
   std::unique_ptr<OlmoeForCausalLM> model_;
   FreezeMask mask_;
   std::unique_ptr<AdamW> optimizer_;

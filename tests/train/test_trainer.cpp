@@ -433,7 +433,13 @@ TEST_F(TrainerTest, ARunDirectoryIsNeverOverwrittenAndResumeNeedsACheckpoint) {
   const std::string cfg = write_config("once");
   const std::vector<std::string> one = {"--train.steps=1", "--train.warmup_steps=0"};
   testing::expect_error([&] { Trainer(load_config(cfg, one), true); }, "does not exist");
-  Trainer(load_config(cfg, one), false).run();
+  {
+    // Started twice at once (or resumed while it runs): the second is refused.
+    Trainer running(load_config(cfg, one), false);
+    testing::expect_error([&] { Trainer(load_config(cfg, one), false); }, "is in use by another");
+    testing::expect_error([&] { Trainer(load_config(cfg, one), true); }, "is in use by another");
+    running.run();
+  }
   testing::expect_error([&] { Trainer(load_config(cfg, one), false); }, "already holds a run");
   testing::expect_error([&] { Trainer(load_config(cfg, {"--train.batch_size=4"}), true); },
                         "train.batch_size: 2 -> 4");

@@ -50,19 +50,13 @@ void fsync_path(const fs::path& p) {
   MOEGRAD_CHECK(rc == 0, "cannot sync '", p.string(), "'");
 }
 
-// The name a directory takes before it is deleted, so that a kill while deleting leaves no
-// half-deleted directory under its own name (remove_abandoned_temporaries() deletes the rest).
-fs::path retired_name(const fs::path& dir) {
-  return dir.string() + ".old." + std::to_string(::getpid());
-}
-
 // Renames a finished temporary directory over `target` (replacing an older one of the same
 // name) and makes the rename durable.
 void publish(const fs::path& tmp, const fs::path& target) {
   for (const auto& e : fs::directory_iterator(tmp)) fsync_path(e.path());
   fsync_path(tmp);
   if (fs::exists(target)) {
-    const fs::path old = retired_name(target);
+    const fs::path old = retired_name(target.string());
     fs::rename(target, old);
     fs::rename(tmp, target);
     fs::remove_all(old);
@@ -72,13 +66,9 @@ void publish(const fs::path& tmp, const fs::path& target) {
   fsync_path(target.parent_path());
 }
 
+// Hidden (a leading dot), so that listings of checkpoints pass over it.
 fs::path temp_dir_for(const fs::path& target) {
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "." + string + ...
-  std::string name = ".";
-  name += target.filename().string();
-  name += ".tmp.";
-  name += std::to_string(::getpid());
-  return target.parent_path() / name;
+  return temporary_name((target.parent_path() / ("." + target.filename().string())).string());
 }
 
 }  // namespace
@@ -187,7 +177,7 @@ void prune_checkpoints(const std::string& checkpoints_dir, int64_t keep) {
   }
   std::sort(found.begin(), found.end());
   for (size_t i = 0; i + size_t(keep) < found.size(); ++i) {
-    const fs::path old = retired_name(found[i].second);
+    const fs::path old = retired_name(found[i].second.string());
     fs::rename(found[i].second, old);
     fs::remove_all(old);
   }

@@ -15,7 +15,7 @@
 namespace moegrad {
 
 AtomicFile::AtomicFile(std::string path)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp." + std::to_string(::getpid())) {
+    : path_(std::move(path)), tmp_path_(temporary_name(path_)) {
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail("cannot create temporary file", errno);
 }
@@ -84,19 +84,32 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 
 namespace {
 
-// The pid of a writer's temporary name, or -1 when `name` is not one.
+constexpr const char* kTemporary = ".moegrad-tmp.";
+constexpr const char* kRetired = ".moegrad-old.";
+
+// The pid of a temporary or retired name, or -1 when `name` is neither.
 long writer_pid(const std::string& name) {
-  for (const char* infix : {".tmp.", ".old."}) {
+  for (const std::string infix : {kTemporary, kRetired}) {
     const size_t at = name.rfind(infix);
-    if (at == std::string::npos || at + 5 == name.size()) continue;
-    const std::string digits = name.substr(at + 5);
-    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (at == std::string::npos) continue;
+    const std::string digits = name.substr(at + infix.size());
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
     return std::stol(digits);
   }
   return -1;
 }
 
 }  // namespace
+
+std::string temporary_name(const std::string& path) {
+  return path + kTemporary + std::to_string(::getpid());
+}
+
+std::string retired_name(const std::string& path) {
+  return path + kRetired + std::to_string(::getpid());
+}
 
 int64_t remove_abandoned_temporaries(const std::string& dir) {
   namespace fs = std::filesystem;

@@ -9,7 +9,7 @@ namespace moegrad {
 
 class AtomicFile {
  public:
-  // Creates `<path>.tmp.<pid>` in the target's directory (a rename is atomic only within one
+  // Creates temporary_name(path) in the target's directory (a rename is atomic only within one
   // file system).
   explicit AtomicFile(std::string path);
   // Removes the temporary file unless commit() succeeded.
@@ -37,9 +37,15 @@ class AtomicFile {
 // The whole of `text` into `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& text);
 
-// Deletes, anywhere under `dir`, what a killed writer left: names ending in `.tmp.<pid>` (an
-// AtomicFile's file, a checkpoint's or model's unfinished directory) or `.old.<pid>` (a
-// directory being replaced), when no process <pid> runs. Returns how many it deleted.
+// `<path>.moegrad-tmp.<pid>`: where this process writes what becomes `path` by a rename (an
+// AtomicFile, a checkpoint's or model's directory).
+std::string temporary_name(const std::string& path);
+// `<path>.moegrad-old.<pid>`: what a directory is renamed to before it is deleted, so that a
+// kill while deleting never leaves it half-deleted under its own name.
+std::string retired_name(const std::string& path);
+
+// Deletes, anywhere under `dir`, what a killed writer left: temporary and retired names whose
+// process <pid> no longer runs. Returns how many it deleted.
 int64_t remove_abandoned_temporaries(const std::string& dir);
 
 }  // namespace moegrad

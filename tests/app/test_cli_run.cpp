@@ -121,12 +121,12 @@ TEST(CliRun, WholeExperimentWritesTheReportAndARerunSkipsIt) {
 
   // A rerun does nothing but the report and the sweep of what a killed run left half-written;
   // a changed stage is refused, not mixed in.
-  std::ofstream(run / "analysis/cpt/routing.json.tmp.999999999") << "{";
+  std::ofstream(run / "analysis/cpt/routing.json.moegrad-tmp.999999999") << "{";
   const CliRun again = moegrad("run '" + cfg.string() + "'");
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_TRUE(contains(again.output, "done before")) << again.output;
   EXPECT_TRUE(contains(again.output, "removed 1 unfinished file")) << again.output;
-  EXPECT_FALSE(fs::exists(run / "analysis/cpt/routing.json.tmp.999999999"));
+  EXPECT_FALSE(fs::exists(run / "analysis/cpt/routing.json.moegrad-tmp.999999999"));
   EXPECT_FALSE(contains(again.output, "moegrad train")) << again.output;
   const CliRun changed = moegrad("run '" + cfg.string() + "' --cpt.train.lr=0.5");
   EXPECT_EQ(changed.status, 1) << changed.output;

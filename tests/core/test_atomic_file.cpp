@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -41,30 +43,31 @@ TEST(AtomicFile, ReplacesTheTargetAndLeavesNoTemporary) {
 TEST(AtomicFile, SweepRemovesOnlyTheTemporariesOfFinishedWriters) {
   const fs::path dir = fs::temp_directory_path() / ("moegrad_sweep_" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  fs::create_directories(dir / "checkpoints" / ".step-00000004.tmp.1");
+  const fs::path checkpoints = dir / "checkpoints";
+  fs::create_directories(checkpoints);
   const std::string dead = std::to_string(finished_pid());
-  const std::string alive = std::to_string(::getpid());
-  // Left by a killed writer: a file, an unfinished checkpoint, a directory being replaced.
-  touch(dir / ("summary.json.tmp." + dead));
-  fs::create_directories(dir / "checkpoints" / (".step-00000004.tmp." + dead));
-  touch(dir / "checkpoints" / (".step-00000004.tmp." + dead) / ("state.json.tmp." + dead));
-  fs::create_directories(dir / ("model.old." + dead));
-  touch(dir / ("model.old." + dead) / "config.json");
-  // Kept: a running writer's temporaries, and names that only look like temporaries.
-  touch(dir / ("metrics.jsonl.tmp." + alive));
-  touch(dir / "notes.tmp.");
-  touch(dir / "notes.tmp.12a");
-  touch(dir / "summary.json");
+  // Left by a killed writer: a file, an unfinished checkpoint, a directory being deleted.
+  touch(dir / ("summary.json.moegrad-tmp." + dead));
+  const fs::path unfinished = checkpoints / (".step-00000004.moegrad-tmp." + dead);
+  fs::create_directories(unfinished);
+  touch(unfinished / ("trainer_state.json.moegrad-tmp." + dead));
+  fs::create_directories(dir / ("model.moegrad-old." + dead));
+  touch(dir / ("model.moegrad-old." + dead) / "config.json");
+  // Kept: a running writer's temporaries (this process's; pid 1's), and names that only look
+  // like temporaries, a user's among them.
+  touch(temporary_name((dir / "metrics.jsonl").string()));
+  fs::create_directories(checkpoints / ".step-00000008.moegrad-tmp.1");
+  const std::vector<std::string> lookalikes = {"notes.moegrad-tmp.", "notes.moegrad-tmp.12a",
+                                               "notes.old." + dead, "notes.tmp." + dead};
+  for (const std::string& name : lookalikes) touch(dir / name);
 
   EXPECT_EQ(remove_abandoned_temporaries(dir.string()), 3);
-  EXPECT_FALSE(fs::exists(dir / ("summary.json.tmp." + dead)));
-  EXPECT_FALSE(fs::exists(dir / "checkpoints" / (".step-00000004.tmp." + dead)));
-  EXPECT_FALSE(fs::exists(dir / ("model.old." + dead)));
-  for (const std::string kept : {"metrics.jsonl.tmp." + alive, std::string("notes.tmp."),
-                                 std::string("notes.tmp.12a"), std::string("summary.json")})
-    EXPECT_TRUE(fs::exists(dir / kept)) << kept;
-  // pid 1 always runs.
-  EXPECT_TRUE(fs::exists(dir / "checkpoints" / ".step-00000004.tmp.1"));
+  EXPECT_FALSE(fs::exists(dir / ("summary.json.moegrad-tmp." + dead)));
+  EXPECT_FALSE(fs::exists(unfinished));
+  EXPECT_FALSE(fs::exists(dir / ("model.moegrad-old." + dead)));
+  EXPECT_TRUE(fs::exists(temporary_name((dir / "metrics.jsonl").string())));
+  EXPECT_TRUE(fs::exists(checkpoints / ".step-00000008.moegrad-tmp.1"));
+  for (const std::string& name : lookalikes) EXPECT_TRUE(fs::exists(dir / name)) << name;
   EXPECT_EQ(remove_abandoned_temporaries(dir.string()), 0);
   fs::remove_all(dir);
 }

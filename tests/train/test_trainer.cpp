@@ -135,12 +135,12 @@ TEST_F(TrainerTest, ResumingFromTheFinalCheckpointRepeatsNoEvaluationAndClearsWh
   const auto before = metrics("last");
   // As a kill while the final model was being published leaves it, the kill having also come
   // before an older checkpoint was deleted, and during the deletion of another.
-  fs::rename(run / "model", run / "model.old.999999999");
+  fs::rename(run / "model", run / "model.moegrad-old.999999999");
   fs::remove(run / "summary.json");
-  std::ofstream(run / "summary.json.tmp.999999999") << "{";
+  std::ofstream(run / "summary.json.moegrad-tmp.999999999") << "{";
   const fs::path checkpoints = run / "checkpoints";
   fs::copy(checkpoints / "step-00000006", checkpoints / "step-00000003");
-  fs::copy(checkpoints / "step-00000006", checkpoints / "step-00000002.old.999999999");
+  fs::copy(checkpoints / "step-00000006", checkpoints / "step-00000002.moegrad-old.999999999");
 
   Trainer resumed(load_config(cfg), true);
   EXPECT_EQ(resumed.step(), 6);

@@ -68,7 +68,10 @@ void publish(const fs::path& tmp, const fs::path& target) {
 
 // Hidden (a leading dot), so that listings of checkpoints pass over it.
 fs::path temp_dir_for(const fs::path& target) {
-  return temporary_name((target.parent_path() / ("." + target.filename().string())).string());
+  // Appended, not "." + string: GCC 12 warns falsely (-Wrestrict) about the latter.
+  std::string hidden = ".";
+  hidden += target.filename().string();
+  return temporary_name((target.parent_path() / hidden).string());
 }
 
 }  // namespace

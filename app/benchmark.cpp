@@ -287,7 +287,8 @@ std::string steered_cells(const ordered_json& steered, const ordered_json& diff,
 void print_steered(const ordered_json& steered, const ordered_json& diff, const std::vector<std::string>& metrics) {
   std::printf("  steered");
   for (const std::string& m : metrics)
-    std::printf("  %s %s (%s)", m.c_str(), shown(steered[m]).c_str(), shown(diff[m], "%+.4f").c_str());
+    std::printf("  %s %s (%s)", m.c_str(), shown(steered[m]).c_str(),
+                shown(diff[m], "%+.4f").c_str());
   std::printf("\n");
 }
 

@@ -130,12 +130,12 @@ TEST(CliBenchmark, ProxiesThenScoresOfEveryBenchmark) {
   fs::create_directories(dir / "long" / "en");
   std::string words;
   for (int i = 0; i < 300; ++i) words += " cat";
-  std::ofstream(dir / "long" / "en" / "data.tsv") << "sen\twrong_sen\n" << words << "\t" << words << " dog\n";
+  std::ofstream(dir / "long" / "en" / "data.tsv")
+      << "sen\twrong_sen\n" << words << "\t" << words << " dog\n";
   r = moegrad("benchmark run --model '" + (dir / "model").string() + "' --device cpu --out '" +
               (dir / "rl").string() + "' --multiblimp '" + (dir / "long").string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "pairs     0  acc n/a  acc_norm n/a  acc_token_norm n/a  skipped 1"))
-      << r.output;
+  EXPECT_TRUE(contains(r.output, "acc n/a  acc_norm n/a  acc_token_norm n/a  skipped 1")) << r.output;
   EXPECT_TRUE(contains(read_file(dir / "rl" / "multiblimp.csv"), "\nen,false,0,,,,1\n"));
 
   // A broken benchmark file fails naming the file, the line and the problem.

@@ -19,8 +19,9 @@ TEST(DirectoryLock, ASecondHolderIsRefusedUntilTheFirstLetsGo) {
   fs::create_directories(dir);
   std::optional<DirectoryLock> first;
   first.emplace(dir.string(), "run directory");
-  testing::expect_error([&] { DirectoryLock(dir.string(), "run directory"); },
-                        "the run directory " + dir.string() + " is in use by another moegrad process");
+  testing::expect_error(
+      [&] { DirectoryLock(dir.string(), "run directory"); },
+      "the run directory " + dir.string() + " is in use by another moegrad process");
   first.reset();
   EXPECT_NO_THROW(DirectoryLock(dir.string(), "run directory"));
   testing::expect_error([&] { DirectoryLock((dir / "missing").string(), "run directory"); },

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "app/cli.h"
 #include "app/model_args.h"
 #include "core/io/atomic_file.h"
 #include "core/split_list.h"
@@ -54,13 +55,7 @@ po::options_description analyze_options() {
   return options;
 }
 
-// A table cell; empty where the value is undefined (a correlation over too few pairs).
-std::string number(const json& v) {
-  if (!v.is_number() || !std::isfinite(v.get<double>())) return "";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
-  return buf;
-}
+std::string number(const json& v) { return v.is_number() ? csv_number(v.get<double>()) : ""; }
 
 // layers.csv: one row per layer and language; summary.csv: one row per layer; experts.csv: the
 // language-specific and shared experts of each layer; overlap.csv: one row per language pair.

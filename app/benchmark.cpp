@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "app/cli.h"
 #include "app/model_args.h"
 #include "app/progress.h"
 #include "core/io/atomic_file.h"
@@ -237,15 +238,7 @@ std::map<std::string, std::string> benchmark_files(const std::string& flag, cons
   return out;
 }
 
-// A table cell: empty where nothing was scored (every item skipped), which CSV readers take
-// for a missing value.
-std::string number(const ordered_json& v) {
-  const double x = v.get<double>();
-  if (!std::isfinite(x)) return "";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", x);
-  return buf;
-}
+std::string number(const ordered_json& v) { return csv_number(v.get<double>()); }
 
 // A value printed for the terminal: "n/a" where nothing was scored.
 std::string shown(const ordered_json& v, const char* format = "%.4f") {

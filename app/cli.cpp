@@ -1,6 +1,8 @@
 #include "app/cli.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 
 namespace moegrad::app {
@@ -84,6 +86,13 @@ int run_subcommand(const std::string& command, const std::vector<Subcommand>& su
   for (const Subcommand& s : subcommands)
     if (args[0] == s.name) return s.run(Args(args.begin() + 1, args.end()));
   throw UsageError(command, "unknown subcommand '" + args[0] + "' (expected " + names + ")");
+}
+
+std::string csv_number(double x) {
+  if (!std::isfinite(x)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
 }
 
 }  // namespace moegrad::app

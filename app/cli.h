@@ -42,6 +42,10 @@ Device selected_device(const std::string& command, const po::variables_map& vm);
 // arguments.
 void split_config_overrides(const Args& args, Args& own, Args& overrides);
 
+// A number in a CSV table (%.6g); empty where it is not finite (an undefined correlation, an
+// accuracy over nothing scored), which CSV readers take for a missing value.
+std::string csv_number(double x);
+
 // A command with subcommands (moegrad data build, ...): each its name, a line on what it does,
 // and its runner, which gets the arguments after its name.
 struct Subcommand {

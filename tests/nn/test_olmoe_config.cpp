@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "nn/olmoe_config.h"
 #include "tests/testing.h"
@@ -98,45 +101,46 @@ TEST(OlmoeConfig, RoundTripsThroughAFile) {
 }
 
 TEST(OlmoeConfig, Errors) {
-  auto parse = [](const std::string& text) {
-    return [text] { OlmoeConfig::from_json_string(text, "x/config.json"); };
+  // Each config.json text, and what its error must say.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{not json", "x/config.json: invalid JSON"},
+      {R"({"hidden_size": 8})", "x/config.json: missing required field 'model_type'"},
+      {R"({"model_type": "llama"})", "field 'model_type' must be \"olmoe\""},
+      {R"({"model_type": "olmoe", "hidden_sise": 8})",
+       "x/config.json: field 'hidden_sise' is not an OlmoeConfig field"},
+      {R"({"model_type": "olmoe", "hidden_size": "8"})",
+       "x/config.json: field 'hidden_size' must be an integer"},
+      {R"({"model_type": "olmoe", "rope_theta": true})",
+       "field 'rope_theta' must be a finite number, got true"},
+      {R"({"model_type": "olmoe", "norm_topk_prob": 1})",
+       "field 'norm_topk_prob' must be true or false, got 1"},
+      {R"({"model_type": "olmoe", "hidden_act": "gelu"})", "field 'hidden_act'"},
+      {R"({"model_type": "olmoe", "attention_bias": true})",
+       "field 'attention_bias' must be false"},
+      {R"({"model_type": "olmoe", "tie_word_embeddings": true})",
+       "field 'tie_word_embeddings' must be false"},
+      {R"({"model_type": "olmoe", "rope_scaling": {"type": "linear"}})", "field 'rope_scaling'"},
+      {R"({"model_type": "olmoe", "rope_parameters": {"rope_theta": "1e4"}})",
+       "x/config.json: field 'rope_parameters.rope_theta' must be a finite number"},
+      {R"({"model_type": "olmoe", "rope_parameters": {"factor": 2}})",
+       "field 'rope_parameters.factor' is not supported"},
+      {R"({"model_type": "olmoe", "rope_parameters": [1]})",
+       "field 'rope_parameters' must be an object, got [1]"},
+      {R"({"model_type": "olmoe", "eos_token_id": 1.5})",
+       "field 'eos_token_id' must be an integer, got 1.5"},
+      {R"({"model_type": "olmoe", "num_experts": 4})",
+       "num_experts_per_tok 8 exceeds num_experts 4"},
+      {R"({"model_type": "olmoe", "num_key_value_heads": 5})",
+       "must be a multiple of num_key_value_heads 5"},
+      {R"({"model_type": "olmoe", "rms_norm_eps": 0})",
+       "field 'rms_norm_eps' must be a finite number > 0, got 0"},
+      {R"({"model_type": "olmoe", "initializer_range": -0.02})",
+       "field 'initializer_range' must be a finite number >= 0, got -0.02"},
+      {R"({"model_type": "olmoe", "clip_qkv": 0})",
+       "field 'clip_qkv' must be a finite number > 0 (or null), got 0"},
   };
-  expect_error(parse(R"({"hidden_size": 8})"),
-               "x/config.json: missing required field 'model_type'");
-  expect_error(parse(R"({"model_type": "llama"})"), "field 'model_type' must be \"olmoe\"");
-  expect_error(parse(R"({"model_type": "olmoe", "hidden_sise": 8})"),
-               "x/config.json: field 'hidden_sise' is not an OlmoeConfig field");
-  expect_error(parse(R"({"model_type": "olmoe", "hidden_size": "8"})"),
-               "x/config.json: field 'hidden_size' must be an integer");
-  expect_error(parse(R"({"model_type": "olmoe", "rope_theta": true})"),
-               "field 'rope_theta' must be a finite number, got true");
-  expect_error(parse(R"({"model_type": "olmoe", "norm_topk_prob": 1})"),
-               "field 'norm_topk_prob' must be true or false, got 1");
-  expect_error(parse(R"({"model_type": "olmoe", "hidden_act": "gelu"})"), "field 'hidden_act'");
-  expect_error(parse(R"({"model_type": "olmoe", "attention_bias": true})"),
-               "field 'attention_bias' must be false");
-  expect_error(parse(R"({"model_type": "olmoe", "tie_word_embeddings": true})"),
-               "field 'tie_word_embeddings' must be false");
-  expect_error(parse(R"({"model_type": "olmoe", "rope_scaling": {"type": "linear"}})"),
-               "field 'rope_scaling'");
-  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": {"rope_theta": "1e4"}})"),
-               "x/config.json: field 'rope_parameters.rope_theta' must be a finite number");
-  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": {"factor": 2}})"),
-               "field 'rope_parameters.factor' is not supported");
-  expect_error(parse(R"({"model_type": "olmoe", "rope_parameters": [1]})"),
-               "field 'rope_parameters' must be an object, got [1]");
-  expect_error(parse(R"({"model_type": "olmoe", "eos_token_id": 1.5})"),
-               "field 'eos_token_id' must be an integer, got 1.5");
-  expect_error(parse(R"({"model_type": "olmoe", "num_experts": 4})"),
-               "num_experts_per_tok 8 exceeds num_experts 4");
-  expect_error(parse(R"({"model_type": "olmoe", "num_key_value_heads": 5})"),
-               "must be a multiple of num_key_value_heads 5");
-  expect_error(parse(R"({"model_type": "olmoe", "rms_norm_eps": 0})"),
-               "field 'rms_norm_eps' must be a finite number > 0, got 0");
-  expect_error(parse(R"({"model_type": "olmoe", "initializer_range": -0.02})"),
-               "field 'initializer_range' must be a finite number >= 0, got -0.02");
-  expect_error(parse(R"({"model_type": "olmoe", "clip_qkv": 0})"),
-               "field 'clip_qkv' must be a finite number > 0 (or null), got 0");
+  for (const auto& [text, message] : cases)
+    expect_error([&] { OlmoeConfig::from_json_string(text, "x/config.json"); }, message);
   // An experiment config's [model] can say inf, which JSON cannot; it once trained on zeros.
   const double inf = std::numeric_limits<double>::infinity();
   for (double OlmoeConfig::*field : {&OlmoeConfig::rms_norm_eps, &OlmoeConfig::rope_theta,
@@ -147,7 +151,6 @@ TEST(OlmoeConfig, Errors) {
     c.*field = std::nan("");
     expect_error([&] { c.validate("run.cfg [model]"); }, "must be a finite number");
   }
-  expect_error(parse("{not json"), "x/config.json: invalid JSON");
   expect_error([] { OlmoeConfig::load("/nonexistent/config.json"); },
                "cannot open /nonexistent/config.json");
 }

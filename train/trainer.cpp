@@ -471,10 +471,19 @@ void Trainer::run() {
       }
     } catch (const NonFiniteLoss& e) {
       const std::string last = latest_checkpoint((fs::path(run_dir_) / "checkpoints").string());
+      // Before the first update the learning rate has had no effect: the model it starts from
+      // gives the non-finite value.
+      const std::string advice =
+          step_ > 0 ? "lower train.lr or raise train.warmup_steps, then --resume"
+          : config_.model.from.empty()
+              ? "no update was applied yet, so the new model itself gives it: check "
+                "model.initializer_range"
+              : "no update was applied yet, so the model of model.from (" + config_.model.from +
+                    ") gives it: check its weights";
       const std::string msg = "step " + std::to_string(step_ + 1) + ": " + e.what() +
                               ". Stopped; the last good checkpoint is " +
-                              (last.empty() ? std::string("(none yet)") : last) +
-                              " (lower train.lr or raise train.warmup_steps, then --resume)";
+                              (last.empty() ? std::string("(none yet)") : last) + " (" + advice +
+                              ")";
       say(msg);
       throw Error(msg);
     }

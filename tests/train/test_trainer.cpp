@@ -501,9 +501,18 @@ TEST_F(TrainerTest, ANonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
   const std::string message = testing::error_of([&] { trainer.run(); });
   EXPECT_NE(message.find("no parameter was updated"), std::string::npos) << message;
   EXPECT_NE(message.find("step-00000003"), std::string::npos) << message;
+  EXPECT_NE(message.find("lower train.lr"), std::string::npos) << message;
   // The checkpoint it names is intact.
   EXPECT_NO_THROW(load_checkpoint(
       (dir_ / "runs" / "diverge" / "checkpoints" / "step-00000003").string()));
+}
+
+TEST_F(TrainerTest, ANonFiniteFirstStepBlamesTheStartingModelNotTheLearningRate) {
+  Trainer trainer(load_config(write_config("blowup"), {"--model.initializer_range=1e20"}), false);
+  const std::string message = testing::error_of([&] { trainer.run(); });
+  EXPECT_NE(message.find("step 1: "), std::string::npos) << message;
+  EXPECT_NE(message.find("check model.initializer_range"), std::string::npos) << message;
+  EXPECT_EQ(message.find("train.lr"), std::string::npos) << message;
 }
 
 TEST_F(TrainerTest, BadConfigsNameTheFileAndTheKey) {
